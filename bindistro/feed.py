@@ -1,0 +1,69 @@
+"""`bindistro feed index|check`: work on any feed directory, an OE deploy directory included."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import Problem
+from .formats import FORMATS, Format
+from .formats.base import (Indexed, PackageError, PackageInfo, compare_with_index, index_entries,
+                           scan_files)
+from .formats.ipk import stamp_of
+from .progress import progress
+from .store.objects import hash_file
+
+
+def detect_format(feed_dir: Path) -> Format:
+    for f in FORMATS.values():
+        if f.find_indexes(feed_dir) or any(feed_dir.rglob(f"*{f.suffix}")):
+            return f
+    raise ValueError(f"{feed_dir}: no packages or index of a known format (ipk, rpm, deb)")
+
+
+def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
+          checksums: tuple[str, ...] = ("md5", "sha256")) -> tuple[list[Path], int, int]:
+    """Index `feed_dir` in place. Files whose stamp matches the old index are not re-read.
+
+    Returns (files written, packages read, packages reused).
+    """
+    old = {}
+    stamps = fmt.read_stamps(feed_dir) if hasattr(fmt, "read_stamps") else {}
+    if stamps:
+        for idx in fmt.find_indexes(feed_dir):
+            if fmt.index_dir(idx) == feed_dir:
+                old = {e.filename: e for e in fmt.read_index(idx)}
+    items, read, reused = [], 0, 0
+    files = scan_files(fmt, feed_dir)
+    for rel in progress(files, f"indexing {feed_dir.name or feed_dir}"):
+        path = feed_dir / rel
+        stamp = stamp_of(path)
+        e = old.get(rel)
+        if e and stamps.get(rel) == stamp and all(c in e.sums for c in checksums):
+            info = PackageInfo(e.name, e.version, e.arch, e.fields)
+            items.append(Indexed(rel, info, e.size, e.sums.get("md5", ""), e.sums.get("sha256", ""), stamp))
+            reused += 1
+            continue
+        info = fmt.read(path, deep=False)
+        sha, md5, size = hash_file(path)
+        items.append(Indexed(rel, info, size, md5, sha, stamp))
+        read += 1
+    return fmt.write_index(feed_dir, items, all_versions, checksums), read, reused
+
+
+def check(fmt: Format, feed_dir: Path) -> tuple[list[Problem], int]:
+    """Every problem of a feed: unreadable packages and disagreements with its index."""
+    entries, problems = index_entries(fmt, feed_dir)
+    if not fmt.find_indexes(feed_dir):
+        problems.append(Problem(str(feed_dir), f"no {fmt.name} index found"))
+    sums, names = {}, {}
+    files = scan_files(fmt, feed_dir)
+    for rel in progress(files, f"checking {feed_dir.name or feed_dir}"):
+        path = feed_dir / rel
+        sha, md5, size = hash_file(path)
+        sums[rel] = (sha, md5, size)
+        try:
+            info = fmt.read(path, deep=True)
+            names[rel] = (info.name, info.version, info.arch)
+        except PackageError as e:
+            problems += [Problem(str(path), m) for m in e.problems]
+    problems += compare_with_index(fmt, feed_dir, entries, sums, names)
+    return problems, len(files)

@@ -1,0 +1,183 @@
+"""The one interface every package format implements, and the logic all formats share."""
+from __future__ import annotations
+
+import io
+import posixpath
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zstandard
+
+from ..errors import Problem
+
+
+class PackageError(Exception):
+    """A package file is unusable; carries every problem found in it."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass
+class PackageInfo:
+    name: str
+    version: str      # exactly as the index writes it
+    arch: str
+    fields: dict      # control/header fields in file order, values as written
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IndexEntry:
+    filename: str     # relative to the directory holding the index
+    name: str
+    version: str
+    arch: str
+    size: int | None
+    sums: dict        # {"md5": hex, "sha256": hex} as far as the index carries them
+    fields: dict
+
+
+@dataclass
+class Indexed:
+    """A package file ready to be listed in an index."""
+    filename: str     # relative to the feed directory
+    info: PackageInfo
+    size: int
+    md5: str
+    sha256: str
+    stamp: int = 0
+
+
+class Format:
+    """Plug-in interface: read a package, read and write a feed's index."""
+    name: str = ""
+    suffix: str = ""
+
+    def read(self, path: Path, deep: bool = True) -> PackageInfo:
+        """Parse a package; `deep` also checks the payload. Raises PackageError."""
+        raise NotImplementedError
+
+    def find_indexes(self, feed_dir: Path) -> list[Path]:
+        """Index files under `feed_dir` (each lists files relative to its own directory)."""
+        raise NotImplementedError
+
+    def read_index(self, index: Path) -> list[IndexEntry]:
+        raise NotImplementedError
+
+    def write_index(self, feed_dir: Path, items: list[Indexed], all_versions: bool = True,
+                    checksums: tuple[str, ...] = ("md5", "sha256")) -> list[Path]:
+        """Write the index of `feed_dir` atomically; returns the files written."""
+        raise NotImplementedError
+
+    def version_cmp(self, a: str, b: str) -> int:
+        raise NotImplementedError
+
+    def index_dir(self, index: Path) -> Path:
+        return index.parent
+
+
+# --- payload checks shared by all formats -------------------------------------------------------
+
+def open_tar(name: str, data: bytes | io.IOBase) -> tarfile.TarFile:
+    """Open a (possibly compressed) tar member by its name's suffix, zstd included."""
+    raw = io.BytesIO(data) if isinstance(data, bytes) else data
+    if name.endswith(".zst"):
+        reader = zstandard.ZstdDecompressor().stream_reader(raw)
+        return tarfile.open(fileobj=reader, mode="r|")
+    return tarfile.open(fileobj=raw, mode="r|*")
+
+
+def tar_problems(tf: tarfile.TarFile, what: str, names: list[str] | None = None) -> list[str]:
+    """Members that would escape the install root: absolute paths, '..', links pointing outside."""
+    out = []
+    for m in tf:
+        n = m.name
+        if names is not None:
+            names.append(n)
+        if n.startswith("/"):
+            out.append(f"{what}: member {n!r} has an absolute path")
+            continue
+        parts = n.split("/")
+        if ".." in parts:
+            out.append(f"{what}: member {n!r} contains '..'")
+            continue
+        if m.issym() or m.islnk():
+            target = m.linkname
+            if m.issym() and target.startswith("/"):
+                continue  # absolute symlinks resolve inside the device's root
+            base = posixpath.dirname(posixpath.normpath(n)) if m.issym() else ""
+            resolved = posixpath.normpath(posixpath.join(base, target))
+            if resolved == ".." or resolved.startswith("../") or resolved.startswith("/"):
+                out.append(f"{what}: {'symlink' if m.issym() else 'hard link'} {n!r} -> {target!r} points outside the package")
+    return out
+
+
+# --- feed checking: the same for every format ----------------------------------------------------
+
+def scan_files(fmt: Format, feed_dir: Path) -> list[str]:
+    return sorted(str(p.relative_to(feed_dir)) for p in feed_dir.rglob(f"*{fmt.suffix}") if p.is_file())
+
+
+def index_entries(fmt: Format, feed_dir: Path) -> tuple[dict[str, IndexEntry], list[Problem]]:
+    """All index entries under `feed_dir`, keyed by path relative to `feed_dir`."""
+    entries: dict[str, IndexEntry] = {}
+    problems: list[Problem] = []
+    for idx in fmt.find_indexes(feed_dir):
+        try:
+            listed = fmt.read_index(idx)
+        except (ValueError, UnicodeDecodeError, OSError) as e:
+            problems.append(Problem(str(idx), f"unreadable index: {e}"))
+            continue
+        base = fmt.index_dir(idx).relative_to(feed_dir)
+        for e in listed:
+            rel = posixpath.normpath(posixpath.join(str(base), e.filename)) if str(base) != "." else posixpath.normpath(e.filename)
+            if rel.startswith("../") or rel.startswith("/"):
+                problems.append(Problem(str(idx), f"entry {e.name} {e.version}: Filename {e.filename!r} points outside the feed"))
+                continue
+            entries[rel] = e
+    return entries, problems
+
+
+def compare_with_index(fmt: Format, feed_dir: Path, entries: dict[str, IndexEntry],
+                       sums: dict[str, tuple[str, str, int]], names: dict[str, tuple[str, str, str]]
+                       ) -> list[Problem]:
+    """Index entry without file, file without entry, size/checksum mismatch.
+
+    `sums`: rel path -> (sha256, md5, size) of files present; `names`: rel path -> (name, version, arch).
+    A file left out of an index that lists a newer version of the same package is only a warning:
+    opkg-make-index and apt-ftparchive list the newest version by default.
+    """
+    problems: list[Problem] = []
+    for rel, e in sorted(entries.items()):
+        p = str(feed_dir / rel)
+        if rel not in sums:
+            problems.append(Problem(p, f"listed in the index ({e.name} {e.version}) but the file is missing"))
+            continue
+        sha, md5, size = sums[rel]
+        if e.size is not None and e.size != size:
+            problems.append(Problem(p, f"size {size} differs from the index's {e.size}"))
+        if e.sums.get("sha256") and e.sums["sha256"] != sha:
+            problems.append(Problem(p, "SHA256 differs from the index"))
+        if e.sums.get("md5") and e.sums["md5"] != md5:
+            problems.append(Problem(p, "MD5 differs from the index"))
+    if not entries:
+        return problems
+    newest: dict[tuple[str, str], str] = {}
+    for e in entries.values():
+        k = (e.name, e.arch)
+        if k not in newest or fmt.version_cmp(e.version, newest[k]) > 0:
+            newest[k] = e.version
+    for rel in sorted(sums):
+        if rel in entries:
+            continue
+        p = str(feed_dir / rel)
+        nva = names.get(rel)
+        if nva and (nva[0], nva[2]) in newest and fmt.version_cmp(nva[1], newest[(nva[0], nva[2])]) < 0:
+            problems.append(Problem(p, f"not in the index; superseded by {nva[0]} {newest[(nva[0], nva[2])]}",
+                                    severity="warning"))
+        else:
+            problems.append(Problem(p, "file is not listed in any index"))
+    return problems

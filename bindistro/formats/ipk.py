@@ -1,0 +1,173 @@
+"""ipk (opkg) packages and feeds, as OE's package_ipk and opkg-utils' opkg-make-index make them.
+
+An ipk is an ar archive: `debian-binary` ("2.0\\n"), `control.tar.gz`, `data.tar.<zst|xz|gz>`.
+The feed index `Packages` lists fields in opkg-make-index's fixed order; unknown control fields are
+dropped, as opkg-make-index does without -f.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from pathlib import Path
+
+from debian import arfile, deb822
+from debian.debian_support import version_compare
+
+from ..store.objects import write_bytes_atomic
+from .base import Format, IndexEntry, Indexed, PackageError, PackageInfo, open_tar, tar_problems
+
+# (lower-case control field, index field name) in opkg-make-index's order; None marks the sums.
+INDEX_ORDER = [
+    ("package", "Package"), ("version", "Version"), ("depends", "Depends"),
+    ("provides", "Provides"), ("replaces", "Replaces"), ("conflicts", "Conflicts"),
+    ("suggests", "Suggests"), ("recommends", "Recommends"), ("section", "Section"),
+    ("architecture", "Architecture"), ("maintainer", "Maintainer"), (None, None),
+    ("size", "Size"), ("installed-size", "InstalledSize"), ("filename", "Filename"),
+    ("source", "Source"), ("description", "Description"), ("oe", "OE"),
+    ("homepage", "HomePage"), ("license", "License"), ("priority", "Priority"), ("tags", "Tags"),
+]
+REQUIRED = ("Package", "Version", "Architecture")
+
+
+def parse_control(data: bytes, what: str) -> dict:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PackageError([f"{what} is not UTF-8 (byte {e.start})"]) from None
+    return dict(deb822.Deb822(text))
+
+
+def missing_fields(fields: dict, required=REQUIRED) -> list[str]:
+    lower = {k.lower(): v for k, v in fields.items()}
+    return [f"control lacks field {f}" for f in required if not str(lower.get(f.lower(), "")).strip()]
+
+
+class Ipk(Format):
+    name = "ipk"
+    suffix = ".ipk"
+
+    def read(self, path: Path, deep: bool = True) -> PackageInfo:
+        try:
+            ar = arfile.ArFile(str(path))
+        except (arfile.ArError, OSError, ValueError) as e:
+            raise PackageError([f"not an ar archive ({e})"]) from None
+        names = ar.getnames()
+        problems = []
+        if names[:1] != ["debian-binary"]:
+            problems.append("first ar member is not debian-binary")
+        ctl = next((n for n in names if n.startswith("control.tar")), None)
+        data = next((n for n in names if n.startswith("data.tar")), None)
+        if not ctl:
+            raise PackageError(problems + ["no control.tar.* member"])
+        if not data:
+            problems.append("no data.tar.* member")
+        try:
+            tf = open_tar(ctl, ar.getmember(ctl).read())
+            control = None
+            for m in tf:
+                if m.name in ("control", "./control") and m.isfile():
+                    control = tf.extractfile(m).read()
+        except Exception as e:  # tarfile/zstd raise many kinds on corrupt input
+            raise PackageError(problems + [f"{ctl} is not a readable tar ({e})"]) from None
+        if control is None:
+            raise PackageError(problems + [f"{ctl} has no control file"])
+        fields = parse_control(control, "control")
+        problems += missing_fields(fields)
+        files: list[str] = []
+        if deep and data:
+            try:
+                problems += tar_problems(open_tar(data, ar.getmember(data)), data, files)
+            except Exception as e:
+                problems.append(f"{data} is not a readable tar ({e})")
+        if problems:
+            raise PackageError(problems)
+        return PackageInfo(fields["Package"], fields["Version"], fields["Architecture"], fields,
+                           files)
+
+    def version_cmp(self, a: str, b: str) -> int:
+        return version_compare(a, b)
+
+    def find_indexes(self, feed_dir: Path) -> list[Path]:
+        """`Packages`, or `Packages.gz` where a feed publishes only that."""
+        out = []
+        for p in sorted(feed_dir.rglob("Packages*")):
+            if p.name == "Packages" or (p.name == "Packages.gz" and not p.with_suffix("").exists()):
+                if p.is_file():
+                    out.append(p)
+        return out
+
+    def read_index(self, index: Path) -> list[IndexEntry]:
+        out = []
+        data = index.read_bytes()
+        if index.suffix == ".gz":
+            data = gzip.decompress(data)
+        for par in deb822.Deb822.iter_paragraphs(io.StringIO(data.decode("utf-8")), use_apt_pkg=False):
+            if "Package" not in par:
+                continue
+            size = par.get("Size")
+            out.append(IndexEntry(
+                filename=par.get("Filename", ""), name=par["Package"], version=par.get("Version", ""),
+                arch=par.get("Architecture", ""), size=int(size) if size else None,
+                sums={k: par[f] for k, f in (("md5", "MD5Sum"), ("sha256", "SHA256sum")) if f in par},
+                fields=dict(par)))
+        return out
+
+    def stanza(self, it: Indexed, checksums=("md5", "sha256")) -> str:
+        # opkg-make-index reads control files as bytes and so drops every continuation line:
+        # a multi-line Description keeps only its summary line in the index.
+        lower = {k.lower(): str(v).split("\n", 1)[0].rstrip() for k, v in it.info.fields.items()}
+        lower["size"] = str(it.size)
+        lower["filename"] = it.filename
+        out = []
+        for key, label in INDEX_ORDER:
+            if key is None:
+                if "md5" in checksums:
+                    out.append(f"MD5Sum: {it.md5}\n")
+                if "sha256" in checksums:
+                    out.append(f"SHA256sum: {it.sha256}\n")
+                continue
+            v = lower.get(key)
+            if v:
+                out.append(f"{label}: {v}\n")
+        return "".join(out) + "\n"
+
+    def select(self, items: list[Indexed], all_versions: bool) -> list[Indexed]:
+        """Key and order as opkg-make-index: name:arch (newest wins) or, with -a, name:arch:version."""
+        chosen: dict[str, Indexed] = {}
+        for it in sorted(items, key=lambda i: i.filename):
+            i = it.info
+            key = f"{i.name}:{i.arch}:{i.version}" if all_versions else f"{i.name}:{i.arch}"
+            old = chosen.get(key)
+            if old is None or self.version_cmp(i.version, old.info.version) >= 0:
+                chosen[key] = it
+        return [chosen[k] for k in sorted(chosen)]
+
+    def render(self, items: list[Indexed], all_versions: bool = True, checksums=("md5", "sha256")) -> str:
+        return "".join(self.stanza(it, checksums) for it in self.select(items, all_versions))
+
+    def write_index(self, feed_dir: Path, items: list[Indexed], all_versions: bool = True,
+                    checksums: tuple[str, ...] = ("md5", "sha256")) -> list[Path]:
+        text = self.render(items, all_versions, checksums).encode("utf-8")
+        stamps = "".join(f"{it.stamp} {it.filename}\n" for it in sorted(items, key=lambda i: i.filename))
+        out = [feed_dir / "Packages.stamps", feed_dir / "Packages.gz", feed_dir / "Packages"]
+        # Packages last: a reader that sees the new Packages also sees the new .gz
+        write_bytes_atomic(out[0], stamps.encode())
+        write_bytes_atomic(out[1], gzip.compress(text, 9, mtime=0))
+        write_bytes_atomic(out[2], text)
+        return out
+
+    def read_stamps(self, feed_dir: Path) -> dict[str, int]:
+        p = feed_dir / "Packages.stamps"
+        out = {}
+        if p.exists():
+            for line in p.read_text().splitlines():
+                s, _, f = line.partition(" ")
+                if f and s.isdigit():
+                    out[f] = int(s)
+        return out
+
+
+def stamp_of(path: Path) -> int:
+    # opkg-make-index compares the ctime it recorded to decide whether to re-read a package
+    return int(os.stat(path).st_ctime)

@@ -1,0 +1,59 @@
+"""The data that flows through the cycle: build dir -> candidate -> release.
+
+Plain typed records; reading them from disk and writing them to the DB live elsewhere.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+# Artifact kinds. Packages go to feeds; everything else goes under releases/<name>/.
+PACKAGE = "package"
+IMAGE = "image"
+BUILDHISTORY = "buildhistory"
+PRDB = "prdb"
+HASHEQUIV = "hashequiv"
+CONF = "conf"
+LOG = "log"
+SBOM = "sbom"
+
+
+@dataclass
+class Artifact:
+    path: str            # where it was found, relative to the staged directory
+    kind: str
+    sha256: str
+    size: int
+    md5: str = ""
+    format: str | None = None   # ipk | rpm | deb for packages
+    name: str | None = None
+    version: str | None = None  # exactly the index's Version field
+    arch: str | None = None
+    meta: dict = field(default_factory=dict)  # control fields for packages, machine for images, ...
+
+    @property
+    def filename(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Candidate:
+    id: int
+    source: str
+    created: str
+    artifacts: list[Artifact]
+    warnings: list[str] = field(default_factory=list)
+
+    def packages(self) -> list[Artifact]:
+        return [a for a in self.artifacts if a.kind == PACKAGE]
+
+
+@dataclass
+class Release:
+    name: str
+    seq: int
+    candidate: int
+    created: str
+    eol: str | None = None

@@ -1,0 +1,1 @@
+"""SAMPLE DATA generator: Yocto-shaped build directories with real packages and made-up contents."""

@@ -1,0 +1,262 @@
+"""SAMPLE DATA: write a Yocto-shaped build directory (TOPDIR) for one release of the sample distro.
+
+Layout follows OE: tmp/deploy/ipk/<arch>/ with opkg-make-index indexes, tmp/deploy/images/<machine>/,
+buildhistory/ (a git repository with one commit per release), conf/, cache/prserv.sqlite3,
+cache/hashserv.db, tmp/log/cooker/<machine>/. Nothing in it comes from a real build.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import zstandard
+
+from .. import feed
+from ..formats import get as get_format
+from ..progress import progress
+from . import buildhistory
+from .ipkbuild import _tar, write_ipk
+from .packages import File, Pkg, build_packages
+from .recipes import ALL, IMAGE_INSTALL, MACH, Recipe, at_release
+
+MARKER = ".bindistro-sample"
+IMAGE = "core-image-minimal"
+
+
+@dataclass(frozen=True)
+class MachineDef:
+    name: str
+    tune: str
+    arch: str     # MACHINE_ARCH
+
+    @property
+    def archs(self) -> list[str]:
+        return ["all", self.tune, self.arch]
+
+
+MACHINES = [MachineDef("qemux86-64", "core2-64", "qemux86_64"), MachineDef("qemuarm64", "cortexa57", "qemuarm64")]
+
+
+def release_time(release: int) -> dt.datetime:
+    return dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc) + dt.timedelta(days=30 * (release - 1))
+
+
+def all_packages(recipes: dict[str, Recipe]) -> list[Pkg]:
+    out = []
+    for r in sorted(recipes.values(), key=lambda r: r.pn):
+        if r.kind == ALL:
+            archs = ["all"]
+        elif r.kind == MACH:
+            archs = [m.arch for m in MACHINES]
+        else:
+            archs = list(dict.fromkeys(m.tune for m in MACHINES))
+        for a in archs:
+            out += build_packages(r, a)
+    return out
+
+
+def image_packages(pkgs: list[Pkg], m: MachineDef) -> list[Pkg]:
+    """IMAGE_INSTALL plus its Depends closure, each name resolved in the machine's arch priority."""
+    prio = {a: i for i, a in enumerate(m.archs)}
+    by_name: dict[str, Pkg] = {}
+    providers: dict[str, Pkg] = {}
+    for p in pkgs:
+        if p.arch not in prio:
+            continue
+        cur = by_name.get(p.name)
+        if cur is None or prio[p.arch] > prio[cur.arch]:
+            by_name[p.name] = p
+        for v in p.provides:
+            providers.setdefault(v, p)
+    chosen: dict[str, Pkg] = {}
+    todo = list(IMAGE_INSTALL)
+    while todo:
+        n = todo.pop().split(" ", 1)[0]
+        p = by_name.get(n) or providers.get(n)
+        if p is None or p.name in chosen:
+            continue
+        chosen[p.name] = p
+        todo += p.depends
+    return sorted(chosen.values(), key=lambda p: p.name)
+
+
+def write_rootfs(pkgs: list[Pkg], dest: Path, mtime: int) -> None:
+    seen: dict[str, File] = {}
+    for p in pkgs:
+        for f in p.files:
+            seen[f.path] = f
+    entries = [("./", File("/", "dir"))] + [("." + path, seen[path]) for path in sorted(seen)]
+    dest.write_bytes(zstandard.ZstdCompressor(level=3).compress(_tar(entries, mtime)))
+
+
+def _db_prserv(path: Path, history: list[dict[str, Recipe]]) -> None:
+    """bitbake's PR service table: one row per (PF, arch, task checksum) ever seen."""
+    path.unlink(missing_ok=True)
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE PRMAIN (version TEXT NOT NULL, pkgarch TEXT NOT NULL, checksum TEXT NOT NULL, "
+                "value INTEGER, PRIMARY KEY (version, pkgarch, checksum))")
+    rows = set()
+    for recipes in history:
+        for r in recipes.values():
+            for arch in _recipe_archs(r):
+                for val in range(r.prauto + 1):
+                    ck = hashlib.sha256(f"{r.pn}:{r.pkgv}:{arch}:{val}".encode()).hexdigest()
+                    rows.add((f"{r.pn}-{r.pv}-{r.pr}", arch, ck, val))
+    con.executemany("INSERT OR IGNORE INTO PRMAIN VALUES (?,?,?,?)", sorted(rows))
+    con.commit()
+    con.close()
+
+
+def _db_hashserv(path: Path, history: list[dict[str, Recipe]]) -> None:
+    path.unlink(missing_ok=True)
+    con = sqlite3.connect(path)
+    con.executescript("""
+        CREATE TABLE unihashes_v3 (id INTEGER PRIMARY KEY AUTOINCREMENT, method TEXT NOT NULL,
+            taskhash TEXT NOT NULL, unihash TEXT NOT NULL, gc_mark TEXT NOT NULL DEFAULT '',
+            UNIQUE(method, taskhash));
+        CREATE TABLE outhashes_v2 (id INTEGER PRIMARY KEY AUTOINCREMENT, method TEXT NOT NULL,
+            taskhash TEXT NOT NULL, outhash TEXT NOT NULL, created DATETIME, owner TEXT, PN TEXT, PV TEXT,
+            PR TEXT, task TEXT, outhash_siginfo TEXT, UNIQUE(method, taskhash, outhash));
+    """)
+    for n, recipes in enumerate(history, 1):
+        for r in recipes.values():
+            for task in ("do_package", "do_populate_sysroot", "do_package_write_ipk"):
+                th = hashlib.sha256(f"task:{r.pn}:{r.pkgv}:{r.prauto}:{task}".encode()).hexdigest()
+                oh = hashlib.sha256(f"out:{r.pn}:{r.pkgv}:{task}".encode()).hexdigest()
+                uh = hashlib.sha256(f"uni:{r.pn}:{r.pkgv}:{task}".encode()).hexdigest()
+                con.execute("INSERT OR IGNORE INTO unihashes_v3 (method, taskhash, unihash) VALUES (?,?,?)",
+                            ("oe.sstatesig.OEOuthashBasic", th, uh))
+                con.execute("INSERT OR IGNORE INTO outhashes_v2 (method, taskhash, outhash, created, owner, PN, PV, PR, task) "
+                            "VALUES (?,?,?,?,?,?,?,?,?)", ("oe.sstatesig.OEOuthashBasic", th, oh,
+                                                           release_time(n).isoformat(), "", r.pn, r.pv, r.pr, task))
+    con.commit()
+    con.close()
+
+
+def _recipe_archs(r: Recipe) -> list[str]:
+    if r.kind == ALL:
+        return ["all"]
+    if r.kind == MACH:
+        return [m.arch for m in MACHINES]
+    return list(dict.fromkeys(m.tune for m in MACHINES))
+
+
+LOCAL_CONF = """\
+# bindistro SAMPLE DATA: conf/local.conf of a build that never ran (written by `bindistro sample-build`).
+MACHINE ??= "qemux86-64"
+DISTRO ?= "poky-altcfg"
+INIT_MANAGER = "systemd"
+PACKAGE_CLASSES ?= "package_ipk"
+EXTRA_IMAGE_FEATURES ?= ""
+USER_CLASSES ?= ""
+INHERIT += "buildhistory"
+BUILDHISTORY_COMMIT = "1"
+INHERIT += "reproducible_build"
+INHERIT += "packagefeed-stability"
+INHERIT += "archiver"
+ARCHIVER_MODE[src] = "original"
+BB_SIGNATURE_HANDLER = "OEEquivHash"
+BB_HASHSERVE = "auto"
+PRSERV_HOST = "localhost:0"
+CONF_VERSION = "2"
+"""
+
+BBLAYERS_CONF = """\
+# bindistro SAMPLE DATA: conf/bblayers.conf (written by `bindistro sample-build`).
+POKY_BBLAYERS_CONF_VERSION = "2"
+BBPATH = "${TOPDIR}"
+BBFILES ?= ""
+BBLAYERS ?= " \\
+  ${TOPDIR}/../layers/poky/meta \\
+  ${TOPDIR}/../layers/poky/meta-poky \\
+  ${TOPDIR}/../layers/poky/meta-yocto-bsp \\
+  "
+"""
+
+
+def _console_log(release: int, m: MachineDef, npkgs: int) -> str:
+    t = release_time(release).strftime("%Y%m%d%H%M%S")
+    return (f"NOTE: bindistro SAMPLE DATA: console log of release {release} for {m.name} (no real build ran)\n"
+            f"Build Configuration:\nBB_VERSION           = \"2.8.0\"\nMACHINE              = \"{m.name}\"\n"
+            f"DISTRO               = \"poky-altcfg\"\nTUNE_FEATURES        = \"m64 {m.tune}\"\n\n"
+            f"NOTE: Started PRServer with DBfile: cache/prserv.sqlite3\n"
+            f"Initialising tasks...done.\nNOTE: Executing Tasks\n"
+            f"NOTE: Tasks Summary: Attempted {npkgs * 9} tasks of which {npkgs * 7} didn't need to be rerun and all succeeded.\n"
+            f"NOTE: Build {t} completed\n")
+
+
+def generate(out: Path, release: int, seed: int = 1) -> dict:
+    """Write release `release` of the sample build into `out`; returns a summary."""
+    if release < 1:
+        raise ValueError("release must be 1 or more")
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise FileExistsError(f"{out}: exists and is not a bindistro sample build; refusing to overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    # a rebuild replaces tmp/ and buildhistory/ wholesale; files are unlinked, never rewritten in place
+    for d in ("tmp", "buildhistory", "cache"):
+        shutil.rmtree(out / d, ignore_errors=True)
+    (out / MARKER).write_text(f"seed={seed} release={release}\n")
+
+    recipes, changes = at_release(seed, release)
+    history = [at_release(seed, n)[0] for n in range(1, release + 1)]
+    when = release_time(release)
+    mtime = int(when.timestamp())
+    pkgs = all_packages(recipes)
+
+    deploy = out / "tmp" / "deploy" / "ipk"
+    for p in progress(pkgs, f"sample-build release {release}: ipk"):
+        d = deploy / p.arch
+        d.mkdir(parents=True, exist_ok=True)
+        write_ipk(p, d, mtime)
+    ipk = get_format("ipk")
+    for d in sorted(x for x in deploy.iterdir() if x.is_dir()):
+        feed.index(ipk, d, all_versions=False)
+    (deploy / "Packages").write_text("")   # OE writes an empty top-level index
+
+    stamp = when.strftime("%Y%m%d%H%M%S")
+    images = {}
+    for m in MACHINES:
+        ip = image_packages(pkgs, m)
+        images[m.name] = ip
+        idir = out / "tmp" / "deploy" / "images" / m.name
+        idir.mkdir(parents=True, exist_ok=True)
+        base = f"{IMAGE}-{m.name}.rootfs"
+        write_rootfs(ip, idir / f"{base}-{stamp}.tar.zst", mtime)
+        (idir / f"{base}-{stamp}.manifest").write_text("".join(f"{p.name} {p.arch} {p.version}\n" for p in ip))
+        for suffix in (".tar.zst", ".manifest"):
+            link = idir / f"{base}{suffix}"
+            link.unlink(missing_ok=True)
+            link.symlink_to(f"{base}-{stamp}{suffix}")
+        logdir = out / "tmp" / "log" / "cooker" / m.name
+        logdir.mkdir(parents=True, exist_ok=True)
+        (logdir / f"{stamp}.log").write_text(_console_log(release, m, len(pkgs)))
+        (logdir / "console-latest.log").unlink(missing_ok=True)
+        (logdir / "console-latest.log").symlink_to(f"{stamp}.log")
+
+    snaps = []
+    for n, rs in enumerate(history, 1):
+        ps = pkgs if n == release else all_packages(rs)
+        t = release_time(n)
+        snaps.append(buildhistory.Snapshot(
+            n, t.isoformat(), t.strftime("%Y%m%d%H%M%S"), rs, ps,
+            {m.name: (m.arch, images[m.name] if n == release else image_packages(ps, m)) for m in MACHINES}))
+    buildhistory.write_history(out / "buildhistory", snaps)
+
+    conf = out / "conf"
+    conf.mkdir(exist_ok=True)
+    (conf / "local.conf").write_text(LOCAL_CONF)
+    (conf / "bblayers.conf").write_text(BBLAYERS_CONF)
+    (out / "cache").mkdir(exist_ok=True)
+    _db_prserv(out / "cache" / "prserv.sqlite3", history)
+    _db_hashserv(out / "cache" / "hashserv.db", history)
+    (out / "README.sample").write_text(
+        "bindistro SAMPLE DATA\n\nThis directory is laid out like a Yocto Project build directory, but no build ran:\n"
+        f"`bindistro sample-build` wrote it (seed {seed}, release {release}). The packages are real ipk files\n"
+        "with made-up contents. Do not install them on a device.\n")
+    return {"out": str(out), "release": release, "seed": seed, "packages": len(pkgs),
+            "recipes": len(recipes), "changes": [c.__dict__ for c in changes[-1]],
+            "images": {k: len(v) for k, v in images.items()}}

@@ -1,0 +1,175 @@
+"""SAMPLE DATA: turn sample recipes into binary package descriptions (names, fields, files, scripts)."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from .recipes import ALL, MACH, Recipe
+
+MAINTAINER = "bindistro sample data <sample@bindistro.invalid>"
+MAIN_NAME = {"linux-yocto": "kernel-image"}
+NO_SPLITS = ("packagegroup-", "linux-yocto")
+
+
+@dataclass
+class File:
+    path: str                 # absolute path on the device
+    kind: str = "file"        # file | dir | symlink
+    data: bytes = b""
+    target: str = ""
+    mode: int = 0o644
+
+
+@dataclass
+class Pkg:
+    name: str
+    recipe: Recipe
+    arch: str
+    section: str
+    description: str
+    depends: list[str] = field(default_factory=list)
+    recommends: list[str] = field(default_factory=list)
+    provides: list[str] = field(default_factory=list)
+    replaces: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    files: list[File] = field(default_factory=list)
+    conffiles: list[str] = field(default_factory=list)
+    scripts: dict[str, str] = field(default_factory=dict)   # postinst, prerm, ...
+
+    @property
+    def version(self) -> str:
+        return self.recipe.version
+
+    @property
+    def filename(self) -> str:
+        # OE strips the epoch from file names
+        return f"{self.name}_{self.recipe.pkgv}-{self.recipe.pkgr}_{self.arch}.ipk"
+
+    @property
+    def size(self) -> int:
+        return sum(len(f.data) for f in self.files if f.kind == "file")
+
+    def control_fields(self) -> list[tuple[str, str]]:
+        r = self.recipe
+        out = [("Package", self.name), ("Version", self.version),
+               ("Description", self.description), ("Section", self.section), ("Priority", "optional"),
+               ("Maintainer", MAINTAINER), ("License", r.license), ("Architecture", self.arch),
+               ("OE", r.pn), ("Homepage", f"https://sample.bindistro.invalid/{r.pn}")]
+        for key, vals in (("Depends", self.depends), ("Recommends", self.recommends),
+                          ("Provides", self.provides), ("Replaces", self.replaces),
+                          ("Conflicts", self.conflicts)):
+            if vals:
+                out.append((key, ", ".join(vals)))
+        out.append(("Source", f"{r.pn}_{r.pv}.bb"))
+        return out
+
+
+def D(path: str) -> File:
+    return File(path, "dir")
+
+
+def _blob(*key: str, size: int) -> bytes:
+    """Deterministic filler so packages have realistic, version-dependent content."""
+    seed = hashlib.sha256("\0".join(key).encode()).digest()
+    head = ("# bindistro SAMPLE DATA: " + " ".join(key) + "\n").encode()
+    reps = max(0, size - len(head)) // 64 + 1
+    body = b"".join(hashlib.sha256(seed + i.to_bytes(4, "big")).hexdigest().encode() for i in range(reps))
+    return head + body[:max(0, size - len(head))]
+
+
+def _size(pn: str, what: str, lo: int, hi: int) -> int:
+    h = int(hashlib.md5(f"{pn}:{what}".encode()).hexdigest()[:8], 16)
+    return lo + h % (hi - lo)
+
+
+def build_packages(r: Recipe, arch: str) -> list[Pkg]:
+    """Binary packages of recipe `r` built for package architecture `arch`."""
+    v = r.version
+    ident = (r.pn, v, arch)
+    main = MAIN_NAME.get(r.pn, r.pn)
+    pkgs: list[Pkg] = []
+    summary = r.summary or r.pn
+    lib_pkgs = []
+    for spec in r.libs:
+        lname, sover = spec.split(":")
+        pname = f"lib{lname}{sover}" if not lname[-1].isdigit() else f"lib{lname}-{sover}"
+        real = f"/usr/lib/lib{lname}.so.{sover}.{r.pv.split('+')[0]}"
+        p = Pkg(pname, r, arch, "libs", f"{summary} - shared library lib{lname}",
+                depends=[d for d in r.rdepends if d != pname] if pname != "libc6" else [])
+        p.files = [D("/usr"), D("/usr/lib"),
+                   File(real, data=_blob(*ident, real, size=_size(r.pn, real, 2000, 30000)), mode=0o755),
+                   File(f"/usr/lib/lib{lname}.so.{sover}", "symlink", target=real.rsplit("/", 1)[1])]
+        p.scripts["postinst"] = "#!/bin/sh\nif [ x\"$D\" = \"x\" ]; then\n\tif [ -x /sbin/ldconfig ]; then /sbin/ldconfig ; fi\nfi\n"
+        lib_pkgs.append(p)
+    pkgs += lib_pkgs
+
+    m = Pkg(main, r, arch, "base" if r.kind in (ALL, MACH) else "console/utils", summary)
+    m.depends = [d for d in r.rdepends if d != main]
+    if lib_pkgs and main not in ("glibc",):
+        m.depends = sorted(set(m.depends) | {p.name for p in lib_pkgs} - {main})
+    m.recommends = list(r.recommends)
+    m.provides = list(r.provides)
+    m.replaces = list(r.replaces)
+    m.conflicts = list(r.replaces)
+    files = [D("/usr"), D("/usr/bin")]
+    if not r.pn.startswith("packagegroup-"):
+        binp = "/boot/bzImage" if r.pn == "linux-yocto" else f"/usr/bin/{r.pn}"
+        if r.pn == "linux-yocto":
+            files = [D("/boot")]
+        files.append(File(binp, data=_blob(*ident, binp, size=_size(r.pn, "bin", 3000, 60000)), mode=0o755))
+    dirs = set()
+    for c in r.conffiles:
+        parts = c.split("/")[1:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/" + "/".join(parts[:i])
+            if d not in dirs:
+                dirs.add(d)
+                files.append(File(d))
+        files.append(File(c, data=f"# {c} of {r.pn} (bindistro sample data)\n# version {v}\nsetting = default\n".encode()))
+    m.conffiles = list(r.conffiles)
+    m.files = files
+    if r.postinst:
+        m.scripts["postinst"] = f"#!/bin/sh\n# {r.pn} postinst (sample)\nset -e\nexit 0\n"
+        m.scripts["prerm"] = f"#!/bin/sh\n# {r.pn} prerm (sample)\nexit 0\n"
+    for sub in r.split:
+        sp = Pkg(sub, r, arch, m.section, f"{summary} - {sub.removeprefix(r.pn + '-')} tools")
+        sp.depends = list(m.depends)
+        path = f"/usr/sbin/{sub.removeprefix(r.pn + '-')}"
+        sp.files = [D("/usr"), D("/usr/sbin"), File(path, data=_blob(*ident, path, size=4000), mode=0o755)]
+        # files moved out of the main package: the new package must be allowed to take them over
+        sp.replaces = [f"{r.pn} (<< {v})"]
+        m.recommends.append(sub)
+        pkgs.append(sp)
+    pkgs.insert(len(lib_pkgs), m)
+
+    if r.kind not in (ALL, MACH) and not r.pn.startswith(NO_SPLITS):
+        first = lib_pkgs[0].name if lib_pkgs else main
+        dev = Pkg(f"{r.pn}-dev", r, arch, "devel", f"{summary} - Development files",
+                  depends=[f"{first} (= {v})"])
+        hdr = f"/usr/include/{r.pn}.h"
+        dev.files = [D("/usr"), D("/usr/include"), File(hdr, data=_blob(*ident, hdr, size=1500))]
+        for spec in r.libs:
+            lname, sover = spec.split(":")
+            dev.files += [D("/usr/lib"), File(f"/usr/lib/lib{lname}.so", "symlink",
+                                                 target=f"lib{lname}.so.{sover}.{r.pv.split('+')[0]}")]
+        dbg = Pkg(f"{r.pn}-dbg", r, arch, "devel", f"{summary} - Debugging files",
+                  recommends=["glibc-dbg"] if r.pn != "glibc" else [])
+        dbgp = f"/usr/lib/debug/usr/bin/{r.pn}.debug"
+        dbg.files = [D("/usr"), D("/usr/lib"), D("/usr/lib/debug"), D("/usr/lib/debug/usr"),
+                     D("/usr/lib/debug/usr/bin"), File(dbgp, data=_blob(*ident, dbgp, size=_size(r.pn, "dbg", 5000, 80000)))]
+        pkgs += [dev, dbg]
+    if r.doc:
+        doc = Pkg(f"{r.pn}-doc", r, arch, "doc", f"{summary} - Documentation files")
+        man = f"/usr/share/man/man1/{r.pn}.1"
+        doc.files = [D("/usr"), D("/usr/share"), D("/usr/share/man"), D("/usr/share/man/man1"),
+                     File(man, data=_blob(*ident, man, size=3000))]
+        pkgs.append(doc)
+    for p in pkgs:
+        # dedupe directory entries, keep order
+        seen, uniq = set(), []
+        for f in p.files:
+            if f.path not in seen:
+                seen.add(f.path)
+                uniq.append(f)
+        p.files = uniq
+    return pkgs

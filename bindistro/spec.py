@@ -1,0 +1,209 @@
+"""The distro spec (`bindistro.yml`): typed model, validation with clear errors, YAML round trip."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import SpecError
+
+SPEC_FILE = "bindistro.yml"
+KNOWN_FORMATS = ("ipk", "rpm", "deb")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+@dataclass
+class Machine:
+    name: str
+    # package architectures in priority order (lowest first, like PACKAGE_ARCHS)
+    archs: list[str]
+
+    @property
+    def machine_arch(self) -> str:
+        return self.archs[-1]
+
+
+@dataclass
+class Spec:
+    product: str
+    version: str = "1"
+    release_name: str = "{version}.{n}"
+    machines: list[Machine] = field(default_factory=list)
+    formats: list[str] = field(default_factory=lambda: ["ipk"])
+    publish_dir: str = "publish"
+    publish_url: str = "http://localhost:8000"
+    state_dir: str = "state"
+    eol: dt.date | None = None
+    targets: list[str] = field(default_factory=list)
+    path: Path | None = None  # where it was loaded from
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    def resolve(self, p: str) -> Path:
+        q = Path(p)
+        return q if q.is_absolute() else self.root / q
+
+    @property
+    def state_path(self) -> Path:
+        return self.resolve(self.state_dir)
+
+    @property
+    def publish_path(self) -> Path:
+        return self.resolve(self.publish_dir)
+
+    def feeds(self) -> list[str]:
+        """One feed per package architecture, `all` and machine arch included, in first-seen order."""
+        out: list[str] = []
+        for m in self.machines:
+            for a in m.archs:
+                if a not in out:
+                    out.append(a)
+        return out
+
+    def format_release_name(self, n: int, today: dt.date | None = None) -> str:
+        today = today or dt.date.today()
+        return self.release_name.format(version=self.version, n=n, date=today.strftime("%Y%m%d"),
+                                        product=self.product)
+
+    def to_dict(self) -> dict:
+        return {
+            "product": {"name": self.product, "version": self.version},
+            "release_name": self.release_name,
+            "machines": {m.name: {"archs": list(m.archs)} for m in self.machines},
+            "formats": list(self.formats),
+            "feeds": {"layout": "per-arch"},
+            "publish": {"dir": self.publish_dir, "url": self.publish_url},
+            "state_dir": self.state_dir,
+            "targets": list(self.targets),
+            "eol": self.eol.isoformat() if self.eol else None,
+        }
+
+
+def default_spec(product: str = "sample-distro") -> Spec:
+    return Spec(
+        product=product,
+        machines=[Machine("qemux86-64", ["all", "core2-64", "qemux86_64"]),
+                  Machine("qemuarm64", ["all", "cortexa57", "qemuarm64"])],
+        targets=["core-image-minimal"],
+    )
+
+
+HEADER = """\
+# bindistro distro spec. Edit, then run `bindistro stage BUILD_DIR`.
+# machines: package architectures per machine, lowest priority first (like PACKAGE_ARCHS);
+#           each architecture becomes one feed: feeds/<format>/<arch>/.
+# release_name: template with {version}, {n} (release number), {date} (YYYYMMDD), {product}.
+"""
+
+
+def dump(spec: Spec, path: Path) -> None:
+    path.write_text(HEADER + yaml.safe_dump(spec.to_dict(), sort_keys=False))
+
+
+def load(path: Path) -> Spec:
+    p = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(p, "-", "no such file (run `bindistro init` or pass -C DIR)") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "-"
+        raise SpecError(p, where, f"not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(p, "-", "must be a mapping")
+    return parse(raw, path)
+
+
+def _req(raw: dict, key: str, typ, p: str, default=None):
+    v = raw.get(key, default)
+    if v is None and default is None:
+        raise SpecError(p, key, "is required")
+    if not isinstance(v, typ):
+        raise SpecError(p, key, f"must be {typ.__name__ if isinstance(typ, type) else typ[0].__name__}")
+    return v
+
+
+def parse(raw: dict, path: Path) -> Spec:
+    p = str(path)
+    known = {"product", "release_name", "machines", "formats", "feeds", "publish", "state_dir",
+             "targets", "eol", "layers", "conf", "keys"}
+    for k in raw:
+        if k not in known:
+            raise SpecError(p, str(k), f"unknown key (known: {', '.join(sorted(known))})")
+    prod = _req(raw, "product", dict, p)
+    name = _req(prod, "name", str, p)
+    if not _NAME_RE.match(name):
+        raise SpecError(p, "product.name", f"{name!r} is not a plain name (letters, digits, . _ + -)")
+    version = str(prod.get("version", "1"))
+    release_name = _req(raw, "release_name", str, p, "{version}.{n}")
+    try:
+        probe = release_name.format(version=version, n=1, date="20000101", product=name)
+    except (KeyError, IndexError, ValueError) as e:
+        raise SpecError(p, "release_name", f"bad template: {e}") from None
+    if not _NAME_RE.match(probe):
+        raise SpecError(p, "release_name", f"gives {probe!r}, not usable as a directory name")
+
+    machines_raw = _req(raw, "machines", dict, p)
+    if not machines_raw:
+        raise SpecError(p, "machines", "needs at least one machine")
+    machines = []
+    for mname, m in machines_raw.items():
+        key = f"machines.{mname}"
+        if not isinstance(m, dict) or not isinstance(m.get("archs"), list) or not m["archs"]:
+            raise SpecError(p, f"{key}.archs", "must be a non-empty list of package architectures")
+        for a in m["archs"]:
+            if not isinstance(a, str) or not _NAME_RE.match(a):
+                raise SpecError(p, f"{key}.archs", f"{a!r} is not a package architecture name")
+        if len(set(m["archs"])) != len(m["archs"]):
+            raise SpecError(p, f"{key}.archs", "lists an architecture twice")
+        machines.append(Machine(str(mname), list(m["archs"])))
+
+    formats = _req(raw, "formats", list, p, ["ipk"])
+    for f in formats:
+        if f not in KNOWN_FORMATS:
+            raise SpecError(p, "formats", f"{f!r} is not one of {', '.join(KNOWN_FORMATS)}")
+    if not formats:
+        raise SpecError(p, "formats", "needs at least one format")
+
+    feeds = raw.get("feeds") or {"layout": "per-arch"}
+    if not isinstance(feeds, dict) or feeds.get("layout", "per-arch") != "per-arch":
+        raise SpecError(p, "feeds.layout", "only 'per-arch' is supported (one feed per package architecture)")
+
+    pub = raw.get("publish") or {}
+    if not isinstance(pub, dict):
+        raise SpecError(p, "publish", "must be a mapping with dir and url")
+    publish_dir = str(pub.get("dir", "publish"))
+    publish_url = str(pub.get("url", "http://localhost:8000"))
+    state_dir = str(raw.get("state_dir", "state"))
+
+    eol = raw.get("eol")
+    if isinstance(eol, str):
+        try:
+            eol = dt.date.fromisoformat(eol)
+        except ValueError:
+            raise SpecError(p, "eol", f"{eol!r} is not a date (YYYY-MM-DD)") from None
+    elif eol is not None and not isinstance(eol, dt.date):
+        raise SpecError(p, "eol", "must be a date (YYYY-MM-DD) or empty")
+
+    targets = raw.get("targets") or []
+    if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+        raise SpecError(p, "targets", "must be a list of bitbake targets")
+
+    return Spec(product=name, version=version, release_name=release_name, machines=machines,
+                formats=list(formats), publish_dir=publish_dir, publish_url=publish_url,
+                state_dir=state_dir, eol=eol, targets=list(targets), path=path)
+
+
+def find(start: Path) -> Path:
+    """The spec file of the project containing `start` (like git finds its repository)."""
+    start = start.resolve()
+    for d in [start, *start.parents]:
+        if (d / SPEC_FILE).is_file():
+            return d / SPEC_FILE
+    raise SpecError(str(start / SPEC_FILE), "-", "no bindistro.yml here or above (run `bindistro init` or pass -C DIR)")

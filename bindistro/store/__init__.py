@@ -1,0 +1,31 @@
+"""The state directory: metadata DB + content-addressed objects."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .db import MetaDB
+from .objects import ObjectStore, hash_file
+
+
+class Store:
+    def __init__(self, state_dir: Path, db_url: str | None = None):
+        self.dir = state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.objects = ObjectStore(state_dir / "objects")
+        self.db = MetaDB(db_url or f"sqlite:///{state_dir / 'bindistro.db'}")
+        self._stats: dict[str, tuple] | None = None
+
+    def hash(self, path: Path) -> tuple[str, str, int, dict]:
+        """(sha256, md5, size, filestat row). Unchanged files (size, mtime, inode) are not re-read."""
+        st = os.stat(path)
+        key = str(path.resolve())
+        if self._stats is None:
+            self._stats = self.db.all_filestats()
+        cached = self._stats.get(key)
+        if cached and cached[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+            sha, md5 = cached[3], cached[4]
+        else:
+            sha, md5, _ = hash_file(path)
+        row = dict(path=key, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino, sha256=sha, md5=md5)
+        return sha, md5, st.st_size, row

@@ -1,0 +1,162 @@
+"""Metadata DB behind one small interface (SQLAlchemy Core: SQLite by default, any URL later)."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from sqlalchemy import (JSON, Column, Integer, MetaData, String, Table, create_engine, event,
+                        insert, select, update)
+
+from ..model import Artifact, Release
+
+md = MetaData()
+
+filestat = Table(
+    "filestat", md,
+    Column("path", String, primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("mtime_ns", Integer, nullable=False),
+    Column("inode", Integer, nullable=False),
+    Column("sha256", String, nullable=False),
+    Column("md5", String, nullable=False),
+)
+candidates = Table(
+    "candidates", md,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String, nullable=False),
+    Column("created", String, nullable=False),
+    Column("warnings", JSON, nullable=False, default=list),
+)
+artifacts = Table(
+    "artifacts", md,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("candidate", Integer, nullable=False, index=True),
+    Column("path", String, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("sha256", String, nullable=False, index=True),
+    Column("size", Integer, nullable=False),
+    Column("md5", String, nullable=False),
+    Column("format", String),
+    Column("name", String),
+    Column("version", String),
+    Column("arch", String),
+    Column("meta", JSON, nullable=False),
+)
+releases = Table(
+    "releases", md,
+    Column("name", String, primary_key=True),
+    Column("seq", Integer, nullable=False, unique=True),
+    Column("candidate", Integer, nullable=False),
+    Column("created", String, nullable=False),
+)
+# Every file ever published, so no later command can replace one with other content.
+published = Table(
+    "published", md,
+    Column("path", String, primary_key=True),
+    Column("sha256", String, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("release", String, nullable=False),
+)
+settings = Table(
+    "settings", md,
+    Column("key", String, primary_key=True),
+    Column("value", String, nullable=False),
+)
+
+
+class MetaDB:
+    def __init__(self, url: str):
+        self.engine = create_engine(url, future=True)
+        if url.startswith("sqlite"):
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(conn, _rec):  # WAL: readers never block the one writer
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+        md.create_all(self.engine)
+
+    def begin(self):
+        return self.engine.begin()
+
+    # filestat cache: skip re-hashing unchanged files
+    def cached_hash(self, path: str, size: int, mtime_ns: int, inode: int) -> tuple[str, str] | None:
+        with self.engine.connect() as c:
+            r = c.execute(select(filestat).where(filestat.c.path == path)).first()
+        if r and (r.size, r.mtime_ns, r.inode) == (size, mtime_ns, inode):
+            return r.sha256, r.md5
+        return None
+
+    def all_filestats(self) -> dict[str, tuple]:
+        with self.engine.connect() as c:
+            return {r.path: (r.size, r.mtime_ns, r.inode, r.sha256, r.md5)
+                    for r in c.execute(select(filestat))}
+
+    @staticmethod
+    def save_filestats(conn, rows: Iterable[dict]) -> None:
+        for row in rows:
+            conn.execute(filestat.delete().where(filestat.c.path == row["path"]))
+            conn.execute(insert(filestat), row)
+
+    @staticmethod
+    def add_candidate(conn, source: str, created: str, arts: list[Artifact], warnings: list[str]) -> int:
+        cid = conn.execute(insert(candidates).values(source=source, created=created,
+                                                     warnings=warnings)).inserted_primary_key[0]
+        if arts:
+            conn.execute(insert(artifacts), [
+                dict(candidate=cid, path=a.path, kind=a.kind, sha256=a.sha256, size=a.size, md5=a.md5,
+                     format=a.format, name=a.name, version=a.version, arch=a.arch, meta=a.meta)
+                for a in arts])
+        return cid
+
+    def candidate(self, cid: int):
+        with self.engine.connect() as c:
+            row = c.execute(select(candidates).where(candidates.c.id == cid)).first()
+            if not row:
+                return None
+            arts = [Artifact(path=r.path, kind=r.kind, sha256=r.sha256, size=r.size, md5=r.md5,
+                             format=r.format, name=r.name, version=r.version, arch=r.arch, meta=r.meta)
+                    for r in c.execute(select(artifacts).where(artifacts.c.candidate == cid)
+                                       .order_by(artifacts.c.id))]
+        return row, arts
+
+    def candidates(self):
+        with self.engine.connect() as c:
+            return list(c.execute(select(candidates).order_by(candidates.c.id)))
+
+    def releases(self) -> list[Release]:
+        with self.engine.connect() as c:
+            return [Release(r.name, r.seq, r.candidate, r.created)
+                    for r in c.execute(select(releases).order_by(releases.c.seq))]
+
+    @staticmethod
+    def add_release(conn, rel: Release, files: list[tuple[str, str, int]]) -> None:
+        conn.execute(insert(releases).values(name=rel.name, seq=rel.seq, candidate=rel.candidate,
+                                             created=rel.created))
+        if files:
+            conn.execute(insert(published), [dict(path=p, sha256=s, size=n, release=rel.name)
+                                             for p, s, n in files])
+
+    def published(self) -> dict[str, tuple[str, int]]:
+        with self.engine.connect() as c:
+            return {r.path: (r.sha256, r.size) for r in c.execute(select(published))}
+
+    def released_packages(self) -> list[Artifact]:
+        """Every package artifact of every release, oldest release first (one row per file)."""
+        with self.engine.connect() as c:
+            q = (select(artifacts, releases.c.seq)
+                 .join(releases, releases.c.candidate == artifacts.c.candidate)
+                 .where(artifacts.c.kind == "package").order_by(releases.c.seq, artifacts.c.id))
+            return [Artifact(path=r.path, kind=r.kind, sha256=r.sha256, size=r.size, md5=r.md5,
+                             format=r.format, name=r.name, version=r.version, arch=r.arch, meta=r.meta)
+                    for r in c.execute(q)]
+
+    def get_setting(self, key: str) -> str | None:
+        with self.engine.connect() as c:
+            r = c.execute(select(settings.c.value).where(settings.c.key == key)).first()
+        return r[0] if r else None
+
+    def set_setting(self, key: str, value) -> None:
+        with self.begin() as c:
+            if c.execute(select(settings).where(settings.c.key == key)).first():
+                c.execute(update(settings).where(settings.c.key == key).values(value=json.dumps(value)))
+            else:
+                c.execute(insert(settings).values(key=key, value=json.dumps(value)))
