@@ -15,6 +15,8 @@ class Store:
         self.objects = ObjectStore(state_dir / "objects")
         self.db = MetaDB(db_url or f"sqlite:///{state_dir / 'bindistro.db'}")
         self._stats: dict[str, tuple] | None = None
+        self.hashed = 0   # files read to hash them
+        self.cached = 0   # files whose recorded (size, mtime, inode) spared the read
 
     def hash(self, path: Path) -> tuple[str, str, int, dict]:
         """(sha256, md5, size, filestat row). Unchanged files (size, mtime, inode) are not re-read."""
@@ -25,7 +27,9 @@ class Store:
         cached = self._stats.get(key)
         if cached and cached[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
             sha, md5 = cached[3], cached[4]
+            self.cached += 1
         else:
             sha, md5, _ = hash_file(path)
+            self.hashed += 1
         row = dict(path=key, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino, sha256=sha, md5=md5)
         return sha, md5, st.st_size, row

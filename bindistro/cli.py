@@ -1,0 +1,289 @@
+"""Command line: one thin sub-command per step of the cycle.
+
+Exit codes: 0 success, 1 bad input or candidate (problems reported one per line), 2 usage error.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__, feed as feedmod
+from . import spec as specmod
+from .errors import BadInput, BindistroError
+from .formats import get as get_format
+from .store import Store
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Project:
+    def __init__(self, directory: Path | None):
+        self.dir = directory
+        self._spec = None
+        self._store = None
+
+    @property
+    def spec(self) -> specmod.Spec:
+        if self._spec is None:
+            path = (self.dir / specmod.SPEC_FILE) if self.dir else specmod.find(Path.cwd())
+            self._spec = specmod.load(path)
+        return self._spec
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.spec.state_path)
+        return self._store
+
+
+def emit(as_json: bool, data, human) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=1, default=str))
+    else:
+        human(data)
+
+
+def fail_on(e: BindistroError, as_json: bool = False) -> None:
+    problems = e.problems if isinstance(e, BadInput) else None
+    if as_json:
+        click.echo(json.dumps({"error": str(e).splitlines()[0] if not problems else f"{len([p for p in problems if p.severity == 'error'])} problem(s)",
+                               "problems": [{"path": p.path, "message": p.message, "severity": p.severity}
+                                            for p in problems or []]}, indent=1))
+    if problems:
+        for p in problems:
+            err.print(f"bindistro: {p.severity}: {p}", markup=False)
+    else:
+        err.print(f"bindistro: error: {e}", markup=False)
+    sys.exit(e.exit_code)
+
+
+class Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BindistroError as e:
+            fail_on(e, ctx.meta.get("json", False))
+        except FileExistsError as e:
+            fail_on(BindistroError(str(e)))
+
+
+def _remember_json(ctx, _param, value):
+    ctx.meta["json"] = value   # so errors raised later are reported as JSON too
+    return value
+
+
+json_opt = click.option("--json", "as_json", is_flag=True, callback=_remember_json,
+                        help="Print a JSON report on stdout.")
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="Project directory (holding bindistro.yml); default: found from the current directory.")
+@click.version_option(__version__)
+@click.pass_context
+def main(ctx, directory):
+    """Run the release cycle of a binary distribution built with the Yocto Project."""
+    ctx.obj = Project(directory)
+
+
+@main.command()
+@click.option("--product", default="sample-distro", show_default=True, help="Product (distro) name.")
+@click.option("--force", is_flag=True, help="Overwrite an existing bindistro.yml.")
+@json_opt
+@click.pass_obj
+def init(proj: Project, product, force, as_json):
+    """Write a default distro spec (bindistro.yml) and state directories."""
+    d = (proj.dir or Path.cwd())
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / specmod.SPEC_FILE
+    if path.exists() and not force:
+        raise BindistroError(f"{path}: exists already (use --force to overwrite)")
+    sp = specmod.default_spec(product)
+    sp.path = path
+    specmod.parse(sp.to_dict(), path)   # the default must be valid
+    specmod.dump(sp, path)
+    sp = specmod.load(path)
+    Store(sp.state_path)
+    sp.publish_path.mkdir(parents=True, exist_ok=True)
+    emit(as_json, {"spec": str(path), "state": str(sp.state_path), "publish": str(sp.publish_path)},
+         lambda r: out.print(f"wrote {r['spec']}; state in {r['state']}, publishing to {r['publish']}"))
+
+
+@main.command("sample-build")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--release", "rel", type=click.IntRange(1), required=True, help="Release number to generate.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@json_opt
+def sample_build(out_dir, rel, seed, as_json):
+    """Write a Yocto-shaped SAMPLE build directory with real ipk packages (sample data)."""
+    from .sample.build import generate
+    r = generate(out_dir, rel, seed)
+    emit(as_json, r, lambda r: out.print(
+        f"SAMPLE DATA: release {r['release']} (seed {r['seed']}) in {r['out']}: {r['recipes']} recipes, "
+        f"{r['packages']} packages; changes: " + (", ".join(f"{c['kind']} {c['recipe']}" for c in r["changes"]) or "none")))
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@json_opt
+@click.pass_obj
+def stage(proj: Project, path, as_json):
+    """Record a build dir, tmp/deploy dir or feed dir as a candidate."""
+    from .release import check_eol
+    from .stage import stage as do_stage
+    check_eol(proj.spec, "candidates")
+    r = do_stage(proj.store, path, proj.spec)
+
+    def human(r):
+        out.print(f"candidate {r['candidate']}: {r['artifacts']} artifacts from {r['source']}")
+        for k, n in sorted(r["kinds"].items()):
+            out.print(f"  {k:<13} {n}")
+        for f, n in sorted(r["feeds"].items()):
+            out.print(f"  feed {f:<20} {n} packages")
+        for w in r["warnings"]:
+            err.print(f"bindistro: warning: {w}", markup=False)
+    emit(as_json, r, human)
+
+
+@main.command()
+@click.argument("candidate", type=int)
+@click.option("--name", help="Release name (default: from release_name in the spec).")
+@json_opt
+@click.pass_obj
+def release(proj: Project, candidate, name, as_json):
+    """Publish a candidate: cumulative feeds, images, manifest."""
+    from .release import release as do_release
+    r = do_release(proj.spec, proj.store, candidate, name)
+    emit(as_json, r, lambda r: out.print(
+        f"release {r['release']} published from candidate {r['candidate']}: {r['new_files']} new files, "
+        f"{len(r['feeds_updated'])} feeds updated"))
+
+
+@main.command()
+@json_opt
+@click.pass_obj
+def releases(proj: Project, as_json):
+    """List releases, oldest first."""
+    rels = proj.store.db.releases()
+    data = [{"release": r.name, "sequence": r.seq, "candidate": r.candidate, "created": r.created} for r in rels]
+    eol = proj.spec.eol.isoformat() if proj.spec.eol else None
+
+    def human(data):
+        t = Table("release", "seq", "candidate", "created", title=f"{proj.spec.product}" + (f" (EOL {eol})" if eol else ""))
+        for r in data:
+            t.add_row(r["release"], str(r["sequence"]), str(r["candidate"]), r["created"])
+        out.print(t)
+    emit(as_json, data, human)
+
+
+@main.command()
+@click.argument("what")
+@json_opt
+@click.pass_obj
+def show(proj: Project, what, as_json):
+    """Show a candidate (by id) or a release (by name)."""
+    from .stage import summary
+    rel = next((r for r in proj.store.db.releases() if r.name == what), None)
+    if rel:
+        path = proj.spec.publish_path / "releases" / rel.name / "manifest.json"
+        data = json.loads(path.read_text())
+        emit(as_json, data, lambda d: out.print(
+            f"release {d['release']} (candidate {d['candidate']}, {d['created']}): {len(d['artifacts'])} artifacts"))
+        return
+    if not what.isdigit() or not proj.store.db.candidate(int(what)):
+        raise BindistroError(f"{what}: no such candidate id or release name")
+    row, arts = proj.store.db.candidate(int(what))
+    data = summary(row.id, row.source, row.created, arts, row.warnings)
+    data["released_as"] = [r.name for r in proj.store.db.releases() if r.candidate == row.id]
+    data["packages"] = [{"name": a.name, "version": a.version, "arch": a.arch, "format": a.format,
+                         "sha256": a.sha256} for a in arts if a.kind == "package"]
+
+    def human(d):
+        out.print(f"candidate {d['candidate']} from {d['source']} ({d['created']}): {d['artifacts']} artifacts"
+                  + (f", released as {', '.join(d['released_as'])}" if d["released_as"] else ", not released"))
+        for k, n in sorted(d["kinds"].items()):
+            out.print(f"  {k:<13} {n}")
+    emit(as_json, data, human)
+
+
+@main.group()
+def feed():
+    """Work on any feed directory (an OE deploy directory too)."""
+
+
+@feed.command("index")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-a", "--all-versions", is_flag=True, help="List every version, not only the newest (like opkg-make-index -a).")
+@click.option("--checksum", type=click.Choice(["md5", "sha256"]), multiple=True,
+              help="Checksums to list (default: md5 and sha256, as OE asks opkg-make-index for).")
+@click.option("--format", "fmt", type=click.Choice(["ipk"]), help="Package format (default: detected).")
+@json_opt
+def feed_index(directory, all_versions, checksum, fmt, as_json):
+    """Write the index of a feed directory, like opkg-make-index."""
+    try:
+        f = get_format(fmt) if fmt else feedmod.detect_format(directory)
+    except ValueError as e:
+        raise BindistroError(str(e)) from None
+    try:
+        written, read, reused = feedmod.index(f, directory, all_versions, tuple(checksum) or ("md5", "sha256"))
+    except Exception as e:  # a broken package: name it and stop, leaving the old index
+        from .formats.base import PackageError
+        if isinstance(e, PackageError):
+            raise BindistroError(f"{directory}: {e}") from None
+        raise
+    emit(as_json, {"directory": str(directory), "format": f.name, "written": [str(p) for p in written],
+                   "read": read, "reused": reused},
+         lambda r: out.print(f"indexed {r['directory']}: {r['read']} packages read, {r['reused']} reused"))
+
+
+@feed.command("check")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["ipk"]), help="Package format (default: detected).")
+@json_opt
+def feed_check(directory, fmt, as_json):
+    """Check a feed against its index: missing, unindexed, changed files."""
+    try:
+        f = get_format(fmt) if fmt else feedmod.detect_format(directory)
+    except ValueError as e:
+        raise BindistroError(str(e)) from None
+    problems, n = feedmod.check(f, directory)
+    errors = [p for p in problems if p.severity == "error"]
+    data = {"directory": str(directory), "format": f.name, "packages": n, "ok": not errors,
+            "problems": [{"path": p.path, "message": p.message, "severity": p.severity} for p in problems]}
+
+    def human(d):
+        for p in problems:
+            err.print(f"bindistro: {p.severity}: {p}", markup=False)
+        out.print(f"{d['directory']}: {n} packages, {len(errors)} errors, {len(problems) - len(errors)} warnings")
+    emit(as_json, data, human)
+    if errors:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--releases", "count", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@json_opt
+def demo(out_dir, count, seed, as_json):
+    """Sample builds of releases 1..N, each staged and released; leaves OUT/publish browsable."""
+    from .demo import run
+    r = run(out_dir, count, seed)
+
+    def human(r):
+        t = Table("release", "candidate", "packages", "new files", "changes", title=f"SAMPLE distro in {r['out']}")
+        for x in r["releases"]:
+            t.add_row(x["release"], str(x["candidate"]), str(x["packages"]), str(x["new_files"]), x["changes"])
+        out.print(t)
+        out.print(f"publish tree: {r['publish']}")
+    emit(as_json, r, human)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""`bindistro demo`: the whole cycle on the SAMPLE distro, in one project directory."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import spec as specmod
+from .release import release
+from .sample.build import generate
+from .stage import stage
+from .store import Store
+
+
+def run(out: Path, count: int = 3, seed: int = 1) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / specmod.SPEC_FILE
+    if not path.exists():
+        sp = specmod.default_spec("sample-distro")
+        specmod.dump(sp, path)
+    sp = specmod.load(path)
+    store = Store(sp.state_path)
+    done = {r.name for r in store.db.releases()}
+    rows = []
+    for n in range(1, count + 1):
+        name = sp.format_release_name(n)
+        if name in done:
+            continue
+        build = out / "builds" / f"release-{n}"
+        g = generate(build, n, seed)
+        st = stage(store, build, sp)
+        rel = release(sp, store, st["candidate"], name)
+        rows.append({"release": rel["release"], "candidate": st["candidate"], "packages": g["packages"],
+                     "new_files": rel["new_files"],
+                     "changes": ", ".join(f"{c['kind']} {c['recipe']}" for c in g["changes"]) or "first release"})
+    return {"out": str(out), "publish": str(sp.publish_path), "releases": rows}

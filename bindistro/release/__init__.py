@@ -1,0 +1,160 @@
+"""`bindistro release CAND`: publish a candidate into the cumulative feeds, atomically.
+
+Order: package and other objects first (each placed under a temporary name and renamed), then the
+feed indexes, then releases/<name>/manifest.json (each written under a temporary name and renamed),
+then the DB row, then releases.json. A release is listed only once
+everything it names is in place. Published files are never replaced; the only files rewritten are
+the feed indexes and releases.json, and those only ever grow.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from .. import model
+from ..errors import BadInput, BindistroError, Problem
+from ..formats import get as get_format
+from ..formats.base import Indexed, PackageInfo
+from ..formats.ipk import stamp_of
+from ..model import Artifact, Release
+from ..progress import progress
+from ..spec import Spec
+from ..store import Store
+from ..store.objects import hash_file, place, write_bytes_atomic
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def dest_path(a: Artifact, release: str) -> str:
+    """Where an artifact lives in the publish directory."""
+    if a.kind == model.PACKAGE:
+        return f"feeds/{a.format}/{a.arch}/{a.filename}"
+    if a.kind == model.IMAGE:
+        return f"images/{release}/{a.meta.get('machine', a.arch)}/{a.filename}"
+    return f"releases/{release}/build/{a.path}"
+
+
+def manifest_entry(a: Artifact, path: str) -> dict:
+    e = {"path": path, "sha256": a.sha256, "size": a.size, "kind": a.kind}
+    if a.kind == model.PACKAGE:
+        e.update(name=a.name, version=a.version, arch=a.arch, format=a.format, md5=a.md5)
+    elif a.meta.get("machine"):
+        e["machine"] = a.meta["machine"]
+    return e
+
+
+def check_eol(spec: Spec, what: str) -> None:
+    if spec.eol and dt.date.today() > spec.eol:
+        raise BindistroError(f"{spec.path}: eol: the product reached end of life on {spec.eol}; "
+                             f"no more {what} (published feeds stay available)")
+
+
+def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict:
+    check_eol(spec, "releases")
+    got = store.db.candidate(cid)
+    if not got:
+        raise BindistroError(f"candidate {cid}: no such candidate (see `bindistro show`)")
+    row, arts = got
+    rels = store.db.releases()
+    for r in rels:
+        if r.candidate == cid:
+            raise BindistroError(f"candidate {cid}: already published as release {r.name}")
+    seq = (rels[-1].seq + 1) if rels else 1
+    name = name or spec.format_release_name(seq)
+    if not _NAME.match(name):
+        raise BindistroError(f"release name {name!r}: use letters, digits and . _ + - only")
+    if any(r.name == name for r in rels):
+        raise BindistroError(f"release {name}: exists already; pick another --name")
+    pub = spec.publish_path
+    if (pub / "releases" / name).exists():
+        raise BindistroError(f"{pub / 'releases' / name}: exists but is not a recorded release; "
+                             "an earlier release was interrupted — pick another --name")
+
+    published = store.db.published()
+    feeds = set(spec.feeds())
+    problems: list[Problem] = []
+    plan: dict[str, Artifact] = {}
+    skipped = 0
+    for a in arts:
+        if a.kind == model.PACKAGE:
+            if a.format not in spec.formats:
+                skipped += 1
+                continue
+            if a.arch not in feeds:
+                problems.append(Problem(a.path, f"architecture {a.arch!r} has no feed in {spec.path}"))
+                continue
+        d = dest_path(a, name)
+        prev = published.get(d)
+        if prev and prev[0] != a.sha256:
+            problems.append(Problem(a.path, f"would replace published {d} with different content "
+                                    "(same name, version and arch must keep the same bytes; bump PR)"))
+            continue
+        if d in plan and plan[d].sha256 != a.sha256:
+            problems.append(Problem(a.path, f"two artifacts of the candidate map to {d} with different content"))
+            continue
+        on_disk = pub / d
+        if not prev and on_disk.exists():
+            if hash_file(on_disk)[0] != a.sha256:
+                problems.append(Problem(str(on_disk), "exists in the publish directory with other content "
+                                        "and was not published by bindistro; refusing to replace it"))
+                continue
+        plan[d] = a
+    if problems:
+        raise BadInput(problems)
+
+    # 1. objects
+    new_files = []
+    for d, a in progress(list(plan.items()), f"publishing {name}"):
+        target = pub / d
+        if d not in published:
+            if not target.exists():
+                place(store.objects.path(a.sha256), target)
+            new_files.append((d, a.sha256, a.size))
+
+    # 2. cumulative indexes of every feed that gains packages
+    touched = {(a.format, a.arch) for d, a in plan.items() if a.kind == model.PACKAGE and d not in published}
+    history = store.db.released_packages()
+    for fmt_name, arch in sorted(touched):
+        fmt = get_format(fmt_name)
+        feed_dir = pub / "feeds" / fmt_name / arch
+        items: dict[str, Indexed] = {}
+        for a in history + [a for a in plan.values() if a.kind == model.PACKAGE]:
+            if (a.format, a.arch) != (fmt_name, arch):
+                continue
+            info = PackageInfo(a.name, a.version, a.arch, a.meta)   # stored metadata, no re-reading
+            items[a.filename] = Indexed(a.filename, info, a.size, a.md5, a.sha256, stamp_of(feed_dir / a.filename))
+        fmt.write_index(feed_dir, list(items.values()), all_versions=True)
+
+    # 3. the manifest (temporary name + rename)
+    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    manifest = {
+        "release": name, "product": spec.product, "version": spec.version, "sequence": seq,
+        "candidate": cid, "source": row.source, "created": created,
+        "eol": spec.eol.isoformat() if spec.eol else None,
+        "feeds": {f: [f"feeds/{f}/{a}" for a in spec.feeds()] for f in spec.formats},
+        "artifacts": [manifest_entry(a, d) for d, a in plan.items()],
+    }
+    data = json.dumps(manifest, indent=1).encode() + b"\n"
+    write_bytes_atomic(pub / "releases" / name / "manifest.json", data)
+    new_files.append((f"releases/{name}/manifest.json", hashlib.sha256(data).hexdigest(), len(data)))
+
+    # 4. the DB row, then the public listing
+    rel = Release(name, seq, cid, created)
+    with store.db.begin() as conn:
+        store.db.add_release(conn, rel, new_files)
+    write_listing(spec, store)
+    return {"release": name, "sequence": seq, "candidate": cid, "created": created,
+            "new_files": len(new_files), "artifacts": len(plan), "skipped_formats": skipped,
+            "feeds_updated": [f"feeds/{f}/{a}" for f, a in sorted(touched)]}
+
+
+def write_listing(spec: Spec, store: Store) -> None:
+    rels = store.db.releases()
+    listing = {"product": spec.product, "eol": spec.eol.isoformat() if spec.eol else None,
+               "releases": [{"release": r.name, "sequence": r.seq, "created": r.created,
+                             "manifest": f"releases/{r.name}/manifest.json"} for r in rels]}
+    write_bytes_atomic(spec.publish_path / "releases.json", json.dumps(listing, indent=1).encode() + b"\n")
+

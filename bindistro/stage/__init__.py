@@ -1,0 +1,176 @@
+"""`bindistro stage PATH`: record a build's artifacts as a candidate.
+
+Everything is read and checked first; objects and the candidate are written only when no error was
+found, so bad input leaves the store as it was.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import model
+from ..errors import BadInput, Problem
+from ..feed import detect_format
+from ..formats import FORMATS, Format
+from ..formats.base import PackageError, compare_with_index, index_entries, scan_files
+from ..model import Artifact
+from ..progress import progress
+from ..spec import Spec
+from ..store import Store
+
+
+@dataclass
+class Layout:
+    root: Path
+    topdir: Path | None = None
+    deploy: Path | None = None
+    feeds: list[tuple[Format, Path]] = field(default_factory=list)
+
+
+def discover(path: Path) -> Layout:
+    """A build directory (TOPDIR), a tmp/deploy directory, or a single feed directory."""
+    if not path.is_dir():
+        raise BadInput([Problem(str(path), "not a directory (expected a build dir, tmp/deploy or a feed)")])
+    lay = Layout(path)
+    if (path / "tmp" / "deploy").is_dir():
+        lay.topdir, lay.deploy = path, path / "tmp" / "deploy"
+    elif any((path / d).is_dir() for d in (*FORMATS, "images")):
+        lay.deploy = path
+    if lay.deploy:
+        lay.feeds = [(f, lay.deploy / f.name) for f in FORMATS.values() if (lay.deploy / f.name).is_dir()]
+    else:
+        try:
+            lay.feeds = [(detect_format(path), path)]
+        except ValueError as e:
+            raise BadInput([Problem(str(path), "no packages, images or build artifacts found here")]) from e
+    return lay
+
+
+def _rel(p: Path, root: Path) -> str:
+    return str(p.relative_to(root))
+
+
+class Stager:
+    def __init__(self, store: Store, spec: Spec | None = None):
+        self.store = store
+        self.spec = spec
+        self.problems: list[Problem] = []
+        self.arts: list[Artifact] = []
+        self.srcs: list[Path] = []        # source file of each artifact, same order
+        self.stats: list[dict] = []
+
+    def _add(self, path: Path, art_kw: dict, root: Path) -> Artifact:
+        sha, md5, size, row = self.store.hash(path)
+        a = Artifact(path=_rel(path, root), sha256=sha, md5=md5, size=size, **art_kw)
+        self.arts.append(a)
+        self.srcs.append(path)
+        self.stats.append(row)
+        return a
+
+    def stage_feed(self, fmt: Format, feed_dir: Path, root: Path) -> None:
+        entries, probs = index_entries(fmt, feed_dir)
+        self.problems += probs
+        sums, names = {}, {}
+        for rel in progress(scan_files(fmt, feed_dir), f"staging {fmt.name} {feed_dir.name}"):
+            path = feed_dir / rel
+            try:
+                info = fmt.read(path, deep=True)
+            except PackageError as e:
+                self.problems += [Problem(str(path), m) for m in e.problems]
+                sha, md5, size, _ = self.store.hash(path)
+                sums[rel] = (sha, md5, size)
+                continue
+            a = self._add(path, dict(kind=model.PACKAGE, format=fmt.name, name=info.name,
+                                     version=info.version, arch=info.arch, meta=info.fields), root)
+            sums[rel] = (a.sha256, a.md5, a.size)
+            names[rel] = (info.name, info.version, info.arch)
+        self.problems += compare_with_index(fmt, feed_dir, entries, sums, names)
+
+    def stage_images(self, images: Path, root: Path) -> None:
+        for mdir in sorted(p for p in images.iterdir() if p.is_dir()):
+            for f in sorted(mdir.iterdir()):
+                # OE's unversioned names are symlinks to the timestamped files: keep the real files
+                if f.is_file() and not f.is_symlink():
+                    self._add(f, dict(kind=model.IMAGE, name=f.name, arch=mdir.name,
+                                      meta={"machine": mdir.name}), root)
+
+    def stage_topdir(self, top: Path, tmpdir: Path) -> None:
+        for rel, kind in (("conf/local.conf", model.CONF), ("conf/bblayers.conf", model.CONF),
+                          ("conf/auto.conf", model.CONF), ("cache/prserv.sqlite3", model.PRDB),
+                          ("cache/hashserv.db", model.HASHEQUIV)):
+            p = top / rel
+            if p.is_file():
+                self._add(p, dict(kind=kind, name=p.name), top)
+        logs = top / "tmp" / "log" / "cooker"
+        if logs.is_dir():
+            for f in sorted(logs.rglob("*.log")):
+                if f.is_file() and not f.is_symlink():
+                    self._add(f, dict(kind=model.LOG, name=f.name, meta={"machine": f.parent.name}), top)
+        bh = top / "buildhistory"
+        if (bh / ".git").exists():
+            bundle = tmpdir / "buildhistory.bundle"
+            r = subprocess.run(["git", "-C", str(bh), "bundle", "create", str(bundle), "--all"],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                self.problems.append(Problem(str(bh), f"cannot bundle buildhistory: {r.stderr.strip().splitlines()[-1:]}"))
+            else:
+                sha, md5, size, _ = self.store.hash(bundle)
+                self.arts.append(Artifact(path="buildhistory.bundle", kind=model.BUILDHISTORY, sha256=sha,
+                                          md5=md5, size=size, name="buildhistory.bundle"))
+                self.srcs.append(bundle)
+                self.stats.append(None)
+
+    def check_arches(self) -> None:
+        if not self.spec:
+            return
+        feeds = set(self.spec.feeds())
+        odd = sorted({a.arch for a in self.arts if a.kind == model.PACKAGE} - feeds)
+        for arch in odd:
+            self.problems.append(Problem(str(self.spec.path), f"packages of architecture {arch!r} have no feed "
+                                         "in this spec (add it to a machine's archs); release will refuse them",
+                                         severity="warning"))
+
+
+def stage(store: Store, path: Path, spec: Spec | None = None) -> dict:
+    path = path.resolve()
+    lay = discover(path)
+    st = Stager(store, spec)
+    with tempfile.TemporaryDirectory(dir=store.dir) as tmp:
+        for fmt, feed_dir in lay.feeds:
+            st.stage_feed(fmt, feed_dir, path)
+        if lay.deploy and (lay.deploy / "images").is_dir():
+            st.stage_images(lay.deploy / "images", path)
+        if lay.topdir:
+            st.stage_topdir(lay.topdir, Path(tmp))
+        st.check_arches()
+        errors = [p for p in st.problems if p.severity == "error"]
+        if errors:
+            raise BadInput(st.problems)
+        if not st.arts:
+            raise BadInput([Problem(str(path), "nothing to stage: no packages, images or build artifacts")])
+        for a, src in zip(st.arts, progress(st.srcs, "storing objects")):
+            store.objects.add(src, a.sha256)
+        warnings = [str(p) for p in st.problems]
+        created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        with store.db.begin() as conn:
+            cid = store.db.add_candidate(conn, str(path), created, st.arts, warnings)
+            store.db.save_filestats(conn, [r for r in st.stats if r])
+    out = summary(cid, str(path), created, st.arts, warnings)
+    out["hashed"], out["hash_cache_hits"] = store.hashed, store.cached
+    return out
+
+
+def summary(cid: int, source: str, created: str, arts: list[Artifact], warnings: list[str]) -> dict:
+    kinds: dict[str, int] = {}
+    for a in arts:
+        kinds[a.kind] = kinds.get(a.kind, 0) + 1
+    feeds: dict[str, int] = {}
+    for a in arts:
+        if a.kind == model.PACKAGE:
+            k = f"{a.format}/{a.arch}"
+            feeds[k] = feeds.get(k, 0) + 1
+    return {"candidate": cid, "source": source, "created": created, "artifacts": len(arts),
+            "kinds": kinds, "feeds": feeds, "warnings": warnings}

@@ -1,0 +1,79 @@
+"""Shared fixtures: the CLI, sample builds (generated once per session), the real Yocto data."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bindistro.cli import main
+from bindistro.sample.build import generate
+
+REPO = Path(__file__).resolve().parent.parent
+REALDATA = Path(os.environ.get("BINDISTRO_REALDATA", REPO.parent / "shared" / "realdata"))
+
+
+def need_realdata(sub: str) -> Path:
+    p = REALDATA / sub
+    if not p.exists():
+        pytest.fail(f"real Yocto data missing: {p} (the tests read ../shared/realdata beside the clone)")
+    return p
+
+
+class Cli:
+    def __init__(self):
+        self.runner = CliRunner()
+
+    def __call__(self, *args, ok: bool | None = True):
+        r = self.runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+        if ok is True:
+            assert r.exit_code == 0, f"{args} -> {r.exit_code}\n{r.stdout}\n{r.stderr}"
+        return r
+
+    def json(self, *args, ok: bool | None = True):
+        r = self(*args, "--json", ok=ok)
+        return json.loads(r.stdout)
+
+
+@pytest.fixture
+def cli():
+    return Cli()
+
+
+_BUILDS: dict[tuple[int, int], Path] = {}
+
+
+@pytest.fixture(scope="session")
+def builds_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("sample-builds")
+
+
+@pytest.fixture(scope="session")
+def sample_build(builds_dir):
+    """sample_build(release, seed=1) -> build dir, generated once per session."""
+    def get(release: int, seed: int = 1) -> Path:
+        key = (seed, release)
+        if key not in _BUILDS:
+            out = builds_dir / f"s{seed}-r{release}"
+            generate(out, release, seed)
+            _BUILDS[key] = out
+        return _BUILDS[key]
+    return get
+
+
+@pytest.fixture
+def project(tmp_path, cli):
+    d = tmp_path / "proj"
+    cli("-C", d, "init")
+    return d
+
+
+def copytree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, symlinks=True)
+    for p in [dst, *dst.rglob("*")]:
+        if not p.is_symlink():
+            p.chmod(p.stat().st_mode | 0o200)
+    return dst

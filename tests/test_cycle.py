@@ -1,0 +1,100 @@
+"""The walking skeleton end to end: sample builds -> stage -> release -> cumulative feeds."""
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+from debian import deb822
+
+from bindistro.store.objects import hash_file
+
+
+def index_of(feed_dir: Path) -> dict[str, dict]:
+    with open(feed_dir / "Packages") as f:
+        return {p["Filename"]: dict(p) for p in deb822.Deb822.iter_paragraphs(f, use_apt_pkg=False)}
+
+
+def test_demo_every_released_package_stays_listed(cli, tmp_path):
+    out = tmp_path / "demo"
+    cli("demo", "--out", out)
+    pub = out / "publish"
+    listing = json.loads((pub / "releases.json").read_text())
+    assert [r["release"] for r in listing["releases"]] == ["1.1", "1.2", "1.3"]
+    indexes = {d: index_of(d) for d in (pub / "feeds" / "ipk").iterdir()}
+    kinds = set()
+    for rel in listing["releases"]:
+        manifest = json.loads((pub / rel["manifest"]).read_text())
+        assert manifest["release"] == rel["release"]
+        for a in manifest["artifacts"]:
+            kinds.add(a["kind"])
+            f = pub / a["path"]
+            sha, md5, size = hash_file(f)
+            assert (sha, size) == (a["sha256"], a["size"])
+            if a["kind"] != "package":
+                continue
+            entry = indexes[f.parent][f.name]
+            assert entry["SHA256sum"] == sha and entry["MD5Sum"] == md5 and int(entry["Size"]) == size
+            assert entry["Version"] == a["version"] and entry["Package"] == a["name"]
+            assert entry["Architecture"] == a["arch"]
+    assert {"package", "image", "buildhistory", "prdb", "hashequiv", "conf", "log"} <= kinds
+    # Packages.gz says the same as Packages
+    for d in indexes:
+        assert gzip.decompress((d / "Packages.gz").read_bytes()) == (d / "Packages").read_bytes()
+    # both versions of a package bumped in release 3 are listed
+    core2 = index_of(pub / "feeds" / "ipk" / "core2-64")
+    zlib = sorted(e["Version"] for e in core2.values() if e["Package"] == "libz1")
+    assert len(zlib) >= 2
+
+
+def test_cli_contract(cli, project, sample_build):
+    b1, b2 = sample_build(1), sample_build(2)
+    s1 = cli.json("-C", project, "stage", b1)
+    assert isinstance(s1["candidate"], int) and s1["kinds"]["package"] > 150
+    r1 = cli.json("-C", project, "release", s1["candidate"], "--name", "first")
+    assert r1["release"] == "first"
+    s2 = cli.json("-C", project, "stage", b2)
+    r2 = cli.json("-C", project, "release", s2["candidate"])
+    assert r2["release"] == "1.2"        # default name from release_name "{version}.{n}"
+    rels = cli.json("-C", project, "releases")
+    assert [r["release"] for r in rels] == ["first", "1.2"]
+    shown = cli.json("-C", project, "show", "first")
+    assert shown["release"] == "first" and shown["artifacts"]
+    cand = cli.json("-C", project, "show", str(s2["candidate"]))
+    assert cand["released_as"] == ["1.2"]
+    # releasing the same candidate twice, or reusing a name, is refused with exit 1
+    assert cli("-C", project, "release", s2["candidate"], ok=False).exit_code == 1
+    assert cli("-C", project, "release", 999, ok=False).exit_code == 1
+    # unknown option: usage error, exit 2
+    assert cli("-C", project, "stage", "--bogus", ok=False).exit_code == 2
+
+
+def test_restaging_unchanged_files_costs_no_rehash(cli, project, sample_build):
+    b = sample_build(1)
+    first = cli.json("-C", project, "stage", b)
+    again = cli.json("-C", project, "stage", b)
+    assert first["hashed"] >= first["artifacts"] - 1
+    # only the buildhistory bundle, which is made anew, is read again
+    assert again["hashed"] <= 1 and again["hash_cache_hits"] >= first["artifacts"] - 1
+
+
+def test_same_version_new_content_is_refused_and_nothing_changes(cli, project, sample_build, tmp_path):
+    from conftest import copytree
+    b = copytree(sample_build(1), tmp_path / "b")
+    cli("-C", project, "release", cli.json("-C", project, "stage", b)["candidate"])
+    pub = project / "publish"
+    before = {p: p.read_bytes() for p in pub.rglob("*") if p.is_file()}
+    # rebuild one package with other content under the same file name
+    victim = next((b / "tmp/deploy/ipk/core2-64").glob("libz1_*.ipk"))
+    from bindistro.sample.ipkbuild import write_ipk
+    from bindistro.sample.packages import build_packages
+    from bindistro.sample.recipes import initial
+    pkg = next(p for p in build_packages(initial(1)["zlib"], "core2-64") if p.name == "libz1")
+    pkg.files[-2].data += b"changed"
+    victim.unlink()
+    write_ipk(pkg, victim.parent, 1)
+    cli("feed", "index", victim.parent)
+    cand = cli.json("-C", project, "stage", b)["candidate"]
+    r = cli("-C", project, "release", cand, ok=False)
+    assert r.exit_code == 1 and "would replace published feeds/ipk/core2-64/libz1_" in r.stderr
+    after = {p: p.read_bytes() for p in pub.rglob("*") if p.is_file()}
+    assert after == before
