@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# All set-up on a fresh Debian 12 machine (as root): Debian tools, then a venv that sees Debian's
+# python3-rpm/-solv/-createrepo-c bindings, then bindistro itself. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBS=(rpm createrepo-c dnf dnf-plugins-core python3-solv python3-rpm python3-createrepo-c gnupg
+      abigail-tools dpkg-dev apt zstd busybox-static binutils git python3-venv)
+missing=()
+for p in "${DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+if ! .venv/bin/python -c "import bindistro, pytest, hypothesis" 2>/dev/null; then
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+fi

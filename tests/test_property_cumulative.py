@@ -1,0 +1,62 @@
+"""Property: whatever sequence of sample releases is published, no published file is changed or
+removed, and every version ever released stays listed in its feed's index."""
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+
+from click.testing import CliRunner
+from debian import deb822
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bindistro.cli import main
+
+INDEX_NAMES = {"Packages", "Packages.gz", "Packages.stamps", "releases.json"}
+
+
+def snapshot(pub: Path) -> dict[str, str]:
+    return {str(p.relative_to(pub)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in pub.rglob("*") if p.is_file() and p.name not in INDEX_NAMES}
+
+
+def listed(pub: Path) -> set[tuple[str, str, str]]:
+    out = set()
+    for idx in pub.glob("feeds/*/*/Packages"):
+        with open(idx) as f:
+            for p in deb822.Deb822.iter_paragraphs(f, use_apt_pkg=False):
+                out.add((p["Package"], p["Version"], p["Architecture"]))
+    return out
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.sampled_from([1, 2]), st.integers(1, 3)), min_size=1, max_size=4))
+def test_published_files_never_change(sample_build, steps):
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        proj = Path(tmp) / "p"
+        assert run("-C", proj, "init").exit_code == 0
+        pub = proj / "publish"
+        released: set[tuple[str, str, str]] = set()
+        for seed, rel in steps:
+            before = snapshot(pub)
+            listed_before = listed(pub)
+            st_ = run("-C", proj, "stage", sample_build(rel, seed), "--json")
+            assert st_.exit_code == 0, st_.stderr
+            cand = json.loads(st_.stdout)["candidate"]
+            r = run("-C", proj, "release", cand, "--json")
+            after = snapshot(pub)
+            # nothing published is changed or removed, whether the release went through or not
+            assert all(after.get(k) == v for k, v in before.items())
+            if r.exit_code == 0:
+                manifest = json.loads((pub / "releases" / json.loads(r.stdout)["release"] / "manifest.json").read_text())
+                released |= {(a["name"], a["version"], a["arch"]) for a in manifest["artifacts"] if a["kind"] == "package"}
+            else:
+                # refused (same name+version, other content): the feeds are exactly as before
+                assert r.exit_code == 1 and "would replace published" in r.stderr
+                assert after == before and listed(pub) == listed_before
+            assert released <= listed(pub)

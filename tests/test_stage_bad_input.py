@@ -1,0 +1,114 @@
+"""Bad input: one clear line per problem naming the file, exit 1, nothing stored."""
+import io
+import tarfile
+
+import pytest
+import zstandard
+
+from bindistro.sample.ipkbuild import control_text, write_ipk
+from bindistro.sample.packages import build_packages
+from bindistro.sample.recipes import initial
+
+
+def good_pkg():
+    return next(p for p in build_packages(initial(1)["zlib"], "core2-64") if p.name == "libz1")
+
+
+def tar_zst(members) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, kind, target in members:
+            ti = tarfile.TarInfo(name)
+            if kind == "sym":
+                ti.type, ti.linkname = tarfile.SYMTYPE, target
+                tf.addfile(ti)
+            else:
+                ti.size = 3
+                tf.addfile(ti, io.BytesIO(b"abc"))
+    return zstandard.ZstdCompressor().compress(buf.getvalue())
+
+
+def make_feed(tmp_path, defect):
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    pkg = good_pkg()
+    fields = pkg.control_fields()
+    data = None
+    if defect == "missing-version":
+        fields = [f for f in fields if f[0] != "Version"]
+    elif defect == "absolute":
+        data = tar_zst([("/etc/passwd", "file", None)])
+    elif defect == "dotdot":
+        data = tar_zst([("./usr/../../etc/x", "file", None)])
+    elif defect == "symlink-outside":
+        data = tar_zst([("./usr/lib/evil", "sym", "../../../../etc/shadow")])
+    path = write_ipk(pkg, feed, 1, fields=fields, data=data)
+    if defect == "not-ar":
+        path.write_bytes(b"this is not an ar archive\n")
+    if defect == "non-utf8":
+        import subprocess, gzip
+        raw = control_text(fields).replace("Description: ", "Description: caf\xe9 ").encode("latin-1")
+        ti_buf = io.BytesIO()
+        with tarfile.open(fileobj=ti_buf, mode="w") as tf:
+            ti = tarfile.TarInfo("./control")
+            ti.size = len(raw)
+            tf.addfile(ti, io.BytesIO(raw))
+        (feed / "control.tar.gz").write_bytes(gzip.compress(ti_buf.getvalue()))
+        subprocess.run(["ar", "r", str(path), "control.tar.gz"], cwd=feed, check=True)
+        (feed / "control.tar.gz").unlink()
+    return feed, path
+
+
+@pytest.mark.parametrize("defect,words", [
+    ("not-ar", "not an ar archive"),
+    ("missing-version", "control lacks field Version"),
+    ("absolute", "absolute path"),
+    ("dotdot", "contains '..'"),
+    ("symlink-outside", "points outside the package"),
+    ("non-utf8", "not UTF-8"),
+])
+def test_bad_package(cli, project, tmp_path, defect, words):
+    feed, path = make_feed(tmp_path, defect)
+    r = cli("-C", project, "stage", feed, ok=False)
+    assert r.exit_code == 1
+    lines = [l for l in r.stderr.splitlines() if l]
+    assert any(str(path) in l and words in l for l in lines), r.stderr
+    assert all(l.startswith("bindistro: ") for l in lines)
+    assert cli.json("-C", project, "releases") == []
+    assert not list((project / "state" / "objects").rglob("*")) if (project / "state" / "objects").exists() else True
+
+
+@pytest.mark.parametrize("defect,words", [
+    ("entry-without-file", "file is missing"),
+    ("file-without-entry", "not listed in any index"),
+    ("size", "differs from the index"),
+    ("checksum", "SHA256 differs from the index"),
+])
+def test_feed_disagrees_with_index(cli, project, tmp_path, defect, words):
+    feed, path = make_feed(tmp_path, "none")
+    cli("feed", "index", feed)
+    text = (feed / "Packages").read_text()
+    if defect == "entry-without-file":
+        (feed / "Packages").write_text(text + text.replace(path.name, "ghost_1.0-r0_core2-64.ipk")
+                                       .replace("Package: libz1", "Package: ghost"))
+    elif defect == "file-without-entry":
+        other = next(p for p in build_packages(initial(1)["xz"], "core2-64") if p.name == "liblzma5")
+        path = write_ipk(other, feed, 1)
+    elif defect == "size":
+        import re
+        (feed / "Packages").write_text(re.sub(r"Size: \d+", "Size: 1", text))
+    elif defect == "checksum":
+        import re
+        (feed / "Packages").write_text(re.sub(r"SHA256sum: \w+", "SHA256sum: " + "0" * 64, text))
+    r = cli("-C", project, "stage", feed, ok=False)
+    assert r.exit_code == 1
+    assert any(words in l for l in r.stderr.splitlines()), r.stderr
+    assert cli.json("-C", project, "show", "1", ok=False) == {"error": "1: no such candidate id or release name", "problems": []}
+
+
+def test_stage_of_a_directory_with_nothing(cli, project, tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = cli("-C", project, "stage", tmp_path / "empty", ok=False)
+    assert r.exit_code == 1 and str(tmp_path / "empty") in r.stderr
+    r = cli("-C", project, "stage", tmp_path / "nope", ok=False)
+    assert r.exit_code == 1 and "not a directory" in r.stderr
