@@ -221,11 +221,11 @@ def feed():
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-a", "--all-versions", is_flag=True, help="List every version, not only the newest (like opkg-make-index -a).")
 @click.option("--checksum", type=click.Choice(["md5", "sha256"]), multiple=True,
-              help="Checksums to list (default: md5 and sha256, as OE asks opkg-make-index for).")
-@click.option("--format", "fmt", type=click.Choice(["ipk"]), help="Package format (default: detected).")
+              help="ipk: checksums to list (default: md5 and sha256, as OE asks opkg-make-index for).")
+@click.option("--format", "fmt", type=click.Choice(["ipk", "rpm", "deb"]), help="Package format (default: detected).")
 @json_opt
 def feed_index(directory, all_versions, checksum, fmt, as_json):
-    """Write the index of a feed directory, like opkg-make-index."""
+    """Write the index of a feed directory (like opkg-make-index, createrepo_c, apt-ftparchive)."""
     try:
         f = get_format(fmt) if fmt else feedmod.detect_format(directory)
     except ValueError as e:
@@ -244,7 +244,7 @@ def feed_index(directory, all_versions, checksum, fmt, as_json):
 
 @feed.command("check")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["ipk"]), help="Package format (default: detected).")
+@click.option("--format", "fmt", type=click.Choice(["ipk", "rpm", "deb"]), help="Package format (default: detected).")
 @json_opt
 def feed_check(directory, fmt, as_json):
     """Check a feed against its index: missing, unindexed, changed files."""

@@ -15,6 +15,7 @@ def run(out: Path, count: int = 3, seed: int = 1) -> dict:
     path = out / specmod.SPEC_FILE
     if not path.exists():
         sp = specmod.default_spec("sample-distro")
+        sp.formats = ["ipk", "rpm", "deb"]     # the demo publishes every format
         specmod.dump(sp, path)
     sp = specmod.load(path)
     store = Store(sp.state_path)

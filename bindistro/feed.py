@@ -6,15 +6,19 @@ from pathlib import Path
 from .errors import Problem
 from .formats import FORMATS, Format
 from .formats.base import (Indexed, PackageError, PackageInfo, compare_with_index, index_entries,
-                           scan_files)
-from .formats.ipk import stamp_of
+                           scan_files, stamp_of)
 from .progress import progress
 from .store.objects import hash_file
 
 
 def detect_format(feed_dir: Path) -> Format:
+    """The format most package files in `feed_dir` have (ipk and deb share index names)."""
+    counts = {f.name: sum(1 for _ in feed_dir.rglob(f"*{f.suffix}")) for f in FORMATS.values()}
+    best = max(counts, key=counts.get)
+    if counts[best]:
+        return FORMATS[best]
     for f in FORMATS.values():
-        if f.find_indexes(feed_dir) or any(feed_dir.rglob(f"*{f.suffix}")):
+        if f.find_indexes(feed_dir):
             return f
     raise ValueError(f"{feed_dir}: no packages or index of a known format (ipk, rpm, deb)")
 
@@ -26,7 +30,7 @@ def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
     Returns (files written, packages read, packages reused).
     """
     old = {}
-    stamps = fmt.read_stamps(feed_dir) if hasattr(fmt, "read_stamps") else {}
+    stamps = fmt.read_stamps(feed_dir)
     if stamps:
         for idx in fmt.find_indexes(feed_dir):
             if fmt.index_dir(idx) == feed_dir:

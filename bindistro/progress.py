@@ -11,8 +11,9 @@ _console = Console(stderr=True)
 
 
 def progress(items: Sequence | Iterable, label: str, total: int | None = None):
-    items = list(items) if not isinstance(items, Sequence) else items
-    if not sys.stderr.isatty() or len(items) < 20:
+    if total is None:
+        items = list(items) if not isinstance(items, Sequence) else items
+    if not sys.stderr.isatty() or (total or len(items)) < 20:
         yield from items
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -47,17 +47,24 @@ _BUILDS: dict[tuple[int, int], Path] = {}
 
 
 @pytest.fixture(scope="session")
-def builds_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("sample-builds")
+def demo(tmp_path_factory) -> Path:
+    """`bindistro demo --out DIR` (releases 1..3 of seed 1, all formats), run once per session."""
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    Cli()("demo", "--out", out)
+    for n in (1, 2, 3):
+        _BUILDS[(1, n)] = out / "builds" / f"release-{n}"
+    return out
 
 
 @pytest.fixture(scope="session")
-def sample_build(builds_dir):
-    """sample_build(release, seed=1) -> build dir, generated once per session."""
+def sample_build(tmp_path_factory, demo):
+    """sample_build(release, seed=1) -> build dir, generated once per session (seed 1 comes from the demo)."""
+    builds = tmp_path_factory.mktemp("sample-builds")
+
     def get(release: int, seed: int = 1) -> Path:
         key = (seed, release)
         if key not in _BUILDS:
-            out = builds_dir / f"s{seed}-r{release}"
+            out = builds / f"s{seed}-r{release}"
             generate(out, release, seed)
             _BUILDS[key] = out
         return _BUILDS[key]

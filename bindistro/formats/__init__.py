@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from .base import Format
+from .deb import Deb
 from .ipk import Ipk
+from .rpm import Rpm
 
-FORMATS: dict[str, Format] = {"ipk": Ipk()}
+FORMATS: dict[str, Format] = {"ipk": Ipk(), "rpm": Rpm(), "deb": Deb()}
 
 
 def get(name: str) -> Format:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import posixpath
 import tarfile
 from dataclasses import dataclass, field
@@ -77,6 +78,17 @@ class Format:
 
     def index_dir(self, index: Path) -> Path:
         return index.parent
+
+    def feed_name(self, arch: str) -> str:
+        """Directory name of the feed of OE package architecture `arch` (as in tmp/deploy/<fmt>/)."""
+        return arch
+
+    def feed_arch(self, info: PackageInfo, rel: str) -> str:
+        """The feed a package belongs to; `rel` is its path below the format's deploy directory."""
+        return info.arch
+
+    def read_stamps(self, feed_dir: Path) -> dict[str, int]:
+        return {}
 
 
 # --- payload checks shared by all formats -------------------------------------------------------
@@ -181,3 +193,8 @@ def compare_with_index(fmt: Format, feed_dir: Path, entries: dict[str, IndexEntr
         else:
             problems.append(Problem(p, "file is not listed in any index"))
     return problems
+
+
+def stamp_of(path: Path) -> int:
+    # opkg-make-index compares the ctime it recorded to decide whether to re-read a package
+    return int(os.stat(path).st_ctime)

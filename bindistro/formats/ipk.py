@@ -7,15 +7,15 @@ dropped, as opkg-make-index does without -f.
 from __future__ import annotations
 
 import gzip
-import io
 import os
 from pathlib import Path
 
-from debian import arfile, deb822
+from debian import arfile
 from debian.debian_support import version_compare
 
 from ..store.objects import write_bytes_atomic
 from .base import Format, IndexEntry, Indexed, PackageError, PackageInfo, open_tar, tar_problems
+from .control import missing_fields, parse_control, read_paragraphs
 
 # (lower-case control field, index field name) in opkg-make-index's order; None marks the sums.
 INDEX_ORDER = [
@@ -30,17 +30,6 @@ INDEX_ORDER = [
 REQUIRED = ("Package", "Version", "Architecture")
 
 
-def parse_control(data: bytes, what: str) -> dict:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise PackageError([f"{what} is not UTF-8 (byte {e.start})"]) from None
-    return dict(deb822.Deb822(text))
-
-
-def missing_fields(fields: dict, required=REQUIRED) -> list[str]:
-    lower = {k.lower(): v for k, v in fields.items()}
-    return [f"control lacks field {f}" for f in required if not str(lower.get(f.lower(), "")).strip()]
 
 
 class Ipk(Format):
@@ -73,7 +62,7 @@ class Ipk(Format):
         if control is None:
             raise PackageError(problems + [f"{ctl} has no control file"])
         fields = parse_control(control, "control")
-        problems += missing_fields(fields)
+        problems += missing_fields(fields, REQUIRED)
         files: list[str] = []
         if deep and data:
             try:
@@ -102,7 +91,7 @@ class Ipk(Format):
         data = index.read_bytes()
         if index.suffix == ".gz":
             data = gzip.decompress(data)
-        for par in deb822.Deb822.iter_paragraphs(io.StringIO(data.decode("utf-8")), use_apt_pkg=False):
+        for par in read_paragraphs(data):
             if "Package" not in par:
                 continue
             size = par.get("Size")
@@ -167,7 +156,3 @@ class Ipk(Format):
                     out[f] = int(s)
         return out
 
-
-def stamp_of(path: Path) -> int:
-    # opkg-make-index compares the ctime it recorded to decide whether to re-read a package
-    return int(os.stat(path).st_ctime)

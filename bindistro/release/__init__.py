@@ -17,8 +17,7 @@ from pathlib import Path
 from .. import model
 from ..errors import BadInput, BindistroError, Problem
 from ..formats import get as get_format
-from ..formats.base import Indexed, PackageInfo
-from ..formats.ipk import stamp_of
+from ..formats.base import Indexed, PackageInfo, stamp_of
 from ..model import Artifact, Release
 from ..progress import progress
 from ..spec import Spec
@@ -74,7 +73,7 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
                              "an earlier release was interrupted — pick another --name")
 
     published = store.db.published()
-    feeds = set(spec.feeds())
+    feeds = {f: {get_format(f).feed_name(a) for a in spec.feeds()} for f in spec.formats}
     problems: list[Problem] = []
     plan: dict[str, Artifact] = {}
     skipped = 0
@@ -83,7 +82,7 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
             if a.format not in spec.formats:
                 skipped += 1
                 continue
-            if a.arch not in feeds:
+            if a.arch not in feeds[a.format]:
                 problems.append(Problem(a.path, f"architecture {a.arch!r} has no feed in {spec.path}"))
                 continue
         d = dest_path(a, name)
@@ -134,7 +133,7 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
         "release": name, "product": spec.product, "version": spec.version, "sequence": seq,
         "candidate": cid, "source": row.source, "created": created,
         "eol": spec.eol.isoformat() if spec.eol else None,
-        "feeds": {f: [f"feeds/{f}/{a}" for a in spec.feeds()] for f in spec.formats},
+        "feeds": {f: [f"feeds/{f}/{a}" for a in sorted(feeds[f])] for f in spec.formats},
         "artifacts": [manifest_entry(a, d) for d, a in plan.items()],
     }
     data = json.dumps(manifest, indent=1).encode() + b"\n"

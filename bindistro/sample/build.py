@@ -7,7 +7,11 @@ cache/hashserv.db, tmp/log/cooker/<machine>/. Nothing in it comes from a real bu
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import hashlib
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 import shutil
 import sqlite3
 from dataclasses import dataclass
@@ -19,7 +23,9 @@ from .. import feed
 from ..formats import get as get_format
 from ..progress import progress
 from . import buildhistory
+from .debbuild import write_deb
 from .ipkbuild import _tar, write_ipk
+from .rpmbuild import rpm_arch, write_rpms
 from .packages import File, Pkg, build_packages
 from .recipes import ALL, IMAGE_INSTALL, MACH, Recipe, at_release
 
@@ -196,6 +202,45 @@ def _console_log(release: int, m: MachineDef, npkgs: int) -> str:
             f"NOTE: Build {t} completed\n")
 
 
+def write_deploy(deploy: Path, pkgs: list[Pkg], release: int) -> None:
+    """tmp/deploy/{ipk,rpm,deb}/<arch>/ with the indexes OE's package_*-index tasks write."""
+    jobs = []
+    for p in pkgs:
+        for fmt in ("ipk", "deb"):
+            d = deploy / fmt / p.arch
+            d.mkdir(parents=True, exist_ok=True)
+            jobs.append((write_ipk if fmt == "ipk" else write_deb, p, d))
+    by_recipe: dict[tuple[str, str], list[Pkg]] = {}
+    for p in pkgs:
+        by_recipe.setdefault((p.recipe.pn, p.arch), []).append(p)
+    for (pn, arch), group in by_recipe.items():
+        d = deploy / "rpm" / rpm_arch(arch)
+        d.mkdir(parents=True, exist_ok=True)
+        jobs.append((write_rpms, group, d))
+
+    def run(job):
+        fn, what, d = job
+        sde = source_date_epoch((what[0] if isinstance(what, list) else what).recipe)
+        fn(what, d, sde)
+    with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as ex:
+        for _ in progress(ex.map(run, jobs), f"sample-build release {release}: packages", total=len(jobs)):
+            pass
+
+    ipk = get_format("ipk")
+    for d in sorted(x for x in (deploy / "ipk").iterdir() if x.is_dir()):
+        feed.index(ipk, d, all_versions=False)
+    (deploy / "ipk" / "Packages").write_text("")   # OE writes an empty top-level index
+    for d in sorted(x for x in (deploy / "deb").iterdir() if x.is_dir()):
+        # as OE's DpkgIndexer: apt-ftparchive packages/release in each arch directory
+        pk = subprocess.run(["apt-ftparchive", "packages", "."], cwd=d, check=True, capture_output=True).stdout
+        (d / "Packages").write_bytes(pk)
+        (d / "Packages.gz").write_bytes(gzip.compress(pk, 9, mtime=0))
+        rel = subprocess.run(["apt-ftparchive", "release", "."], cwd=d, check=True, capture_output=True).stdout
+        (d / "Release").write_bytes(f"Label: {d.name}\n".encode() + rel)
+    # as OE's RpmIndexer: one repository over the whole rpm deploy directory
+    subprocess.run(["createrepo_c", "--update", "-q", str(deploy / "rpm")], check=True, capture_output=True)
+
+
 def generate(out: Path, release: int, seed: int = 1) -> dict:
     """Write release `release` of the sample build into `out`; returns a summary."""
     if release < 1:
@@ -214,15 +259,7 @@ def generate(out: Path, release: int, seed: int = 1) -> dict:
     mtime = int(when.timestamp())
     pkgs = all_packages(recipes)
 
-    deploy = out / "tmp" / "deploy" / "ipk"
-    for p in progress(pkgs, f"sample-build release {release}: ipk"):
-        d = deploy / p.arch
-        d.mkdir(parents=True, exist_ok=True)
-        write_ipk(p, d, source_date_epoch(p.recipe))
-    ipk = get_format("ipk")
-    for d in sorted(x for x in deploy.iterdir() if x.is_dir()):
-        feed.index(ipk, d, all_versions=False)
-    (deploy / "Packages").write_text("")   # OE writes an empty top-level index
+    write_deploy(out / "tmp" / "deploy", pkgs, release)
 
     stamp = when.strftime("%Y%m%d%H%M%S")
     images = {}

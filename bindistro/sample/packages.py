@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from .recipes import ALL, MACH, Recipe
@@ -82,6 +83,22 @@ def _size(pn: str, what: str, lo: int, hi: int) -> int:
     return lo + h % (hi - lo)
 
 
+HOST_BUSYBOX = Path("/bin/busybox")
+HOST_ARCHS = {"core2-64", "qemux86_64"}
+
+
+def busybox_files(arch: str) -> list[File]:
+    """/bin/sh for scriptlets in install roots: Debian's static busybox, repackaged, where the host
+    can run it (x86-64); made-up bytes elsewhere."""
+    if arch in HOST_ARCHS:
+        if not HOST_BUSYBOX.exists():
+            raise FileNotFoundError(f"{HOST_BUSYBOX}: missing; install Debian's busybox-static (scripts/setup.sh does)")
+        data = HOST_BUSYBOX.read_bytes()
+    else:
+        data = _blob("busybox", arch, size=60000)
+    return [D("/bin"), File("/bin/busybox", data=data, mode=0o755), File("/bin/sh", "symlink", target="busybox")]
+
+
 def build_packages(r: Recipe, arch: str) -> list[Pkg]:
     """Binary packages of recipe `r` built for package architecture `arch`."""
     v = r.version
@@ -124,8 +141,10 @@ def build_packages(r: Recipe, arch: str) -> list[Pkg]:
             d = "/" + "/".join(parts[:i])
             if d not in dirs:
                 dirs.add(d)
-                files.append(File(d))
+                files.append(D(d))
         files.append(File(c, data=f"# {c} of {r.pn} (bindistro sample data)\n# version {v}\nsetting = default\n".encode()))
+    if r.pn == "busybox":
+        files += busybox_files(arch)
     m.conffiles = list(r.conffiles)
     m.files = files
     if r.postinst:

@@ -84,7 +84,8 @@ class Stager:
                 sums[rel] = (sha, md5, size)
                 continue
             a = self._add(path, dict(kind=model.PACKAGE, format=fmt.name, name=info.name,
-                                     version=info.version, arch=info.arch, meta=info.fields), root)
+                                     version=info.version, arch=fmt.feed_arch(info, rel),
+                                     meta=info.fields), root)
             sums[rel] = (a.sha256, a.md5, a.size)
             names[rel] = (info.name, info.version, info.arch)
         self.problems += compare_with_index(fmt, feed_dir, entries, sums, names)
@@ -126,9 +127,10 @@ class Stager:
     def check_arches(self) -> None:
         if not self.spec:
             return
-        feeds = set(self.spec.feeds())
-        odd = sorted({a.arch for a in self.arts if a.kind == model.PACKAGE} - feeds)
-        for arch in odd:
+        from ..formats import get as get_format
+        odd = sorted({(a.format, a.arch) for a in self.arts if a.kind == model.PACKAGE
+                      and a.arch not in {get_format(a.format).feed_name(x) for x in self.spec.feeds()}})
+        for _fmt, arch in odd:
             self.problems.append(Problem(str(self.spec.path), f"packages of architecture {arch!r} have no feed "
                                          "in this spec (add it to a machine's archs); release will refuse them",
                                          severity="warning"))

@@ -1,0 +1,114 @@
+"""deb (dpkg/apt) packages and flat feeds, as OE's package_deb and DpkgIndexer make them.
+
+One flat repository per package architecture (`deb [signed-by=…] URL/<arch> ./`): `Packages`,
+`Packages.gz` with fields in apt-ftparchive's order, and a `Release` beginning with `Label: <arch>`.
+The control `Architecture` is Debian's (amd64, arm64, all); OE records its own package architecture
+in `PackageArch`, which decides the feed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+from pathlib import Path
+
+from debian import arfile, debfile
+from debian.debian_support import version_compare
+
+from ..store.objects import write_bytes_atomic
+from .base import Format, IndexEntry, Indexed, PackageError, PackageInfo, tar_problems
+from .control import missing_fields, parse_control, read_paragraphs
+
+REQUIRED = ("Package", "Version", "Architecture")
+# apt-ftparchive's order (apt's TFRewritePackageOrder); other fields follow in control order
+ORDER = ["Package", "Source", "Architecture", "Version", "Priority", "Essential", "Section", "Origin",
+         "Maintainer", "Original-Maintainer", "Bugs", "Installed-Size", "Provides", "Pre-Depends",
+         "Depends", "Recommends", "Suggests", "Replaces", "Breaks", "Conflicts", "Enhances",
+         "Filename", "Size", "MD5sum", "SHA256", "Homepage", "Description"]
+INDEX_OWN = {"Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512"}
+
+
+class Deb(Format):
+    name = "deb"
+    suffix = ".deb"
+
+    def read(self, path: Path, deep: bool = True) -> PackageInfo:
+        try:
+            deb = debfile.DebFile(str(path))
+        except (arfile.ArError, debfile.DebError, OSError, ValueError, KeyError) as e:
+            raise PackageError([f"not a deb archive ({e})"]) from None
+        try:
+            raw = deb.control.get_content("control")
+        except Exception as e:
+            raise PackageError([f"control.tar has no readable control file ({e})"]) from None
+        if raw is None:
+            raise PackageError(["control.tar has no control file"])
+        fields = parse_control(raw)
+        problems = missing_fields(fields, REQUIRED)
+        files: list[str] = []
+        if deep:
+            try:
+                problems += tar_problems(deb.data.tgz(), "data.tar", files)
+            except Exception as e:
+                problems.append(f"data.tar is not readable ({e})")
+        if problems:
+            raise PackageError(problems)
+        return PackageInfo(fields["Package"], fields["Version"], fields["Architecture"], fields, files)
+
+    def version_cmp(self, a: str, b: str) -> int:
+        return version_compare(a, b)
+
+    def feed_arch(self, info: PackageInfo, rel: str) -> str:
+        if info.fields.get("PackageArch"):
+            return info.fields["PackageArch"]
+        return rel.split("/")[0] if "/" in rel else info.arch
+
+    def find_indexes(self, feed_dir: Path) -> list[Path]:
+        out = []
+        for p in sorted(feed_dir.rglob("Packages*")):
+            if p.name == "Packages" or (p.name == "Packages.gz" and not p.with_suffix("").exists()):
+                out.append(p)
+        return out
+
+    def read_index(self, index: Path) -> list[IndexEntry]:
+        data = index.read_bytes()
+        if index.suffix == ".gz":
+            data = gzip.decompress(data)
+        out = []
+        for par in read_paragraphs(data):
+            if "Package" not in par:
+                continue
+            fn = par.get("Filename", "")
+            fn = fn[2:] if fn.startswith("./") else fn
+            sums = {k: par[f] for k, f in (("md5", "MD5sum"), ("sha256", "SHA256")) if f in par}
+            out.append(IndexEntry(fn, par["Package"], par.get("Version", ""), par.get("Architecture", ""),
+                                  int(par["Size"]) if par.get("Size") else None, sums, par))
+        return out
+
+    def stanza(self, it: Indexed) -> str:
+        f = {k: v for k, v in it.info.fields.items() if k not in INDEX_OWN}
+        f.update({"Filename": f"./{it.filename}", "Size": str(it.size), "MD5sum": it.md5, "SHA256": it.sha256})
+        keys = [k for k in ORDER if k in f] + [k for k in f if k not in ORDER]
+        return "".join(f"{k}: {f[k]}\n" for k in keys) + "\n"
+
+    def write_index(self, feed_dir: Path, items: list[Indexed], all_versions: bool = True,
+                    checksums: tuple[str, ...] = ("md5", "sha256")) -> list[Path]:
+        chosen: dict[tuple, Indexed] = {}
+        for it in sorted(items, key=lambda i: i.filename):
+            key = (it.info.name, it.info.arch) + ((it.info.version,) if all_versions else ())
+            old = chosen.get(key)
+            if old is None or self.version_cmp(it.info.version, old.info.version) >= 0:
+                chosen[key] = it
+        text = "".join(self.stanza(it) for it in sorted(chosen.values(), key=lambda i: (i.info.name, i.filename))).encode()
+        gz = gzip.compress(text, 9, mtime=0)
+        now = dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")
+        rel = [f"Label: {feed_dir.resolve().name}\n", f"Date: {now}\n"]
+        for title, algo in (("MD5Sum", "md5"), ("SHA256", "sha256")):
+            rel.append(f"{title}:\n")
+            for name, data in (("Packages", text), ("Packages.gz", gz)):
+                rel.append(f" {hashlib.new(algo, data).hexdigest()} {len(data):16d} {name}\n")
+        out = [feed_dir / "Packages.gz", feed_dir / "Packages", feed_dir / "Release"]
+        write_bytes_atomic(out[0], gz)
+        write_bytes_atomic(out[1], text)
+        write_bytes_atomic(out[2], "".join(rel).encode())   # Release last: it vouches for the others
+        return out

@@ -1,0 +1,166 @@
+"""rpm (dnf) packages and repositories, read with python3-rpm and written with createrepo_c's library.
+
+One repository per package architecture (OE's `PACKAGE_FEED_ARCHS` gives one dnf repo per arch):
+`feeds/rpm/<arch>/*.rpm` + `repodata/`. At stage time each package's primary/filelists/other XML
+chunks are made once (with its file name as location) and stored; releases build repodata from the
+stored chunks, so already published packages are never read again.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import subprocess
+import tempfile
+from pathlib import Path
+
+import createrepo_c as cr
+import rpm
+
+from ..store.objects import write_bytes_atomic
+from .base import Format, IndexEntry, Indexed, PackageError, PackageInfo
+
+_TS = None
+
+
+def _ts():
+    global _TS
+    if _TS is None:
+        _TS = rpm.TransactionSet()
+        # check header digests here; signatures are issue of the signing step
+        _TS.setVSFlags(rpm._RPMVSF_NOSIGNATURES)
+    return _TS
+
+
+def evr_string(epoch, version, release) -> str:
+    e = str(epoch or "")
+    return f"{e}:{version}-{release}" if e and e != "0" else f"{version}-{release}"
+
+
+def digests_ok(path: Path) -> str | None:
+    """None when header and payload digests verify, else rpmkeys' complaint."""
+    env = dict(os.environ, HOME=tempfile.gettempdir())
+    r = subprocess.run(["rpmkeys", "--checksig", "--nosignature", "--define", "_pkgverify_level digest",
+                        str(path)], capture_output=True, text=True, env=env)
+    if r.returncode == 0:
+        return None
+    return (r.stdout.strip() or r.stderr.strip()).replace(str(path) + ":", "").strip() or "digest check failed"
+
+
+class Rpm(Format):
+    name = "rpm"
+    suffix = ".rpm"
+
+    def feed_name(self, arch: str) -> str:
+        return "noarch" if arch == "all" else arch.replace("-", "_")
+
+    def read(self, path: Path, deep: bool = True) -> PackageInfo:
+        try:
+            with open(path, "rb") as f:
+                hdr = _ts().hdrFromFdno(f.fileno())
+        except (rpm.error, OSError) as e:
+            raise PackageError([f"not a readable rpm ({e})"]) from None
+        problems = []
+        if deep:
+            bad = digests_ok(path)
+            if bad:
+                problems.append(f"broken header or payload digest: {bad}")
+        names = [n.decode() if isinstance(n, bytes) else n for n in hdr[rpm.RPMTAG_FILENAMES]]
+        links = [n.decode() if isinstance(n, bytes) else n for n in hdr[rpm.RPMTAG_FILELINKTOS]]
+        for n, target in zip(names, links):
+            if ".." in n.split("/"):
+                problems.append(f"payload file {n!r} contains '..'")
+            if target and not target.startswith("/"):
+                resolved = posixpath.normpath(posixpath.join(posixpath.dirname(n), target))
+                if resolved.startswith("..") or resolved == "/..":
+                    problems.append(f"symlink {n!r} -> {target!r} points outside the package")
+        for tag, label in ((rpm.RPMTAG_NAME, "Name"), (rpm.RPMTAG_VERSION, "Version"), (rpm.RPMTAG_RELEASE, "Release")):
+            if not hdr[tag]:
+                problems.append(f"header lacks {label}")
+        if problems:
+            raise PackageError(problems)
+        try:
+            pkg = cr.package_from_rpm(str(path), cr.SHA256, path.name, None, 10)
+        except Exception as e:
+            raise PackageError([f"createrepo_c cannot read it ({e})"]) from None
+        primary, filelists, other = cr.xml_dump(pkg)
+        version = evr_string(pkg.epoch, pkg.version, pkg.release)
+        fields = {"Name": pkg.name, "Epoch": pkg.epoch or "0", "Version": pkg.version, "Release": pkg.release,
+                  "Arch": pkg.arch, "Summary": pkg.summary, "xml": [primary, filelists, other]}
+        return PackageInfo(pkg.name, version, pkg.arch, fields, names)
+
+    def version_cmp(self, a: str, b: str) -> int:
+        def split(v):
+            e, _, rest = v.rpartition(":")
+            ver, _, rel = rest.rpartition("-")
+            return (e or "0", ver, rel)
+        return rpm.labelCompare(split(a), split(b))
+
+    def find_indexes(self, feed_dir: Path) -> list[Path]:
+        return sorted(feed_dir.rglob("repodata/repomd.xml"))
+
+    def index_dir(self, index: Path) -> Path:
+        return index.parent.parent
+
+    def read_index(self, index: Path) -> list[IndexEntry]:
+        md = cr.Metadata(cr.HT_KEY_HASH)
+        try:
+            md.locate_and_load_xml(str(self.index_dir(index)))
+        except Exception as e:
+            raise ValueError(str(e)) from None
+        out = []
+        for key in md.keys():
+            p = md.get(key)
+            sums = {"sha256": p.pkgId} if p.checksum_type == "sha256" else {}
+            out.append(IndexEntry(p.location_href, p.name, evr_string(p.epoch, p.version, p.release), p.arch,
+                                  p.size_package, sums, {"Name": p.name}))
+        return out
+
+    def write_index(self, feed_dir: Path, items: list[Indexed], all_versions: bool = True,
+                    checksums: tuple[str, ...] = ("sha256",)) -> list[Path]:
+        """repodata/ from stored XML chunks. New data files get checksum names beside the old ones;
+        repomd.xml is replaced last, by rename, so readers see either the old or the new repository."""
+        items = sorted(items, key=lambda i: i.filename)
+        if not all_versions:
+            newest: dict[tuple, Indexed] = {}
+            for it in items:
+                k = (it.info.name, it.info.arch)
+                if k not in newest or self.version_cmp(it.info.version, newest[k].info.version) >= 0:
+                    newest[k] = it
+            items = sorted(newest.values(), key=lambda i: i.filename)
+        repodata = feed_dir / "repodata"
+        repodata.mkdir(parents=True, exist_ok=True)
+        repomd = cr.Repomd()
+        written = []
+        with tempfile.TemporaryDirectory(dir=repodata, prefix=".tmp-") as tmp:
+            paths = {k: os.path.join(tmp, f"{k}.xml.gz") for k in ("primary", "filelists", "other")}
+            files = {"primary": cr.PrimaryXmlFile(paths["primary"], cr.GZ),
+                     "filelists": cr.FilelistsXmlFile(paths["filelists"], cr.GZ),
+                     "other": cr.OtherXmlFile(paths["other"], cr.GZ)}
+            for f in files.values():
+                f.set_num_of_pkgs(len(items))
+            for it in items:
+                chunks = it.info.fields.get("xml")
+                if not chunks or "/" in it.filename:   # stored chunks locate the file by its name alone
+                    chunks = self._chunks(feed_dir / it.filename, it.filename)
+                for f, chunk in zip(files.values(), chunks):
+                    f.add_chunk(chunk)
+            for f in files.values():
+                f.close()
+            for kind, p in paths.items():
+                rec = cr.RepomdRecord(kind, p)
+                rec.fill(cr.SHA256)
+                rec.rename_file()          # <checksum>-<kind>.xml.gz
+                final = repodata / os.path.basename(rec.location_real)
+                if not final.exists():
+                    os.replace(rec.location_real, final)
+                rec.location_href = f"repodata/{final.name}"
+                repomd.set_record(rec)
+                written.append(final)
+            repomd.sort_records()
+            write_bytes_atomic(repodata / "repomd.xml", repomd.xml_dump().encode())
+        written.append(repodata / "repomd.xml")
+        return written
+
+    @staticmethod
+    def _chunks(path: Path, href: str) -> list[str]:
+        return list(cr.xml_dump(cr.package_from_rpm(str(path), cr.SHA256, href, None, 10)))

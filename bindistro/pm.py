@@ -1,0 +1,84 @@
+"""Real package managers in throw-away roots: dnf --installroot for rpm, apt + dpkg --root for deb.
+
+Both read only a published tree (file:// feeds). Host quirks handled here:
+- Debian's rpm keeps its DB under ~/.rpmdb: a private HOME with `.rpmmacros` sets `%_dbpath`.
+- rpm refuses Yocto arches (core2_64, qemux86_64) on an x86_64 host unless the private HOME's
+  `.rpmrc` lists them in x86_64's `arch_compat`; dnf learns them from `<root>/etc/dnf/vars/arch`.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+# Debian arch and rpm base arch of each OE tune/machine arch the host may run
+HOST_RUNNABLE = {"core2-64": "x86_64", "qemux86_64": "x86_64", "x86-64-v3": "x86_64"}
+
+
+class PMError(Exception):
+    def __init__(self, cmd: list[str], out: str):
+        self.cmd, self.out = cmd, out
+        super().__init__(f"{' '.join(cmd[:3])} … failed:\n{out[-2000:]}")
+
+
+def _run(cmd: list[str], env: dict | None = None) -> str:
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise PMError(cmd, r.stdout + r.stderr)
+    return r.stdout
+
+
+class DnfRoot:
+    def __init__(self, work: Path, feeds: list[str], archs: list[str]):
+        """`feeds`: base URLs (one repo each); `archs`: rpm arches, highest priority first."""
+        self.root, self.home = work / "root", work / "home"
+        (self.root / "etc" / "dnf" / "vars").mkdir(parents=True, exist_ok=True)
+        (self.root / "etc" / "yum.repos.d").mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / ".rpmmacros").write_text("%_dbpath /var/lib/rpm\n")
+        own = [a for a in archs if a != "noarch"]
+        (self.home / ".rpmrc").write_text(f"arch_compat: x86_64: {' '.join(own)} amd64 em64t athlon noarch\n")
+        (self.root / "etc" / "dnf" / "vars" / "arch").write_text(":".join(own + ["x86_64"]))
+        repo = "".join(f"[feed{i}]\nname=feed {u}\nbaseurl={u}\ngpgcheck=0\nrepo_gpgcheck=0\n\n"
+                       for i, u in enumerate(feeds))
+        (self.root / "etc" / "yum.repos.d" / "bindistro.repo").write_text(repo)
+        self.env = {"HOME": str(self.home), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
+
+    def dnf(self, *args: str) -> str:
+        return _run(["dnf", "-y", "-q", f"--installroot={self.root}", f"--setopt=reposdir={self.root}/etc/yum.repos.d",
+                     "--disableplugin=local", "--setopt=skip_if_unavailable=False", "--refresh",
+                     "--releasever=1", "--setopt=install_weak_deps=False", *args], self.env)
+
+    def installed(self) -> dict[str, str]:
+        """name -> [epoch:]version-release."""
+        out = _run(["rpm", f"--root={self.root}", "-qa", "--qf", "%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\n"], self.env)
+        res = {}
+        for line in out.splitlines():
+            name, evr = line.split(" ", 1)
+            res[name] = evr[2:] if evr.startswith("0:") else evr
+        return res
+
+
+class AptRoot:
+    def __init__(self, work: Path, feeds: list[str], dpkg_arch: str = "amd64"):
+        """`feeds`: flat repository URLs (`deb [trusted=yes] URL ./`)."""
+        self.root, self.apt = work / "root", work / "apt"
+        for d in ("var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers", "var/log"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        (self.root / "var/lib/dpkg/status").touch()
+        for d in ("etc/apt/preferences.d", "etc/apt/apt.conf.d", "etc/apt/sources.list.d",
+                  "var/lib/apt/lists/partial", "var/cache/apt/archives/partial", "var/log/apt"):
+            (self.apt / d).mkdir(parents=True, exist_ok=True)
+        (self.apt / "etc/apt/sources.list").write_text("".join(f"deb [trusted=yes] {u} ./\n" for u in feeds))
+        self.opts = [f"-oDir={self.apt}", f"-oDir::State::status={self.root}/var/lib/dpkg/status",
+                     f"-oAPT::Architecture={dpkg_arch}", f"-oAPT::Architectures::={dpkg_arch}",
+                     f"-oDPkg::Options::=--root={self.root}", f"-oDPkg::Options::=--log={self.root}/var/log/dpkg.log",
+                     "-oDebug::NoLocking=1", "-oAPT::Sandbox::User=root", "-oAcquire::Languages=none",
+                     "-oAPT::Install-Recommends=false"]
+        self.env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"}
+
+    def apt_get(self, *args: str) -> str:
+        return _run(["apt-get", "-y", "-q", *self.opts, *args], self.env)
+
+    def installed(self) -> dict[str, str]:
+        out = _run(["dpkg-query", f"--admindir={self.root}/var/lib/dpkg", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n"], self.env)
+        return {l.split()[0]: l.split()[1] for l in out.splitlines() if l.split()[2:3] == ["ii"]}
