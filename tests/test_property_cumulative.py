@@ -6,13 +6,15 @@ import tempfile
 from pathlib import Path
 
 from click.testing import CliRunner
-from debian import deb822
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bindistro.cli import main
 
-INDEX_NAMES = {"Packages", "Packages.gz", "Packages.stamps", "releases.json"}
+from bindistro.formats import FORMATS
+
+# the indexes are the only files a release may rewrite (they only grow)
+INDEX_NAMES = {"Packages", "Packages.gz", "Packages.stamps", "Release", "repomd.xml", "releases.json"}
 
 
 def snapshot(pub: Path) -> dict[str, str]:
@@ -20,12 +22,13 @@ def snapshot(pub: Path) -> dict[str, str]:
             for p in pub.rglob("*") if p.is_file() and p.name not in INDEX_NAMES}
 
 
-def listed(pub: Path) -> set[tuple[str, str, str]]:
+def listed(pub: Path) -> set[tuple[str, str, str, str]]:
+    """(format, feed, name, version) of every index entry of every feed."""
     out = set()
-    for idx in pub.glob("feeds/*/*/Packages"):
-        with open(idx) as f:
-            for p in deb822.Deb822.iter_paragraphs(f, use_apt_pkg=False):
-                out.add((p["Package"], p["Version"], p["Architecture"]))
+    for fmt in FORMATS.values():
+        for feed in sorted((pub / "feeds" / fmt.name).glob("*")):
+            for idx in fmt.find_indexes(feed):
+                out |= {(fmt.name, feed.name, e.name, e.version) for e in fmt.read_index(idx)}
     return out
 
 
@@ -40,6 +43,8 @@ def test_published_files_never_change(sample_build, steps):
     with tempfile.TemporaryDirectory() as tmp:
         proj = Path(tmp) / "p"
         assert run("-C", proj, "init").exit_code == 0
+        spec = proj / "bindistro.yml"
+        spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n"))
         pub = proj / "publish"
         released: set[tuple[str, str, str]] = set()
         for seed, rel in steps:
@@ -54,7 +59,8 @@ def test_published_files_never_change(sample_build, steps):
             assert all(after.get(k) == v for k, v in before.items())
             if r.exit_code == 0:
                 manifest = json.loads((pub / "releases" / json.loads(r.stdout)["release"] / "manifest.json").read_text())
-                released |= {(a["name"], a["version"], a["arch"]) for a in manifest["artifacts"] if a["kind"] == "package"}
+                released |= {(a["format"], a["arch"], a["name"], a["version"])
+                             for a in manifest["artifacts"] if a["kind"] == "package"}
             else:
                 # refused (same name+version, other content): the feeds are exactly as before
                 assert r.exit_code == 1 and "would replace published" in r.stderr

@@ -61,6 +61,9 @@ class Format:
         """Parse a package; `deep` also checks the payload. Raises PackageError."""
         raise NotImplementedError
 
+    def prepare(self, paths: list[Path]) -> None:
+        """Called before reading many packages, for checks that are cheaper in one batch."""
+
     def find_indexes(self, feed_dir: Path) -> list[Path]:
         """Index files under `feed_dir` (each lists files relative to its own directory)."""
         raise NotImplementedError

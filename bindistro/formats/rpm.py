@@ -25,6 +25,7 @@ _TS = None
 def _ts():
     global _TS
     if _TS is None:
+        rpm.setVerbosity(rpm.RPMLOG_EMERG)   # problems are reported by us, one line each
         _TS = rpm.TransactionSet()
         # check header digests here; signatures are issue of the signing step
         _TS.setVSFlags(rpm._RPMVSF_NOSIGNATURES)
@@ -36,19 +37,29 @@ def evr_string(epoch, version, release) -> str:
     return f"{e}:{version}-{release}" if e and e != "0" else f"{version}-{release}"
 
 
-def digests_ok(path: Path) -> str | None:
-    """None when header and payload digests verify, else rpmkeys' complaint."""
+def check_digests(paths: list[Path]) -> dict[str, str | None]:
+    """path -> None when header and payload digests verify, else rpmkeys' verdict. One rpmkeys run."""
     env = dict(os.environ, HOME=tempfile.gettempdir())
     r = subprocess.run(["rpmkeys", "--checksig", "--nosignature", "--define", "_pkgverify_level digest",
-                        str(path)], capture_output=True, text=True, env=env)
-    if r.returncode == 0:
-        return None
-    return (r.stdout.strip() or r.stderr.strip()).replace(str(path) + ":", "").strip() or "digest check failed"
+                        *map(str, paths)], capture_output=True, text=True, env=env)
+    out: dict[str, str | None] = {str(p): "digest check failed" for p in paths}
+    for line in r.stdout.splitlines():
+        name, _, verdict = line.rpartition(":")
+        if name in out:
+            out[name] = None if verdict.strip() == "digests OK" else verdict.strip()
+    return out
 
 
 class Rpm(Format):
     name = "rpm"
     suffix = ".rpm"
+
+    def __init__(self):
+        self._digests: dict[str, str | None] = {}
+
+    def prepare(self, paths: list[Path]) -> None:
+        for i in range(0, len(paths), 500):
+            self._digests.update(check_digests(paths[i:i + 500]))
 
     def feed_name(self, arch: str) -> str:
         return "noarch" if arch == "all" else arch.replace("-", "_")
@@ -61,7 +72,8 @@ class Rpm(Format):
             raise PackageError([f"not a readable rpm ({e})"]) from None
         problems = []
         if deep:
-            bad = digests_ok(path)
+            key = str(path)
+            bad = self._digests.pop(key) if key in self._digests else check_digests([path])[key]
             if bad:
                 problems.append(f"broken header or payload digest: {bad}")
         names = [n.decode() if isinstance(n, bytes) else n for n in hdr[rpm.RPMTAG_FILENAMES]]

@@ -74,7 +74,9 @@ class Stager:
         entries, probs = index_entries(fmt, feed_dir)
         self.problems += probs
         sums, names = {}, {}
-        for rel in progress(scan_files(fmt, feed_dir), f"staging {fmt.name} {feed_dir.name}"):
+        files = scan_files(fmt, feed_dir)
+        fmt.prepare([feed_dir / rel for rel in files])
+        for rel in progress(files, f"staging {fmt.name} {feed_dir.name}"):
             path = feed_dir / rel
             try:
                 info = fmt.read(path, deep=True)

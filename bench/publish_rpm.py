@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Incremental rpm publish: a 5,000-package cumulative feed gets a release of 250 new packages.
+Prints bindistro's publish time next to `createrepo_c --update` on the same tree, in the same run
+(goal: <= 0.5x).
+
+    .venv/bin/python bench/publish_rpm.py [N] [NEW]
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bindistro import spec as specmod
+from bindistro.release import release
+from bindistro.sample.packages import build_packages
+from bindistro.sample.recipes import Recipe
+from bindistro.sample.rpmbuild import write_rpms
+from bindistro.stage import stage
+from bindistro.store import Store
+
+PER_SPEC = 100   # packages per rpmbuild run (subpackages of one synthetic recipe)
+
+
+def make(d: Path, start: int, count: int) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+
+    def group(g: int) -> None:
+        r = Recipe(f"grp{g:04d}", "1.0", summary=f"bench group {g}")
+        pkgs = []
+        for i in range(start + g * PER_SPEC, min(start + count, start + (g + 1) * PER_SPEC)):
+            p = build_packages(Recipe(f"bench{i:05d}", "1.0", rdepends=["libc6"]), "core2-64")[0]
+            p.recipe = r
+            pkgs.append(p)
+        write_rpms(pkgs, d, 1700000000)
+    with ThreadPoolExecutor(2) as ex:
+        list(ex.map(group, range((count + PER_SPEC - 1) // PER_SPEC)))
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+    new = int(sys.argv[2]) if len(sys.argv) > 2 else 250
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        print(f"building {n} + {new} rpms with rpmbuild ...", file=sys.stderr)
+        make(t / "r1" / "core2_64", 0, n)
+        make(t / "r2" / "core2_64", n, new)
+        sp = specmod.default_spec("bench")
+        sp.formats = ["rpm"]
+        sp.path = t / "proj" / "bindistro.yml"
+        sp.path.parent.mkdir()
+        specmod.dump(sp, sp.path)
+        sp = specmod.load(sp.path)
+        store = Store(sp.state_path)
+        c1 = stage(store, t / "r1", sp)["candidate"]
+        t0 = time.perf_counter()
+        release(sp, store, c1, "r1")
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        c2 = stage(store, t / "r2", sp)["candidate"]
+        staged = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        release(sp, store, c2, "r2")
+        ours = time.perf_counter() - t0
+        # the reference: the same cumulative tree before release 2, plus the new files, then --update
+        ref = t / "ref"
+        shutil.copytree(t / "r1" / "core2_64", ref)
+        subprocess.run(["createrepo_c", "-q", str(ref)], check=True)
+        for f in (t / "r2" / "core2_64").glob("*.rpm"):
+            shutil.copy2(f, ref / f.name)
+        t0 = time.perf_counter()
+        subprocess.run(["createrepo_c", "--update", "-q", str(ref)], check=True)
+        theirs = time.perf_counter() - t0
+    print(f"packages: {n} published, {new} new")
+    print(f"bindistro release, first ({n}):          {first:7.2f} s")
+    print(f"bindistro stage of the new release:        {staged:7.2f} s  (reads and checks only the {new} new files)")
+    print(f"bindistro release, incremental:            {ours:7.2f} s")
+    print(f"createrepo_c --update, same tree:          {theirs:7.2f} s")
+    print(f"ratio (bindistro / createrepo_c --update): {ours / theirs:7.2f}x  (goal <= 0.5x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""rpm and deb specifics: bad input, and `feed index` / `feed check` against the real tools' output."""
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import copytree
+
+
+def one(build, fmt, arch, glob):
+    return next((build / "tmp" / "deploy" / fmt / arch).glob(glob))
+
+
+def lone_feed(tmp_path, src):
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    shutil.copy(src, feed / src.name)
+    return feed, feed / src.name
+
+
+def flip(path, offset):
+    b = bytearray(path.read_bytes())
+    b[offset] ^= 0xFF
+    path.write_bytes(bytes(b))
+
+
+@pytest.mark.parametrize("where,words", [("payload", "digest"), ("header", "not a readable rpm")])
+def test_broken_rpm(cli, project, sample_build, tmp_path, where, words):
+    feed, path = lone_feed(tmp_path, one(sample_build(1), "rpm", "core2_64", "htop-3*.rpm"))
+    data = path.read_bytes()
+    flip(path, len(data) - 100 if where == "payload" else data.find(b"\x8e\xad\xe8\x01", 100) + 200)
+    r = cli("-C", project, "stage", feed, ok=False)
+    assert r.exit_code == 1
+    lines = r.stderr.splitlines()
+    assert any(str(path) in l and words in l for l in lines), r.stderr
+    assert all(l.startswith("bindistro: ") for l in lines if l)
+
+
+@pytest.mark.parametrize("field", ["Package", "Version"])
+def test_deb_missing_field(cli, project, sample_build, tmp_path, field):
+    src = one(sample_build(1), "deb", "core2-64", "htop_*.deb")
+    work = tmp_path / "x"
+    subprocess.run(["dpkg-deb", "-R", str(src), str(work)], check=True)
+    ctl = work / "DEBIAN" / "control"
+    ctl.write_text("".join(l + "\n" for l in ctl.read_text().splitlines() if not l.startswith(field + ":")))
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    out = feed / src.name
+    # dpkg-deb refuses to build such a package, so assemble it by hand like a broken tool would
+    subprocess.run(["tar", "-C", str(work / "DEBIAN"), "-czf", str(tmp_path / "control.tar.gz"), "."], check=True)
+    subprocess.run(["ar", "x", str(src), "debian-binary", "data.tar.xz"], cwd=tmp_path, check=True)
+    subprocess.run(["ar", "rc", str(out), "debian-binary", "control.tar.gz", "data.tar.xz"], cwd=tmp_path, check=True)
+    r = cli("-C", project, "stage", feed, ok=False)
+    assert r.exit_code == 1 and f"control lacks field {field}" in r.stderr and str(out) in r.stderr
+
+
+def test_deb_index_matches_apt_ftparchive(cli, sample_build, tmp_path):
+    feed = copytree(sample_build(1) / "tmp/deploy/deb/core2-64", tmp_path / "deb")
+    theirs = (feed / "Packages").read_text()
+    cli("feed", "index", feed)
+    strip = lambda t: {"\n".join(l for l in s.splitlines() if not l.startswith(("SHA1:", "SHA512:")))
+                       for s in t.split("\n\n") if s.strip()}
+    assert strip((feed / "Packages").read_text()) == strip(theirs)
+    release = (feed / "Release").read_text()
+    assert release.startswith("Label: deb\n") and "MD5Sum:" in release and "SHA256:" in release
+    cli("feed", "check", feed)
+
+
+def test_rpm_index_is_read_by_createrepo_c_and_dnf_metadata(cli, sample_build, tmp_path):
+    feed = copytree(sample_build(1) / "tmp/deploy/rpm/core2_64", tmp_path / "rpm")
+    j = cli.json("feed", "index", feed)
+    assert j["format"] == "rpm" and j["read"] > 100
+    import createrepo_c as cr
+    md = cr.Metadata(cr.HT_KEY_HASH)
+    md.locate_and_load_xml(str(feed))
+    assert len(md.keys()) == j["read"]
+    cli("feed", "check", feed)
+    # OE's layout: one repository over tmp/deploy/rpm, made by createrepo_c itself
+    assert cli.json("feed", "check", sample_build(1) / "tmp/deploy/rpm")["ok"]
