@@ -119,11 +119,25 @@ def init(proj: Project, product, force, as_json):
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--release", "rel", type=click.IntRange(1), required=True, help="Release number to generate.")
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--inject", multiple=True, metavar="DEFECT",
+              help="Put a defect into this release on purpose (repeatable); see `--inject help`.")
+@click.option("--formats", default="ipk,rpm,deb", show_default=True, help="Package formats to build.")
 @json_opt
-def sample_build(out_dir, rel, seed, as_json):
-    """Write a Yocto-shaped SAMPLE build directory with real ipk packages (sample data)."""
+def sample_build(out_dir, rel, seed, inject, formats, as_json):
+    """Write a Yocto-shaped SAMPLE build directory with real packages (sample data)."""
     from .sample.build import generate
-    r = generate(out_dir, rel, seed)
+    from .sample.defects import DEFECTS
+    if "help" in inject:
+        click.echo("\n".join(f"{k:<28} {v}" for k, v in DEFECTS.items()))
+        return
+    for d in inject:
+        if d not in DEFECTS:
+            raise click.UsageError(f"unknown defect {d!r} (known: {', '.join(DEFECTS)})")
+    fmts = [f.strip() for f in formats.split(",") if f.strip()]
+    for f in fmts:
+        if f not in ("ipk", "rpm", "deb"):
+            raise click.UsageError(f"unknown format {f!r}")
+    r = generate(out_dir, rel, seed, inject=list(inject), formats=fmts)
     emit(as_json, r, lambda r: out.print(
         f"SAMPLE DATA: release {r['release']} (seed {r['seed']}) in {r['out']}: {r['recipes']} recipes, "
         f"{r['packages']} packages; changes: " + (", ".join(f"{c['kind']} {c['recipe']}" for c in r["changes"]) or "none")))
@@ -131,14 +145,16 @@ def sample_build(out_dir, rel, seed, as_json):
 
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option("--kas", "kas_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="kas project file the build used (its .lock.yml is taken too).")
 @json_opt
 @click.pass_obj
-def stage(proj: Project, path, as_json):
+def stage(proj: Project, path, kas_files, as_json):
     """Record a build dir, tmp/deploy dir or feed dir as a candidate."""
     from .release import check_eol
     from .stage import stage as do_stage
     check_eol(proj.spec, "candidates")
-    r = do_stage(proj.store, path, proj.spec)
+    r = do_stage(proj.store, path, proj.spec, list(kas_files))
 
     def human(r):
         out.print(f"candidate {r['candidate']}: {r['artifacts']} artifacts from {r['source']}")
@@ -163,6 +179,89 @@ def release(proj: Project, candidate, name, as_json):
     emit(as_json, r, lambda r: out.print(
         f"release {r['release']} published from candidate {r['candidate']}: {r['new_files']} new files, "
         f"{len(r['feeds_updated'])} feeds updated"))
+
+
+def print_report(rep: dict) -> None:
+    s = rep["summary"]
+    order = {"error": 0, "warning": 1, "info": 2}
+    for f in sorted(rep["findings"], key=lambda f: (order[f["severity"]], f["gate"])):
+        if f["severity"] == "info":
+            continue
+        mark = " (waived)" if f.get("waived") else ""
+        out.print(f"{f['severity']:<7} {f['gate']:<12} {f['id']}  {f['subject']}: {f['message']}{mark}", markup=False)
+    out.print(f"candidate {rep['candidate']}: {s['error']} errors, {s['warning']} warnings, {s['info']} info, "
+              f"{s['waived']} waived (gates: {', '.join(rep['gates'])})")
+
+
+@main.command()
+@click.argument("candidate", type=int)
+@click.option("--gate", "only", multiple=True, help="Run only this gate (repeatable).")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write an HTML report.")
+@click.option("--junit", "junit_out", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML.")
+@json_opt
+@click.pass_obj
+def verify(proj: Project, candidate, only, html_out, junit_out, as_json):
+    """Run the verify gates on a candidate; exit 1 when there are unwaived errors."""
+    from . import verify as v
+    from .verify.render import to_html, to_junit
+    known = v.all_gates()
+    for g in only:
+        if g not in known:
+            raise click.UsageError(f"unknown gate {g!r} (known: {', '.join(known)})")
+    rep = v.run(proj.spec, proj.store, candidate, list(only) or None)
+    if html_out:
+        html_out.write_text(to_html(rep, f"{proj.spec.product} verify"))
+    if junit_out:
+        junit_out.write_text(to_junit(rep))
+    emit(as_json, rep, print_report)
+    if v.unresolved_errors(rep):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("candidate", type=int)
+@click.argument("finding")
+@click.option("--reason", required=True, help="Why the finding is acceptable (kept in the release manifest).")
+@json_opt
+@click.pass_obj
+def waive(proj: Project, candidate, finding, reason, as_json):
+    """Accept one finding of a candidate, with a reason."""
+    from . import verify as v
+    r = v.waive(proj.store, candidate, finding, reason)
+    emit(as_json, r, lambda r: out.print(f"waived {finding} of candidate {candidate}: {r['finding']['message']}"))
+
+
+@main.command("history-diff")
+@click.argument("old")
+@click.argument("new")
+@click.option("-C", "--repo", "repo", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".",
+              help="buildhistory git repository (default: current directory).")
+@json_opt
+def history_diff(old, new, repo, as_json):
+    """Compare two buildhistory revisions (like buildhistory-diff, plus version regressions)."""
+    import subprocess as sp
+    from .yocto import buildhistory as bh
+    for rev in (old, new):
+        if sp.run(["git", "-C", str(repo), "rev-parse", "--verify", "-q", rev + "^{commit}"], capture_output=True).returncode:
+            raise BindistroError(f"{repo}: {rev}: not a commit of this git repository")
+    findings = bh.compare(bh.read_rev(repo, old), bh.read_rev(repo, new))
+    data = {"old": old, "new": new, "findings": [f.to_dict() for f in findings]}
+
+    def human(d):
+        for f in d["findings"]:
+            out.print(f"{f['severity']:<7} {f['subject']}: {f['message']}", markup=False)
+    emit(as_json, data, human)
+    if any(f.severity == "error" for f in findings):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("candidate", type=int)
+@click.pass_obj
+def notes(proj: Project, candidate):
+    """Markdown release notes: packages added, upgraded, downgraded, removed; image sizes."""
+    from .notes import release_notes
+    click.echo(release_notes(proj.spec, proj.store, candidate), nl=False)
 
 
 @main.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import spec as specmod
+from . import verify
 from .release import release
 from .sample.build import generate
 from .stage import stage
@@ -28,8 +29,9 @@ def run(out: Path, count: int = 3, seed: int = 1) -> dict:
         build = out / "builds" / f"release-{n}"
         g = generate(build, n, seed)
         st = stage(store, build, sp)
+        rep = verify.run(sp, store, st["candidate"])
         rel = release(sp, store, st["candidate"], name)
         rows.append({"release": rel["release"], "candidate": st["candidate"], "packages": g["packages"],
-                     "new_files": rel["new_files"],
+                     "new_files": rel["new_files"], "verify": rep["summary"],
                      "changes": ", ".join(f"{c['kind']} {c['recipe']}" for c in g["changes"]) or "first release"})
     return {"out": str(out), "publish": str(sp.publish_path), "releases": rows}

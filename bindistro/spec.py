@@ -106,6 +106,7 @@ def dump(spec: Spec, path: Path) -> None:
 
 
 def load(path: Path) -> Spec:
+    path = path.resolve()
     p = str(path)
     try:
         raw = yaml.safe_load(path.read_text())

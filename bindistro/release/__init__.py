@@ -67,6 +67,13 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
         raise BindistroError(f"release name {name!r}: use letters, digits and . _ + - only")
     if any(r.name == name for r in rels):
         raise BindistroError(f"release {name}: exists already; pick another --name")
+    from .. import verify
+    rep = verify.report(store, cid) or verify.run(spec, store, cid)
+    errors = verify.unresolved_errors(rep)
+    if errors:
+        raise BadInput([Problem(f"candidate {cid}", f"[{f['gate']} {f['id']}] {f['subject']}: {f['message']}")
+                        for f in errors] + [Problem(f"candidate {cid}", "refused: fix the build, or accept a finding "
+                                                    "with `bindistro waive CAND ID --reason ...`")])
     pub = spec.publish_path
     if (pub / "releases" / name).exists():
         raise BindistroError(f"{pub / 'releases' / name}: exists but is not a recorded release; "
@@ -134,6 +141,8 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
         "candidate": cid, "source": row.source, "created": created,
         "eol": spec.eol.isoformat() if spec.eol else None,
         "feeds": {f: [f"feeds/{f}/{a}" for a in sorted(feeds[f])] for f in spec.formats},
+        "verify": {"created": rep["created"], "gates": rep["gates"], "summary": rep["summary"]},
+        "waivers": verify.waivers_of(store, cid),
         "artifacts": [manifest_entry(a, d) for d, a in plan.items()],
     }
     data = json.dumps(manifest, indent=1).encode() + b"\n"

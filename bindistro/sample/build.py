@@ -22,7 +22,7 @@ import zstandard
 from .. import feed
 from ..formats import get as get_format
 from ..progress import progress
-from . import buildhistory
+from . import buildhistory, defects
 from .debbuild import write_deb
 from .ipkbuild import _tar, write_ipk
 from .rpmbuild import rpm_arch, write_rpms
@@ -202,18 +202,18 @@ def _console_log(release: int, m: MachineDef, npkgs: int) -> str:
             f"NOTE: Build {t} completed\n")
 
 
-def write_deploy(deploy: Path, pkgs: list[Pkg], release: int) -> None:
+def write_deploy(deploy: Path, pkgs: list[Pkg], release: int, formats=("ipk", "rpm", "deb")) -> None:
     """tmp/deploy/{ipk,rpm,deb}/<arch>/ with the indexes OE's package_*-index tasks write."""
     jobs = []
     for p in pkgs:
-        for fmt in ("ipk", "deb"):
+        for fmt in [f for f in ("ipk", "deb") if f in formats]:
             d = deploy / fmt / p.arch
             d.mkdir(parents=True, exist_ok=True)
             jobs.append((write_ipk if fmt == "ipk" else write_deb, p, d))
     by_recipe: dict[tuple[str, str], list[Pkg]] = {}
     for p in pkgs:
         by_recipe.setdefault((p.recipe.pn, p.arch), []).append(p)
-    for (pn, arch), group in by_recipe.items():
+    for (pn, arch), group in by_recipe.items() if "rpm" in formats else ():
         d = deploy / "rpm" / rpm_arch(arch)
         d.mkdir(parents=True, exist_ok=True)
         jobs.append((write_rpms, group, d))
@@ -226,40 +226,48 @@ def write_deploy(deploy: Path, pkgs: list[Pkg], release: int) -> None:
         for _ in progress(ex.map(run, jobs), f"sample-build release {release}: packages", total=len(jobs)):
             pass
 
-    ipk = get_format("ipk")
-    for d in sorted(x for x in (deploy / "ipk").iterdir() if x.is_dir()):
-        feed.index(ipk, d, all_versions=False)
-    (deploy / "ipk" / "Packages").write_text("")   # OE writes an empty top-level index
-    for d in sorted(x for x in (deploy / "deb").iterdir() if x.is_dir()):
+    if "ipk" in formats:
+        ipk = get_format("ipk")
+        for d in sorted(x for x in (deploy / "ipk").iterdir() if x.is_dir()):
+            feed.index(ipk, d, all_versions=False)
+        (deploy / "ipk" / "Packages").write_text("")   # OE writes an empty top-level index
+    for d in sorted(x for x in (deploy / "deb").iterdir() if x.is_dir()) if "deb" in formats else ():
         # as OE's DpkgIndexer: apt-ftparchive packages/release in each arch directory
         pk = subprocess.run(["apt-ftparchive", "packages", "."], cwd=d, check=True, capture_output=True).stdout
         (d / "Packages").write_bytes(pk)
         (d / "Packages.gz").write_bytes(gzip.compress(pk, 9, mtime=0))
         rel = subprocess.run(["apt-ftparchive", "release", "."], cwd=d, check=True, capture_output=True).stdout
         (d / "Release").write_bytes(f"Label: {d.name}\n".encode() + rel)
-    # as OE's RpmIndexer: one repository over the whole rpm deploy directory
-    subprocess.run(["createrepo_c", "--update", "-q", str(deploy / "rpm")], check=True, capture_output=True)
+    if "rpm" in formats:
+        # as OE's RpmIndexer: one repository over the whole rpm deploy directory
+        subprocess.run(["createrepo_c", "--update", "-q", str(deploy / "rpm")], check=True, capture_output=True)
 
 
-def generate(out: Path, release: int, seed: int = 1) -> dict:
+def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), formats=("ipk", "rpm", "deb")) -> dict:
     """Write release `release` of the sample build into `out`; returns a summary."""
     if release < 1:
         raise ValueError("release must be 1 or more")
+    out = out.resolve()
+    if inject and release < 2:
+        raise ValueError("--inject needs --release 2 or later: defects are relative to the release before")
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
         raise FileExistsError(f"{out}: exists and is not a bindistro sample build; refusing to overwrite")
     out.mkdir(parents=True, exist_ok=True)
     # a rebuild replaces tmp/ and buildhistory/ wholesale; files are unlinked, never rewritten in place
     for d in ("tmp", "buildhistory", "cache"):
         shutil.rmtree(out / d, ignore_errors=True)
-    (out / MARKER).write_text(f"seed={seed} release={release}\n")
+    (out / MARKER).write_text(f"seed={seed} release={release} inject={','.join(inject)}\n")
 
     recipes, changes = at_release(seed, release)
     history = [at_release(seed, n)[0] for n in range(1, release + 1)]
+    defects.on_recipes(recipes, list(inject))
+    history[-1] = recipes
     when = release_time(release)
     mtime = int(when.timestamp())
     pkgs = all_packages(recipes)
+    changed_in_place = defects.on_packages(pkgs, recipes, history[-2] if release > 1 else {}, list(inject))
 
-    write_deploy(out / "tmp" / "deploy", pkgs, release)
+    write_deploy(out / "tmp" / "deploy", pkgs, release, formats)
 
     stamp = when.strftime("%Y%m%d%H%M%S")
     images = {}
@@ -277,7 +285,7 @@ def generate(out: Path, release: int, seed: int = 1) -> dict:
             link.symlink_to(f"{base}-{stamp}{suffix}")
         logdir = out / "tmp" / "log" / "cooker" / m.name
         logdir.mkdir(parents=True, exist_ok=True)
-        (logdir / f"{stamp}.log").write_text(_console_log(release, m, len(pkgs)))
+        (logdir / f"{stamp}.log").write_text(defects.on_log(_console_log(release, m, len(pkgs)), list(inject)))
         (logdir / "console-latest.log").unlink(missing_ok=True)
         (logdir / "console-latest.log").symlink_to(f"{stamp}.log")
 
@@ -292,7 +300,7 @@ def generate(out: Path, release: int, seed: int = 1) -> dict:
 
     conf = out / "conf"
     conf.mkdir(exist_ok=True)
-    (conf / "local.conf").write_text(LOCAL_CONF)
+    (conf / "local.conf").write_text(defects.on_local_conf(LOCAL_CONF, list(inject)))
     (conf / "bblayers.conf").write_text(BBLAYERS_CONF)
     (out / "cache").mkdir(exist_ok=True)
     _db_prserv(out / "cache" / "prserv.sqlite3", history)
@@ -303,4 +311,5 @@ def generate(out: Path, release: int, seed: int = 1) -> dict:
         "with made-up contents. Do not install them on a device.\n")
     return {"out": str(out), "release": release, "seed": seed, "packages": len(pkgs),
             "recipes": len(recipes), "changes": [c.__dict__ for c in changes[-1]],
-            "images": {k: len(v) for k, v in images.items()}}
+            "images": {k: len(v) for k, v in images.items()}, "inject": list(inject),
+            "changed_in_place": changed_in_place, "formats": list(formats)}

@@ -127,7 +127,7 @@ def build_packages(r: Recipe, arch: str) -> list[Pkg]:
     m.recommends = list(r.recommends)
     m.provides = list(r.provides)
     m.replaces = list(r.replaces)
-    m.conflicts = list(r.replaces)
+    m.conflicts = list(r.replaces) + list(r.conflicts)
     files = [D("/usr"), D("/usr/bin")]
     if not r.pn.startswith("packagegroup-"):
         binp = "/boot/bzImage" if r.pn == "linux-yocto" else f"/usr/bin/{r.pn}"

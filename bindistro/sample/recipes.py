@@ -34,6 +34,7 @@ class Recipe:
     split: list[str] = field(default_factory=list)       # extra subpackages carved out of the main one
     provides: list[str] = field(default_factory=list)    # RPROVIDES of the main package
     replaces: list[str] = field(default_factory=list)    # RREPLACES (+ RCONFLICTS) of the main package
+    conflicts: list[str] = field(default_factory=list)   # RCONFLICTS only
     license: str = "MIT"
     summary: str = ""
 
@@ -70,7 +71,7 @@ BASE = [
        license="Apache-2.0", summary="Secure Socket Layer"),
     _R("libffi", "3.4.6", libs=["ffi:8"], rdepends=["libc6"], summary="Foreign function interface library"),
     _R("ncurses", "6.4", libs=["ncursesw:6", "tinfo:5"], rdepends=["libc6"], doc=True, summary="Terminal handling library"),
-    _R("bash", "5.2.21", rdepends=["libc6", "libtinfo5"], conffiles=["/etc/bash.bashrc"], postinst=True, doc=True,
+    _R("bash", "5.2.21", pr="r1", rdepends=["libc6", "libtinfo5"], conffiles=["/etc/bash.bashrc"], postinst=True, doc=True,
        license="GPL-3.0-or-later", summary="GNU Bourne-Again SHell"),
     _R("util-linux", "2.39.3", libs=["blkid:1", "mount:1", "uuid:1"], rdepends=["libc6"], postinst=True, doc=True,
        license="GPL-2.0-or-later", summary="A suite of basic system administration utilities"),

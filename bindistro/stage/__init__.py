@@ -138,10 +138,15 @@ class Stager:
                                          severity="warning"))
 
 
-def stage(store: Store, path: Path, spec: Spec | None = None) -> dict:
+def stage(store: Store, path: Path, spec: Spec | None = None, kas_files: list[Path] = ()) -> dict:
     path = path.resolve()
     lay = discover(path)
     st = Stager(store, spec)
+    for k in kas_files:
+        for f in (k, k.with_name(k.stem + ".lock.yml")):
+            if f.is_file():
+                st._add(f.resolve(), dict(kind=model.CONF, name=f.name), f.resolve().parent)
+                st.arts[-1].path = f"kas/{f.name}"
     with tempfile.TemporaryDirectory(dir=store.dir) as tmp:
         for fmt, feed_dir in lay.feeds:
             st.stage_feed(fmt, feed_dir, path)

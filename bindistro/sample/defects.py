@@ -1,0 +1,56 @@
+"""SAMPLE DATA defects, put into release N on purpose (relative to release N-1) to prove the gates."""
+from __future__ import annotations
+
+from .recipes import TUNE, Recipe
+
+DEFECTS = {
+    "pr-backwards": "bash's PR goes from r1 back to r0 (a PR DB that was not restored)",
+    "same-version-new-content": "an unchanged package gets other bytes under the same version",
+    "removed-package": "the recipe `less` disappears and nothing provides or replaces it",
+    "broken-dependency": "htop depends on libdoesnotexist1, which no feed has",
+    "debug-tweaks": "local.conf enables EXTRA_IMAGE_FEATURES debug-tweaks",
+    "log-error": "the console log records a failed task",
+    "unsolvable-upgrade": "the new util-linux conflicts with busybox, which every image has",
+}
+
+
+def on_recipes(recipes: dict[str, Recipe], inject: list[str]) -> None:
+    if "pr-backwards" in inject:
+        recipes["bash"].pr = "r0"
+    if "removed-package" in inject:
+        recipes.pop("less", None)
+    if "broken-dependency" in inject:
+        recipes["htop"].rdepends.append("libdoesnotexist1")
+        recipes["htop"].prauto += 1
+    if "unsolvable-upgrade" in inject:
+        recipes["util-linux"].conflicts.append("busybox")
+        recipes["util-linux"].prauto += 1
+
+
+def on_packages(pkgs, recipes: dict[str, Recipe], prev: dict[str, Recipe], inject: list[str]) -> str | None:
+    """Returns the recipe whose package was changed in place, if any."""
+    if "same-version-new-content" not in inject:
+        return None
+    same = sorted(pn for pn, r in recipes.items() if r.kind == TUNE and pn in prev and prev[pn].version == r.version
+                  and not pn.startswith(("glibc", "busybox")))
+    victim = same[0]
+    for p in pkgs:
+        if p.recipe.pn == victim and p.name == victim:
+            f = next(f for f in p.files if f.kind == "file")
+            f.data += b"\n# injected: same version, other content\n"
+    return victim
+
+
+def on_local_conf(text: str, inject: list[str]) -> str:
+    if "debug-tweaks" in inject:
+        text = text.replace('EXTRA_IMAGE_FEATURES ?= ""', 'EXTRA_IMAGE_FEATURES ?= "debug-tweaks"')
+    return text
+
+
+def on_log(text: str, inject: list[str]) -> str:
+    if "log-error" in inject:
+        text = text.replace("NOTE: Tasks Summary:", "ERROR: bindistro-hello-1.0+git-r0 do_compile: oe_runmake failed\n"
+                            "ERROR: Task (/layers/meta-sample/recipes/bindistro-hello/bindistro-hello_git.bb:do_compile) "
+                            "failed with exit code '1'\nNOTE: Tasks Summary:")
+        text = text.replace("and all succeeded.", "and 1 failed.\nSummary: 1 task failed:")
+    return text

@@ -1,0 +1,97 @@
+"""libsolv (python3-solv) pools built from stored package metadata: no package file is read.
+
+ipk and deb use Debian semantics, rpm uses RPM semantics. libsolv's arch policies know only
+mainstream arches, so every non-noarch arch of one machine's feed set is given one stand-in arch
+(the feeds of one machine are solved together; arch priority plays no part in these checks).
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+
+import solv
+
+from .model import Artifact
+
+DEB_FIELDS = ("Package", "Version", "Architecture", "Pre-Depends", "Depends", "Recommends", "Provides",
+              "Replaces", "Conflicts", "Breaks")
+_ARCH = {"rpm": ("x86_64", "noarch"), "ipk": ("amd64", "all"), "deb": ("amd64", "all")}
+
+
+class Pool:
+    def __init__(self, fmt: str):
+        self.fmt = fmt
+        self.pool = solv.Pool()
+        self.pool.setdisttype(solv.Pool.DISTTYPE_RPM if fmt == "rpm" else solv.Pool.DISTTYPE_DEB)
+        self.pool.setarch(_ARCH[fmt][0])
+        self.by_key: dict[tuple[str, str], list] = {}
+        self._solvers = []   # python-solv segfaults if a Solver is collected while its results are used
+
+    def add(self, name: str, arts: list[Artifact], installed: bool = False):
+        repo = self.pool.add_repo(name)
+        with tempfile.NamedTemporaryFile("w", delete=False, suffix=".xml" if self.fmt == "rpm" else "") as f:
+            f.write(self._text(arts))
+            path = f.name
+        try:
+            fp = solv.xfopen(path)
+            if self.fmt == "rpm":
+                repo.add_rpmmd(fp, None)
+            else:
+                repo.add_debpackages(fp)
+            fp.close()
+        finally:
+            os.unlink(path)
+        if installed:
+            self.pool.installed = repo
+        for s in repo.solvables:
+            self.by_key.setdefault((s.name, s.evr), []).append(s)
+        return repo
+
+    def _text(self, arts: list[Artifact]) -> str:
+        own, noarch = _ARCH[self.fmt]
+        if self.fmt == "rpm":
+            chunks = []
+            for a in arts:
+                primary = a.meta["xml"][0]
+                chunks.append(re.sub(r"<arch>(?!noarch<)[^<]+</arch>", f"<arch>{own}</arch>", primary, count=1))
+            return ('<?xml version="1.0" encoding="UTF-8"?>\n<metadata xmlns="http://linux.duke.edu/metadata/common" '
+                    f'xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="{len(chunks)}">\n'
+                    + "".join(chunks) + "</metadata>\n")
+        out = []
+        for a in arts:
+            f = {k.lower(): v for k, v in a.meta.items()}
+            lines = []
+            for key in DEB_FIELDS:
+                v = f.get(key.lower())
+                if key == "Architecture":
+                    v = noarch if v == "all" else own
+                if v:
+                    lines.append(f"{key}: {str(v).splitlines()[0] if key != 'Depends' else ' '.join(str(v).split())}")
+            out.append("\n".join(lines) + "\n\n")
+        return "".join(out)
+
+    def ready(self) -> None:
+        self.pool.addfileprovides()
+        self.pool.createwhatprovides()
+
+    def solve(self, jobs) -> tuple[list[str], object]:
+        solver = self.pool.Solver()
+        self._solvers.append(solver)
+        problems = solver.solve(jobs)
+        if problems:
+            return [self.explain(p) for p in problems], None
+        return [], solver.transaction()
+
+    def explain(self, problem) -> str:
+        rules = problem.findallproblemrules()
+        chain = [r.info().problemstr() for r in rules]
+        text = "; ".join(dict.fromkeys(chain)) or str(problem)
+        # the stand-in arch means nothing to the reader
+        return re.sub(rf"\.{_ARCH[self.fmt][0]}\b", "", text)
+
+    def install_job(self, s):
+        return self.pool.Job(solv.Job.SOLVER_SOLVABLE | solv.Job.SOLVER_INSTALL, s.id)
+
+    def upgrade_all_job(self):
+        return self.pool.Job(solv.Job.SOLVER_SOLVABLE_ALL | solv.Job.SOLVER_UPDATE | solv.Job.SOLVER_FORCEBEST, 0)

@@ -1,0 +1,156 @@
+"""`bindistro verify CAND`: run the gates (plug-ins in verify/gates/) and keep the report.
+
+A gate is a module with NAME and run(ctx) -> list[Finding]. Reports and waivers live in the
+metadata DB; `release` refuses a candidate whose last report has unwaived errors.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import pkgutil
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import JSON, Column, Integer, String, Table, delete, insert, select
+
+from ..errors import BindistroError
+from ..model import Artifact, Release
+from ..spec import Spec
+from ..store import Store
+from ..store.db import md
+from .finding import Finding
+
+reports = Table("reports", md, Column("candidate", Integer, primary_key=True), Column("created", String, nullable=False),
+                Column("gates", JSON, nullable=False), Column("findings", JSON, nullable=False))
+waivers = Table("waivers", md, Column("candidate", Integer, primary_key=True), Column("finding", String, primary_key=True),
+                Column("reason", String, nullable=False), Column("created", String, nullable=False))
+
+
+@dataclass
+class Context:
+    spec: Spec
+    store: Store
+    candidate: int
+    artifacts: list[Artifact]
+    releases: list[Release]                 # published releases, oldest first, this candidate excluded
+    work: Path
+    _arts: dict = field(default_factory=dict)
+
+    def release_artifacts(self, rel: Release) -> list[Artifact]:
+        if rel.name not in self._arts:
+            self._arts[rel.name] = self.store.db.candidate(rel.candidate)[1]
+        return self._arts[rel.name]
+
+    @property
+    def last(self) -> Release | None:
+        return self.releases[-1] if self.releases else None
+
+    def upgrade_sources(self) -> list[tuple[str, Release]]:
+        """first, last, one random earlier release and n-2 (the skipped-release path), deduplicated."""
+        rels = self.releases
+        if not rels:
+            return []
+        picks = [("first", rels[0]), ("last", rels[-1])]
+        middle = rels[1:-1]
+        if middle:
+            picks.append(("random", random.Random(self.candidate).choice(middle)))
+        if len(rels) >= 2:
+            picks.append(("n-2", rels[-2]))
+        seen, out = set(), []
+        for why, r in picks:
+            if r.name not in seen:
+                seen.add(r.name)
+                out.append((why, r))
+        return out
+
+
+def all_gates() -> dict[str, object]:
+    pkg = importlib.import_module(f"{__name__}.gates")
+    out = {}
+    for m in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        mod = importlib.import_module(f"{pkg.__name__}.{m.name}")
+        out[mod.NAME] = mod
+    return out
+
+
+def run(spec: Spec, store: Store, cid: int, only: list[str] | None = None) -> dict:
+    got = store.db.candidate(cid)
+    if not got:
+        raise BindistroError(f"candidate {cid}: no such candidate (see `bindistro show`)")
+    _row, arts = got
+    rels = [r for r in store.db.releases() if r.candidate != cid]
+    # compare with what was published before this candidate
+    rels = [r for r in rels if r.candidate < cid]
+    work = store.dir / "work"
+    work.mkdir(exist_ok=True)
+    ctx = Context(spec, store, cid, arts, rels, work)
+    findings: list[Finding] = []
+    ran = []
+    for name, mod in all_gates().items():
+        if only and name not in only:
+            continue
+        ran.append(name)
+        findings += mod.run(ctx)
+    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    data = list({f.id: f.to_dict() for f in findings}.values())   # same finding from two feeds: once
+    md.create_all(store.db.engine)
+    with store.db.begin() as c:
+        c.execute(delete(reports).where(reports.c.candidate == cid))
+        c.execute(insert(reports).values(candidate=cid, created=created, gates=ran, findings=data))
+    return report(store, cid)
+
+
+def report(store: Store, cid: int) -> dict | None:
+    md.create_all(store.db.engine)
+    with store.db.engine.connect() as c:
+        r = c.execute(select(reports).where(reports.c.candidate == cid)).first()
+        w = {x.finding: {"reason": x.reason, "created": x.created}
+             for x in c.execute(select(waivers).where(waivers.c.candidate == cid))}
+    if not r:
+        return None
+    findings = []
+    for f in r.findings:
+        f = dict(f)
+        if f["id"] in w:
+            f["waived"] = w[f["id"]]
+        findings.append(f)
+    return {"candidate": cid, "created": r.created, "gates": r.gates, "findings": findings,
+            "summary": summarize(findings)}
+
+
+def summarize(findings: list[dict]) -> dict:
+    s = {"error": 0, "warning": 0, "info": 0, "waived": 0}
+    for f in findings:
+        if f.get("waived"):
+            s["waived"] += 1
+        else:
+            s[f["severity"]] += 1
+    return s
+
+
+def unresolved_errors(rep: dict) -> list[dict]:
+    return [f for f in rep["findings"] if f["severity"] == "error" and not f.get("waived")]
+
+
+def waive(store: Store, cid: int, finding: str, reason: str) -> dict:
+    rep = report(store, cid)
+    if rep is None:
+        raise BindistroError(f"candidate {cid}: not verified yet; run `bindistro verify {cid}` first")
+    match = [f for f in rep["findings"] if f["id"] == finding]
+    if not match:
+        raise BindistroError(f"candidate {cid}: no finding {finding} in its last report")
+    if not reason.strip():
+        raise BindistroError("--reason must say why the finding is acceptable")
+    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    with store.db.begin() as c:
+        c.execute(delete(waivers).where((waivers.c.candidate == cid) & (waivers.c.finding == finding)))
+        c.execute(insert(waivers).values(candidate=cid, finding=finding, reason=reason, created=created))
+    return {"candidate": cid, "finding": match[0], "reason": reason, "created": created}
+
+
+def waivers_of(store: Store, cid: int) -> list[dict]:
+    rep = report(store, cid) or {"findings": []}
+    return [{"id": f["id"], "gate": f["gate"], "subject": f["subject"], "message": f["message"],
+             "severity": f["severity"], **f["waived"]} for f in rep["findings"] if f.get("waived")]

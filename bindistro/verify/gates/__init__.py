@@ -1,0 +1,1 @@
+"""Verify gates: one module each, with NAME and run(ctx) -> list[Finding]."""

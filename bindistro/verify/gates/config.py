@@ -1,0 +1,81 @@
+"""Configuration audit of local.conf / bblayers.conf / auto.conf and kas files, parsed by bitbake."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ... import model
+from ...yocto import conf as bbconf
+from ...yocto import kas
+from ..finding import Finding
+
+NAME = "config"
+INSECURE = ("debug-tweaks", "allow-empty-password", "empty-root-password", "allow-root-login")
+
+
+def audit(d, subject: str, ships_gpl: bool) -> list[Finding]:
+    out = []
+    feats = set(bbconf.words(d, "IMAGE_FEATURES")) | set(bbconf.words(d, "EXTRA_IMAGE_FEATURES"))
+    for f in INSECURE:
+        if f in feats:
+            out.append(Finding("error", NAME, subject, f"image feature {f} is enabled: released images must not "
+                               "allow password-less or root logins"))
+    classes = set(bbconf.words(d, "INHERIT")) | set(bbconf.words(d, "USER_CLASSES"))
+    for c in ("reproducible_build", "buildhistory"):
+        if c not in classes:
+            out.append(Finding("warning", NAME, subject, f"{c} is not inherited (INHERIT / USER_CLASSES)"))
+    if d.getVar("BB_SIGNATURE_HANDLER") != "OEEquivHash" or not d.getVar("BB_HASHSERVE"):
+        out.append(Finding("error", NAME, subject, 'hash equivalence is off: set BB_SIGNATURE_HANDLER = "OEEquivHash" '
+                           "and BB_HASHSERVE"))
+    if not d.getVar("PRSERV_HOST"):
+        out.append(Finding("error", NAME, subject, "no PR server (PRSERV_HOST): package revisions cannot keep rising"))
+    if ships_gpl and "archiver" not in classes:
+        out.append(Finding("warning", NAME, subject, "GPL packages ship but the archiver class is not inherited"))
+    return out
+
+
+def run(ctx) -> list[Finding]:
+    out = []
+    ships_gpl = any("GPL" in str((a.meta or {}).get("License", "")) for a in ctx.artifacts if a.kind == model.PACKAGE)
+    confs = {a.path: a for a in ctx.artifacts if a.kind == model.CONF}
+    bbconfs = [p for p in ("conf/bblayers.conf", "conf/local.conf", "conf/auto.conf") if p in confs]
+    with tempfile.TemporaryDirectory(dir=ctx.work) as tmp:
+        top = Path(tmp)
+        (top / "conf").mkdir()
+        for p in bbconfs:
+            (top / p).write_bytes(ctx.store.objects.path(confs[p].sha256).read_bytes())
+        if bbconfs:
+            try:
+                d = bbconf.parse([top / p for p in bbconfs], top)
+                out += audit(d, "conf/local.conf", ships_gpl)
+            except bbconf.ConfError as e:
+                out.append(Finding("error", NAME, "conf", str(e).replace(str(top) + "/", "")))
+        else:
+            out.append(Finding("warning", NAME, "conf", "no conf/local.conf in the candidate: configuration not audited"))
+        for p, a in confs.items():
+            if not p.endswith((".yml", ".yaml")) or p.endswith(".lock.yml"):
+                continue
+            kf = top / Path(p).name
+            kf.write_bytes(ctx.store.objects.path(a.sha256).read_bytes())
+            lock = confs.get(p.rsplit(".", 1)[0] + ".lock.yml")
+            if lock:
+                kf.with_name(kf.stem + ".lock.yml").write_bytes(ctx.store.objects.path(lock.sha256).read_bytes())
+            out += audit_kas(kf, p, ships_gpl)
+    return out
+
+
+def audit_kas(path: Path, subject: str, ships_gpl: bool = False) -> list[Finding]:
+    out = []
+    k = kas.load(path)
+    try:
+        d = bbconf.parse([], path.parent, {f"{subject} local_conf_header {n}": t for n, t in k.local_conf.items()})
+    except bbconf.ConfError as e:
+        return [Finding("error", NAME, subject, str(e))]
+    # kas files rarely carry hash-equivalence and PR settings (they often come from the distro conf),
+    # so only what a kas file states is judged here: image features and pinning
+    out += [f for f in audit(d, subject, ships_gpl) if "image feature" in f.message]
+    for r in k.repos:
+        if r.url and not r.commit:
+            out.append(Finding("error", NAME, subject, f"layer repository {r.name} is not pinned to a commit "
+                               f"(branch {r.branch or '?'}; add commit: or a .lock.yml)"))
+    return out

@@ -1,0 +1,1 @@
+"""Readers for what a Yocto build leaves behind: conf, kas files, buildhistory."""
