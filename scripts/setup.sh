@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(rpm createrepo-c dnf dnf-plugins-core python3-solv python3-rpm python3-createrepo-c gnupg
-      abigail-tools dpkg-dev apt apt-utils zstd busybox-static binutils git python3-venv)
+      abigail-tools dpkg-dev apt apt-utils zstd busybox-static binutils git python3-venv chromium)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -75,6 +75,17 @@ def _names(value: str) -> list[str]:
     return re.sub(r"\([^)]*\)", "", value or "").split()
 
 
+SPLIT_SUFFIXES = ("-dbg", "-dev", "-doc", "-staticdev", "-src", "-ptest")
+
+
+def _replaced(name: str, provided: set[str]) -> bool:
+    """Provided or replaced; -dbg/-dev/... split packages follow their main package."""
+    if name in provided:
+        return True
+    base = next((name[: -len(s)] for s in SPLIT_SUFFIXES if name.endswith(s)), None)
+    return base is not None and base in provided
+
+
 def _pkgname(path: str, fields: dict) -> str:
     return fields.get("PKG") or path.rsplit("/", 1)[-1]
 
@@ -93,7 +104,7 @@ def compare(old: State, new: State, gate: str = "buildhistory") -> list[Finding]
             out.append(Finding("info", gate, name, f"new package {name} {_show(_evr(b))}", {"path": where}))
             continue
         if b is None:
-            if name in provided:
+            if _replaced(name, provided):
                 out.append(Finding("info", gate, name, f"package {name} removed; provided or replaced by another package",
                                    {"path": where}))
             else:
