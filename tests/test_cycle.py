@@ -92,6 +92,13 @@ def test_same_version_new_content_is_refused_and_nothing_changes(cli, project, s
     write_ipk(pkg, victim.parent, 1)
     cli("feed", "index", victim.parent)
     cand = cli.json("-C", project, "stage", b)["candidate"]
+    # verify refuses it first ...
+    r = cli("-C", project, "release", cand, ok=False)
+    assert r.exit_code == 1 and "libz1 1.3.1-r0.0 (core2-64) has other content" in r.stderr
+    # ... and with every finding waived, the publish layer still will not replace the file
+    for f in cli.json("-C", project, "verify", cand, ok=False)["findings"]:
+        if f["severity"] == "error":
+            cli("-C", project, "waive", cand, f["id"], "--reason", "testing the publish guard")
     r = cli("-C", project, "release", cand, ok=False)
     assert r.exit_code == 1 and "would replace published feeds/ipk/core2-64/libz1_" in r.stderr
     after = {p: p.read_bytes() for p in pub.rglob("*") if p.is_file()}
