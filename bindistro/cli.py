@@ -147,14 +147,16 @@ def sample_build(out_dir, rel, seed, inject, formats, as_json):
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--kas", "kas_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="kas project file the build used (its .lock.yml is taken too).")
+@click.option("--layers", "layer_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="setup-layers.json of the build (default: found beside the build dir).")
 @json_opt
 @click.pass_obj
-def stage(proj: Project, path, kas_files, as_json):
+def stage(proj: Project, path, kas_files, layer_files, as_json):
     """Record a build dir, tmp/deploy dir or feed dir as a candidate."""
     from .release import check_eol
     from .stage import stage as do_stage
     check_eol(proj.spec, "candidates")
-    r = do_stage(proj.store, path, proj.spec, list(kas_files))
+    r = do_stage(proj.store, path, proj.spec, list(kas_files), list(layer_files))
 
     def human(r):
         out.print(f"candidate {r['candidate']}: {r['artifacts']} artifacts from {r['source']}")
@@ -363,6 +365,103 @@ def feed_check(directory, fmt, as_json):
     emit(as_json, data, human)
     if errors:
         sys.exit(1)
+
+
+def publish_dir(proj: Project, given: Path | None) -> Path:
+    if given:
+        return given
+    try:
+        return proj.spec.publish_path
+    except BindistroError:
+        raise click.UsageError("no project here: pass --from PUBLISH_DIR") from None
+
+
+@main.command()
+@click.argument("build_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--release", "rel", help="Release to restore (default: the last one).")
+@click.option("--from", "source", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Published tree to restore from (default: the project's publish dir).")
+@click.option("--url", help="URL devices and builds reach the published tree at (default: file:// of --from).")
+@click.option("--hashserv-upstream", help="BB_HASHSERVE_UPSTREAM for a public hash-equivalence server.")
+@click.option("--layers-dir", type=click.Path(file_okay=False, path_type=Path), help="Where layer checkouts are (default: BUILD_DIR/..).")
+@json_opt
+@click.pass_obj
+def restore(proj: Project, build_dir, rel, source, url, hashserv_upstream, layers_dir, as_json):
+    """Restore a release into a build directory: PR values, hash equivalence, sstate mirror, layers."""
+    from .restore import restore as do_restore
+    if url is None and source is None:
+        try:
+            url = proj.spec.publish_url
+        except BindistroError:
+            pass
+    r = do_restore(build_dir, publish_dir(proj, source), rel, url, hashserv_upstream, layers_dir)
+
+    def human(r):
+        out.print(f"restored release {r['release']} into {r['build']}: {r['conf']}")
+        if "prserv" in r:
+            out.print(f"  PR database: {r['prserv']['rows']} entries, {r['prserv']['added']} added, {r['prserv']['raised']} raised")
+        for l in r.get("layers", []):
+            out.print(f"  layer {l['layer']}: {l['status']}")
+    emit(as_json, r, human)
+
+
+@main.command()
+@click.argument("release_name", metavar="RELEASE")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--from", "source", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Published tree (default: the project's publish dir).")
+@json_opt
+@click.pass_obj
+def bundle(proj: Project, release_name, out_dir, source, as_json):
+    """What a user needs to rebuild a release from source and publish their own feed."""
+    from .bundle import write_bundle
+    url = None
+    try:
+        url = proj.spec.publish_url
+    except BindistroError:
+        pass
+    r = write_bundle(publish_dir(proj, source), release_name, out_dir, url)
+    emit(as_json, r, lambda r: out.print(f"bundle of release {r['release']} in {r['out']}: {', '.join(r['files'])}"))
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--kas", "kas_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Build with `kas build FILE`.")
+@click.option("--build-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("build"), show_default=True)
+@click.option("--stage", "do_stage", is_flag=True, help="Stage the build when it succeeds.")
+@click.option("--dry-run", is_flag=True, help="Print what would run.")
+@click.argument("targets", nargs=-1)
+@json_opt
+@click.pass_obj
+def build(proj: Project, kas_file, build_dir, do_stage, dry_run, targets, as_json):
+    """Restore the last release, then run kas or bitbake with a captured console log."""
+    from .build import run_build
+    r = run_build(proj.spec, proj.store, build_dir, kas_file, list(targets), do_stage, dry_run)
+
+    def human(r):
+        out.print(("would run: " if dry_run else "ran: ") + " ".join(r["command"]), markup=False)
+        if r.get("log"):
+            out.print(f"console log: {r['log']}")
+        if r.get("candidate"):
+            out.print(f"staged as candidate {r['candidate']}")
+        elif r.get("returncode") == 0 and not dry_run:
+            out.print(f"next: bindistro stage {r['build_dir']}")
+    emit(as_json, r, human)
+
+
+@main.command()
+@click.option("--date", "when", type=click.DateTime(["%Y-%m-%d"]), help="EOL date (default: today).")
+@json_opt
+@click.pass_obj
+def eol(proj: Project, when, as_json):
+    """Declare end of life: no more candidates or releases; published feeds stay."""
+    import datetime as dt
+    from .release import write_listing
+    sp = proj.spec
+    sp.eol = when.date() if when else dt.date.today()
+    specmod.dump(sp, sp.path)
+    write_listing(sp, proj.store)
+    emit(as_json, {"product": sp.product, "eol": sp.eol.isoformat(), "spec": str(sp.path)},
+         lambda r: out.print(f"{r['product']}: end of life {r['eol']}; stage and release now refuse, feeds stay published"))
 
 
 @main.command()

@@ -6,6 +6,7 @@ from pathlib import Path
 from . import spec as specmod
 from . import verify
 from .release import release
+from .restore import restore
 from .sample.build import generate
 from .stage import stage
 from .store import Store
@@ -27,6 +28,9 @@ def run(out: Path, count: int = 3, seed: int = 1) -> dict:
         if name in done:
             continue
         build = out / "builds" / f"release-{n}"
+        if store.db.releases():
+            # the cycle: restore the last release (PR values above all) before building the next
+            restore(build, sp.publish_path, None, sp.publish_url)
         g = generate(build, n, seed)
         st = stage(store, build, sp)
         rep = verify.run(sp, store, st["candidate"])

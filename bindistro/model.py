@@ -15,6 +15,9 @@ HASHEQUIV = "hashequiv"
 CONF = "conf"
 LOG = "log"
 SBOM = "sbom"
+SSTATE = "sstate"
+LAYERS = "layers"         # layer URLs and commits of the build (JSON list)
+GENERATED = "generated"   # written by bindistro at release time (setup-layers.json, PR export, ...)
 
 
 @dataclass

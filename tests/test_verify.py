@@ -33,6 +33,7 @@ def ipk_project(tmp_path_factory):
 
 
 def stage_build(cli, proj, out: Path, *inject):
+    cli("-C", proj / "p", "restore", out)      # as every next build starts
     args = ["sample-build", out, "--release", 2, "--formats", "ipk"]
     for i in inject:
         args += ["--inject", i]
@@ -44,7 +45,7 @@ def test_clean_candidates_pass(demo, cli):
     for cand in (1, 2, 3):
         rep = cli.json("-C", demo, "verify", cand)
         assert rep["summary"]["error"] == 0, [f for f in rep["findings"] if f["severity"] == "error"][:5]
-        assert set(rep["gates"]) == {"logs", "config", "buildhistory", "closure", "upgrade"}
+        assert {"logs", "config", "buildhistory", "closure", "upgrade", "prdb"} <= set(rep["gates"])
     # release 3 upgrade paths: first, last and n-2 (= first here), for every format and machine
     paths = {(f["details"]["format"], f["details"]["machine"], f["details"]["path"])
              for f in rep["findings"] if f["gate"] == "upgrade" and f["severity"] == "info" and f["details"]}
@@ -145,7 +146,7 @@ def test_history_diff_on_real_buildhistory(cli, tmp_path):
 def test_history_diff_reports_version_regression(cli, ipk_project):
     repo = ipk_project / "d-pr-backwards" / "buildhistory"
     if not repo.exists():
-        cli("sample-build", ipk_project / "d-pr-backwards", "--release", 2, "--formats", "ipk", "--inject", "pr-backwards")
+        stage_build(cli, ipk_project, ipk_project / "d-pr-backwards", "pr-backwards")
     r = cli("history-diff", "HEAD~1", "HEAD", "-C", repo, "--json", ok=False)
     assert r.exit_code == 1
     f = next(f for f in json.loads(r.stdout)["findings"] if f["severity"] == "error" and f["subject"] == "bash")

@@ -33,7 +33,33 @@ def dest_path(a: Artifact, release: str) -> str:
         return f"feeds/{a.format}/{a.arch}/{a.filename}"
     if a.kind == model.IMAGE:
         return f"images/{release}/{a.meta.get('machine', a.arch)}/{a.filename}"
+    if a.kind == model.SSTATE:
+        # one sstate mirror for all releases: an object shared by releases is published once
+        return "sstate/" + a.path.removeprefix("sstate-cache/")
+    if a.kind == model.GENERATED:
+        return f"releases/{release}/{a.path}"
     return f"releases/{release}/build/{a.path}"
+
+
+def generated(store: Store, arts: list[Artifact]) -> list[Artifact]:
+    """What a release publishes besides the build's own files: the inputs of `bindistro restore`."""
+    from ..yocto import layers as L
+    from ..yocto import prserv
+    out = []
+
+    def add(path: str, data: bytes, what: str):
+        sha = store.objects.add_bytes(data)
+        out.append(Artifact(path=path, kind=model.GENERATED, sha256=sha, size=len(data), name=path,
+                            meta={"what": what}))
+    lay = next((a for a in arts if a.kind == model.LAYERS), None)
+    if lay:
+        layers = L.from_json(store.objects.path(lay.sha256).read_text())
+        add("setup-layers.json", L.to_setup_layers(layers).encode(), "setup-layers")
+        add("kas.lock.yml", L.to_kas_lock(layers).encode(), "kas-lock")
+    pr = next((a for a in arts if a.kind == model.PRDB), None)
+    if pr:
+        add("prserv-export.conf", prserv.export(prserv.read_db(store.objects.path(pr.sha256))).encode(), "prserv-export")
+    return out
 
 
 def manifest_entry(a: Artifact, path: str) -> dict:
@@ -46,7 +72,7 @@ def manifest_entry(a: Artifact, path: str) -> dict:
 
 
 def check_eol(spec: Spec, what: str) -> None:
-    if spec.eol and dt.date.today() > spec.eol:
+    if spec.eol and dt.date.today() >= spec.eol:
         raise BindistroError(f"{spec.path}: eol: the product reached end of life on {spec.eol}; "
                              f"no more {what} (published feeds stay available)")
 
@@ -81,6 +107,7 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
 
     published = store.db.published()
     feeds = {f: {get_format(f).feed_name(a) for a in spec.feeds()} for f in spec.formats}
+    arts = arts + generated(store, arts)
     problems: list[Problem] = []
     plan: dict[str, Artifact] = {}
     skipped = 0
@@ -143,6 +170,7 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
         "feeds": {f: [f"feeds/{f}/{a}" for a in sorted(feeds[f])] for f in spec.formats},
         "verify": {"created": rep["created"], "gates": rep["gates"], "summary": rep["summary"]},
         "waivers": verify.waivers_of(store, cid),
+        "restore": restore_info(plan),
         "artifacts": [manifest_entry(a, d) for d, a in plan.items()],
     }
     data = json.dumps(manifest, indent=1).encode() + b"\n"
@@ -157,6 +185,19 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
     return {"release": name, "sequence": seq, "candidate": cid, "created": created,
             "new_files": len(new_files), "artifacts": len(plan), "skipped_formats": skipped,
             "feeds_updated": [f"feeds/{f}/{a}" for f, a in sorted(touched)]}
+
+
+def restore_info(plan: dict[str, Artifact]) -> dict:
+    """Where `bindistro restore` finds what it needs, relative to the publish directory."""
+    info = {"sstate_mirror": "sstate" if any(a.kind == model.SSTATE for a in plan.values()) else None}
+    for d, a in plan.items():
+        if a.kind == model.GENERATED:
+            info[a.meta["what"]] = d
+        elif a.kind == model.HASHEQUIV:
+            info["hashserv"] = d
+        elif a.kind == model.PRDB:
+            info["prserv_db"] = d
+    return info
 
 
 def write_listing(spec: Spec, store: Store) -> None:

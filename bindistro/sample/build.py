@@ -22,7 +22,8 @@ import zstandard
 from .. import feed
 from ..formats import get as get_format
 from ..progress import progress
-from . import buildhistory, defects
+from ..yocto import layers as layersmod
+from . import buildhistory, defects, state
 from .debbuild import write_deb
 from .ipkbuild import _tar, write_ipk
 from .rpmbuild import rpm_arch, write_rpms
@@ -61,13 +62,7 @@ def release_time(release: int) -> dt.datetime:
 def all_packages(recipes: dict[str, Recipe]) -> list[Pkg]:
     out = []
     for r in sorted(recipes.values(), key=lambda r: r.pn):
-        if r.kind == ALL:
-            archs = ["all"]
-        elif r.kind == MACH:
-            archs = [m.arch for m in MACHINES]
-        else:
-            archs = list(dict.fromkeys(m.tune for m in MACHINES))
-        for a in archs:
+        for a in state.recipe_archs(r, MACHINES):
             out += build_packages(r, a)
     return out
 
@@ -106,24 +101,6 @@ def write_rootfs(pkgs: list[Pkg], dest: Path, mtime: int) -> None:
     dest.write_bytes(zstandard.ZstdCompressor(level=3).compress(_tar(entries, mtime)))
 
 
-def _db_prserv(path: Path, history: list[dict[str, Recipe]]) -> None:
-    """bitbake's PR service table: one row per (PF, arch, task checksum) ever seen."""
-    path.unlink(missing_ok=True)
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE PRMAIN (version TEXT NOT NULL, pkgarch TEXT NOT NULL, checksum TEXT NOT NULL, "
-                "value INTEGER, PRIMARY KEY (version, pkgarch, checksum))")
-    rows = set()
-    for recipes in history:
-        for r in recipes.values():
-            for arch in _recipe_archs(r):
-                for val in range(r.prauto + 1):
-                    ck = hashlib.sha256(f"{r.pn}:{r.pkgv}:{arch}:{val}".encode()).hexdigest()
-                    rows.add((f"{r.pn}-{r.pv}-{r.pr}", arch, ck, val))
-    con.executemany("INSERT OR IGNORE INTO PRMAIN VALUES (?,?,?,?)", sorted(rows))
-    con.commit()
-    con.close()
-
-
 def _db_hashserv(path: Path, history: list[dict[str, Recipe]]) -> None:
     path.unlink(missing_ok=True)
     con = sqlite3.connect(path)
@@ -148,14 +125,6 @@ def _db_hashserv(path: Path, history: list[dict[str, Recipe]]) -> None:
                                                            release_time(n).isoformat(), "", r.pn, r.pv, r.pr, task))
     con.commit()
     con.close()
-
-
-def _recipe_archs(r: Recipe) -> list[str]:
-    if r.kind == ALL:
-        return ["all"]
-    if r.kind == MACH:
-        return [m.arch for m in MACHINES]
-    return list(dict.fromkeys(m.tune for m in MACHINES))
 
 
 LOCAL_CONF = """\
@@ -250,17 +219,21 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
     out = out.resolve()
     if inject and release < 2:
         raise ValueError("--inject needs --release 2 or later: defects are relative to the release before")
-    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
+    restored = (out / "conf" / "bindistro.conf").exists()
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists() and not restored:
         raise FileExistsError(f"{out}: exists and is not a bindistro sample build; refusing to overwrite")
     out.mkdir(parents=True, exist_ok=True)
-    # a rebuild replaces tmp/ and buildhistory/ wholesale; files are unlinked, never rewritten in place
-    for d in ("tmp", "buildhistory", "cache"):
+    # a rebuild replaces its outputs wholesale (files are unlinked, never rewritten in place);
+    # cache/prserv.sqlite3 is the PR server's memory and stays, as in a real build directory
+    for d in ("tmp", "buildhistory", "sstate-cache"):
         shutil.rmtree(out / d, ignore_errors=True)
+    (out / "cache" / "hashserv.db").unlink(missing_ok=True)
     (out / MARKER).write_text(f"seed={seed} release={release} inject={','.join(inject)}\n")
 
     recipes, changes = at_release(seed, release)
     history = [at_release(seed, n)[0] for n in range(1, release + 1)]
     defects.on_recipes(recipes, list(inject))
+    state.assign_pr(out / "cache" / "prserv.sqlite3", recipes, MACHINES)
     history[-1] = recipes
     when = release_time(release)
     mtime = int(when.timestamp())
@@ -302,9 +275,13 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
     conf.mkdir(exist_ok=True)
     (conf / "local.conf").write_text(defects.on_local_conf(LOCAL_CONF, list(inject)))
     (conf / "bblayers.conf").write_text(BBLAYERS_CONF)
+    local = conf / "local.conf"
+    if restored:
+        local.write_text(local.read_text() + "require conf/bindistro.conf\n")
     (out / "cache").mkdir(exist_ok=True)
-    _db_prserv(out / "cache" / "prserv.sqlite3", history)
     _db_hashserv(out / "cache" / "hashserv.db", history)
+    sstate_objects = state.write_sstate(out / "sstate-cache", recipes, MACHINES)
+    (out / "setup-layers.json").write_text(layersmod.to_setup_layers(state.sample_layers(seed, release)))
     (out / "README.sample").write_text(
         "bindistro SAMPLE DATA\n\nThis directory is laid out like a Yocto Project build directory, but no build ran:\n"
         f"`bindistro sample-build` wrote it (seed {seed}, release {release}). The packages are real ipk files\n"
@@ -312,4 +289,5 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
     return {"out": str(out), "release": release, "seed": seed, "packages": len(pkgs),
             "recipes": len(recipes), "changes": [c.__dict__ for c in changes[-1]],
             "images": {k: len(v) for k, v in images.items()}, "inject": list(inject),
-            "changed_in_place": changed_in_place, "formats": list(formats)}
+            "changed_in_place": changed_in_place, "formats": list(formats), "sstate_objects": sstate_objects,
+            "restored": restored}

@@ -21,10 +21,10 @@ def on_recipes(recipes: dict[str, Recipe], inject: list[str]) -> None:
         recipes.pop("less", None)
     if "broken-dependency" in inject:
         recipes["htop"].rdepends.append("libdoesnotexist1")
-        recipes["htop"].prauto += 1
+        recipes["htop"].rebuild += 1
     if "unsolvable-upgrade" in inject:
         recipes["util-linux"].conflicts.append("busybox")
-        recipes["util-linux"].prauto += 1
+        recipes["util-linux"].rebuild += 1
 
 
 def on_packages(pkgs, recipes: dict[str, Recipe], prev: dict[str, Recipe], inject: list[str]) -> str | None:

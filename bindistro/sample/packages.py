@@ -102,7 +102,7 @@ def busybox_files(arch: str) -> list[File]:
 def build_packages(r: Recipe, arch: str) -> list[Pkg]:
     """Binary packages of recipe `r` built for package architecture `arch`."""
     v = r.version
-    ident = (r.pn, v, arch)
+    ident = (r.pn, v, arch, str(r.rebuild))   # another task checksum gives other bytes
     main = MAIN_NAME.get(r.pn, r.pn)
     pkgs: list[Pkg] = []
     summary = r.summary or r.pn

@@ -21,7 +21,8 @@ class Recipe:
     kind: str = TUNE
     pe: int = 0
     pr: str = "r0"
-    prauto: int = 0
+    prauto: int = 0              # the PR server's value (PKGR = PR.PRAUTO)
+    rebuild: int = 0             # which build of this PV it is: each one has another task checksum
     git: bool = False            # PV carries +gitAUTOINC+<sha>, resolved to +git<N>+<sha>
     srcrev: str = ""
     autoinc: int = 0
@@ -189,6 +190,7 @@ def evolve(recipes: dict[str, Recipe], seed: int, release: int) -> tuple[dict[st
         r = rs["util-linux"]
         r.split.append("util-linux-fdisk")
         r.prauto += 1
+        r.rebuild += 1
         changes.append(Change("split", r.pn, "util-linux-fdisk split out of util-linux"))
     if release == 3 and "ifupdown" in rs:
         del rs["ifupdown"]
@@ -197,6 +199,7 @@ def evolve(recipes: dict[str, Recipe], seed: int, release: int) -> tuple[dict[st
         r.replaces.append("ifupdown")
         r.conffiles.append("/etc/network/interfaces")
         r.prauto += 1
+        r.rebuild += 1
         changes.append(Change("removed", "ifupdown", "ifupdown removed; iproute2 provides and replaces it"))
     extra = EXTRA[(release - 2) % len(EXTRA)]
     if extra.pn not in rs:
@@ -213,10 +216,11 @@ def evolve(recipes: dict[str, Recipe], seed: int, release: int) -> tuple[dict[st
                 r.srcrev = _srcrev(seed, pn, r.autoinc)
             else:
                 r.pv = _bump(r.pv, rng)
-            r.prauto = 0
+            r.prauto = r.rebuild = 0
             changes.append(Change("version", pn, f"{old} -> {r.pkgv}"))
         else:
             r.prauto += 1
+            r.rebuild += 1
             changes.append(Change("pr", pn, f"PR {r.pr}.{r.prauto - 1} -> {r.pkgr}"))
     return rs, changes
 

@@ -102,7 +102,7 @@ class Stager:
 
     def stage_topdir(self, top: Path, tmpdir: Path) -> None:
         for rel, kind in (("conf/local.conf", model.CONF), ("conf/bblayers.conf", model.CONF),
-                          ("conf/auto.conf", model.CONF), ("cache/prserv.sqlite3", model.PRDB),
+                          ("conf/auto.conf", model.CONF), ("conf/bindistro.conf", model.CONF), ("cache/prserv.sqlite3", model.PRDB),
                           ("cache/hashserv.db", model.HASHEQUIV)):
             p = top / rel
             if p.is_file():
@@ -112,6 +112,11 @@ class Stager:
             for f in sorted(logs.rglob("*.log")):
                 if f.is_file() and not f.is_symlink():
                     self._add(f, dict(kind=model.LOG, name=f.name, meta={"machine": f.parent.name}), top)
+        sstate = top / "sstate-cache"
+        if sstate.is_dir():
+            for f in sorted(sstate.rglob("sstate:*")):
+                if f.is_file() and not f.is_symlink() and not f.name.endswith((".tmp", ".lock")):
+                    self._add(f, dict(kind=model.SSTATE, name=f.name), top)
         bh = top / "buildhistory"
         if (bh / ".git").exists():
             bundle = tmpdir / "buildhistory.bundle"
@@ -138,7 +143,25 @@ class Stager:
                                          severity="warning"))
 
 
-def stage(store: Store, path: Path, spec: Spec | None = None, kas_files: list[Path] = ()) -> dict:
+def find_layers(top: Path | None, kas_files: list[Path], layer_files: list[Path]) -> tuple[list, str] | None:
+    """Layer URLs + commits: from what the user names, else setup-layers.json beside the build,
+    else buildhistory's metadata-revs (commits only)."""
+    from ..yocto import layers as L
+    for f in [*layer_files, *kas_files]:
+        return L.load(f), str(f)
+    if top:
+        for f in (top / "setup-layers.json", top / "conf" / "setup-layers.json", top.parent / "setup-layers.json"):
+            if f.is_file():
+                return L.from_setup_layers(f), str(f)
+        revs = top / "buildhistory" / "metadata-revs"
+        if revs.is_file():
+            return L.from_metadata_revs(revs.read_text()), str(revs)
+    return None
+
+
+def stage(store: Store, path: Path, spec: Spec | None = None, kas_files: list[Path] = (),
+          layer_files: list[Path] = ()) -> dict:
+    from ..yocto import layers as L
     path = path.resolve()
     lay = discover(path)
     st = Stager(store, spec)
@@ -147,6 +170,11 @@ def stage(store: Store, path: Path, spec: Spec | None = None, kas_files: list[Pa
             if f.is_file():
                 st._add(f.resolve(), dict(kind=model.CONF, name=f.name), f.resolve().parent)
                 st.arts[-1].path = f"kas/{f.name}"
+    try:
+        found = find_layers(lay.topdir, list(kas_files), list(layer_files))
+    except (ValueError, OSError, KeyError) as e:
+        raise BadInput([Problem(str((list(layer_files) + list(kas_files) or [path])[0]), f"cannot read layers: {e}")]) from None
+    layer_data = (L.to_json(found[0]).encode(), found[1]) if found else None
     with tempfile.TemporaryDirectory(dir=store.dir) as tmp:
         for fmt, feed_dir in lay.feeds:
             st.stage_feed(fmt, feed_dir, path)
@@ -162,6 +190,10 @@ def stage(store: Store, path: Path, spec: Spec | None = None, kas_files: list[Pa
             raise BadInput([Problem(str(path), "nothing to stage: no packages, images or build artifacts")])
         for a, src in zip(st.arts, progress(st.srcs, "storing objects")):
             store.objects.add(src, a.sha256)
+        if layer_data:
+            sha = store.objects.add_bytes(layer_data[0])
+            st.arts.append(Artifact(path="layers.json", kind=model.LAYERS, sha256=sha, size=len(layer_data[0]),
+                                    name="layers.json", meta={"from": layer_data[1]}))
         warnings = [str(p) for p in st.problems]
         created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         with store.db.begin() as conn:

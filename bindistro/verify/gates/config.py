@@ -34,16 +34,31 @@ def audit(d, subject: str, ships_gpl: bool) -> list[Finding]:
     return out
 
 
-def run(ctx) -> list[Finding]:
+def layer_findings(ctx) -> list[Finding]:
+    from ...yocto import layers as L
+    a = next((a for a in ctx.artifacts if a.kind == model.LAYERS), None)
+    if a is None:
+        return [Finding("warning", NAME, "layers", "no layer list (setup-layers.json, kas file or buildhistory "
+                        "metadata-revs): the release cannot be rebuilt from source")]
     out = []
+    for l in L.from_json(ctx.store.objects.path(a.sha256).read_text()):
+        if not l.pinned:
+            out.append(Finding("error", NAME, l.name, f"layer {l.name} is not pinned to a commit "
+                               f"({l.branch or 'no revision'}; from {a.meta.get('from', '?')})"))
+    return out
+
+
+def run(ctx) -> list[Finding]:
+    out = layer_findings(ctx)
     ships_gpl = any("GPL" in str((a.meta or {}).get("License", "")) for a in ctx.artifacts if a.kind == model.PACKAGE)
     confs = {a.path: a for a in ctx.artifacts if a.kind == model.CONF}
     bbconfs = [p for p in ("conf/bblayers.conf", "conf/local.conf", "conf/auto.conf") if p in confs]
     with tempfile.TemporaryDirectory(dir=ctx.work) as tmp:
         top = Path(tmp)
         (top / "conf").mkdir()
-        for p in bbconfs:
-            (top / p).write_bytes(ctx.store.objects.path(confs[p].sha256).read_bytes())
+        for p, a in confs.items():
+            if p.startswith("conf/"):   # required fragments too, e.g. conf/bindistro.conf
+                (top / p).write_bytes(ctx.store.objects.path(a.sha256).read_bytes())
         if bbconfs:
             try:
                 d = bbconf.parse([top / p for p in bbconfs], top)

@@ -1,0 +1,75 @@
+"""`bindistro bundle RELEASE OUT`: from binary to source — what intermediate and advanced users need
+to rebuild a release and publish their own components without clashing with the official feed."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .restore import conf_text, load_release
+
+README = """# Rebuilding {product} {release} from source
+
+SAMPLE-aware note: everything here comes from the published release {release}; nothing is fetched.
+
+## What is here
+
+- `setup-layers.json` — layer URLs and commits; check them out with `oe-setup-layers` (or
+  `bitbake-layers setup-layers` on newer releases). `kas.lock.yml` pins the same commits for kas users.
+- `conf/bindistro.conf` — sstate mirror, hash equivalence, PR server and feed settings of the release.
+- `conf/custom-feed.conf` — settings for publishing your own packages next to the official feed.
+- `prserv-export.conf` — the official PR values (`bitbake-prserv-tool export` format).
+
+## Transition to custom builds
+
+1. `oe-setup-layers --force-bootstraplayer-checkout setup-layers.json` (or `kas checkout` with the lock file).
+2. `. layers/poky/oe-init-build-env build` and copy `conf/bindistro.conf` to `build/conf/`; add
+   `require conf/bindistro.conf` and `require conf/custom-feed.conf` to `build/conf/local.conf`.
+3. Import the official PR values before the first build:
+   `bitbake-prserv-tool import prserv-export.conf`.
+   Your packages then continue from the official revisions.
+4. `bitbake <your image>` — unchanged recipes come from the sstate mirror ({sstate}), so only what
+   you changed is compiled. Hash equivalence makes more of it reusable.
+5. eSDK / SDK: {sdk}
+
+## Publish custom components (feeds)
+
+1. Keep your packages in their own feed: set `PACKAGE_FEED_URIS` in `conf/custom-feed.conf` to your
+   server and publish `tmp/deploy/<format>/` there (`bindistro init` + `stage` + `release` in your own
+   project directory do this with cumulative, never-rewritten feeds).
+2. Your PR values must never clash with the official ones: with bitbake 5.0 or later, point
+   `PRSERV_UPSTREAM` at the distro's read-only PR server and your revisions become `<official>.N`;
+   without one, the imported export above keeps your values at or above the official ones.
+3. Devices add your feed beside the official one (e.g. one more `src/gz` line in
+   `/etc/opkg/base-feeds.conf`).
+"""
+
+CUSTOM_FEED = """# Publishing your own components beside {product} {release}
+# The distro's read-only PR server, when it runs one (bitbake >= 5.0): your revisions become <official>.N
+# PRSERV_UPSTREAM = "prserv.example.org:8585"
+PRSERV_HOST ?= "localhost:0"
+# Your own feed, next to the official one
+PACKAGE_FEED_URIS = "https://feeds.example.org/my-components"
+"""
+
+
+def write_bundle(publish: Path, release: str, out: Path, url: str | None) -> dict:
+    publish = publish.resolve()
+    m = load_release(publish, release)
+    info = m.get("restore") or {}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "conf").mkdir(exist_ok=True)
+    files = []
+    for key, name in (("setup-layers", "setup-layers.json"), ("kas-lock", "kas.lock.yml"),
+                      ("prserv-export", "prserv-export.conf")):
+        if info.get(key):
+            shutil.copyfile(publish / info[key], out / name)
+            files.append(name)
+    (out / "conf" / "bindistro.conf").write_text(conf_text(m, url or f"file://{publish}", None))
+    (out / "conf" / "custom-feed.conf").write_text(CUSTOM_FEED.format(product=m.get("product"), release=m["release"]))
+    sdk = [a["path"] for a in m["artifacts"] if a["kind"] == "image" and ("sdk" in a["path"].lower())]
+    (out / "README.md").write_text(README.format(
+        product=m.get("product"), release=m["release"],
+        sstate=f"{url or 'file://' + str(publish)}/{info['sstate_mirror']}" if info.get("sstate_mirror") else "not published",
+        sdk=", ".join(sdk) if sdk else "this release publishes no SDK installer; build one with `bitbake <image> -c populate_sdk_ext`."))
+    files += ["conf/bindistro.conf", "conf/custom-feed.conf", "README.md"]
+    return {"release": m["release"], "out": str(out), "files": files}

@@ -1,0 +1,200 @@
+"""Closing the loop: restore a release into the next build; PR, hash equivalence, sstate, layers;
+bundle; build driver; end of life."""
+import datetime as dt
+import json
+import os
+import re
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from bindistro.yocto import prserv
+from conftest import Cli, need_realdata
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """A project with release 1 of the sample (ipk only) published."""
+    cli = Cli()
+    d = tmp_path_factory.mktemp("restore")
+    cli("sample-build", d / "b1", "--release", 1, "--formats", "ipk")
+    cli("-C", d / "p", "init")
+    cli("-C", d / "p", "release", cli.json("-C", d / "p", "stage", d / "b1")["candidate"])
+    return d
+
+
+def prdb_findings(cli, proj, build):
+    cand = cli.json("-C", proj, "stage", build)["candidate"]
+    return cand, cli.json("-C", proj, "verify", cand, "--gate", "prdb", ok=None)
+
+
+def test_restore_from_published_tree_keeps_pr_values_rising(released, cli, tmp_path, monkeypatch):
+    pub = released / "p" / "publish"
+    monkeypatch.chdir(tmp_path)           # no bindistro.yml anywhere: the published tree alone
+    b2 = tmp_path / "b2"
+    r = cli.json("restore", b2, "--from", pub)
+    assert r["release"] == "1.1" and r["prserv"]["added"] > 0 and r["hashserv_rows_added"] > 0
+    local = (b2 / "conf" / "local.conf").read_text()
+    assert local.count("require conf/bindistro.conf") == 1
+    conf = (b2 / "conf" / "bindistro.conf").read_text()
+    assert f'SSTATE_MIRRORS ?= "file://.* file://{pub}/sstate/PATH;downloadfilename=PATH"' in conf
+    assert 'BB_SIGNATURE_HANDLER = "OEEquivHash"' in conf and "PACKAGE_FEED_ARCHS" in conf
+    cli("restore", b2, "--from", pub)     # again: still one require line, nothing lowered
+    assert (b2 / "conf" / "local.conf").read_text().count("require conf/bindistro.conf") == 1
+    cli("sample-build", b2, "--release", 2, "--formats", "ipk")
+    old = {(v, a, c): x for v, a, c, x in prserv.read_db(released / "b1" / "cache" / "prserv.sqlite3")}
+    new = {(v, a, c): x for v, a, c, x in prserv.read_db(b2 / "cache" / "prserv.sqlite3")}
+    assert all(new[k] >= x for k, x in old.items())
+    busybox = next(f for f in (b2 / "tmp/deploy/ipk/core2-64").glob("busybox_*"))
+    assert "-r0.1_" in busybox.name           # release 2 rebuilt busybox: PR rose from r0.0
+    _c, rep = prdb_findings(cli, released / "p", b2)
+    assert rep["summary"]["error"] == 0 and "kept, none lower" in rep["findings"][0]["message"]
+
+
+def test_without_restore_the_pr_gate_fails(released, cli, tmp_path):
+    b2 = tmp_path / "fresh"
+    cli("sample-build", b2, "--release", 2, "--formats", "ipk")
+    busybox = next(f for f in (b2 / "tmp/deploy/ipk/core2-64").glob("busybox_*"))
+    assert "-r0.0_" in busybox.name           # the PR server started again from 0
+    _c, rep = prdb_findings(cli, released / "p", b2)
+    errors = [f for f in rep["findings"] if f["severity"] == "error"]
+    assert errors and "was not restored" in errors[0]["message"]
+
+
+def test_pr_export_format_and_import_never_lowers(tmp_path):
+    rows = [("zlib-1.3-r0", "core2-64", "a" * 64, 2), ("zlib-1.3-r0", "core2-64", "b" * 64, 3)]
+    text = prserv.export(rows)
+    assert f'PRAUTO$zlib-1.3-r0$core2-64${"a" * 64} = "2"' in text
+    assert 'PRAUTO_zlib-1.3-r0_core2-64 = "3"' in text
+    assert sorted(prserv.parse_export(text)) == sorted(rows)
+    db = tmp_path / "prserv.sqlite3"
+    prserv.import_rows(db, [("zlib-1.3-r0", "core2-64", "a" * 64, 5)])
+    assert prserv.import_rows(db, rows) == (1, 0)
+    assert dict(((v, a, c), x) for v, a, c, x in prserv.read_db(db))[("zlib-1.3-r0", "core2-64", "a" * 64)] == 5
+
+
+def test_older_pr_database_layout_is_read(tmp_path):
+    db = tmp_path / "old.sqlite3"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE PRMAIN_nohist (version TEXT, pkgarch TEXT, checksum TEXT, value INTEGER)")
+    con.execute("INSERT INTO PRMAIN_nohist VALUES ('bash-5.0-r0', 'core2-64', 'c', 4)")
+    con.commit()
+    con.close()
+    assert prserv.read_db(db) == [("bash-5.0-r0", "core2-64", "c", 4)]
+    (tmp_path / "bad").write_text("not sqlite")
+    with pytest.raises(ValueError, match="not a PR database|no PRMAIN"):
+        prserv.read_db(tmp_path / "bad")
+
+
+def test_sstate_mirror_stores_shared_objects_once(demo, cli):
+    pub = demo / "publish"
+    mans = [json.loads((pub / r["manifest"]).read_text()) for r in json.loads((pub / "releases.json").read_text())["releases"]]
+    per_release = [[a for a in m["artifacts"] if a["kind"] == "sstate"] for m in mans]
+    assert per_release[0] and per_release[1]
+    first_paths = {a["path"] for a in per_release[0]}
+    shared = [a for a in per_release[1] if a["path"] in first_paths]
+    assert shared                                  # unchanged recipes reuse release 1's objects
+    files = [p for p in (pub / "sstate").rglob("*") if p.is_file()]
+    unique = {a["path"]: a["size"] for rel in per_release for a in rel}
+    assert len(files) == len(unique)               # each object published once
+    assert all(f.stat().st_nlink >= 2 for f in files[:20])   # and shared with the store, not copied
+    assert re.match(r"sstate/(universal/)?[0-9a-f]{2}/[0-9a-f]{2}/sstate:[^:]+:[^:]+:[^:]+:[^:]+:[^:]+:11:[0-9a-f]{64}_\w+\.tar\.zst",
+                    per_release[0][0]["path"])
+
+
+LAYERS_SCHEMA_RULES = """bitbake setup-schema/layers.schema.json: top level object, required "version" == "1.0", only
+"version" and "sources"; each source object has only "path" (string), "contains_this_file" (bool),
+"git-remote" (object with required "rev" string; only "branch", "rev", "describe" strings and "remotes",
+whose entries are objects with a required "uri" string)."""
+
+
+def check_layers_schema(doc: dict) -> list[str]:
+    errs = []
+    if set(doc) - {"version", "sources"}:
+        errs.append("extra top-level keys")
+    if doc.get("version") != "1.0":
+        errs.append("version must be '1.0'")
+    for name, src in (doc.get("sources") or {}).items():
+        if not isinstance(src, dict) or set(src) - {"path", "contains_this_file", "git-remote"}:
+            errs.append(f"{name}: bad keys")
+            continue
+        if "path" in src and not isinstance(src["path"], str):
+            errs.append(f"{name}: path")
+        if "contains_this_file" in src and not isinstance(src["contains_this_file"], bool):
+            errs.append(f"{name}: contains_this_file")
+        g = src.get("git-remote")
+        if g is not None:
+            if set(g) - {"branch", "rev", "describe", "remotes"} or not isinstance(g.get("rev"), str):
+                errs.append(f"{name}: git-remote")
+            for k in ("branch", "describe"):
+                if k in g and not isinstance(g[k], str):
+                    errs.append(f"{name}: {k}")
+            for rn, r in (g.get("remotes") or {}).items():
+                if not isinstance(r, dict) or not isinstance(r.get("uri"), str):
+                    errs.append(f"{name}: remote {rn}")
+    return errs
+
+
+def test_bundle_setup_layers_follow_bitbake_schema(demo, cli, tmp_path):
+    real = json.loads(need_realdata("layers/yp-conf-java-build/setup-layers.json").read_text())
+    assert check_layers_schema(real) == []        # the rules accept what bitbake-layers writes
+    out = tmp_path / "bundle"
+    r = cli.json("-C", demo, "bundle", "1.2", out)
+    doc = json.loads((out / "setup-layers.json").read_text())
+    assert check_layers_schema(doc) == []
+    assert all(re.fullmatch(r"[0-9a-f]{40}", s["git-remote"]["rev"]) for s in doc["sources"].values())
+    readme = (out / "README.md").read_text()
+    assert "Transition to custom builds" in readme and "Publish custom components" in readme
+    assert (out / "prserv-export.conf").read_text().startswith("PRAUTO$")
+    assert "PRSERV_UPSTREAM" in (out / "conf" / "custom-feed.conf").read_text()
+    assert {"setup-layers.json", "kas.lock.yml", "README.md"} <= set(r["files"])
+
+
+def test_unpinned_layers_of_real_setup_layers_are_errors(cli, project, sample_build):
+    layers = need_realdata("layers/yp-conf-java-build/setup-layers.json")
+    cand = cli.json("-C", project, "stage", sample_build(1), "--layers", layers)["candidate"]
+    rep = cli.json("-C", project, "verify", cand, "--gate", "config", ok=False)
+    errs = {f["subject"] for f in rep["findings"] if f["severity"] == "error" and "not pinned" in f["message"]}
+    assert {"meta-java", "meta-openembedded", "poky"} <= errs
+
+
+def stub(bindir: Path, name: str, body: str) -> None:
+    bindir.mkdir(exist_ok=True)
+    p = bindir / name
+    p.write_text("#!/bin/sh\n" + body)
+    p.chmod(p.stat().st_mode | stat.S_IEXEC)
+
+
+def test_build_driver(released, cli, tmp_path, monkeypatch):
+    proj = released / "p"
+    r = cli.json("-C", proj, "build", "--dry-run", "--build-dir", tmp_path / "b", "core-image-minimal", "bindistro-hello")
+    assert r["command"] == ["bitbake", "core-image-minimal", "bindistro-hello"]
+    kas = tmp_path / "kas.yml"
+    kas.write_text("header:\n  version: 14\n")
+    r = cli.json("-C", proj, "build", "--dry-run", "--kas", kas, "--build-dir", tmp_path / "b")
+    assert r["command"] == ["kas", "build", str(kas)]
+    # real bitbake cannot run here: stand-ins show what the driver does with their exit codes
+    bindir = tmp_path / "bin"
+    stub(bindir, "bitbake", 'echo "NOTE: building $*"; echo "ERROR: Task do_compile failed"; exit 1\n')
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    r = cli("-C", proj, "build", "--build-dir", tmp_path / "b", ok=False)
+    assert r.exit_code == 1 and "build failed (exit 1): ERROR: Task do_compile failed" in r.stderr
+    log = next((tmp_path / "b" / "tmp" / "log" / "bindistro").glob("console-*.log"))
+    assert "NOTE: building core-image-minimal" in log.read_text()
+    assert "require conf/bindistro.conf" in (tmp_path / "b" / "conf" / "local.conf").read_text()   # restored first
+
+
+def test_eol(cli, project, sample_build):
+    cli("-C", project, "release", cli.json("-C", project, "stage", sample_build(1))["candidate"])
+    before = sorted(p for p in (project / "publish").rglob("*") if p.is_file())
+    r = cli.json("-C", project, "eol")
+    assert r["eol"] == dt.date.today().isoformat()
+    for args in (("stage", sample_build(2)), ("release", 1), ("build", "--dry-run")):
+        res = cli("-C", project, *args, ok=False)
+        assert res.exit_code == 1 and "end of life" in res.stderr
+    listing = json.loads((project / "publish" / "releases.json").read_text())
+    assert listing["eol"] == dt.date.today().isoformat() and len(listing["releases"]) == 1
+    assert sorted(p for p in (project / "publish").rglob("*") if p.is_file()) == before
+    assert "EOL" in cli("-C", project, "releases").stdout
