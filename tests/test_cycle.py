@@ -70,9 +70,9 @@ def test_restaging_unchanged_files_costs_no_rehash(cli, project, sample_build):
     b = sample_build(1)
     first = cli.json("-C", project, "stage", b)
     again = cli.json("-C", project, "stage", b)
-    assert first["hashed"] >= first["artifacts"] - 1
+    assert first["hashed"] >= first["artifacts"] - 2
     # only the buildhistory bundle, which is made anew, is read again
-    assert again["hashed"] <= 1 and again["hash_cache_hits"] >= first["artifacts"] - 1
+    assert again["hashed"] <= 1 and again["hashed"] + again["hash_cache_hits"] == first["hashed"]
 
 
 def test_same_version_new_content_is_refused_and_nothing_changes(cli, project, sample_build, tmp_path):
