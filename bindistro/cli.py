@@ -464,6 +464,106 @@ def eol(proj: Project, when, as_json):
          lambda r: out.print(f"{r['product']}: end of life {r['eol']}; stage and release now refuse, feeds stay published"))
 
 
+@main.group()
+def keys():
+    """Signing keys: GnuPG in state/gnupg, named by fingerprint in bindistro.yml."""
+
+
+pass_file = click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                         help="File holding the key passphrase (or set BINDISTRO_KEY_PASSPHRASE).")
+
+
+def keyring(proj: Project, passphrase_file=None):
+    from .keys import Keyring
+    return Keyring(proj.spec.state_path / "gnupg", passphrase_file)
+
+
+@keys.command("generate")
+@click.option("--uid", help="User id (default: '<product> release signing key').")
+@pass_file
+@json_opt
+@click.pass_obj
+def keys_generate(proj: Project, uid, passphrase_file, as_json):
+    """Make a signing key; it signs releases when the spec names none yet."""
+    sp = proj.spec
+    fpr = keyring(proj, passphrase_file).generate(uid or f"{sp.product} release signing key <release@{sp.product}.invalid>")
+    if not sp.signing_key:
+        sp.signing_key = fpr
+        specmod.dump(sp, sp.path)
+    emit(as_json, {"fingerprint": fpr, "signing": sp.signing_key == fpr},
+         lambda r: out.print(f"generated {fpr}" + (" (now keys.signing)" if r["signing"] else "")))
+
+
+@keys.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_file
+@json_opt
+@click.pass_obj
+def keys_import(proj: Project, file, passphrase_file, as_json):
+    """Import a (secret or public) key file."""
+    got = keyring(proj, passphrase_file).import_file(file)
+    emit(as_json, {"imported": got}, lambda r: out.print("imported " + (", ".join(got) or "nothing new")))
+
+
+@keys.command("export")
+@click.argument("fingerprint")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def keys_export(proj: Project, fingerprint, out_file):
+    """Write a public key (armored)."""
+    data = keyring(proj).export(fingerprint)
+    if out_file:
+        out_file.write_bytes(data)
+    else:
+        click.echo(data.decode(), nl=False)
+
+
+@keys.command("list")
+@json_opt
+@click.pass_obj
+def keys_list(proj: Project, as_json):
+    """Keys in the state directory and their role in the spec."""
+    sp = proj.spec
+    data = [dict(k, role="signing" if k["fingerprint"] == sp.signing_key else
+                 "previous" if k["fingerprint"] in sp.previous_keys else "-") for k in keyring(proj).list()]
+    emit(as_json, data, lambda d: [out.print(f"{k['fingerprint']}  {k['role']:<8}  {k['uid']}") for k in d])
+
+
+@keys.command("rotate")
+@click.option("--uid", help="User id of the new key.")
+@pass_file
+@json_opt
+@click.pass_obj
+def keys_rotate(proj: Project, uid, passphrase_file, as_json):
+    """New key signs new releases; the old one stays trusted (keys.previous) so old releases verify."""
+    sp = proj.spec
+    if not sp.signing_key:
+        raise BindistroError(f"{sp.path}: keys.signing: no key to rotate (bindistro keys generate)")
+    new = keyring(proj, passphrase_file).generate(uid or f"{sp.product} release signing key <release@{sp.product}.invalid>")
+    sp.previous_keys = [sp.signing_key, *[k for k in sp.previous_keys if k != sp.signing_key]]
+    sp.signing_key = new
+    specmod.dump(sp, sp.path)
+    emit(as_json, {"signing": new, "previous": sp.previous_keys},
+         lambda r: out.print(f"new signing key {new}; still trusted: {', '.join(sp.previous_keys)}"))
+
+
+@main.command("device-config")
+@click.option("--machine", required=True)
+@click.option("--format", "fmt", type=click.Choice(["ipk", "rpm", "deb"]), help="Default: the spec's first format.")
+@click.option("--url", help="Where devices reach the publish tree (default: publish.url of the spec).")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@json_opt
+@click.pass_obj
+def device_config(proj: Project, machine, fmt, url, out_dir, as_json):
+    """Write a device's feed configuration, trusted keys and upgrade timer under OUT_DIR."""
+    from .device import write
+    try:
+        files = write(proj.spec, proj.store, machine, fmt or proj.spec.formats[0], out_dir, url)
+    except ValueError as e:
+        raise BindistroError(str(e)) from None
+    emit(as_json, {"out": str(out_dir), "files": files}, lambda r: [out.print(f) for f in files])
+
+
 @main.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--releases", "count", type=click.IntRange(1), default=3, show_default=True)

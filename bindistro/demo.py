@@ -5,6 +5,7 @@ from pathlib import Path
 
 from . import spec as specmod
 from . import verify
+from .keys import Keyring
 from .release import release
 from .restore import restore
 from .sample.build import generate
@@ -21,6 +22,11 @@ def run(out: Path, count: int = 3, seed: int = 1) -> dict:
         specmod.dump(sp, path)
     sp = specmod.load(path)
     store = Store(sp.state_path)
+    if not sp.signing_key:
+        # a throw-away key, named as such, so the demo signs everything it publishes
+        sp.signing_key = Keyring(store.dir / "gnupg").generate(
+            "bindistro DEMO key - not for production <demo@bindistro.invalid>")
+        specmod.dump(sp, path)
     done = {r.name for r in store.db.releases()}
     rows = []
     for n in range(1, count + 1):

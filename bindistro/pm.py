@@ -28,8 +28,9 @@ def _run(cmd: list[str], env: dict | None = None) -> str:
 
 
 class DnfRoot:
-    def __init__(self, work: Path, feeds: list[str], archs: list[str]):
-        """`feeds`: base URLs (one repo each); `archs`: rpm arches, highest priority first."""
+    def __init__(self, work: Path, feeds: list[str], archs: list[str], repo_text: str | None = None):
+        """`feeds`: base URLs (one repo each); `archs`: rpm arches, highest priority first;
+        `repo_text`: a device's own .repo file instead (e.g. from `bindistro device-config`)."""
         self.root, self.home = work / "root", work / "home"
         (self.root / "etc" / "dnf" / "vars").mkdir(parents=True, exist_ok=True)
         (self.root / "etc" / "yum.repos.d").mkdir(parents=True, exist_ok=True)
@@ -40,7 +41,7 @@ class DnfRoot:
         (self.root / "etc" / "dnf" / "vars" / "arch").write_text(":".join(own + ["x86_64"]))
         repo = "".join(f"[feed{i}]\nname=feed {u}\nbaseurl={u}\ngpgcheck=0\nrepo_gpgcheck=0\n\n"
                        for i, u in enumerate(feeds))
-        (self.root / "etc" / "yum.repos.d" / "bindistro.repo").write_text(repo)
+        (self.root / "etc" / "yum.repos.d" / "bindistro.repo").write_text(repo_text or repo)
         self.env = {"HOME": str(self.home), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
 
     def dnf(self, *args: str) -> str:
@@ -59,8 +60,9 @@ class DnfRoot:
 
 
 class AptRoot:
-    def __init__(self, work: Path, feeds: list[str], dpkg_arch: str = "amd64"):
-        """`feeds`: flat repository URLs (`deb [trusted=yes] URL ./`)."""
+    def __init__(self, work: Path, feeds: list[str], dpkg_arch: str = "amd64", sources_text: str | None = None):
+        """`feeds`: flat repository URLs (`deb [trusted=yes] URL ./`); `sources_text`: a device's
+        own deb822 .sources file instead (signed feeds)."""
         self.root, self.apt = work / "root", work / "apt"
         for d in ("var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers", "var/log"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
@@ -68,7 +70,11 @@ class AptRoot:
         for d in ("etc/apt/preferences.d", "etc/apt/apt.conf.d", "etc/apt/sources.list.d",
                   "var/lib/apt/lists/partial", "var/cache/apt/archives/partial", "var/log/apt"):
             (self.apt / d).mkdir(parents=True, exist_ok=True)
-        (self.apt / "etc/apt/sources.list").write_text("".join(f"deb [trusted=yes] {u} ./\n" for u in feeds))
+        if sources_text:
+            (self.apt / "etc/apt/sources.list").write_text("")
+            (self.apt / "etc/apt/sources.list.d/device.sources").write_text(sources_text)
+        else:
+            (self.apt / "etc/apt/sources.list").write_text("".join(f"deb [trusted=yes] {u} ./\n" for u in feeds))
         self.opts = [f"-oDir={self.apt}", f"-oDir::State::status={self.root}/var/lib/dpkg/status",
                      f"-oAPT::Architecture={dpkg_arch}", f"-oAPT::Architectures::={dpkg_arch}",
                      f"-oDPkg::Options::=--root={self.root}", f"-oDPkg::Options::=--log={self.root}/var/log/dpkg.log",

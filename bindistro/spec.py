@@ -38,6 +38,10 @@ class Spec:
     state_dir: str = "state"
     eol: dt.date | None = None
     targets: list[str] = field(default_factory=list)
+    signing_key: str | None = None            # fingerprint that signs new releases
+    previous_keys: list[str] = field(default_factory=list)   # still trusted: older releases used them
+    ipk_feed_signature: str = "asc"           # like PACKAGE_FEED_GPG_SIGNATURE_TYPE: asc | sig
+    sign_ipk_packages: bool = False           # detached signature per .ipk, like sign_ipk
     path: Path | None = None  # where it was loaded from
 
     @property
@@ -80,6 +84,8 @@ class Spec:
             "publish": {"dir": self.publish_dir, "url": self.publish_url},
             "state_dir": self.state_dir,
             "targets": list(self.targets),
+            "keys": {"signing": self.signing_key, "previous": list(self.previous_keys),
+                     "ipk_feed_signature": self.ipk_feed_signature, "sign_ipk_packages": self.sign_ipk_packages},
             "eol": self.eol.isoformat() if self.eol else None,
         }
 
@@ -196,9 +202,23 @@ def parse(raw: dict, path: Path) -> Spec:
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
         raise SpecError(p, "targets", "must be a list of bitbake targets")
 
+    keys = raw.get("keys") or {}
+    if not isinstance(keys, dict):
+        raise SpecError(p, "keys", "must be a mapping (signing, previous, ipk_feed_signature, sign_ipk_packages)")
+    signing = keys.get("signing")
+    previous = keys.get("previous") or []
+    for k, v in [("keys.signing", signing)] + [("keys.previous", x) for x in previous]:
+        if v is not None and not (isinstance(v, str) and re.fullmatch(r"[0-9A-F]{40}", v)):
+            raise SpecError(p, k, f"{v!r} is not a key fingerprint (40 upper-case hex digits; see `bindistro keys list`)")
+    sigtype = keys.get("ipk_feed_signature", "asc")
+    if sigtype not in ("asc", "sig"):
+        raise SpecError(p, "keys.ipk_feed_signature", "must be asc (armored) or sig (binary)")
+
     return Spec(product=name, version=version, release_name=release_name, machines=machines,
                 formats=list(formats), publish_dir=publish_dir, publish_url=publish_url,
-                state_dir=state_dir, eol=eol, targets=list(targets), path=path)
+                state_dir=state_dir, eol=eol, targets=list(targets), signing_key=signing,
+                previous_keys=list(previous), ipk_feed_signature=sigtype,
+                sign_ipk_packages=bool(keys.get("sign_ipk_packages", False)), path=path)
 
 
 def find(start: Path) -> Path:

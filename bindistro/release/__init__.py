@@ -105,9 +105,11 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
         raise BindistroError(f"{pub / 'releases' / name}: exists but is not a recorded release; "
                              "an earlier release was interrupted — pick another --name")
 
+    from .sign import Signer
+    signer = Signer(spec, store)
     published = store.db.published()
     feeds = {f: {get_format(f).feed_name(a) for a in spec.feeds()} for f in spec.formats}
-    arts = arts + generated(store, arts)
+    arts = [signer.lookup(a) if a.kind == model.PACKAGE else a for a in arts] + generated(store, arts)
     problems: list[Problem] = []
     plan: dict[str, Artifact] = {}
     skipped = 0
@@ -138,7 +140,10 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
     if problems:
         raise BadInput(problems)
 
-    # 1. objects
+    # 1. objects (new rpm packages get their signature first)
+    for d, a in plan.items():
+        if a.kind == model.PACKAGE and d not in published:
+            plan[d] = signer.published_form(a)
     new_files = []
     for d, a in progress(list(plan.items()), f"publishing {name}"):
         target = pub / d
@@ -146,10 +151,16 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
             if not target.exists():
                 place(store.objects.path(a.sha256), target)
             new_files.append((d, a.sha256, a.size))
+            if a.kind == model.PACKAGE and a.format == "ipk" and spec.sign_ipk_packages:
+                sig = signer.sign_file(target)
+                if sig:
+                    new_files.append((d + ".asc", hash_file(sig)[0], sig.stat().st_size))
+    for k in signer.publish_keys(pub):
+        new_files.append((str(k.relative_to(pub)), hash_file(k)[0], k.stat().st_size))
 
-    # 2. cumulative indexes of every feed that gains packages
+    # 2. cumulative indexes of every feed that gains packages, then their signatures
     touched = {(a.format, a.arch) for d, a in plan.items() if a.kind == model.PACKAGE and d not in published}
-    history = store.db.released_packages()
+    history = [signer.lookup(a) for a in store.db.released_packages()]
     for fmt_name, arch in sorted(touched):
         fmt = get_format(fmt_name)
         feed_dir = pub / "feeds" / fmt_name / arch
@@ -160,6 +171,7 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
             info = PackageInfo(a.name, a.version, a.arch, a.meta)   # stored metadata, no re-reading
             items[a.filename] = Indexed(a.filename, info, a.size, a.md5, a.sha256, stamp_of(feed_dir / a.filename))
         fmt.write_index(feed_dir, list(items.values()), all_versions=True)
+        signer.sign_feed(fmt_name, feed_dir)
 
     # 3. the manifest (temporary name + rename)
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -171,11 +183,16 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
         "verify": {"created": rep["created"], "gates": rep["gates"], "summary": rep["summary"]},
         "waivers": verify.waivers_of(store, cid),
         "restore": restore_info(plan),
+        "signing": {"key": spec.signing_key, "keys": [f"keys/{k}.asc" for k in [spec.signing_key, *spec.previous_keys] if k]}
+                   if spec.signing_key else None,
         "artifacts": [manifest_entry(a, d) for d, a in plan.items()],
     }
     data = json.dumps(manifest, indent=1).encode() + b"\n"
     write_bytes_atomic(pub / "releases" / name / "manifest.json", data)
     new_files.append((f"releases/{name}/manifest.json", hashlib.sha256(data).hexdigest(), len(data)))
+    sig = signer.sign_file(pub / "releases" / name / "manifest.json")   # signed once, by the key of the day
+    if sig:
+        new_files.append((f"releases/{name}/manifest.json.asc", hash_file(sig)[0], sig.stat().st_size))
 
     # 4. the DB row, then the public listing
     rel = Release(name, seq, cid, created)

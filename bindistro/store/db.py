@@ -57,6 +57,16 @@ published = Table(
     Column("size", Integer, nullable=False),
     Column("release", String, nullable=False),
 )
+# rpm packages get their signature at release time; the signed file is what is published
+signed = Table(
+    "signed", md,
+    Column("unsigned", String, primary_key=True),
+    Column("sha256", String, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("md5", String, nullable=False),
+    Column("meta", JSON, nullable=False),
+    Column("key", String, nullable=False),
+)
 settings = Table(
     "settings", md,
     Column("key", String, primary_key=True),

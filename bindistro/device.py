@@ -1,0 +1,83 @@
+"""`bindistro device-config`: the files a device needs to use the feeds, as OE would write them,
+plus a systemd timer for automatic upgrades (off until enabled)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .formats import get as get_format
+from .spec import Spec
+from .store import Store
+
+SERVICE = """[Unit]
+Description=Upgrade {product} packages from its feeds
+Documentation=file:///usr/share/doc/{product}/UPGRADES
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c '{command}'
+"""
+TIMER = """[Unit]
+Description=Daily upgrade of {product} packages (enable with: systemctl enable --now {product}-upgrade.timer)
+
+[Timer]
+OnCalendar=daily
+RandomizedDelaySec=4h
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+"""
+UPGRADE = {"ipk": "opkg update && opkg upgrade", "rpm": "dnf -y upgrade --refresh",
+           "deb": "apt-get update && apt-get -y upgrade"}
+
+
+def write(spec: Spec, store: Store, machine: str, fmt: str, out: Path, url: str | None = None) -> list[str]:
+    m = next((x for x in spec.machines if x.name == machine), None)
+    if m is None:
+        raise ValueError(f"{spec.path}: machines: no machine {machine!r} (have: {', '.join(x.name for x in spec.machines)})")
+    url = (url or spec.publish_url).rstrip("/")
+    f = get_format(fmt)
+    archs = [f.feed_name(a) for a in m.archs]
+    fprs = [k for k in [spec.signing_key, *spec.previous_keys] if k]
+    files: dict[str, bytes] = {}
+    from .keys import Keyring
+    kr = Keyring(store.dir / "gnupg") if fprs else None
+    name = spec.product
+    if fmt == "ipk":
+        files["etc/opkg/base-feeds.conf"] = "".join(f"src/gz {name}-{a} {url}/feeds/ipk/{a}\n" for a in archs).encode()
+        # OE's opkg arch.conf: later (more specific) architectures win
+        files["etc/opkg/arch.conf"] = "".join(f"arch {a} {1 + 5 * i}\n" for i, a in enumerate(archs)).encode()
+        if fprs:
+            files[f"etc/opkg/{name}-signature.conf"] = b"option check_signature 1\n"
+            for k in fprs:
+                files[f"etc/opkg/keys/{k}.asc"] = kr.export(k)
+    elif fmt == "rpm":
+        keypaths = [f"/etc/pki/rpm-gpg/RPM-GPG-KEY-{name}-{k[-8:]}" for k in fprs]
+        check = "1" if fprs else "0"
+        files[f"etc/yum.repos.d/{name}.repo"] = "".join(
+            f"[{name}-{a}]\nname={name} {a}\nbaseurl={url}/feeds/rpm/{a}\nenabled=1\ngpgcheck={check}\n"
+            f"repo_gpgcheck={check}\n" + (f"gpgkey={' '.join('file://' + p for p in keypaths)}\n" if fprs else "") + "\n"
+            for a in archs).encode()
+        for k, p in zip(fprs, keypaths):
+            files[p.lstrip("/")] = kr.export(k)
+    else:
+        keyring = f"usr/share/keyrings/{name}.gpg"
+        lines = ["Types: deb", f"URIs: {' '.join(f'{url}/feeds/deb/{a}/' for a in archs)}", "Suites: ./"]
+        if fprs:
+            lines.append(f"Signed-By: /{keyring}")
+            files[keyring] = b"".join(kr.export(k, armor=False) for k in fprs)
+        else:
+            lines.append("Trusted: yes")
+        files[f"etc/apt/sources.list.d/{name}.sources"] = ("\n".join(lines) + "\n").encode()
+    files[f"etc/systemd/system/{name}-upgrade.service"] = SERVICE.format(product=name, command=UPGRADE[fmt]).encode()
+    files[f"etc/systemd/system/{name}-upgrade.timer"] = TIMER.format(product=name).encode()
+    files[f"usr/share/doc/{name}/UPGRADES"] = (
+        f"Automatic upgrades are off by default. Turn them on with:\n\n    systemctl enable --now {name}-upgrade.timer\n\n"
+        f"Upgrade by hand at any time with: {UPGRADE[fmt]}\n").encode()
+    for rel, data in files.items():
+        p = out / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    return sorted(files)

@@ -1,0 +1,94 @@
+"""Signing keys: GnuPG in an isolated home inside the state directory, keys named by fingerprint.
+
+Passphrases come from a file or the BINDISTRO_KEY_PASSPHRASE environment variable, never from the
+command line (they would show in `ps` and shell history).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .errors import BindistroError
+
+PASS_ENV = "BINDISTRO_KEY_PASSPHRASE"
+
+
+class Keyring:
+    def __init__(self, home: Path, passphrase_file: Path | None = None):
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(home, 0o700)
+        self._pass_file = passphrase_file
+
+    def passphrase(self) -> str:
+        if self._pass_file:
+            return self._pass_file.read_text().rstrip("\n")
+        return os.environ.get(PASS_ENV, "")
+
+    def gpg(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = ["gpg", "--homedir", str(self.home), "--batch", "--no-tty", "--pinentry-mode", "loopback", *args]
+        r = subprocess.run(cmd, input=input, capture_output=True)
+        if check and r.returncode != 0:
+            raise BindistroError(f"gpg {args[0]} failed: {r.stderr.decode(errors='replace').strip().splitlines()[-1:]}")
+        return r
+
+    def _with_pass(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
+        with tempfile.NamedTemporaryFile("w", dir=self.home, delete=True) as pf:
+            pf.write(self.passphrase())
+            pf.flush()
+            return self.gpg("--passphrase-file", pf.name, *args, input=input)
+
+    def generate(self, uid: str) -> str:
+        self._with_pass("--yes", "--quick-gen-key", uid, "rsa3072", "sign", "never")   # --yes: same uid again on rotation
+        return self.list()[-1]["fingerprint"]
+
+    def list(self) -> list[dict]:
+        out = self.gpg("--with-colons", "--fixed-list-mode", "--list-secret-keys", check=False).stdout.decode()
+        keys, cur = [], None
+        for line in out.splitlines():
+            f = line.split(":")
+            if f[0] == "sec":
+                cur = {"fingerprint": None, "uid": None, "created": f[5]}
+                keys.append(cur)
+            elif f[0] == "fpr" and cur and cur["fingerprint"] is None:
+                cur["fingerprint"] = f[9]
+            elif f[0] == "uid" and cur and cur["uid"] is None:
+                cur["uid"] = f[9]
+        return keys
+
+    def has(self, fpr: str) -> bool:
+        return any(k["fingerprint"] == fpr for k in self.list())
+
+    def export(self, fpr: str, armor: bool = True) -> bytes:
+        r = self.gpg(*(["--armor"] if armor else []), "--export", fpr)
+        if not r.stdout:
+            raise BindistroError(f"key {fpr}: not in {self.home}")
+        return r.stdout
+
+    def import_file(self, path: Path) -> list[str]:
+        before = {k["fingerprint"] for k in self.list()}
+        self._with_pass("--import", str(path))
+        return [k["fingerprint"] for k in self.list() if k["fingerprint"] not in before]
+
+    def sign_detached(self, fpr: str, path: Path, out: Path, armor: bool = True) -> None:
+        self._with_pass("--yes", "--local-user", fpr, "--digest-algo", "SHA256", *(["--armor"] if armor else []),
+                        "--output", str(out), "--detach-sign", str(path))
+
+    def clearsign(self, fpr: str, path: Path, out: Path) -> None:
+        self._with_pass("--yes", "--local-user", fpr, "--digest-algo", "SHA256", "--output", str(out),
+                        "--clearsign", str(path))
+
+    def rpmsign(self, fpr: str, path: Path) -> None:
+        """Add an rpm signature in place (the file is a private copy, not a published one)."""
+        with tempfile.TemporaryDirectory() as home, tempfile.NamedTemporaryFile("w", dir=self.home) as pf:
+            pf.write(self.passphrase())
+            pf.flush()
+            Path(home, ".rpmmacros").write_text("%_dbpath /var/lib/rpm\n")
+            r = subprocess.run(["rpmsign", "--addsign", "--define", "__gpg /usr/bin/gpg",
+                                "--define", f"_gpg_path {self.home}", "--define", f"_gpg_name {fpr}",
+                                "--define", f"_gpg_sign_cmd_extra_args --batch --pinentry-mode loopback --passphrase-file {pf.name}",
+                                str(path)], capture_output=True, text=True, env=dict(os.environ, HOME=home))
+            if r.returncode != 0:
+                raise BindistroError(f"rpmsign {path.name} failed: {r.stderr.strip()[-300:]}")

@@ -1,0 +1,100 @@
+"""Signing at release time, as OE's classes do it: rpm package signatures (rpmsign) and
+repodata/repomd.xml.asc; ipk Packages.asc or Packages.sig per feed (+ optional .ipk.asc per
+package); deb Release.gpg and InRelease; a detached signature of each release manifest.
+Published files are never re-signed: an rpm signed once keeps that signature for ever."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import insert, select
+
+from ..errors import BindistroError
+from ..formats.rpm import Rpm
+from ..keys import Keyring
+from ..model import Artifact
+from ..spec import Spec
+from ..store import Store
+from ..store.db import signed
+from ..store.objects import hash_file
+
+
+class Signer:
+    def __init__(self, spec: Spec, store: Store):
+        self.store = store
+        self.fpr = spec.signing_key
+        self.spec = spec
+        self.keys = Keyring(store.dir / "gnupg") if self.fpr else None
+        if self.keys and not self.keys.has(self.fpr):
+            raise BindistroError(f"{spec.path}: keys.signing: key {self.fpr} is not in {store.dir / 'gnupg'} "
+                                 "(bindistro keys import FILE)")
+
+    def lookup(self, a: Artifact) -> Artifact:
+        """The published form of a package: the signed rpm if there is one."""
+        if a.format != "rpm":
+            return a
+        with self.store.db.engine.connect() as c:
+            r = c.execute(select(signed).where(signed.c.unsigned == a.sha256)).first()
+        return dataclasses.replace(a, sha256=r.sha256, size=r.size, md5=r.md5, meta=r.meta) if r else a
+
+    def published_form(self, a: Artifact) -> Artifact:
+        found = self.lookup(a)
+        if found is not a or a.format != "rpm" or not self.keys:
+            return found
+        with tempfile.TemporaryDirectory(dir=self.store.dir) as tmp:
+            copy = Path(tmp) / a.filename
+            shutil.copyfile(self.store.objects.path(a.sha256), copy)
+            self.keys.rpmsign(self.fpr, copy)
+            sha, md5, size = hash_file(copy)
+            self.store.objects.add(copy, sha)
+            meta = dict(a.meta, xml=Rpm._chunks(copy, a.filename))
+        with self.store.db.begin() as c:
+            c.execute(insert(signed).values(unsigned=a.sha256, sha256=sha, size=size, md5=md5, meta=meta, key=self.fpr))
+        return dataclasses.replace(a, sha256=sha, size=size, md5=md5, meta=meta)
+
+    def sign_feed(self, fmt: str, feed_dir: Path) -> list[Path]:
+        if not self.keys:
+            return []
+        if fmt == "ipk":
+            armor = self.spec.ipk_feed_signature == "asc"
+            out = feed_dir / ("Packages.asc" if armor else "Packages.sig")
+            self._sign(feed_dir / "Packages", out, armor)
+            return [out]
+        if fmt == "deb":
+            self._sign(feed_dir / "Release", feed_dir / "Release.gpg", True)
+            self._atomic(feed_dir / "InRelease", lambda tmp: self.keys.clearsign(self.fpr, feed_dir / "Release", tmp))
+            return [feed_dir / "Release.gpg", feed_dir / "InRelease"]
+        out = feed_dir / "repodata" / "repomd.xml.asc"
+        self._sign(feed_dir / "repodata" / "repomd.xml", out, True)
+        return [out]
+
+    def sign_file(self, path: Path) -> Path | None:
+        if not self.keys:
+            return None
+        out = path.with_name(path.name + ".asc")
+        self._sign(path, out, True)
+        return out
+
+    def _sign(self, path: Path, out: Path, armor: bool) -> None:
+        self._atomic(out, lambda tmp: self.keys.sign_detached(self.fpr, path, tmp, armor))
+
+    @staticmethod
+    def _atomic(out: Path, make) -> None:
+        tmp = out.with_name(f".{out.name}.tmp")
+        make(tmp)
+        tmp.replace(out)
+
+    def publish_keys(self, pub: Path) -> list[Path]:
+        """Public keys under keys/ (each written once; a key never changes)."""
+        if not self.keys:
+            return []
+        out = []
+        for fpr in [self.fpr, *self.spec.previous_keys]:
+            p = pub / "keys" / f"{fpr}.asc"
+            if not p.exists() and self.keys.has(fpr):
+                p.parent.mkdir(parents=True, exist_ok=True)
+                self._atomic(p, lambda tmp, f=fpr: tmp.write_bytes(self.keys.export(f)))
+                out.append(p)
+        return out
