@@ -343,6 +343,19 @@ def feed_index(directory, all_versions, checksum, fmt, as_json):
          lambda r: out.print(f"indexed {r['directory']}: {r['read']} packages read, {r['reused']} reused"))
 
 
+@feed.command("add-custom")
+@click.argument("name")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--key", "fpr", required=True, help="Fingerprint of the feed owner's key (bindistro keys import).")
+@json_opt
+@click.pass_obj
+def feed_add_custom(proj: Project, name, directory, fpr, as_json):
+    """Publish your own packages into a separate feed signed with your own key."""
+    from .custom import add
+    r = add(proj.spec, proj.store, name, directory, fpr)
+    emit(as_json, r, lambda r: out.print(f"custom feed {name}: {r['new_packages']} new packages in {', '.join(r['feeds'])}"))
+
+
 @feed.command("check")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["ipk", "rpm", "deb"]), help="Package format (default: detected).")
@@ -551,14 +564,17 @@ def keys_rotate(proj: Project, uid, passphrase_file, as_json):
 @click.option("--machine", required=True)
 @click.option("--format", "fmt", type=click.Choice(["ipk", "rpm", "deb"]), help="Default: the spec's first format.")
 @click.option("--url", help="Where devices reach the publish tree (default: publish.url of the spec).")
+@click.option("--custom", "customs", multiple=True, help="Also use (and trust the key of) this custom feed.")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @json_opt
 @click.pass_obj
-def device_config(proj: Project, machine, fmt, url, out_dir, as_json):
+def device_config(proj: Project, machine, fmt, url, customs, out_dir, as_json):
     """Write a device's feed configuration, trusted keys and upgrade timer under OUT_DIR."""
+    from .custom import custom_feeds
     from .device import write
     try:
-        files = write(proj.spec, proj.store, machine, fmt or proj.spec.formats[0], out_dir, url)
+        files = write(proj.spec, proj.store, machine, fmt or proj.spec.formats[0], out_dir, url,
+                      custom_feeds(proj.spec, list(customs)))
     except ValueError as e:
         raise BindistroError(str(e)) from None
     emit(as_json, {"out": str(out_dir), "files": files}, lambda r: [out.print(f) for f in files])

@@ -33,22 +33,26 @@ UPGRADE = {"ipk": "opkg update && opkg upgrade", "rpm": "dnf -y upgrade --refres
            "deb": "apt-get update && apt-get -y upgrade"}
 
 
-def write(spec: Spec, store: Store, machine: str, fmt: str, out: Path, url: str | None = None) -> list[str]:
+def write(spec: Spec, store: Store, machine: str, fmt: str, out: Path, url: str | None = None,
+          customs: list[dict] = ()) -> list[str]:
     m = next((x for x in spec.machines if x.name == machine), None)
     if m is None:
         raise ValueError(f"{spec.path}: machines: no machine {machine!r} (have: {', '.join(x.name for x in spec.machines)})")
     url = (url or spec.publish_url).rstrip("/")
-    f = get_format(fmt)
-    archs = [f.feed_name(a) for a in m.archs]
     fprs = [k for k in [spec.signing_key, *spec.previous_keys] if k]
+    customs = [c for c in customs if c["format"] == fmt]
+    fprs += [c["key"] for c in customs if c["key"] not in fprs]
+    # (feed name, URL) of every feed the device uses: the distro's per arch, then the custom ones
+    feeds = [(f"{spec.product}-{a}", f"{url}/feeds/{fmt}/{a}") for a in [get_format(fmt).feed_name(x) for x in m.archs]]
+    feeds += [(f"{c['name']}-{a}", f"{url}/custom/{c['name']}/{fmt}/{a}") for c in customs for a in c["archs"]]
     files: dict[str, bytes] = {}
     from .keys import Keyring
     kr = Keyring(store.dir / "gnupg") if fprs else None
     name = spec.product
     if fmt == "ipk":
-        files["etc/opkg/base-feeds.conf"] = "".join(f"src/gz {name}-{a} {url}/feeds/ipk/{a}\n" for a in archs).encode()
+        files["etc/opkg/base-feeds.conf"] = "".join(f"src/gz {n} {u}\n" for n, u in feeds).encode()
         # OE's opkg arch.conf: later (more specific) architectures win
-        files["etc/opkg/arch.conf"] = "".join(f"arch {a} {1 + 5 * i}\n" for i, a in enumerate(archs)).encode()
+        files["etc/opkg/arch.conf"] = "".join(f"arch {a} {1 + 5 * i}\n" for i, a in enumerate(m.archs)).encode()
         if fprs:
             files[f"etc/opkg/{name}-signature.conf"] = b"option check_signature 1\n"
             for k in fprs:
@@ -57,14 +61,14 @@ def write(spec: Spec, store: Store, machine: str, fmt: str, out: Path, url: str 
         keypaths = [f"/etc/pki/rpm-gpg/RPM-GPG-KEY-{name}-{k[-8:]}" for k in fprs]
         check = "1" if fprs else "0"
         files[f"etc/yum.repos.d/{name}.repo"] = "".join(
-            f"[{name}-{a}]\nname={name} {a}\nbaseurl={url}/feeds/rpm/{a}\nenabled=1\ngpgcheck={check}\n"
+            f"[{n}]\nname={n}\nbaseurl={u}\nenabled=1\ngpgcheck={check}\n"
             f"repo_gpgcheck={check}\n" + (f"gpgkey={' '.join('file://' + p for p in keypaths)}\n" if fprs else "") + "\n"
-            for a in archs).encode()
+            for n, u in feeds).encode()
         for k, p in zip(fprs, keypaths):
             files[p.lstrip("/")] = kr.export(k)
     else:
         keyring = f"usr/share/keyrings/{name}.gpg"
-        lines = ["Types: deb", f"URIs: {' '.join(f'{url}/feeds/deb/{a}/' for a in archs)}", "Suites: ./"]
+        lines = ["Types: deb", f"URIs: {' '.join(u + '/' for _n, u in feeds)}", "Suites: ./"]
         if fprs:
             lines.append(f"Signed-By: /{keyring}")
             files[keyring] = b"".join(kr.export(k, armor=False) for k in fprs)

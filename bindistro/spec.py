@@ -42,6 +42,8 @@ class Spec:
     previous_keys: list[str] = field(default_factory=list)   # still trusted: older releases used them
     ipk_feed_signature: str = "asc"           # like PACKAGE_FEED_GPG_SIGNATURE_TYPE: asc | sig
     sign_ipk_packages: bool = False           # detached signature per .ipk, like sign_ipk
+    sstate_keys: list[str] = field(default_factory=list)   # like SSTATE_VALID_SIGS (default: release keys)
+    require_signed_sstate: bool = False       # like SSTATE_VERIFY_SIG: unsigned sstate blocks a release
     path: Path | None = None  # where it was loaded from
 
     @property
@@ -85,7 +87,8 @@ class Spec:
             "state_dir": self.state_dir,
             "targets": list(self.targets),
             "keys": {"signing": self.signing_key, "previous": list(self.previous_keys),
-                     "ipk_feed_signature": self.ipk_feed_signature, "sign_ipk_packages": self.sign_ipk_packages},
+                     "ipk_feed_signature": self.ipk_feed_signature, "sign_ipk_packages": self.sign_ipk_packages,
+                     "sstate": list(self.sstate_keys), "require_signed_sstate": self.require_signed_sstate},
             "eol": self.eol.isoformat() if self.eol else None,
         }
 
@@ -207,7 +210,8 @@ def parse(raw: dict, path: Path) -> Spec:
         raise SpecError(p, "keys", "must be a mapping (signing, previous, ipk_feed_signature, sign_ipk_packages)")
     signing = keys.get("signing")
     previous = keys.get("previous") or []
-    for k, v in [("keys.signing", signing)] + [("keys.previous", x) for x in previous]:
+    sstate_keys = keys.get("sstate") or []
+    for k, v in [("keys.signing", signing)] + [("keys.previous", x) for x in previous] + [("keys.sstate", x) for x in sstate_keys]:
         if v is not None and not (isinstance(v, str) and re.fullmatch(r"[0-9A-F]{40}", v)):
             raise SpecError(p, k, f"{v!r} is not a key fingerprint (40 upper-case hex digits; see `bindistro keys list`)")
     sigtype = keys.get("ipk_feed_signature", "asc")
@@ -218,7 +222,8 @@ def parse(raw: dict, path: Path) -> Spec:
                 formats=list(formats), publish_dir=publish_dir, publish_url=publish_url,
                 state_dir=state_dir, eol=eol, targets=list(targets), signing_key=signing,
                 previous_keys=list(previous), ipk_feed_signature=sigtype,
-                sign_ipk_packages=bool(keys.get("sign_ipk_packages", False)), path=path)
+                sign_ipk_packages=bool(keys.get("sign_ipk_packages", False)), sstate_keys=list(sstate_keys),
+                require_signed_sstate=bool(keys.get("require_signed_sstate", False)), path=path)
 
 
 def find(start: Path) -> Path:

@@ -22,14 +22,15 @@ from ..store.objects import hash_file
 
 
 class Signer:
-    def __init__(self, spec: Spec, store: Store):
+    def __init__(self, spec: Spec, store: Store, fpr: str | None = None):
+        """Signs with the spec's release key, or with `fpr` (a custom feed's own key)."""
         self.store = store
-        self.fpr = spec.signing_key
+        self.fpr = fpr or spec.signing_key
         self.spec = spec
         self.keys = Keyring(store.dir / "gnupg") if self.fpr else None
         if self.keys and not self.keys.has(self.fpr):
-            raise BindistroError(f"{spec.path}: keys.signing: key {self.fpr} is not in {store.dir / 'gnupg'} "
-                                 "(bindistro keys import FILE)")
+            raise BindistroError(f"{spec.path if not fpr else 'key ' + fpr}: key {self.fpr} is not in "
+                                 f"{store.dir / 'gnupg'} (bindistro keys import FILE)")
 
     def lookup(self, a: Artifact) -> Artifact:
         """The published form of a package: the signed rpm if there is one."""
@@ -91,7 +92,7 @@ class Signer:
         if not self.keys:
             return []
         out = []
-        for fpr in [self.fpr, *self.spec.previous_keys]:
+        for fpr in dict.fromkeys([self.fpr, *self.spec.previous_keys]):
             p = pub / "keys" / f"{fpr}.asc"
             if not p.exists() and self.keys.has(fpr):
                 p.parent.mkdir(parents=True, exist_ok=True)

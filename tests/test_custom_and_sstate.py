@@ -1,0 +1,69 @@
+"""Custom feeds signed with the user's own key, and sstate signatures checked at verify."""
+import json
+import subprocess
+
+from bindistro.sample.ipkbuild import write_ipk
+from bindistro.sample.packages import build_packages
+from bindistro.sample.recipes import Recipe
+
+
+def gpg_verify(home, sig, data):
+    r = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--status-fd", "1", "--verify", str(sig), str(data)],
+                       capture_output=True, text=True)
+    return next((l.split()[2] for l in r.stdout.splitlines() if "VALIDSIG" in l), None)
+
+
+def test_custom_feed_signed_with_users_key(cli, project, sample_build, tmp_path):
+    distro = cli.json("-C", project, "keys", "generate")["fingerprint"]
+    cli("-C", project, "release", cli.json("-C", project, "stage", sample_build(1))["candidate"])
+    user = cli.json("-C", project, "keys", "generate", "--uid", "Jane Integrator <jane@example.org>")["fingerprint"]
+    assert user != distro
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    pkg = build_packages(Recipe("my-app", "2.0", rdepends=["libc6"], summary="My own application"), "core2-64")[0]
+    write_ipk(pkg, mine, 1700000000)
+    r = cli.json("-C", project, "feed", "add-custom", "jane", mine, "--key", user)
+    assert r["new_packages"] == 1 and r["feeds"] == ["custom/jane/ipk/core2-64"]
+    feed = project / "publish/custom/jane/ipk/core2-64"
+    assert "Package: my-app" in (feed / "Packages").read_text()
+    home = project / "state" / "gnupg"
+    assert gpg_verify(home, feed / "Packages.asc", feed / "Packages") == user
+    # the official feed stays signed by the distro key
+    off = project / "publish/feeds/ipk/core2-64"
+    assert gpg_verify(home, off / "Packages.asc", off / "Packages") == distro
+    dev = tmp_path / "dev"
+    cli("-C", project, "device-config", "--machine", "qemux86-64", "--custom", "jane", dev)
+    feeds = (dev / "etc/opkg/base-feeds.conf").read_text()
+    assert "/feeds/ipk/core2-64" in feeds and "src/gz jane-core2-64 " in feeds and "/custom/jane/ipk/core2-64" in feeds
+    assert {p.stem for p in (dev / "etc/opkg/keys").glob("*.asc")} == {distro, user}
+    # the same file again is fine; other bytes under the same name are refused
+    cli("-C", project, "feed", "add-custom", "jane", mine, "--key", user)
+    pkg.files[-1].data += b"changed"
+    (mine / pkg.filename).unlink()
+    write_ipk(pkg, mine, 1700000000)
+    bad = cli("-C", project, "feed", "add-custom", "jane", mine, "--key", user, ok=False)
+    assert bad.exit_code == 1 and "would replace published custom/jane/ipk/core2-64/my-app_" in bad.stderr
+    assert cli("-C", project, "feed", "add-custom", "x", mine, "--key", "0" * 40, ok=False).exit_code == 1
+
+
+def test_sstate_signatures(cli, project, sample_build, tmp_path):
+    from conftest import copytree
+    fpr = cli.json("-C", project, "keys", "generate")["fingerprint"]
+    b = copytree(sample_build(1), tmp_path / "b")
+    home = project / "state" / "gnupg"
+    objs = sorted(p for p in (b / "sstate-cache").rglob("sstate:*.tar.zst"))
+    for o in objs:
+        subprocess.run(["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
+                        "--local-user", fpr, "--output", str(o) + ".sig", "--detach-sign", str(o)], check=True, capture_output=True)
+    spec = project / "bindistro.yml"
+    spec.write_text(spec.read_text().replace("require_signed_sstate: false", "require_signed_sstate: true"))
+    cand = cli.json("-C", project, "stage", b)["candidate"]
+    rep = cli.json("-C", project, "verify", cand, "--gate", "sstate")
+    assert rep["summary"]["error"] == 0 and "signed sstate objects verify" in rep["findings"][0]["message"]
+    # one object changed after signing, one left unsigned
+    objs[0].write_bytes(objs[0].read_bytes() + b"x")
+    (objs[1].parent / (objs[1].name + ".sig")).unlink()
+    cand = cli.json("-C", project, "stage", b)["candidate"]
+    rep = cli.json("-C", project, "verify", cand, "--gate", "sstate", ok=False)
+    msgs = [f["message"] for f in rep["findings"] if f["severity"] == "error"]
+    assert "bad sstate signature" in msgs and any("carry no .sig" in m for m in msgs)
