@@ -491,6 +491,10 @@ def keyring(proj: Project, passphrase_file=None):
     return Keyring(proj.spec.state_path / "gnupg", passphrase_file)
 
 
+def default_uid(sp) -> str:
+    return f"{sp.product} release signing key <release@{sp.product}.invalid>"
+
+
 @keys.command("generate")
 @click.option("--uid", help="User id (default: '<product> release signing key').")
 @pass_file
@@ -499,7 +503,7 @@ def keyring(proj: Project, passphrase_file=None):
 def keys_generate(proj: Project, uid, passphrase_file, as_json):
     """Make a signing key; it signs releases when the spec names none yet."""
     sp = proj.spec
-    fpr = keyring(proj, passphrase_file).generate(uid or f"{sp.product} release signing key <release@{sp.product}.invalid>")
+    fpr = keyring(proj, passphrase_file).generate(uid or default_uid(sp))
     if not sp.signing_key:
         sp.signing_key = fpr
         specmod.dump(sp, sp.path)
@@ -552,7 +556,7 @@ def keys_rotate(proj: Project, uid, passphrase_file, as_json):
     sp = proj.spec
     if not sp.signing_key:
         raise BindistroError(f"{sp.path}: keys.signing: no key to rotate (bindistro keys generate)")
-    new = keyring(proj, passphrase_file).generate(uid or f"{sp.product} release signing key <release@{sp.product}.invalid>")
+    new = keyring(proj, passphrase_file).generate(uid or default_uid(sp))
     sp.previous_keys = [sp.signing_key, *[k for k in sp.previous_keys if k != sp.signing_key]]
     sp.signing_key = new
     specmod.dump(sp, sp.path)

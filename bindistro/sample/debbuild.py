@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .packages import Pkg
+from .packages import Pkg, materialize
 
 DPKG_ARCH = {"core2-64": "amd64", "qemux86_64": "amd64", "cortexa57": "arm64", "qemuarm64": "arm64", "all": "all"}
 
@@ -47,17 +47,7 @@ def write_deb(p: Pkg, dest: Path, sde: int) -> Path:
         for name, text in p.scripts.items():
             (ctl / name).write_text(text)
             (ctl / name).chmod(0o755)
-        for f in p.files:
-            target = root / f.path.lstrip("/")
-            if f.kind == "dir":
-                target.mkdir(parents=True, exist_ok=True)
-            elif f.kind == "symlink":
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.symlink_to(f.target)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(f.data)
-                target.chmod(f.mode)
+        materialize(p.files, root)
         for q in [root, *root.rglob("*")]:
             os.utime(q, (sde, sde), follow_symlinks=False)
         out = dest / deb_filename(p)

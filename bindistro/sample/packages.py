@@ -65,6 +65,22 @@ class Pkg:
         return out
 
 
+def materialize(files: list[File], root: Path) -> None:
+    """Write package files into a directory tree (for rpmbuild and dpkg-deb)."""
+    for f in files:
+        target = root / f.path.lstrip("/")
+        if f.kind == "dir":
+            target.mkdir(parents=True, exist_ok=True)
+        elif f.kind == "symlink":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.is_symlink():
+                target.symlink_to(f.target)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(f.data)
+            target.chmod(f.mode)
+
+
 def D(path: str) -> File:
     return File(path, "dir")
 

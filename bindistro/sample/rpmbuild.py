@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .packages import Pkg
+from .packages import Pkg, materialize
 
 
 def rpm_arch(arch: str) -> str:
@@ -82,18 +82,7 @@ def write_rpms(pkgs: list[Pkg], dest: Path, sde: int, config_noreplace: bool = T
         t = Path(tmp)
         tree = t / "tree"
         for p in pkgs:
-            for f in p.files:
-                target = tree / f.path.lstrip("/")
-                if f.kind == "dir":
-                    target.mkdir(parents=True, exist_ok=True)
-                elif f.kind == "symlink":
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    if not target.is_symlink():
-                        target.symlink_to(f.target)
-                else:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(f.data)
-                    target.chmod(f.mode)
+            materialize(p.files, tree)
         head = [f"Name: {main}", f"Version: {r.pkgv}", f"Release: {r.pkgr}"]
         if r.pe:
             head.append(f"Epoch: {r.pe}")
