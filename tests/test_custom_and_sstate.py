@@ -67,3 +67,18 @@ def test_sstate_signatures(cli, project, sample_build, tmp_path):
     rep = cli.json("-C", project, "verify", cand, "--gate", "sstate", ok=False)
     msgs = [f["message"] for f in rep["findings"] if f["severity"] == "error"]
     assert "bad sstate signature" in msgs and any("carry no .sig" in m for m in msgs)
+
+
+def test_per_ipk_signatures_and_binary_feed_signature(cli, project, sample_build):
+    fpr = cli.json("-C", project, "keys", "generate")["fingerprint"]
+    spec = project / "bindistro.yml"
+    spec.write_text(spec.read_text().replace("sign_ipk_packages: false", "sign_ipk_packages: true")
+                    .replace("ipk_feed_signature: asc", "ipk_feed_signature: sig"))
+    cli("-C", project, "release", cli.json("-C", project, "stage", sample_build(1))["candidate"])
+    feed = project / "publish/feeds/ipk/core2-64"
+    home = project / "state" / "gnupg"
+    assert gpg_verify(home, feed / "Packages.sig", feed / "Packages") == fpr
+    assert not (feed / "Packages.asc").exists()
+    ipk = next(feed.glob("htop_*.ipk"))
+    assert (ipk.parent / (ipk.name + ".asc")).read_text().startswith("-----BEGIN PGP SIGNATURE-----")
+    assert gpg_verify(home, ipk.parent / (ipk.name + ".asc"), ipk) == fpr
