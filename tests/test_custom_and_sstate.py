@@ -1,5 +1,4 @@
 """Custom feeds signed with the user's own key, and sstate signatures checked at verify."""
-import json
 import subprocess
 
 from bindistro.sample.ipkbuild import write_ipk

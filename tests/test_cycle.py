@@ -1,6 +1,5 @@
 """The walking skeleton end to end: sample builds -> stage -> release -> cumulative feeds."""
 import gzip
-import hashlib
 import json
 from pathlib import Path
 

@@ -6,7 +6,6 @@ import subprocess
 import pytest
 
 from bindistro.pm import AptRoot, DnfRoot, PMError
-from conftest import Cli
 
 
 def device(cli, proj, fmt, pub, out, machine="qemux86-64"):

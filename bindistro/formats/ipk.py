@@ -7,7 +7,6 @@ dropped, as opkg-make-index does without -f.
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 from debian import arfile

@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import json
 import re
-from pathlib import Path
 
 from .. import model
 from ..errors import BadInput, BindistroError, Problem

@@ -28,7 +28,7 @@ from .debbuild import write_deb
 from .ipkbuild import _tar, write_ipk
 from .rpmbuild import rpm_arch, write_rpms
 from .packages import File, Pkg, build_packages
-from .recipes import ALL, IMAGE_INSTALL, MACH, Recipe, at_release
+from .recipes import IMAGE_INSTALL, Recipe, at_release
 
 MARKER = ".bindistro-sample"
 IMAGE = "core-image-minimal"

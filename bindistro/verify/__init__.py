@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import json
 import pkgutil
 import random
 from dataclasses import dataclass, field
