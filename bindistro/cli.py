@@ -259,11 +259,17 @@ def history_diff(old, new, repo, as_json):
 
 @main.command()
 @click.argument("candidate", type=int)
+@json_opt
 @click.pass_obj
-def notes(proj: Project, candidate):
+def notes(proj: Project, candidate, as_json):
     """Markdown release notes: packages added, upgraded, downgraded, removed; image sizes."""
-    from .notes import release_notes
-    click.echo(release_notes(proj.spec, proj.store, candidate), nl=False)
+    from .notes import notes_data, release_notes
+    if not proj.store.db.candidate(candidate):
+        raise BindistroError(f"candidate {candidate}: no such candidate (see `bindistro show`)")
+    if as_json:
+        click.echo(json.dumps(notes_data(proj.spec, proj.store, candidate), indent=1))
+    else:
+        click.echo(release_notes(proj.spec, proj.store, candidate), nl=False)
 
 
 @main.command()

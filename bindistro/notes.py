@@ -8,6 +8,24 @@ from .store import Store
 
 
 def release_notes(spec: Spec, store: Store, cid: int) -> str:
+    d = notes_data(spec, store, cid)
+    lines = [f"# {spec.product}: release notes for candidate {cid}", "",
+             f"Compared with {'release ' + d['against'] if d['against'] else 'nothing (first release)'}; {d['format']} packages.", ""]
+    for title, key, show in (("Added", "added", lambda x: x["version"]), ("Upgraded", "upgraded", lambda x: f"{x['old']} → {x['new']}"),
+                             ("Downgraded", "downgraded", lambda x: f"{x['old']} → {x['new']}"), ("Removed", "removed", lambda x: x["version"])):
+        lines.append(f"## {title} ({len(d[key])})")
+        lines += [f"- `{x['name']}` ({x['arch']}): {show(x)}" for x in d[key]] or ["- none"]
+        lines.append("")
+    lines.append("## Images")
+    for m, x in sorted(d["images"].items()):
+        if x["old"]:
+            lines.append(f"- {m}: {x['old']:,} → {x['new']:,} bytes ({(x['new'] - x['old']) * 100 / x['old']:+.1f} %)")
+        else:
+            lines.append(f"- {m}: {x['new']:,} bytes (new)")
+    return "\n".join(lines) + "\n"
+
+
+def notes_data(spec: Spec, store: Store, cid: int) -> dict:
     _row, arts = store.db.candidate(cid)
     rels = [r for r in store.db.releases() if r.candidate < cid]
     last = rels[-1] if rels else None
@@ -22,21 +40,13 @@ def release_notes(spec: Spec, store: Store, cid: int) -> str:
     removed = sorted(k for k in old if k not in new)
     up = sorted(k for k in new if k in old and vcmp(new[k], old[k]) > 0)
     down = sorted(k for k in new if k in old and vcmp(new[k], old[k]) < 0)
-    lines = [f"# {spec.product}: release notes for candidate {cid}", "",
-             f"Compared with {'release ' + last.name if last else 'nothing (first release)'}; {fmt} packages.", ""]
-    for title, keys, show in (("Added", added, lambda k: f"{new[k]}"), ("Upgraded", up, lambda k: f"{old[k]} → {new[k]}"),
-                              ("Downgraded", down, lambda k: f"{old[k]} → {new[k]}"), ("Removed", removed, lambda k: f"{old[k]}")):
-        lines.append(f"## {title} ({len(keys)})")
-        lines += [f"- `{n}` ({arch}): {show((n, arch))}" for n, arch in keys] or ["- none"]
-        lines.append("")
 
     def images(items):
         return {a.meta.get("machine"): a.size for a in items if a.kind == model.IMAGE and not a.name.endswith(".manifest")}
     ni, oi = images(arts), images(old_arts)
-    lines.append("## Images")
-    for m in sorted(ni):
-        if m in oi and oi[m]:
-            lines.append(f"- {m}: {oi[m]:,} → {ni[m]:,} bytes ({(ni[m] - oi[m]) * 100 / oi[m]:+.1f} %)")
-        else:
-            lines.append(f"- {m}: {ni[m]:,} bytes (new)")
-    return "\n".join(lines) + "\n"
+    return {"candidate": cid, "against": last.name if last else None, "format": fmt,
+            "added": [{"name": n, "arch": a, "version": new[(n, a)]} for n, a in added],
+            "upgraded": [{"name": n, "arch": a, "old": old[(n, a)], "new": new[(n, a)]} for n, a in up],
+            "downgraded": [{"name": n, "arch": a, "old": old[(n, a)], "new": new[(n, a)]} for n, a in down],
+            "removed": [{"name": n, "arch": a, "version": old[(n, a)]} for n, a in removed],
+            "images": {m: {"new": ni[m], "old": oi.get(m)} for m in ni}}

@@ -112,6 +112,9 @@ def test_notes(demo, cli):
     assert "## Added" in text and "`util-linux-fdisk`" in text and "`jq`" in text
     assert "## Upgraded" in text and "`busybox`" in text
     assert "## Images" in text
+    data = cli.json("-C", demo, "notes", 3)
+    assert data["against"] == "1.2" and {"name": "ifupdown", "arch": "core2-64", "version": "0.8.41-r0.0"} in data["removed"]
+    assert any(x["name"] == "htop" and x["new"].startswith("3.3.1") for x in data["upgraded"])
 
 
 def test_kas_file_of_real_project_raises_debug_tweaks(cli, tmp_path, sample_build):
