@@ -1,6 +1,7 @@
 """The one interface every package format implements, and the logic all formats share."""
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import posixpath
@@ -81,6 +82,17 @@ class Format:
 
     def index_dir(self, index: Path) -> Path:
         return index.parent
+
+    def pick(self, items: list[Indexed], key) -> dict:
+        """key(item) -> the item with the newest version (a later file name wins a tie), as
+        opkg-make-index's add_package; with the version in the key, every version is kept."""
+        chosen: dict = {}
+        for it in sorted(items, key=lambda i: i.filename):
+            k = key(it)
+            old = chosen.get(k)
+            if old is None or self.version_cmp(it.info.version, old.info.version) >= 0:
+                chosen[k] = it
+        return chosen
 
     def feed_name(self, arch: str) -> str:
         """Directory name of the feed of OE package architecture `arch` (as in tmp/deploy/<fmt>/)."""
@@ -196,6 +208,17 @@ def compare_with_index(fmt: Format, feed_dir: Path, entries: dict[str, IndexEntr
         else:
             problems.append(Problem(p, "file is not listed in any index"))
     return problems
+
+
+def packages_indexes(feed_dir: Path) -> list[Path]:
+    """Debian-style indexes (ipk, deb): `Packages`, or `Packages.gz` where a feed publishes only that."""
+    return [p for p in sorted(feed_dir.rglob("Packages*")) if p.is_file() and
+            (p.name == "Packages" or (p.name == "Packages.gz" and not p.with_suffix("").exists()))]
+
+
+def read_packages(index: Path) -> bytes:
+    data = index.read_bytes()
+    return gzip.decompress(data) if index.suffix == ".gz" else data
 
 
 def stamp_of(path: Path) -> int:

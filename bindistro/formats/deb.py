@@ -16,7 +16,7 @@ from debian import arfile, debfile
 from debian.debian_support import version_compare
 
 from ..store.objects import write_bytes_atomic
-from .base import Format, IndexEntry, Indexed, PackageError, PackageInfo, tar_problems
+from .base import Format, IndexEntry, Indexed, PackageError, PackageInfo, packages_indexes, read_packages, tar_problems
 from .control import missing_fields, parse_control, read_paragraphs
 
 REQUIRED = ("Package", "Version", "Architecture")
@@ -64,18 +64,11 @@ class Deb(Format):
         return rel.split("/")[0] if "/" in rel else info.arch
 
     def find_indexes(self, feed_dir: Path) -> list[Path]:
-        out = []
-        for p in sorted(feed_dir.rglob("Packages*")):
-            if p.name == "Packages" or (p.name == "Packages.gz" and not p.with_suffix("").exists()):
-                out.append(p)
-        return out
+        return packages_indexes(feed_dir)
 
     def read_index(self, index: Path) -> list[IndexEntry]:
-        data = index.read_bytes()
-        if index.suffix == ".gz":
-            data = gzip.decompress(data)
         out = []
-        for par in read_paragraphs(data):
+        for par in read_paragraphs(read_packages(index)):
             if "Package" not in par:
                 continue
             fn = par.get("Filename", "")
@@ -93,12 +86,7 @@ class Deb(Format):
 
     def write_index(self, feed_dir: Path, items: list[Indexed], all_versions: bool = True,
                     checksums: tuple[str, ...] = ("md5", "sha256")) -> list[Path]:
-        chosen: dict[tuple, Indexed] = {}
-        for it in sorted(items, key=lambda i: i.filename):
-            key = (it.info.name, it.info.arch) + ((it.info.version,) if all_versions else ())
-            old = chosen.get(key)
-            if old is None or self.version_cmp(it.info.version, old.info.version) >= 0:
-                chosen[key] = it
+        chosen = self.pick(items, lambda it: (it.info.name, it.info.arch) + ((it.info.version,) if all_versions else ()))
         text = "".join(self.stanza(it) for it in sorted(chosen.values(), key=lambda i: (i.info.name, i.filename))).encode()
         gz = gzip.compress(text, 9, mtime=0)
         now = dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")

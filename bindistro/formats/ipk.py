@@ -13,7 +13,8 @@ from debian import arfile
 from debian.debian_support import version_compare
 
 from ..store.objects import write_bytes_atomic
-from .base import Format, IndexEntry, Indexed, PackageError, PackageInfo, open_tar, tar_problems
+from .base import (Format, IndexEntry, Indexed, PackageError, PackageInfo, open_tar, packages_indexes, read_packages,
+                   tar_problems)
 from .control import missing_fields, parse_control, read_paragraphs
 
 # (lower-case control field, index field name) in opkg-make-index's order; None marks the sums.
@@ -77,20 +78,11 @@ class Ipk(Format):
         return version_compare(a, b)
 
     def find_indexes(self, feed_dir: Path) -> list[Path]:
-        """`Packages`, or `Packages.gz` where a feed publishes only that."""
-        out = []
-        for p in sorted(feed_dir.rglob("Packages*")):
-            if p.name == "Packages" or (p.name == "Packages.gz" and not p.with_suffix("").exists()):
-                if p.is_file():
-                    out.append(p)
-        return out
+        return packages_indexes(feed_dir)
 
     def read_index(self, index: Path) -> list[IndexEntry]:
         out = []
-        data = index.read_bytes()
-        if index.suffix == ".gz":
-            data = gzip.decompress(data)
-        for par in read_paragraphs(data):
+        for par in read_paragraphs(read_packages(index)):
             if "Package" not in par:
                 continue
             size = par.get("Size")
@@ -122,13 +114,7 @@ class Ipk(Format):
 
     def select(self, items: list[Indexed], all_versions: bool) -> list[Indexed]:
         """Key and order as opkg-make-index: name:arch (newest wins) or, with -a, name:arch:version."""
-        chosen: dict[str, Indexed] = {}
-        for it in sorted(items, key=lambda i: i.filename):
-            i = it.info
-            key = f"{i.name}:{i.arch}:{i.version}" if all_versions else f"{i.name}:{i.arch}"
-            old = chosen.get(key)
-            if old is None or self.version_cmp(i.version, old.info.version) >= 0:
-                chosen[key] = it
+        chosen = self.pick(items, lambda it: f"{it.info.name}:{it.info.arch}" + (f":{it.info.version}" if all_versions else ""))
         return [chosen[k] for k in sorted(chosen)]
 
     def render(self, items: list[Indexed], all_versions: bool = True, checksums=("md5", "sha256")) -> str:

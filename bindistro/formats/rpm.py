@@ -131,14 +131,9 @@ class Rpm(Format):
                     checksums: tuple[str, ...] = ("sha256",)) -> list[Path]:
         """repodata/ from stored XML chunks. New data files get checksum names beside the old ones;
         repomd.xml is replaced last, by rename, so readers see either the old or the new repository."""
-        items = sorted(items, key=lambda i: i.filename)
         if not all_versions:
-            newest: dict[tuple, Indexed] = {}
-            for it in items:
-                k = (it.info.name, it.info.arch)
-                if k not in newest or self.version_cmp(it.info.version, newest[k].info.version) >= 0:
-                    newest[k] = it
-            items = sorted(newest.values(), key=lambda i: i.filename)
+            items = list(self.pick(items, lambda it: (it.info.name, it.info.arch)).values())
+        items = sorted(items, key=lambda i: i.filename)
         repodata = feed_dir / "repodata"
         repodata.mkdir(parents=True, exist_ok=True)
         repomd = cr.Repomd()

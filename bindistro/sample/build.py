@@ -230,8 +230,8 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
     (out / "cache" / "hashserv.db").unlink(missing_ok=True)
     (out / MARKER).write_text(f"seed={seed} release={release} inject={','.join(inject)}\n")
 
-    recipes, changes = at_release(seed, release)
-    history = [at_release(seed, n)[0] for n in range(1, release + 1)]
+    history, changes = at_release(seed, release)
+    recipes = history[-1]
     defects.on_recipes(recipes, list(inject))
     state.assign_pr(out / "cache" / "prserv.sqlite3", recipes, MACHINES)
     history[-1] = recipes

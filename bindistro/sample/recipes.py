@@ -225,11 +225,11 @@ def evolve(recipes: dict[str, Recipe], seed: int, release: int) -> tuple[dict[st
     return rs, changes
 
 
-def at_release(seed: int, release: int) -> tuple[dict[str, Recipe], list[list[Change]]]:
-    """Recipes of `release` and the changes of every release up to it."""
-    rs = initial(seed)
-    history: list[list[Change]] = [[]]
+def at_release(seed: int, release: int) -> tuple[list[dict[str, Recipe]], list[list[Change]]]:
+    """Recipes of every release 1..`release` and the changes each one made."""
+    states, changes = [initial(seed)], [[]]
     for n in range(2, release + 1):
-        rs, ch = evolve(rs, seed, n)
-        history.append(ch)
-    return rs, history
+        rs, ch = evolve(states[-1], seed, n)
+        states.append(rs)
+        changes.append(ch)
+    return states, changes

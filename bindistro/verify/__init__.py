@@ -79,9 +79,8 @@ def run(spec: Spec, store: Store, cid: int, only: list[str] | None = None) -> di
     if not got:
         raise BindistroError(f"candidate {cid}: no such candidate (see `bindistro show`)")
     _row, arts = got
-    rels = [r for r in store.db.releases() if r.candidate != cid]
     # compare with what was published before this candidate
-    rels = [r for r in rels if r.candidate < cid]
+    rels = [r for r in store.db.releases() if r.candidate < cid]
     work = store.dir / "work"
     work.mkdir(exist_ok=True)
     ctx = Context(spec, store, cid, arts, rels, work)
