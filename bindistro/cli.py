@@ -4,6 +4,7 @@ Exit codes: 0 success, 1 bad input or candidate (problems reported one per line)
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -95,16 +96,18 @@ def main(ctx, directory):
 @main.command()
 @click.option("--product", default="sample-distro", show_default=True, help="Product (distro) name.")
 @click.option("--force", is_flag=True, help="Overwrite an existing bindistro.yml.")
+@click.option("--sample", is_flag=True, help="Boot-test settings for the SAMPLE images (marker of their /init, no login).")
+@click.option("--boot/--no-boot", default=True, show_default=True, help="Enable the QEMU boot gate.")
 @json_opt
 @click.pass_obj
-def init(proj: Project, product, force, as_json):
+def init(proj: Project, product, force, sample, boot, as_json):
     """Write a default distro spec (bindistro.yml) and state directories."""
     d = (proj.dir or Path.cwd())
     d.mkdir(parents=True, exist_ok=True)
     path = d / specmod.SPEC_FILE
     if path.exists() and not force:
         raise BindistroError(f"{path}: exists already (use --force to overwrite)")
-    sp = specmod.default_spec(product)
+    sp = specmod.default_spec(product, sample=sample, boot=boot)
     sp.path = path
     specmod.parse(sp.to_dict(), path)   # the default must be valid
     specmod.dump(sp, path)
@@ -191,6 +194,10 @@ def print_report(rep: dict) -> None:
             continue
         mark = " (waived)" if f.get("waived") else ""
         out.print(f"{f['severity']:<7} {f['gate']:<12} {f['id']}  {f['subject']}: {f['message']}{mark}", markup=False)
+        for line in (f.get("details") or {}).get("last_lines", [])[-6:]:
+            out.print(f"{'':<21}| {line}", markup=False)
+        if (f.get("details") or {}).get("console_log"):
+            out.print(f"{'':<21}console log: {f['details']['console_log']}", markup=False)
     out.print(f"candidate {rep['candidate']}: {s['error']} errors, {s['warning']} warnings, {s['info']} info, "
               f"{s['waived']} waived (gates: {', '.join(rep['gates'])})")
 
@@ -217,6 +224,45 @@ def verify(proj: Project, candidate, only, html_out, junit_out, as_json):
         junit_out.write_text(to_junit(rep))
     emit(as_json, rep, print_report)
     if v.unresolved_errors(rep):
+        sys.exit(1)
+
+
+@main.command("boot")
+@click.argument("image", type=click.Path(exists=True, path_type=Path))
+@click.option("--sample", is_flag=True, help="Use the SAMPLE images' boot settings instead of the spec's.")
+@click.option("--timeout", type=click.IntRange(1), help="Seconds to reach the marker (default: the spec's).")
+@click.option("--marker", help="Regex that means 'booted' (default: the spec's).")
+@click.option("--log", "log_dir", type=click.Path(file_okay=False, path_type=Path), help="Keep console logs here.")
+@json_opt
+@click.pass_obj
+def boot_cmd(proj: Project, image, sample, timeout, marker, log_dir, as_json):
+    """Boot IMAGE (a *.qemuboot.conf, or a deploy/images dir) under QEMU and run the console checks."""
+    from .boot import boot
+    from .yocto.qemuboot import find_confs
+    if sample:
+        cfg = specmod.sample_boot()
+    else:
+        try:
+            cfg = proj.spec.boot
+        except specmod.SpecError:
+            cfg = specmod.Boot()     # no project here: the defaults for a Yocto image
+    cfg = dataclasses.replace(cfg, timeout=timeout or cfg.timeout, marker=marker or cfg.marker)
+    results = []
+    for conf in find_confs(image):
+        log = log_dir / f"{conf.name.removesuffix('.qemuboot.conf')}.console.log" if log_dir else None
+        if not as_json:
+            err.print(f"booting {conf} ...", markup=False)
+        results.append(boot(conf, cfg, log).to_dict())
+
+    def human(rs):
+        for r in rs:
+            out.print(f"{r['machine']}: {r['status']}: {r['reason']}", markup=False)
+            for c in r["checks"]:
+                out.print(f"  {'ok  ' if c['ok'] else 'FAIL'} {c['name']}: {c['output'].splitlines()[-1] if c['output'] else ''}", markup=False)
+            for line in r["last_lines"]:
+                out.print(f"  | {line}", markup=False)
+    emit(as_json, {"results": results}, lambda d: human(d["results"]))
+    if not all(r["status"] == "passed" for r in results):
         sys.exit(1)
 
 

@@ -17,7 +17,7 @@ def run(out: Path, count: int = 3, seed: int = 1) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     path = out / specmod.SPEC_FILE
     if not path.exists():
-        sp = specmod.default_spec("sample-distro")
+        sp = specmod.default_spec("sample-distro", sample=True)
         sp.formats = ["ipk", "rpm", "deb"]     # the demo publishes every format
         specmod.dump(sp, path)
     sp = specmod.load(path)

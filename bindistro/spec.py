@@ -27,6 +27,56 @@ class Machine:
 
 
 @dataclass
+class BootCheck:
+    run: str                      # shell command typed on the console; passes when it exits 0
+    name: str = ""
+    expect: str | None = None     # optional regex the output must match
+
+    def to_dict(self) -> dict:
+        d = {"run": self.run}
+        if self.name:
+            d["name"] = self.name
+        if self.expect:
+            d["expect"] = self.expect
+        return d
+
+
+DEFAULT_CHECKS = [
+    BootCheck("uname -m", "architecture"),
+    BootCheck("cat /proc/1/comm", "init is running"),
+    BootCheck("if command -v systemctl >/dev/null; then systemctl is-system-running --wait; fi", "no failed units"),
+]
+
+
+@dataclass
+class Boot:
+    """The boot gate: boot each image under QEMU, wait for the marker, run the checks, power off."""
+    enabled: bool = True
+    timeout: int = 300            # seconds to reach the marker (TCG is slow)
+    marker: str = "login:"        # regex on the serial console
+    login: str | None = "root"    # typed at the marker when set
+    checks: list[BootCheck] = field(default_factory=lambda: list(DEFAULT_CHECKS))
+    poweroff: str = "poweroff"
+    network: bool = False         # user-mode networking, host side on loopback only
+    pm_smoke: str | None = None   # optional package-manager command run in the booted image
+
+    def to_dict(self) -> dict:
+        return {"enabled": self.enabled, "timeout": self.timeout, "marker": self.marker, "login": self.login,
+                "checks": [c.to_dict() for c in self.checks], "poweroff": self.poweroff,
+                "network": self.network, "pm_smoke": self.pm_smoke}
+
+
+def sample_boot() -> Boot:
+    """Boot settings for the SAMPLE images: no login, a marker printed by their shell /init."""
+    from .sample.bootimg import MARKER
+    return Boot(marker=MARKER, login=None, poweroff="poweroff -f", checks=[
+        BootCheck("uname -m", "architecture", r"^(x86_64|aarch64)$"),
+        BootCheck("grep -qx init /proc/1/comm", "init is running"),
+        BootCheck("test -x /bin/sh && busybox true", "shell works"),
+    ])
+
+
+@dataclass
 class Spec:
     product: str
     version: str = "1"
@@ -44,6 +94,7 @@ class Spec:
     sign_ipk_packages: bool = False           # detached signature per .ipk, like sign_ipk
     sstate_keys: list[str] = field(default_factory=list)   # like SSTATE_VALID_SIGS (default: release keys)
     require_signed_sstate: bool = False       # like SSTATE_VERIFY_SIG: unsigned sstate blocks a release
+    boot: Boot = field(default_factory=Boot)
     path: Path | None = None  # where it was loaded from
 
     @property
@@ -90,12 +141,15 @@ class Spec:
                      "ipk_feed_signature": self.ipk_feed_signature, "sign_ipk_packages": self.sign_ipk_packages,
                      "sstate": list(self.sstate_keys), "require_signed_sstate": self.require_signed_sstate},
             "eol": self.eol.isoformat() if self.eol else None,
+            "boot": self.boot.to_dict(),
         }
 
 
-def default_spec(product: str = "sample-distro") -> Spec:
+def default_spec(product: str = "sample-distro", sample: bool = False, boot: bool = True) -> Spec:
+    b = sample_boot() if sample else Boot()
+    b.enabled = boot
     return Spec(
-        product=product,
+        product=product, boot=b,
         machines=[Machine("qemux86-64", ["all", "core2-64", "qemux86_64"]),
                   Machine("qemuarm64", ["all", "cortexa57", "qemuarm64"])],
         targets=["core-image-minimal"],
@@ -106,6 +160,7 @@ HEADER = """\
 # bindistro distro spec. Edit, then run `bindistro stage BUILD_DIR`.
 # machines: package architectures per machine, lowest priority first (like PACKAGE_ARCHS);
 #           each architecture becomes one feed: feeds/<format>/<arch>/.
+# boot: the boot gate (QEMU, serial console): marker regex, login user, checks run on the console.
 # release_name: template with {version}, {n} (release number), {date} (YYYYMMDD), {product}.
 """
 
@@ -142,7 +197,7 @@ def _req(raw: dict, key: str, typ, p: str, default=None):
 def parse(raw: dict, path: Path) -> Spec:
     p = str(path)
     known = {"product", "release_name", "machines", "formats", "feeds", "publish", "state_dir",
-             "targets", "eol", "layers", "conf", "keys"}
+             "targets", "eol", "layers", "conf", "keys", "boot"}
     for k in raw:
         if k not in known:
             raise SpecError(p, str(k), f"unknown key (known: {', '.join(sorted(known))})")
@@ -218,12 +273,54 @@ def parse(raw: dict, path: Path) -> Spec:
     if sigtype not in ("asc", "sig"):
         raise SpecError(p, "keys.ipk_feed_signature", "must be asc (armored) or sig (binary)")
 
-    return Spec(product=name, version=version, release_name=release_name, machines=machines,
+    boot = parse_boot(raw.get("boot"), p)
+
+    return Spec(product=name, version=version, boot=boot, release_name=release_name, machines=machines,
                 formats=list(formats), publish_dir=publish_dir, publish_url=publish_url,
                 state_dir=state_dir, eol=eol, targets=list(targets), signing_key=signing,
                 previous_keys=list(previous), ipk_feed_signature=sigtype,
                 sign_ipk_packages=bool(keys.get("sign_ipk_packages", False)), sstate_keys=list(sstate_keys),
                 require_signed_sstate=bool(keys.get("require_signed_sstate", False)), path=path)
+
+
+def parse_boot(raw, p: str) -> Boot:
+    if raw is None:
+        return Boot()
+    if not isinstance(raw, dict):
+        raise SpecError(p, "boot", "must be a mapping (enabled, timeout, marker, login, checks, poweroff, network, pm_smoke)")
+    known = {"enabled", "timeout", "marker", "login", "checks", "poweroff", "network", "pm_smoke"}
+    for k in raw:
+        if k not in known:
+            raise SpecError(p, f"boot.{k}", f"unknown key (known: {', '.join(sorted(known))})")
+    b = Boot()
+    timeout = raw.get("timeout", b.timeout)
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0:
+        raise SpecError(p, "boot.timeout", "must be a positive number of seconds")
+    marker = raw.get("marker", b.marker)
+    if not isinstance(marker, str) or not marker:
+        raise SpecError(p, "boot.marker", "must be a non-empty regular expression")
+    try:
+        re.compile(marker)
+    except re.error as e:
+        raise SpecError(p, "boot.marker", f"not a regular expression: {e}") from None
+    checks = []
+    for i, c in enumerate(raw.get("checks", [x.to_dict() for x in b.checks]) or []):
+        if isinstance(c, str):
+            c = {"run": c}
+        if not isinstance(c, dict) or not isinstance(c.get("run"), str) or not c["run"].strip():
+            raise SpecError(p, f"boot.checks[{i}]", "must be a command, or a mapping with run (and name, expect)")
+        if c.get("expect") is not None:
+            try:
+                re.compile(c["expect"])
+            except re.error as e:
+                raise SpecError(p, f"boot.checks[{i}].expect", f"not a regular expression: {e}") from None
+        checks.append(BootCheck(c["run"], str(c.get("name") or ""), c.get("expect")))
+    for k in ("login", "pm_smoke"):
+        if raw.get(k) is not None and not isinstance(raw.get(k), str):
+            raise SpecError(p, f"boot.{k}", "must be a string or empty")
+    return Boot(enabled=bool(raw.get("enabled", True)), timeout=timeout, marker=marker,
+                login=raw.get("login", b.login), checks=checks, poweroff=str(raw.get("poweroff") or b.poweroff),
+                network=bool(raw.get("network", False)), pm_smoke=raw.get("pm_smoke"))
 
 
 def find(start: Path) -> Path:

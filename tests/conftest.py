@@ -80,7 +80,7 @@ def sample_build(tmp_path_factory, demo):
 @pytest.fixture
 def project(tmp_path, cli):
     d = tmp_path / "proj"
-    cli("-C", d, "init")
+    cli("-C", d, "init", "--no-boot")
     return d
 
 

@@ -20,7 +20,7 @@ def released(tmp_path_factory):
     cli = Cli()
     d = tmp_path_factory.mktemp("restore")
     cli("sample-build", d / "b1", "--release", 1, "--formats", "ipk")
-    cli("-C", d / "p", "init")
+    cli("-C", d / "p", "init", "--no-boot")
     cli("-C", d / "p", "release", cli.json("-C", d / "p", "stage", d / "b1")["candidate"])
     return d
 

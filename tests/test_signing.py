@@ -128,7 +128,7 @@ def test_gpg_verifies_ipk_feed_signatures(demo, pub_copy, tmp_path):
 
 def test_key_rotation_keeps_old_releases_verifiable(cli, tmp_path, sample_build):
     proj = tmp_path / "p"
-    cli("-C", proj, "init")
+    cli("-C", proj, "init", "--no-boot")
     spec = proj / "bindistro.yml"
     spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n"))
     old = cli.json("-C", proj, "keys", "generate")["fingerprint"]

@@ -26,7 +26,7 @@ def ipk_project(tmp_path_factory):
     cli = Cli()
     d = tmp_path_factory.mktemp("verify")
     cli("sample-build", d / "b1", "--release", 1, "--formats", "ipk")
-    cli("-C", d / "p", "init")
+    cli("-C", d / "p", "init", "--no-boot")
     c = cli.json("-C", d / "p", "stage", d / "b1")["candidate"]
     cli("-C", d / "p", "release", c)
     return d
@@ -120,7 +120,7 @@ def test_notes(demo, cli):
 def test_kas_file_of_real_project_raises_debug_tweaks(cli, tmp_path, sample_build):
     kas = need_realdata("layers/meta-pcengines/kas.yml")
     proj = tmp_path / "p"
-    cli("-C", proj, "init")
+    cli("-C", proj, "init", "--no-boot")
     cand = cli.json("-C", proj, "stage", sample_build(1), "--kas", kas)["candidate"]
     rep = cli.json("-C", proj, "verify", cand, "--gate", "config", ok=False)
     errs = [f for f in rep["findings"] if f["severity"] == "error"]

@@ -20,10 +20,11 @@ from pathlib import Path
 import zstandard
 
 from .. import feed
+from ..errors import BindistroError
 from ..formats import get as get_format
 from ..progress import progress
 from ..yocto import layers as layersmod
-from . import buildhistory, defects, state
+from . import bootimg, buildhistory, defects, state
 from .debbuild import write_deb
 from .ipkbuild import _tar, write_ipk
 from .rpmbuild import rpm_arch, write_rpms
@@ -99,6 +100,30 @@ def write_rootfs(pkgs: list[Pkg], dest: Path, mtime: int) -> None:
             seen[f.path] = f
     entries = [("./", File("/", "dir"))] + [("." + path, seen[path]) for path in sorted(seen)]
     dest.write_bytes(zstandard.ZstdCompressor(level=3).compress(_tar(entries, mtime)))
+
+
+def write_boot_files(idir: Path, m: MachineDef, pkgs: list[Pkg], base: str, stamp: str, mtime: int,
+                     panic: bool) -> bool:
+    """Kernel, initramfs and qemuboot.conf, when scripts/fetch-boot.sh has cached a kernel."""
+    got = bootimg.boot_inputs(m.name)
+    if got is None:
+        return False
+    kernel, busybox = got
+    ktype = bootimg.MACHINE_QB[m.name]["kernel_imagetype"]
+    kfile = f"{ktype}-6.1-r0-{m.name}-{stamp}.bin"
+    dest = idir / kfile
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(kernel, dest)
+    except OSError:
+        shutil.copyfile(kernel, dest)
+    for link in (ktype, f"{ktype}-{m.name}.bin"):
+        (idir / link).unlink(missing_ok=True)
+        (idir / link).symlink_to(kfile)
+    files = [f for p in pkgs for f in p.files] + bootimg.boot_files(m.name, busybox, panic)
+    bootimg.write_initramfs(files, idir / f"{base}-{stamp}.cpio.gz", mtime)
+    bootimg.write_qemuboot(idir / f"{base}-{stamp}.qemuboot.conf", m.name, f"{base}-{stamp}", base, kfile, "cpio.gz")
+    return True
 
 
 def _db_hashserv(path: Path, history: list[dict[str, Recipe]]) -> None:
@@ -217,8 +242,9 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
     if release < 1:
         raise ValueError("release must be 1 or more")
     out = out.resolve()
-    if inject and release < 2:
-        raise ValueError("--inject needs --release 2 or later: defects are relative to the release before")
+    relative = [d for d in inject if d not in defects.ANY_RELEASE]
+    if relative and release < 2:
+        raise BindistroError(f"--inject {relative[0]} needs --release 2 or later: it is relative to the release before")
     restored = (out / "conf" / "bindistro.conf").exists()
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists() and not restored:
         raise FileExistsError(f"{out}: exists and is not a bindistro sample build; refusing to overwrite")
@@ -252,7 +278,10 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
         base = f"{IMAGE}-{m.name}.rootfs"
         write_rootfs(ip, idir / f"{base}-{stamp}.tar.zst", mtime)
         (idir / f"{base}-{stamp}.manifest").write_text("".join(f"{p.name} {p.arch} {p.version}\n" for p in ip))
-        for suffix in (".tar.zst", ".manifest"):
+        suffixes = [".tar.zst", ".manifest"]
+        if write_boot_files(idir, m, ip, base, stamp, mtime, "boot-panic" in inject):
+            suffixes += [".cpio.gz", ".qemuboot.conf"]
+        for suffix in suffixes:
             link = idir / f"{base}{suffix}"
             link.unlink(missing_ok=True)
             link.symlink_to(f"{base}-{stamp}{suffix}")

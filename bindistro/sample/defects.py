@@ -11,7 +11,11 @@ DEFECTS = {
     "debug-tweaks": "local.conf enables EXTRA_IMAGE_FEATURES debug-tweaks",
     "log-error": "the console log records a failed task",
     "unsolvable-upgrade": "the new util-linux conflicts with busybox, which every image has",
+    "boot-panic": "the image's /init exits, so the kernel panics (\"Attempted to kill init\")",
 }
+
+# defects that do not need an earlier release to compare with
+ANY_RELEASE = {"boot-panic", "debug-tweaks", "log-error"}
 
 
 def on_recipes(recipes: dict[str, Recipe], inject: list[str]) -> None:

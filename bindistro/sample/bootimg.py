@@ -1,0 +1,135 @@
+"""SAMPLE DATA: bootable images for the sample machines.
+
+A kernel from Debian's linux-image package and a static busybox per architecture (fetched once by
+scripts/fetch-boot.sh into the cache), the image's package files as a gzip'd newc initramfs with a
+shell /init, and a `<IMAGE_LINK_NAME>.qemuboot.conf` in the format qemuboot.bbclass writes.
+"""
+from __future__ import annotations
+
+import configparser
+import gzip
+import io
+import os
+from pathlib import Path
+
+from .packages import File
+
+MARKER = "bindistro-sample: boot complete"
+
+# Written like meta/conf/machine/qemux86-64.conf / qemuarm64.conf set them; -smp is smaller because
+# the boot test runs under TCG on a 2-core machine.
+MACHINE_QB = {
+    "qemux86-64": {
+        "debarch": "amd64", "kernel_imagetype": "bzImage", "tune_arch": "x86_64",
+        "serial_consoles": "115200;ttyS0 115200;ttyS1",
+        "qb_system_name": "qemu-system-x86_64",
+        "qb_cpu": "-cpu IvyBridge -machine q35,i8042=off", "qb_cpu_kvm": "-cpu IvyBridge -machine q35,i8042=off",
+        "qb_smp": "-smp 1", "qb_mem": "-m 256",
+        "qb_kernel_cmdline_append": "oprofile.timer=1 tsc=reliable no_timer_check rcupdate.rcu_expedited=1 swiotlb=0",
+        "qb_opt_append": "", "qb_serial_opt": "-serial mon:stdio -serial null",
+        "qb_drive_type": "/dev/vd",
+    },
+    "qemuarm64": {
+        "debarch": "arm64", "kernel_imagetype": "Image", "tune_arch": "aarch64",
+        "serial_consoles": "115200;ttyAMA0 115200;hvc0",
+        "qb_system_name": "qemu-system-aarch64", "qb_machine": "-machine virt",
+        "qb_cpu": "-cpu cortex-a57", "qb_cpu_kvm": "-cpu host -machine gic-version=3",
+        "qb_smp": "-smp 1", "qb_mem": "-m 256",
+        "qb_kernel_cmdline_append": "swiotlb=0",
+        "qb_opt_append": "", "qb_serial_opt": "-device virtio-serial-pci -chardev null,id=virtcon -device virtconsole,chardev=virtcon",
+        "qb_rootfs_opt": "-drive id=disk0,file=@ROOTFS@,if=none,format=raw -device virtio-blk-pci,drive=disk0",
+    },
+}
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("BINDISTRO_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
+                                                             os.path.expanduser("~/.cache"), "bindistro")
+    return Path(base) / "boot"
+
+
+def boot_inputs(machine: str) -> tuple[Path, Path] | None:
+    """(kernel, busybox) for a machine, or None when scripts/fetch-boot.sh has not run."""
+    d = cache_dir() / MACHINE_QB[machine]["debarch"]
+    k, b = d / "vmlinuz", d / "busybox"
+    return (k, b) if k.is_file() and b.is_file() else None
+
+
+def init_script(machine: str, panic: bool = False) -> str:
+    tail = ("echo 'bindistro-sample: init exits (injected boot-panic)'\nexit 1\n" if panic else
+            f"echo '{MARKER}'\n"
+            "# PID 1 stays this script; the console gets a shell, again if it exits\n"
+            "while true; do setsid cttyhack /bin/sh -l; done\n")
+    return ("#!/bin/sh\n# SAMPLE DATA init of the bindistro sample image: no real init system\n"
+            "mkdir -p /sbin /usr/bin /usr/sbin\n/bin/busybox --install -s\n"
+            "mount -t proc proc /proc\nmount -t sysfs sysfs /sys\nmount -t devtmpfs devtmpfs /dev 2>/dev/null\n"
+            "mkdir -p /run /tmp\n"
+            f"hostname {machine}\n"
+            "echo 'bindistro-sample: init started'\n" + tail)
+
+
+def _cpio_entry(name: str, mode: int, data: bytes = b"", ino: int = 0, rdev: tuple[int, int] = (0, 0),
+                mtime: int = 0) -> bytes:
+    # newc header: 13 8-digit hex fields after the magic; name and data padded to 4 bytes
+    nb = name.encode() + b"\0"
+    fields = [ino, mode, 0, 0, 1, mtime, len(data), 0, 0, rdev[0], rdev[1], len(nb), 0]
+    head = b"070701" + b"".join(b"%08X" % f for f in fields)
+    out = head + nb
+    out += b"\0" * (-len(out) % 4) + data
+    return out + b"\0" * (-len(out) % 4)
+
+
+def write_initramfs(files: list[File], dest: Path, mtime: int) -> None:
+    """A deterministic gzip'd newc archive: root-owned, fixed times, /dev/console included."""
+    seen: dict[str, File] = {}
+    for f in files:
+        seen[f.path] = f
+    # every parent directory of every entry
+    for path in list(seen):
+        p = os.path.dirname(path)
+        while p not in ("/", ""):
+            seen.setdefault(p, File(p, "dir"))
+            p = os.path.dirname(p)
+    buf = io.BytesIO()
+    ino = 1
+    for path in sorted(seen):
+        f = seen[path]
+        name = path.lstrip("/")
+        if f.kind == "dir":
+            buf.write(_cpio_entry(name, 0o040755, ino=ino, mtime=mtime))
+        elif f.kind == "symlink":
+            buf.write(_cpio_entry(name, 0o120777, f.target.encode(), ino=ino, mtime=mtime))
+        elif f.kind == "chardev":
+            major, minor = (int(x) for x in f.target.split(":"))
+            buf.write(_cpio_entry(name, 0o020600, ino=ino, rdev=(major, minor), mtime=mtime))
+        else:
+            buf.write(_cpio_entry(name, 0o100000 | (f.mode & 0o7777), f.data, ino=ino, mtime=mtime))
+        ino += 1
+    buf.write(_cpio_entry("TRAILER!!!", 0))
+    dest.write_bytes(gzip.compress(buf.getvalue(), mtime=0))
+
+
+def boot_files(machine: str, busybox: Path, panic: bool = False) -> list[File]:
+    return [File("/dev", "dir"), File("/dev/console", "chardev", target="5:1"),
+            File("/proc", "dir"), File("/sys", "dir"), File("/root", "dir"),
+            File("/bin/busybox", data=busybox.read_bytes(), mode=0o755),
+            File("/bin/sh", "symlink", target="busybox"),
+            File("/init", data=init_script(machine, panic).encode(), mode=0o755)]
+
+
+def write_qemuboot(dest: Path, machine: str, image_name: str, image_link_name: str, kernel_file: str,
+                   fstype: str) -> None:
+    """`<IMAGE_NAME>.qemuboot.conf`: section config_bsp, sorted lower-case keys, paths relative to
+    DEPLOY_DIR_IMAGE, as do_write_qemuboot_conf writes it."""
+    qb = dict(MACHINE_QB[machine])
+    qb.pop("debarch")
+    qb.update({"machine": machine, "deploy_dir_image": ".", "image_name": image_name,
+               "image_link_name": image_link_name, "qb_default_kernel": kernel_file,
+               "qb_default_fstype": fstype, "qb_rng": "-object rng-random,filename=/dev/urandom,id=rng0 "
+               "-device virtio-rng-pci,rng=rng0", "qb_graphics": "", "qb_kernel_root": "/dev/vda"})
+    cf = configparser.ConfigParser()
+    cf.add_section("config_bsp")
+    for k in sorted(qb):
+        cf.set("config_bsp", k, qb[k])
+    with dest.open("w") as fh:
+        cf.write(fh)
