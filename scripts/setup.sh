@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(rpm createrepo-c dnf dnf-plugins-core python3-solv python3-rpm python3-createrepo-c gnupg
-      abigail-tools dpkg-dev apt apt-utils zstd busybox-static binutils git python3-venv chromium)
+      abigail-tools dpkg-dev apt apt-utils zstd busybox-static binutils git python3-venv chromium
+      qemu-system-x86 qemu-system-arm)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,6 +16,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# SAMPLE boot images: Debian's kernels and static busybox for amd64 and arm64, cached outside the repo
+bash scripts/fetch-boot.sh
 
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv

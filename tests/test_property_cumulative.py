@@ -15,7 +15,8 @@ from bindistro.cli import main
 from bindistro.formats import FORMATS
 
 # the indexes are the only files a release may rewrite (they only grow)
-INDEX_NAMES = {"Packages", "Packages.gz", "Packages.stamps", "Release", "repomd.xml", "releases.json"}
+INDEX_NAMES = {"Packages", "Packages.gz", "Packages.stamps", "Release", "repomd.xml", "releases.json",
+               "security.txt", "SECURITY.md"}   # the last two describe the present: supported releases
 
 
 def snapshot(pub: Path) -> dict[str, str]:
