@@ -655,5 +655,14 @@ def demo(out_dir, count, seed, as_json):
     emit(as_json, r, human)
 
 
+def _register_plugins() -> None:
+    # command groups that live with their feature (they import this module's helpers)
+    from .cve.cli import cve
+    main.add_command(cve)
+
+
+_register_plugins()
+
+
 if __name__ == "__main__":
     main()

@@ -76,6 +76,22 @@ def sample_boot() -> Boot:
     ])
 
 
+DEFAULT_SLA = {"critical": 7, "high": 30, "medium": 90, "low": 180, "unknown": 30}
+
+
+@dataclass
+class Security:
+    """PSIRT settings: who to tell, how fast fixes come (days by CVSS severity)."""
+    contact: str = "mailto:security@example.invalid"
+    policy_url: str | None = None
+    sla_days: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SLA))
+    expires_days: int = 365       # security.txt Expires, counted from when it is written
+
+    def to_dict(self) -> dict:
+        return {"contact": self.contact, "policy_url": self.policy_url, "sla_days": dict(self.sla_days),
+                "expires_days": self.expires_days}
+
+
 @dataclass
 class Spec:
     product: str
@@ -95,6 +111,7 @@ class Spec:
     sstate_keys: list[str] = field(default_factory=list)   # like SSTATE_VALID_SIGS (default: release keys)
     require_signed_sstate: bool = False       # like SSTATE_VERIFY_SIG: unsigned sstate blocks a release
     boot: Boot = field(default_factory=Boot)
+    security: Security = field(default_factory=Security)
     path: Path | None = None  # where it was loaded from
 
     @property
@@ -142,6 +159,7 @@ class Spec:
                      "sstate": list(self.sstate_keys), "require_signed_sstate": self.require_signed_sstate},
             "eol": self.eol.isoformat() if self.eol else None,
             "boot": self.boot.to_dict(),
+            "security": self.security.to_dict(),
         }
 
 
@@ -197,7 +215,7 @@ def _req(raw: dict, key: str, typ, p: str, default=None):
 def parse(raw: dict, path: Path) -> Spec:
     p = str(path)
     known = {"product", "release_name", "machines", "formats", "feeds", "publish", "state_dir",
-             "targets", "eol", "layers", "conf", "keys", "boot"}
+             "targets", "eol", "layers", "conf", "keys", "boot", "security"}
     for k in raw:
         if k not in known:
             raise SpecError(p, str(k), f"unknown key (known: {', '.join(sorted(known))})")
@@ -274,13 +292,39 @@ def parse(raw: dict, path: Path) -> Spec:
         raise SpecError(p, "keys.ipk_feed_signature", "must be asc (armored) or sig (binary)")
 
     boot = parse_boot(raw.get("boot"), p)
+    security = parse_security(raw.get("security"), p)
 
-    return Spec(product=name, version=version, boot=boot, release_name=release_name, machines=machines,
+    return Spec(product=name, version=version, boot=boot, security=security, release_name=release_name, machines=machines,
                 formats=list(formats), publish_dir=publish_dir, publish_url=publish_url,
                 state_dir=state_dir, eol=eol, targets=list(targets), signing_key=signing,
                 previous_keys=list(previous), ipk_feed_signature=sigtype,
                 sign_ipk_packages=bool(keys.get("sign_ipk_packages", False)), sstate_keys=list(sstate_keys),
                 require_signed_sstate=bool(keys.get("require_signed_sstate", False)), path=path)
+
+
+def parse_security(raw, p: str) -> Security:
+    if raw is None:
+        return Security()
+    if not isinstance(raw, dict):
+        raise SpecError(p, "security", "must be a mapping (contact, policy_url, sla_days, expires_days)")
+    known = {"contact", "policy_url", "sla_days", "expires_days"}
+    for k in raw:
+        if k not in known:
+            raise SpecError(p, f"security.{k}", f"unknown key (known: {', '.join(sorted(known))})")
+    contact = raw.get("contact", Security.contact)
+    if not isinstance(contact, str) or not re.match(r"^(mailto:|https://|tel:)", contact):
+        raise SpecError(p, "security.contact", "must be a mailto:, https:// or tel: URI (RFC 9116)")
+    sla = dict(DEFAULT_SLA)
+    for k, v in (raw.get("sla_days") or {}).items():
+        if k not in DEFAULT_SLA:
+            raise SpecError(p, f"security.sla_days.{k}", f"unknown severity (known: {', '.join(DEFAULT_SLA)})")
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise SpecError(p, f"security.sla_days.{k}", "must be a number of days")
+        sla[k] = v
+    exp = raw.get("expires_days", 365)
+    if not isinstance(exp, int) or isinstance(exp, bool) or not 1 <= exp <= 366:
+        raise SpecError(p, "security.expires_days", "must be 1..366 (RFC 9116 advises less than a year)")
+    return Security(contact, raw.get("policy_url"), sla, exp)
 
 
 def parse_boot(raw, p: str) -> Boot:

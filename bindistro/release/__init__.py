@@ -222,4 +222,6 @@ def write_listing(spec: Spec, store: Store) -> None:
                "releases": [{"release": r.name, "sequence": r.seq, "created": r.created,
                              "manifest": f"releases/{r.name}/manifest.json"} for r in rels]}
     write_bytes_atomic(spec.publish_path / "releases.json", json.dumps(listing, indent=1).encode() + b"\n")
+    from ..cve import policy
+    policy.write(spec, store)     # security.txt + SECURITY.md list the supported releases
 

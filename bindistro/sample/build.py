@@ -24,7 +24,7 @@ from ..errors import BindistroError
 from ..formats import get as get_format
 from ..progress import progress
 from ..yocto import layers as layersmod
-from . import bootimg, buildhistory, defects, state
+from . import bootimg, buildhistory, defects, spdx, state
 from .debbuild import write_deb
 from .ipkbuild import _tar, write_ipk
 from .rpmbuild import rpm_arch, write_rpms
@@ -278,7 +278,8 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
         base = f"{IMAGE}-{m.name}.rootfs"
         write_rootfs(ip, idir / f"{base}-{stamp}.tar.zst", mtime)
         (idir / f"{base}-{stamp}.manifest").write_text("".join(f"{p.name} {p.arch} {p.version}\n" for p in ip))
-        suffixes = [".tar.zst", ".manifest"]
+        (idir / f"{base}-{stamp}.spdx.json").write_bytes(spdx.write_sbom(ip, f"{base}-{stamp}", when.isoformat()))
+        suffixes = [".tar.zst", ".manifest", ".spdx.json"]
         if write_boot_files(idir, m, ip, base, stamp, mtime, "boot-panic" in inject):
             suffixes += [".cpio.gz", ".qemuboot.conf"]
         for suffix in suffixes:
