@@ -44,10 +44,13 @@ class DnfRoot:
         (self.root / "etc" / "yum.repos.d" / "bindistro.repo").write_text(repo_text or repo)
         self.env = {"HOME": str(self.home), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
 
+    def dnf_cmd(self, *args: str) -> list[str]:
+        return ["dnf", "-y", "-q", f"--installroot={self.root}", f"--setopt=reposdir={self.root}/etc/yum.repos.d",
+                "--disableplugin=local", "--setopt=skip_if_unavailable=False", "--refresh",
+                "--releasever=1", "--setopt=install_weak_deps=False", *args]
+
     def dnf(self, *args: str) -> str:
-        return _run(["dnf", "-y", "-q", f"--installroot={self.root}", f"--setopt=reposdir={self.root}/etc/yum.repos.d",
-                     "--disableplugin=local", "--setopt=skip_if_unavailable=False", "--refresh",
-                     "--releasever=1", "--setopt=install_weak_deps=False", *args], self.env)
+        return _run(self.dnf_cmd(*args), self.env)
 
     def installed(self) -> dict[str, str]:
         """name -> [epoch:]version-release."""

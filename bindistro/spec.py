@@ -76,6 +76,21 @@ def sample_boot() -> Boot:
     ])
 
 
+# units a minimal systemd image may enable (systemctl preset-all with OE's defaults)
+DEFAULT_UNITS = ["getty@.service", "serial-getty@.service", "systemd-networkd.service", "systemd-networkd.socket",
+                 "systemd-networkd-wait-online.service", "systemd-resolved.service", "systemd-timesyncd.service",
+                 "systemd-network-generator.service", "systemd-pstore.service", "systemd-userdbd.socket",
+                 "remote-fs.target", "machines.target", "getty.target"]
+
+
+@dataclass
+class ImageSecurity:
+    allowed_units: list[str] = field(default_factory=lambda: list(DEFAULT_UNITS))
+
+    def to_dict(self) -> dict:
+        return {"allowed_units": list(self.allowed_units)}
+
+
 DEFAULT_SLA = {"critical": 7, "high": 30, "medium": 90, "low": 180, "unknown": 30}
 
 
@@ -112,6 +127,7 @@ class Spec:
     require_signed_sstate: bool = False       # like SSTATE_VERIFY_SIG: unsigned sstate blocks a release
     boot: Boot = field(default_factory=Boot)
     security: Security = field(default_factory=Security)
+    image_security: ImageSecurity = field(default_factory=ImageSecurity)
     path: Path | None = None  # where it was loaded from
 
     @property
@@ -160,6 +176,7 @@ class Spec:
             "eol": self.eol.isoformat() if self.eol else None,
             "boot": self.boot.to_dict(),
             "security": self.security.to_dict(),
+            "image_security": self.image_security.to_dict(),
         }
 
 
@@ -215,7 +232,7 @@ def _req(raw: dict, key: str, typ, p: str, default=None):
 def parse(raw: dict, path: Path) -> Spec:
     p = str(path)
     known = {"product", "release_name", "machines", "formats", "feeds", "publish", "state_dir",
-             "targets", "eol", "layers", "conf", "keys", "boot", "security"}
+             "targets", "eol", "layers", "conf", "keys", "boot", "security", "image_security"}
     for k in raw:
         if k not in known:
             raise SpecError(p, str(k), f"unknown key (known: {', '.join(sorted(known))})")
@@ -293,8 +310,12 @@ def parse(raw: dict, path: Path) -> Spec:
 
     boot = parse_boot(raw.get("boot"), p)
     security = parse_security(raw.get("security"), p)
+    imgsec = raw.get("image_security") or {}
+    units = imgsec.get("allowed_units", DEFAULT_UNITS) if isinstance(imgsec, dict) else None
+    if not isinstance(units, list) or not all(isinstance(u, str) for u in units):
+        raise SpecError(p, "image_security.allowed_units", "must be a list of systemd unit names")
 
-    return Spec(product=name, version=version, boot=boot, security=security, release_name=release_name, machines=machines,
+    return Spec(product=name, version=version, boot=boot, security=security, image_security=ImageSecurity(list(units)), release_name=release_name, machines=machines,
                 formats=list(formats), publish_dir=publish_dir, publish_url=publish_url,
                 state_dir=state_dir, eol=eol, targets=list(targets), signing_key=signing,
                 previous_keys=list(previous), ipk_feed_signature=sigtype,

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 DEBS=(rpm createrepo-c dnf dnf-plugins-core python3-solv python3-rpm python3-createrepo-c gnupg
       abigail-tools dpkg-dev apt apt-utils zstd busybox-static binutils git python3-venv chromium
-      qemu-system-x86 qemu-system-arm)
+      qemu-system-x86 qemu-system-arm rpm2cpio gcc)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

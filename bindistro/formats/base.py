@@ -77,6 +77,10 @@ class Format:
         """Write the index of `feed_dir` atomically; returns the files written."""
         raise NotImplementedError
 
+    def extract(self, path: Path, dest: Path) -> None:
+        """Unpack the package's files (its payload) under `dest`."""
+        raise NotImplementedError
+
     def version_cmp(self, a: str, b: str) -> int:
         raise NotImplementedError
 
@@ -115,6 +119,25 @@ def open_tar(name: str, data: bytes | io.IOBase) -> tarfile.TarFile:
         reader = zstandard.ZstdDecompressor().stream_reader(raw)
         return tarfile.open(fileobj=reader, mode="r|")
     return tarfile.open(fileobj=raw, mode="r|*")
+
+
+def extract_tar(tf: tarfile.TarFile, dest: Path) -> None:
+    """Files, directories and symlinks only, and nothing outside `dest`."""
+    for m in tf:
+        name = m.name.lstrip("./").lstrip("/")
+        if not name or ".." in Path(name).parts:
+            continue
+        target = dest / name
+        if m.isdir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif m.issym():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.is_symlink():
+                target.symlink_to(m.linkname)
+        elif m.isfile():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(tf.extractfile(m).read())
+            target.chmod(m.mode & 0o7777)
 
 
 def tar_problems(tf: tarfile.TarFile, what: str, names: list[str] | None = None) -> list[str]:

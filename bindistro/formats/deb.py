@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import hashlib
+import subprocess
 from pathlib import Path
 
 from debian import arfile, debfile
@@ -54,6 +55,10 @@ class Deb(Format):
         if problems:
             raise PackageError(problems)
         return PackageInfo(fields["Package"], fields["Version"], fields["Architecture"], fields, files)
+
+    def extract(self, path: Path, dest: Path) -> None:
+        dest.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["dpkg-deb", "-x", str(path), str(dest)], check=True, capture_output=True)
 
     def version_cmp(self, a: str, b: str) -> int:
         return version_compare(a, b)

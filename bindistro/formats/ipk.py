@@ -13,8 +13,8 @@ from debian import arfile
 from debian.debian_support import version_compare
 
 from ..store.objects import write_bytes_atomic
-from .base import (Format, IndexEntry, Indexed, PackageError, PackageInfo, open_tar, packages_indexes, read_packages,
-                   tar_problems)
+from .base import (Format, IndexEntry, Indexed, PackageError, PackageInfo, extract_tar, open_tar, packages_indexes,
+                   read_packages, tar_problems)
 from .control import missing_fields, parse_control, read_paragraphs
 
 # (lower-case control field, index field name) in opkg-make-index's order; None marks the sums.
@@ -73,6 +73,11 @@ class Ipk(Format):
             raise PackageError(problems)
         return PackageInfo(fields["Package"], fields["Version"], fields["Architecture"], fields,
                            files)
+
+    def extract(self, path: Path, dest: Path) -> None:
+        ar = arfile.ArFile(str(path))
+        data = next(n for n in ar.getnames() if n.startswith("data.tar"))
+        extract_tar(open_tar(data, ar.getmember(data).read()), dest)
 
     def version_cmp(self, a: str, b: str) -> int:
         return version_compare(a, b)

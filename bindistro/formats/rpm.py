@@ -17,7 +17,7 @@ import createrepo_c as cr
 import rpm
 
 from ..store.objects import write_bytes_atomic
-from .base import Format, IndexEntry, Indexed, PackageError, PackageInfo
+from .base import Format, IndexEntry, Indexed, PackageError, PackageInfo, extract_tar, open_tar
 
 _TS = None
 
@@ -99,6 +99,12 @@ class Rpm(Format):
         fields = {"Name": pkg.name, "Epoch": pkg.epoch or "0", "Version": pkg.version, "Release": pkg.release,
                   "Arch": pkg.arch, "Summary": pkg.summary, "xml": [primary, filelists, other]}
         return PackageInfo(pkg.name, version, pkg.arch, fields, names)
+
+    def extract(self, path: Path, dest: Path) -> None:
+        # rpm2archive turns the payload into a tar (rpm's own tool; cpio is not needed)
+        with open(path, "rb") as fh:
+            tgz = subprocess.run(["rpm2archive", "-"], stdin=fh, check=True, capture_output=True).stdout
+        extract_tar(open_tar("payload.tar.gz", tgz), dest)
 
     def version_cmp(self, a: str, b: str) -> int:
         def split(v):

@@ -93,17 +93,47 @@ def image_packages(pkgs: list[Pkg], m: MachineDef) -> list[Pkg]:
     return sorted(chosen.values(), key=lambda p: p.name)
 
 
-def write_rootfs(pkgs: list[Pkg], dest: Path, mtime: int) -> None:
+def rootfs_generated(machine: str, inject: list[str]) -> list[File]:
+    """What OE's rootfs step writes besides package files: the user database and the units
+    `systemctl preset-all` enables. Defects for the image security gate go in here."""
+    root = "$6$sample$0X4CsWI6wDCXPc3IlJkcCnr2X5MC.5AWHQm7hJ3TnUj8u9z1mBLHgbOlC9Nw4ZW2b7v6yTBhG1lYGVCV0yVr1." \
+        if "root-password" in inject else "*"
+    d = lambda p: File(p, "dir")   # noqa: E731
+    out = [d("/etc"), File("/etc/passwd", data=b"root:x:0:0:root:/home/root:/bin/sh\n"
+                                            b"daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+                                            b"messagebus:x:999:998::/var/lib/dbus:/usr/sbin/nologin\n"),
+           File("/etc/shadow", data=f"root:{root}:20089:0:99999:7:::\ndaemon:*:20089:0:99999:7:::\n"
+                                    "messagebus:!:20089::::::\n".encode(), mode=0o600),
+           File("/etc/group", data=b"root:x:0:\ndaemon:x:1:\nmessagebus:x:998:\n"),
+           d("/etc/systemd"), d("/etc/systemd/system"), d("/etc/systemd/system/multi-user.target.wants"),
+           d("/etc/systemd/system/getty.target.wants"),
+           File("/etc/systemd/system/multi-user.target.wants/systemd-networkd.service", "symlink",
+                target="/usr/lib/systemd/system/systemd-networkd.service"),
+           File("/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service", "symlink",
+                target="/usr/lib/systemd/system/serial-getty@.service")]
+    if "host-keys" in inject:
+        out += [d("/etc/ssh"), File("/etc/ssh/ssh_host_ed25519_key", data=b"-----BEGIN OPENSSH PRIVATE KEY-----\n"
+                                    b"SAMPLE DATA, injected defect\n-----END OPENSSH PRIVATE KEY-----\n", mode=0o600),
+                File("/etc/ssh/ssh_host_ed25519_key.pub", data=b"ssh-ed25519 AAAASAMPLE root@build\n")]
+    if "extra-service" in inject:
+        out.append(File("/etc/systemd/system/multi-user.target.wants/telnetd.service", "symlink",
+                        target="/usr/lib/systemd/system/telnetd.service"))
+    return out
+
+
+def write_rootfs(pkgs: list[Pkg], dest: Path, mtime: int, extra: list[File] = ()) -> None:
     seen: dict[str, File] = {}
     for p in pkgs:
         for f in p.files:
             seen[f.path] = f
+    for f in extra:
+        seen[f.path] = f
     entries = [("./", File("/", "dir"))] + [("." + path, seen[path]) for path in sorted(seen)]
     dest.write_bytes(zstandard.ZstdCompressor(level=3).compress(_tar(entries, mtime)))
 
 
 def write_boot_files(idir: Path, m: MachineDef, pkgs: list[Pkg], base: str, stamp: str, mtime: int,
-                     panic: bool) -> bool:
+                     panic: bool, extra: list[File] = ()) -> bool:
     """Kernel, initramfs and qemuboot.conf, when scripts/fetch-boot.sh has cached a kernel."""
     got = bootimg.boot_inputs(m.name)
     if got is None:
@@ -120,7 +150,7 @@ def write_boot_files(idir: Path, m: MachineDef, pkgs: list[Pkg], base: str, stam
     for link in (ktype, f"{ktype}-{m.name}.bin"):
         (idir / link).unlink(missing_ok=True)
         (idir / link).symlink_to(kfile)
-    files = [f for p in pkgs for f in p.files] + bootimg.boot_files(m.name, busybox, panic)
+    files = [f for p in pkgs for f in p.files] + list(extra) + bootimg.boot_files(m.name, busybox, panic)
     bootimg.write_initramfs(files, idir / f"{base}-{stamp}.cpio.gz", mtime)
     bootimg.write_qemuboot(idir / f"{base}-{stamp}.qemuboot.conf", m.name, f"{base}-{stamp}", base, kfile, "cpio.gz")
     return True
@@ -215,7 +245,10 @@ def write_deploy(deploy: Path, pkgs: list[Pkg], release: int, formats=("ipk", "r
     def run(job):
         fn, what, d = job
         sde = source_date_epoch((what[0] if isinstance(what, list) else what).recipe)
-        fn(what, d, sde)
+        if fn is write_rpms:
+            fn(what, d, sde, config_noreplace=what[0].recipe.config_noreplace)
+        else:
+            fn(what, d, sde)
     with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as ex:
         for _ in progress(ex.map(run, jobs), f"sample-build release {release}: packages", total=len(jobs)):
             pass
@@ -276,11 +309,12 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
         idir = out / "tmp" / "deploy" / "images" / m.name
         idir.mkdir(parents=True, exist_ok=True)
         base = f"{IMAGE}-{m.name}.rootfs"
-        write_rootfs(ip, idir / f"{base}-{stamp}.tar.zst", mtime)
+        extra = rootfs_generated(m.name, list(inject))
+        write_rootfs(ip, idir / f"{base}-{stamp}.tar.zst", mtime, extra)
         (idir / f"{base}-{stamp}.manifest").write_text("".join(f"{p.name} {p.arch} {p.version}\n" for p in ip))
         (idir / f"{base}-{stamp}.spdx.json").write_bytes(spdx.write_sbom(ip, f"{base}-{stamp}", when.isoformat()))
         suffixes = [".tar.zst", ".manifest", ".spdx.json"]
-        if write_boot_files(idir, m, ip, base, stamp, mtime, "boot-panic" in inject):
+        if write_boot_files(idir, m, ip, base, stamp, mtime, "boot-panic" in inject, extra):
             suffixes += [".cpio.gz", ".qemuboot.conf"]
         for suffix in suffixes:
             link = idir / f"{base}{suffix}"

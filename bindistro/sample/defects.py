@@ -12,10 +12,22 @@ DEFECTS = {
     "log-error": "the console log records a failed task",
     "unsolvable-upgrade": "the new util-linux conflicts with busybox, which every image has",
     "boot-panic": "the image's /init exits, so the kernel panics (\"Attempted to kill init\")",
+    "postinst-fails-on-upgrade": "bindistro-hello's new postinst exits 1 when it is run for an upgrade",
+    "conffile-not-noreplace": "shadow's rpm marks /etc/login.defs %config without noreplace, and changes it",
+    "file-conflict": "the new kmod also ships /usr/bin/dbus, a file of the dbus package",
+    "abi-break": "libhello.so.1 (bindistro-hello) drops hello_greet and changes hello_count, same SONAME",
+    "root-password": "the image's /etc/shadow has a preset root password",
+    "host-keys": "the image ships SSH host keys (/etc/ssh/ssh_host_ed25519_key)",
+    "extra-service": "the image enables telnetd.service, which is not in the spec's allowlist",
 }
 
 # defects that do not need an earlier release to compare with
-ANY_RELEASE = {"boot-panic", "debug-tweaks", "log-error"}
+ANY_RELEASE = {"boot-panic", "debug-tweaks", "log-error", "root-password", "host-keys", "extra-service"}
+
+
+def _bump(r: Recipe) -> None:
+    r.prauto += 1
+    r.rebuild += 1
 
 
 def on_recipes(recipes: dict[str, Recipe], inject: list[str]) -> None:
@@ -26,6 +38,17 @@ def on_recipes(recipes: dict[str, Recipe], inject: list[str]) -> None:
     if "broken-dependency" in inject:
         recipes["htop"].rdepends.append("libdoesnotexist1")
         recipes["htop"].rebuild += 1
+    if "postinst-fails-on-upgrade" in inject:
+        recipes["bindistro-hello"].postinst_fails_upgrade = True
+        _bump(recipes["bindistro-hello"])
+    if "conffile-not-noreplace" in inject:
+        recipes["shadow"].config_noreplace = False
+        _bump(recipes["shadow"])       # a new version: its /etc/login.defs changes
+    if "file-conflict" in inject:
+        _bump(recipes["kmod"])
+    if "abi-break" in inject:
+        recipes["bindistro-hello"].abi_break = True
+        _bump(recipes["bindistro-hello"])
     if "unsolvable-upgrade" in inject:
         recipes["util-linux"].conflicts.append("busybox")
         recipes["util-linux"].rebuild += 1
@@ -33,6 +56,11 @@ def on_recipes(recipes: dict[str, Recipe], inject: list[str]) -> None:
 
 def on_packages(pkgs, recipes: dict[str, Recipe], prev: dict[str, Recipe], inject: list[str]) -> str | None:
     """Returns the recipe whose package was changed in place, if any."""
+    if "file-conflict" in inject:
+        from .packages import File
+        for p in pkgs:
+            if p.name == "kmod":
+                p.files.append(File("/usr/bin/dbus", data=b"#!/bin/sh\n# kmod's copy (injected file conflict)\n", mode=0o755))
     if "same-version-new-content" not in inject:
         return None
     same = sorted(pn for pn, r in recipes.items() if r.kind == TUNE and pn in prev and prev[pn].version == r.version

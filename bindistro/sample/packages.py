@@ -5,6 +5,7 @@ import hashlib
 from pathlib import Path
 from dataclasses import dataclass, field
 
+from . import clib
 from .recipes import ALL, MACH, Recipe
 
 MAINTAINER = "bindistro sample data <sample@bindistro.invalid>"
@@ -115,6 +116,21 @@ def busybox_files(arch: str) -> list[File]:
     return [D("/bin"), File("/bin/busybox", data=data, mode=0o755), File("/bin/sh", "symlink", target="busybox")]
 
 
+def hello_lib(r: Recipe, arch: str, ident: tuple, debug: bool = False) -> list[File]:
+    """libhello.so.1 of bindistro-hello: real code from gcc -g on x86-64, made-up bytes elsewhere;
+    `debug`: its split debug info for the -dbg package, in OE's /usr/lib/.debug/."""
+    real = "libhello.so.1.0"
+    if arch in HOST_ARCHS and clib.available():
+        src = clib.source(r.autoinc, r.pkgv, r.abi_break)
+        lib, dbg = clib.build(src, real)
+    else:
+        lib = dbg = _blob(*ident, real, size=8000)
+    if debug:
+        return [D("/usr/lib/.debug"), File(f"/usr/lib/.debug/{real}.debug", data=dbg)]
+    return [D("/usr/lib"), File(f"/usr/lib/{real}", data=lib, mode=0o755),
+            File(f"/usr/lib/{clib.SONAME}", "symlink", target=real)]
+
+
 def build_packages(r: Recipe, arch: str) -> list[Pkg]:
     """Binary packages of recipe `r` built for package architecture `arch`."""
     v = r.version
@@ -163,9 +179,16 @@ def build_packages(r: Recipe, arch: str) -> list[Pkg]:
         files += busybox_files(arch)
     m.conffiles = list(r.conffiles)
     m.files = files
+    if r.pn == "bindistro-hello":
+        files += hello_lib(r, arch, ident)
     if r.postinst:
         m.scripts["postinst"] = f"#!/bin/sh\n# {r.pn} postinst (sample)\nset -e\nexit 0\n"
         m.scripts["prerm"] = f"#!/bin/sh\n# {r.pn} prerm (sample)\nexit 0\n"
+    if r.postinst_fails_upgrade:
+        # fails when called for an upgrade: dpkg/opkg pass `configure <old-version>`, rpm passes 2
+        m.scripts["postinst"] = (f"#!/bin/sh\n# {r.pn} postinst (sample, injected defect)\n"
+                                 "if [ \"$1\" = configure ] && [ -n \"$2\" ]; then echo 'cannot migrate settings' >&2; exit 1; fi\n"
+                                 "if [ \"$1\" -gt 1 ] 2>/dev/null; then echo 'cannot migrate settings' >&2; exit 1; fi\nexit 0\n")
     for sub in r.split:
         sp = Pkg(sub, r, arch, m.section, f"{summary} - {sub.removeprefix(r.pn + '-')} tools")
         sp.depends = list(m.depends)
@@ -192,6 +215,8 @@ def build_packages(r: Recipe, arch: str) -> list[Pkg]:
         dbgp = f"/usr/lib/debug/usr/bin/{r.pn}.debug"
         dbg.files = [D("/usr"), D("/usr/lib"), D("/usr/lib/debug"), D("/usr/lib/debug/usr"),
                      D("/usr/lib/debug/usr/bin"), File(dbgp, data=_blob(*ident, dbgp, size=_size(r.pn, "dbg", 5000, 80000)))]
+        if r.pn == "bindistro-hello":
+            dbg.files += hello_lib(r, arch, ident, debug=True)
         pkgs += [dev, dbg]
     if r.doc:
         doc = Pkg(f"{r.pn}-doc", r, arch, "doc", f"{summary} - Documentation files")

@@ -38,6 +38,10 @@ class Recipe:
     conflicts: list[str] = field(default_factory=list)   # RCONFLICTS only
     license: str = "MIT"
     summary: str = ""
+    # injected defects (sample/defects.py)
+    config_noreplace: bool = True        # rpm %config(noreplace) for the conffiles
+    postinst_fails_upgrade: bool = False
+    abi_break: bool = False
 
     @property
     def pkgv(self) -> str:
