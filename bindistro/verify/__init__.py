@@ -52,7 +52,7 @@ class Context:
         if not rels:
             return []
         picks = [("first", rels[0]), ("last", rels[-1])]
-        middle = rels[1:-1]
+        middle = rels[1:-2] or rels[1:-1]      # not n-2 when there is a choice: it is a path of its own
         if middle:
             picks.append(("random", random.Random(self.candidate).choice(middle)))
         if len(rels) >= 2:
