@@ -43,6 +43,7 @@ class BootResult:
     command: list[str] = field(default_factory=list)
     seconds_to_marker: float | None = None
     seconds: float = 0.0
+    powered_off: bool = False          # the guest shut down by itself after `poweroff`
     checks: list[CheckResult] = field(default_factory=list)
     last_lines: list[str] = field(default_factory=list)
     console: str = ""
@@ -158,7 +159,7 @@ def boot(conf: Path, cfg: Boot, log: Path | None = None) -> BootResult:
     try:
         _drive(con, cfg, res, t0)
     finally:
-        _stop(proc, con, cfg, res.status == "passed")
+        res.powered_off = _stop(proc, con, cfg, res.status == "passed")
         res.seconds = round(time.monotonic() - t0, 1)
         res.console = con.text()
         if log is not None:
@@ -209,11 +210,14 @@ def _drive(con: Console, cfg: Boot, res: BootResult, t0: float) -> None:
     res.reason = f"reached the marker in {res.seconds_to_marker} s; {len(res.checks)} checks passed"
 
 
-def _stop(proc: subprocess.Popen, con: Console, cfg: Boot, clean: bool) -> None:
+def _stop(proc: subprocess.Popen, con: Console, cfg: Boot, clean: bool) -> bool:
+    """Power the guest off (or stop qemu); True when the guest powered itself off."""
+    powered_off = False
     if proc.poll() is None and clean:
         con.send(cfg.poweroff)
         try:
             proc.wait(30)
+            powered_off = True
         except subprocess.TimeoutExpired:
             pass
     if proc.poll() is None:
@@ -224,3 +228,4 @@ def _stop(proc: subprocess.Popen, con: Console, cfg: Boot, clean: bool) -> None:
             proc.kill()
             proc.wait()
     con.reader.join(5)
+    return powered_off

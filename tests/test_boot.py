@@ -150,6 +150,7 @@ def test_sample_images_boot_on_both_machines(sample_build, cli):
         assert r["seconds_to_marker"] > 0
         assert r["checks"][0]["output"] == arch
         assert r["command"][0] == f"qemu-system-{arch}"
+        assert r["powered_off"]
 
 
 @needs_kernels

@@ -134,8 +134,9 @@ def config_hits(rec: Record, prods: list[Product]) -> list[tuple[Product, dict]]
 
 def _range_text(m: dict) -> str:
     c = split_cpe(m["criteria"])
-    bounds = [f"{k[7:]} {m[k]}" for k in ("versionStartIncluding", "versionStartExcluding",
-                                          "versionEndIncluding", "versionEndExcluding") if m.get(k)]
+    ops = {"versionStartIncluding": ">=", "versionStartExcluding": ">", "versionEndIncluding": "<=",
+           "versionEndExcluding": "<"}
+    bounds = [f"{op} {m[k]}" for k, op in ops.items() if m.get(k)]
     if c[5] not in ("*", "-"):
         return f"{c[3]}:{c[4]} version {c[5]}"
     return f"{c[3]}:{c[4]} " + (", ".join(bounds) if bounds else "all versions")

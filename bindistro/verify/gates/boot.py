@@ -64,7 +64,8 @@ def findings(ctx, subject: str, res: BootResult) -> list[Finding]:
     details["console_sha256"] = sha
     if res.ok:
         return [Finding("info", NAME, subject, f"{res.machine}: booted, marker after {res.seconds_to_marker} s, "
-                        f"{len(res.checks)} checks passed", details)]
+                        f"{len(res.checks)} checks passed" + (", powered off" if res.powered_off else ", stopped (no poweroff)"),
+                        details)]
     last = res.last_lines[-1] if res.last_lines else ""
     what = {"panic": "kernel panic", "timeout": "timeout", "check-failed": "check failed"}.get(res.status, "boot failed")
     msg = f"{res.machine}: {what}: {res.reason}"

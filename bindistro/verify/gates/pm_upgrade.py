@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from ...formats import get as get_format
 from ...pm import HOST_RUNNABLE
@@ -22,7 +23,8 @@ def run(ctx) -> list[Finding]:
     out, jobs, cleanup = [], [], []
     for fmt in ctx.spec.formats:
         if fmt == "ipk":
-            if not find_opkg():
+            row = ctx.store.db.candidate(ctx.candidate)[0]
+            if not find_opkg(Path(row.source)):
                 out.append(Finding("info", NAME, "ipk", "skipped: no opkg binary (not packaged for this host; put one "
                                    "on PATH or use the build's opkg-native); ipk upgrades are checked by the "
                                    "upgrade gate's solver only"))
