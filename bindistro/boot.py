@@ -132,11 +132,12 @@ def run_check(con: Console, check: BootCheck, timeout: float = 120) -> CheckResu
     if got is None:
         return CheckResult(name, check.run, None, "\n".join(last_lines(text)), False, f"no answer within {timeout:.0f} s")
     rc = int(got[1].group(1))
-    lines = text[:got[1].start()].splitlines()
-    # the first line is the echoed command (when the tty echoes)
-    if lines and "BD-%s-%s" in lines[0]:
-        lines = lines[1:]
-    output = "\n".join(ln for ln in lines if "BD-%s-%s" not in ln).strip()
+    body = text[:got[1].start()]
+    # the tty echoes the command line (wrapped when long): the output starts after its end
+    echoed = body.rfind("RC $?")
+    if echoed >= 0:
+        body = body[body.find("\n", echoed) + 1:] if "\n" in body[echoed:] else ""
+    output = body.strip()
     if rc != 0:
         return CheckResult(name, check.run, rc, output, False, f"exit status {rc}")
     if check.expect and not re.search(check.expect, output, re.M):

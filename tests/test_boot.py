@@ -139,6 +139,16 @@ needs_kernels = pytest.mark.skipif(bootimg.boot_inputs("qemux86-64") is None or 
 
 
 @needs_kernels
+def test_default_settings_boot_a_sample_image(sample_build, cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)       # no project here: runqemu-like defaults, marker "login:", user root
+    out = cli.json("boot", sample_build(1) / "tmp" / "deploy" / "images" / "qemuarm64")
+    (r,) = out["results"]
+    assert r["status"] == "passed" and r["powered_off"]
+    assert [c["name"] for c in r["checks"]] == ["architecture", "init is running", "no failed units"]
+    assert r["checks"][0]["output"] == "aarch64" and r["checks"][1]["output"] == "init"
+
+
+@needs_kernels
 def test_sample_images_boot_on_both_machines(sample_build, cli):
     images = sample_build(1) / "tmp" / "deploy" / "images"
     out = cli.json("boot", "--sample", images)

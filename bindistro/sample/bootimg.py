@@ -58,8 +58,16 @@ def boot_inputs(machine: str) -> tuple[Path, Path] | None:
 def init_script(machine: str, panic: bool = False) -> str:
     tail = ("echo 'bindistro-sample: init exits (injected boot-panic)'\nexit 1\n" if panic else
             f"echo '{MARKER}'\n"
-            "# PID 1 stays this script; the console gets a shell, again if it exits\n"
-            "while true; do setsid cttyhack /bin/sh -l; done\n")
+            "# busybox poweroff/halt/reboot signal PID 1: act on them as an init would\n"
+            "trap 'poweroff -f' USR2\ntrap 'halt -f' USR1\ntrap 'reboot -f' TERM\n"
+            "# PID 1 stays this script. A getty stand-in: any user name gives a root shell (SAMPLE DATA:\n"
+            "# no password anywhere); `wait` lets the traps run while the shell is open\n"
+            "while true; do\n"
+            "  printf '\\n%s login: ' \"$(hostname)\"\n"
+            "  read -r user || sleep 1\n"
+            "  setsid cttyhack /bin/sh -l &\n"
+            "  wait $!\n"
+            "done\n")
     return ("#!/bin/sh\n# SAMPLE DATA init of the bindistro sample image: no real init system\n"
             "mkdir -p /sbin /usr/bin /usr/sbin\n/bin/busybox --install -s\n"
             "mount -t proc proc /proc\nmount -t sysfs sysfs /sys\nmount -t devtmpfs devtmpfs /dev 2>/dev/null\n"
