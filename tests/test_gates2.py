@@ -112,3 +112,31 @@ def test_compatible_abi_addition_is_info(rel1, cli, tmp_path):
     info = [f for f in findings if f["gate"] == "abi"]
     assert any("compatible ABI change" in f["message"] and "added hello_version" in f["message"] for f in info), info
     assert all(f["details"]["debug_info"] for f in info)      # the -dbg package's DWARF was used
+
+
+def test_image_scan_finds_setuid_world_writable_and_units(tmp_path):
+    import io
+    import tarfile
+    import zstandard
+    from bindistro.verify.gates.image_security import scan, template
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        def add(name, mode=0o644, kind=tarfile.REGTYPE, data=b"", link=""):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.mode, ti.linkname, ti.size = kind, mode, link, len(data)
+            tf.addfile(ti, io.BytesIO(data) if data else None)
+        add("./etc/shadow", 0o600, data=b"root::19000:0:99999:7:::\nbin:*:19000::::::\n")
+        add("./usr/bin/su", 0o4755, data=b"x")
+        add("./tmp", 0o1777, tarfile.DIRTYPE)
+        add("./var/spool", 0o777, tarfile.DIRTYPE)
+        add("./etc/motd", 0o666, data=b"hi")
+        add("./etc/systemd/system/getty.target.wants/getty@tty1.service", 0o777, tarfile.SYMTYPE,
+            link="/usr/lib/systemd/system/getty@.service")
+    p = tmp_path / "core-image-minimal-qemux86-64.rootfs.tar.zst"
+    p.write_bytes(zstandard.ZstdCompressor().compress(buf.getvalue()))
+    s = scan(p, p.name)
+    assert s["shadow"].startswith("root::")
+    assert s["setuid"] == ["/usr/bin/su"]
+    assert s["world_writable"] == ["/var/spool", "/etc/motd"]      # /tmp has the sticky bit
+    assert s["units"] == ["getty@tty1.service"] and template("getty@tty1.service") == "getty@.service"
