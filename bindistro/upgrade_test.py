@@ -27,7 +27,7 @@ SCRIPTLET_FAIL = re.compile(r"(?:error|warning): %(\w+)\(([^)]+)\) scriptlet fai
 
 
 @dataclass
-class Problem:
+class PathProblem:
     severity: str      # error | warning | info
     subject: str       # package or file
     message: str
@@ -39,7 +39,7 @@ class PathResult:
     machine: str
     path: str          # first | last | random | n-2
     source: str        # release upgraded from
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[PathProblem] = field(default_factory=list)
     upgraded: int = 0
     seconds: float = 0.0
 
@@ -207,7 +207,7 @@ def run_path(pm, old_files: list[Path], res: PathResult) -> PathResult:
     try:
         pm.install(old_files)
     except PMError as e:
-        res.problems.append(Problem("error", res.source, f"installing the {res.source} image set failed: "
+        res.problems.append(PathProblem("error", res.source, f"installing the {res.source} image set failed: "
                                     f"{_last_error(e.out)}"))
         res.seconds = round(time.monotonic() - t0, 1)
         return res
@@ -223,13 +223,13 @@ def run_path(pm, old_files: list[Path], res: PathResult) -> PathResult:
     try:
         out = pm.upgrade()
     except PMError as e:
-        res.problems.append(Problem("error", _failed_subject(e.out) or res.source,
+        res.problems.append(PathProblem("error", _failed_subject(e.out) or res.source,
                                     f"upgrade transaction failed: {_last_error(e.out)}"))
         res.seconds = round(time.monotonic() - t0, 1)
         return res
     for m in SCRIPTLET_FAIL.finditer(out):
         name = m.group(2).rsplit("-", 2)[0]
-        res.problems.append(Problem("error", name, f"%{m.group(1)} scriptlet of {m.group(2)} exited {m.group(3)}"))
+        res.problems.append(PathProblem("error", name, f"%{m.group(1)} scriptlet of {m.group(2)} exited {m.group(3)}"))
     after_pkgs = pm.installed()
     res.upgraded = sum(1 for k, v in after_pkgs.items() if before_pkgs.get(k) != v)
     owners_after, conf_after = pm.files()
@@ -244,10 +244,10 @@ def run_path(pm, old_files: list[Path], res: PathResult) -> PathResult:
         pkg = conf_before[path]
         kept = [s for s in saved if MARKER in (pm.root / s.lstrip("/")).read_text(errors="replace")]
         if pkg not in after_pkgs and kept:
-            res.problems.append(Problem("info", pkg, f"{path}: package removed, local changes kept in {', '.join(kept)}"))
+            res.problems.append(PathProblem("info", pkg, f"{path}: package removed, local changes kept in {', '.join(kept)}"))
             continue
         where = f"; see {', '.join(saved)}" if saved else ""
-        res.problems.append(Problem("error", path, f"configuration changes lost: {path} of {pkg} no longer holds the "
+        res.problems.append(PathProblem("error", path, f"configuration changes lost: {path} of {pkg} no longer holds the "
                                     f"local change{where}"))
     # files of removed packages
     for path, pkgs in owners_before.items():
@@ -256,14 +256,14 @@ def run_path(pm, old_files: list[Path], res: PathResult) -> PathResult:
         if path in conf_before:
             continue          # conffiles of removed (not purged) packages stay by policy
         if all(p not in after_pkgs for p in pkgs):
-            res.problems.append(Problem("error", path, f"left behind by removed package {', '.join(pkgs)}"))
+            res.problems.append(PathProblem("error", path, f"left behind by removed package {', '.join(pkgs)}"))
     for path, pkgs in owners_after.items():
         if len(set(pkgs)) > 1:
-            res.problems.append(Problem("error", path, f"owned by two packages: {', '.join(sorted(set(pkgs)))}"))
+            res.problems.append(PathProblem("error", path, f"owned by two packages: {', '.join(sorted(set(pkgs)))}"))
     for link, target in broken_symlinks(pm.root, t):
-        res.problems.append(Problem("error", link, f"broken symlink -> {target}"))
+        res.problems.append(PathProblem("error", link, f"broken symlink -> {target}"))
     for line in pm.audit():
-        res.problems.append(Problem("error", res.fmt, f"package database check: {line.strip()}"))
+        res.problems.append(PathProblem("error", res.fmt, f"package database check: {line.strip()}"))
     res.seconds = round(time.monotonic() - t0, 1)
     return res
 

@@ -140,8 +140,9 @@ def scan_release(store: Store, name: str, recs: dict | None = None) -> dict:
             f["first_seen"], f["changed"] = first, changed
             c.execute(insert(cve_scans).values(release=name, key=key, status=f["status"], data=f,
                                                first_seen=first, changed=changed))
+        now_keys = {f"{f['cve']}|{f['package']}" for f in findings}
         for key, prev in old.items():
-            if key not in {f"{f['cve']}|{f['package']}" for f in findings}:
+            if key not in now_keys:
                 changes.append({"cve": prev.data["cve"], "package": prev.data["package"], "old": prev.status, "new": None})
     return {"release": name, "sboms": [s for s, _ in sboms], "findings": findings, "changes": changes}
 

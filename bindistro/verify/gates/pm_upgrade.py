@@ -50,8 +50,7 @@ def run(ctx) -> list[Finding]:
                 work = ctx.work / f"pm-root-{ctx.candidate}-{fmt}-{m.name}-{why}"
                 shutil.rmtree(work, ignore_errors=True)
                 cleanup.append(work)
-                # package managers look at file names (rpm -i does not, dpkg -i does not, but the
-                # logs are clearer): link the objects under their names
+                # the store's objects under their file names, so error messages name the packages
                 named = work / "pkgs"
                 named.mkdir(parents=True)
                 for src, name in zip(files, names):
