@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .formats.control import read_paragraphs
 from .pm import AptRoot, DnfRoot, PMError
 
 MARKER = "# bindistro upgrade test: local change\n"
@@ -139,17 +140,11 @@ class DebRoot:
                 p = self.root / path.lstrip("/")
                 if path and (p.is_symlink() or p.is_file()):
                     owners.setdefault(path, []).append(pkg)
-        pkg = None
-        in_conf = False
-        for line in (self.admin / "status").read_text().splitlines():
-            if line.startswith("Package: "):
-                pkg, in_conf = line.split(": ", 1)[1], False
-            elif line.startswith("Conffiles:"):
-                in_conf = True
-            elif in_conf and line.startswith(" ") and pkg in installed:
-                conf[line.split()[0]] = pkg
-            else:
-                in_conf = False
+        for par in read_paragraphs((self.admin / "status").read_bytes()):
+            if par.get("Package") in installed:
+                for line in par.get("Conffiles", "").splitlines():
+                    if line.strip():
+                        conf[line.split()[0]] = par["Package"]
         return owners, conf
 
     def audit(self) -> list[str]:

@@ -46,6 +46,15 @@ def cli():
 _BUILDS: dict[tuple[int, int], Path] = {}
 
 
+def carry_pr(prev_build: Path, out: Path) -> Path:
+    """Start a sample build dir the way one build directory lives on between releases: with the
+    previous build's PR database."""
+    (out / "cache").mkdir(parents=True)
+    shutil.copyfile(prev_build / "cache" / "prserv.sqlite3", out / "cache" / "prserv.sqlite3")
+    (out / ".bindistro-sample").write_text("carried over\n")
+    return out
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory) -> Path:
     """`bindistro demo --out DIR` (releases 1..3 of seed 1, all formats), run once per session."""
@@ -66,11 +75,7 @@ def sample_build(tmp_path_factory, demo):
         if key not in _BUILDS:
             out = builds / f"s{seed}-r{release}"
             if release > 1:
-                # one build directory lives on between releases: its PR database carries over
-                prev = get(release - 1, seed) / "cache" / "prserv.sqlite3"
-                (out / "cache").mkdir(parents=True)
-                shutil.copyfile(prev, out / "cache" / "prserv.sqlite3")
-                (out / ".bindistro-sample").write_text("carried over\n")
+                carry_pr(get(release - 1, seed), out)
             generate(out, release, seed)
             _BUILDS[key] = out
         return _BUILDS[key]

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import yaml
 
 from bindistro.sample.build import generate
+from conftest import carry_pr
 
 
 @pytest.fixture(scope="session")
@@ -28,10 +28,7 @@ def rel1(tmp_path_factory, sample_build):
 
 def build2(tmp_path, b1, inject: str | None, formats) -> object:
     """Release 2 of the sample in a build dir that kept release 1's PR database."""
-    out = tmp_path / f"b2-{inject or 'clean'}"
-    (out / "cache").mkdir(parents=True)
-    shutil.copyfile(b1 / "cache" / "prserv.sqlite3", out / "cache" / "prserv.sqlite3")
-    (out / ".bindistro-sample").write_text("carried over\n")
+    out = carry_pr(b1, tmp_path / f"b2-{inject or 'clean'}")
     generate(out, 2, 1, inject=[inject] if inject else [], formats=formats)
     return out
 
@@ -87,10 +84,7 @@ def test_injected_defect_is_caught(rel1, cli, tmp_path, defect, formats, gate, e
 
 def test_compatible_abi_addition_is_info(rel1, cli, tmp_path):
     proj, b1 = rel1
-    out = tmp_path / "b2"
-    (out / "cache").mkdir(parents=True)
-    shutil.copyfile(b1 / "cache" / "prserv.sqlite3", out / "cache" / "prserv.sqlite3")
-    (out / ".bindistro-sample").write_text("carried over\n")
+    out = carry_pr(b1, tmp_path / "b2")
     # bindistro-hello's next git revision adds hello_version() to libhello.so.1
     from bindistro.sample import recipes
     orig = recipes.evolve

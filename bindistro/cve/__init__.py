@@ -153,10 +153,8 @@ def last_scan(store: Store, name: str) -> list[dict]:
         return [r.data for r in c.execute(select(cve_scans).where(cve_scans.c.release == name).order_by(cve_scans.c.key))]
 
 
-def scan_sbom(store: Store | None, path: Path, recs: dict | None = None) -> list[dict]:
-    if recs is None:
-        recs = load_records(store) if store else {}
-    return evaluate([(str(path), path)], recs)
+def scan_sbom(store: Store | None, path: Path) -> list[dict]:
+    return evaluate([(str(path), path)], load_records(store) if store else {})
 
 
 def triage(store: Store, release: str, cve: str, status: str, justification: str = "", note: str = "",

@@ -118,9 +118,7 @@ def report_cmd(proj: Project, rel, fmt, out_file, today, fail_on_overdue, as_jso
     names = [rel] if rel else [r.name for r in supported(spec, store, day)]
     rels = []
     for n in names:
-        findings = last_scan(store, n)
-        if not findings and not rel:
-            findings = scan_release(store, n)["findings"]
+        findings = last_scan(store, n) or scan_release(store, n)["findings"]
         rels.append((n, sla_view(findings, spec.security.sla_days, day)))
     data = rep.build(rels, day)
     overdue = sum(r["overdue"] for r in data["releases"])

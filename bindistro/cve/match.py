@@ -42,6 +42,7 @@ class Finding:
     severity: str = "unknown"
     score: float | None = None
     evidence: dict = field(default_factory=dict)
+    summary: str = ""              # the record's description
 
     @property
     def key(self) -> str:
@@ -50,7 +51,7 @@ class Finding:
     def to_dict(self) -> dict:
         return {"cve": self.cve, "package": self.package, "version": self.version, "status": self.status,
                 "reason": self.reason, "packages": self.packages, "product": self.product,
-                "severity": self.severity, "score": self.score, "evidence": self.evidence}
+                "severity": self.severity, "score": self.score, "evidence": self.evidence, "summary": self.summary}
 
 
 def norm_version(v: str) -> str:
@@ -165,7 +166,8 @@ def evaluate(sbom: Sbom, records: dict[str, Record]) -> list[Finding]:
         comps = groups[key]
         rec = records.get(cve)
         f = Finding(cve, comps[0].name, comps[0].version, status, reason, [c.name for c in comps], product,
-                    rec.severity if rec else "unknown", rec.score if rec else None, evidence)
+                    rec.severity if rec else "unknown", rec.score if rec else None, evidence,
+                    rec.description if rec else "")
         out.setdefault((cve, key), f)
 
     # 1. Yocto's VEX wins: the build knew about the patch or the configuration

@@ -93,7 +93,7 @@ def to_cve_check(findings: list[dict]) -> str:
                                                "products": [], "issue": []})
         if f.get("product") and {"product": f["product"], "cvesInRecord": "Yes"} not in p["products"]:
             p["products"].append({"product": f["product"], "cvesInRecord": "Yes"})
-        issue = {"id": f["cve"], "status": CVE_CHECK_STATUS[f["status"]],
+        issue = {"id": f["cve"], "summary": f.get("summary", ""), "status": CVE_CHECK_STATUS[f["status"]],
                  "link": f"https://nvd.nist.gov/vuln/detail/{f['cve']}", "detail": f["status"].replace("_", "-"),
                  "description": f["reason"]}
         if f.get("score") is not None:

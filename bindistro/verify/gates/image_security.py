@@ -12,7 +12,7 @@ from ...formats.base import open_tar
 from ..finding import Finding
 
 NAME = "image-security"
-ROOTFS = re.compile(r"\.rootfs.*\.tar(\.(gz|bz2|xz|zst))?$|\.tar(\.(gz|bz2|xz|zst))?$")
+ROOTFS = re.compile(r"\.rootfs.*\.tar(\.(gz|bz2|xz|zst))?$")
 WANTS = re.compile(r"^etc/systemd/system/[^/]+\.(wants|requires)/([^/]+)$")
 LOCKED = re.compile(r"^(\*|!.*|x|)$")
 
@@ -21,7 +21,7 @@ def rootfs_artifacts(arts) -> dict[str, object]:
     """machine -> its rootfs archive (the newest name when an image dir has several)."""
     out = {}
     for a in arts:
-        if a.kind == model.IMAGE and ROOTFS.search(a.name or "") and "rootfs" in (a.name or ""):
+        if a.kind == model.IMAGE and ROOTFS.search(a.name or ""):
             m = a.meta.get("machine") or a.arch
             if m not in out or a.name > out[m].name:
                 out[m] = a
