@@ -180,8 +180,10 @@ def _drive(con: Console, cfg: Boot, res: BootResult, t0: float) -> None:
             res.status, res.reason = "timeout", f"no {cfg.marker!r} on the console within {cfg.timeout} s"
         return
     if got[0] == 1:
-        time.sleep(2)   # the panic's backtrace follows
-        res.status, res.reason = "panic", got[1].group(0).strip()
+        time.sleep(2)   # the rest of the panic line and its backtrace follow
+        # the match may have been cut at a read boundary: read the line again now it is complete
+        m = PANIC.search(con.text()) or got[1]
+        res.status, res.reason = "panic", m.group(0).strip()
         return
     res.seconds_to_marker = round(time.monotonic() - t0, 1)
     if cfg.login:

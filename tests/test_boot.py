@@ -184,6 +184,26 @@ def test_boot_panic_is_reported_with_console_lines(tmp_path, cli):
     assert "| bindistro-sample: init exits (injected boot-panic)" in human
 
 
+def test_panic_line_cut_across_console_reads_is_reported_whole():
+    """The console is read in chunks; a panic line split between two reads is still reported whole."""
+    import subprocess
+    import time
+
+    from bindistro import boot as bootmod
+    from bindistro.spec import Boot
+    proc = subprocess.Popen(["sh", "-c", "printf 'Kernel panic - not syncing'; sleep 0.5; "
+                             "printf ': Attempted to kill init! exitcode=0x00000100\\n'; sleep 5"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        res = bootmod.BootResult("m", "conf", "error", "")
+        bootmod._drive(bootmod.Console(proc), Boot(timeout=10), res, time.monotonic())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert res.status == "panic"
+    assert res.reason == "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100"
+
+
 @needs_kernels
 def test_timeout_names_the_marker_and_last_lines(sample_build, cli):
     conf = next((sample_build(1) / "tmp" / "deploy" / "images" / "qemuarm64").glob("*-2*.qemuboot.conf"))
