@@ -126,7 +126,7 @@ def _context(res: BootResult) -> list[str]:
 def run_check(con: Console, check: BootCheck, timeout: float = 120) -> CheckResult:
     start = con.size()
     con.send(f"{check.run}; printf 'BD-%s-%s\\n' RC $?")
-    got = con.wait([re.compile(r"BD-RC-(\d+)")], timeout, start)
+    got = con.wait([re.compile(r"BD-RC-(\d+)\n")], timeout, start)   # whole number: up to its newline
     text = con.text(start)
     name = check.name or check.run
     if got is None:
@@ -171,6 +171,13 @@ def boot(conf: Path, cfg: Boot, log: Path | None = None) -> BootResult:
     return res
 
 
+def _panicked(con: Console, res: BootResult, seen: re.Match) -> None:
+    time.sleep(2)   # the rest of the panic line and its backtrace follow
+    # the match may have been cut at a read boundary: read the line again now it is complete
+    m = PANIC.search(con.text()) or seen
+    res.status, res.reason = "panic", m.group(0).strip()
+
+
 def _drive(con: Console, cfg: Boot, res: BootResult, t0: float) -> None:
     got = con.wait([re.compile(cfg.marker), PANIC], cfg.timeout)
     if got is None:
@@ -180,10 +187,7 @@ def _drive(con: Console, cfg: Boot, res: BootResult, t0: float) -> None:
             res.status, res.reason = "timeout", f"no {cfg.marker!r} on the console within {cfg.timeout} s"
         return
     if got[0] == 1:
-        time.sleep(2)   # the rest of the panic line and its backtrace follow
-        # the match may have been cut at a read boundary: read the line again now it is complete
-        m = PANIC.search(con.text()) or got[1]
-        res.status, res.reason = "panic", m.group(0).strip()
+        _panicked(con, res, got[1])
         return
     res.seconds_to_marker = round(time.monotonic() - t0, 1)
     if cfg.login:
@@ -196,8 +200,12 @@ def _drive(con: Console, cfg: Boot, res: BootResult, t0: float) -> None:
     start = con.size()
     con.send("")
     con.send("printf 'BD-%s\\n' READY")
-    if con.wait([re.compile(r"BD-READY"), PANIC], 60, start) is None:
+    ready = con.wait([re.compile(r"BD-READY"), PANIC], 60, start)
+    if ready is None:
         res.status, res.reason = "check-failed", "no shell on the console after the marker"
+        return
+    if ready[0] == 1:
+        _panicked(con, res, ready[1])
         return
     checks = list(cfg.checks)
     if cfg.pm_smoke:
