@@ -3,7 +3,7 @@
 One path = one fresh root: install an old release's image package set (rpm -i / dpkg -i of exactly
 those files: fast, and no package manager choices involved), append a marker to every conffile,
 record the tree, then upgrade with the real dnf / apt from a repository holding the candidate's
-cumulative feed, and check what a device would suffer: failed scriptlets, lost configuration changes,
+cumulative feed (indexed as bindistro publishes it), and check what a device would suffer: failed scriptlets, lost configuration changes,
 files left behind by removed packages, broken symlinks, files owned twice, a damaged package DB.
 """
 from __future__ import annotations
@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .formats import get as get_format
+from .formats.base import Indexed
 from .formats.control import read_paragraphs
 from .pm import AptRoot, DnfRoot, PMError
 
@@ -285,24 +287,21 @@ def _failed_subject(out: str) -> str | None:
     return m.group(1) if m else None
 
 
-def make_repo(fmt: str, files: list[tuple[str, Path]], dest: Path) -> Path:
-    """A repository of the given package files (name, store path) for dnf or apt."""
+def make_repo(fmt: str, files: list[tuple[Path, Indexed]], dest: Path) -> Path:
+    """A flat repository of the given package files (store path, index entry) for dnf or apt, indexed
+    by the same writer as the published feeds: the upgrade goes through the index devices will read."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    for name, src in files:
+    items: dict[str, Indexed] = {}
+    for src, it in files:
+        if it.filename in items:
+            continue
         try:
-            os.link(src, dest / name)
-        except FileExistsError:
-            pass
+            os.link(src, dest / it.filename)
         except OSError:
-            shutil.copyfile(src, dest / name)
-    if fmt == "rpm":
-        r = subprocess.run(["createrepo_c", "--quiet", "--no-database", str(dest)], capture_output=True, text=True)
-    else:
-        with open(dest / "Packages", "w") as fh:
-            r = subprocess.run(["apt-ftparchive", "packages", "."], cwd=dest, stdout=fh, stderr=subprocess.PIPE, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"indexing {dest} failed: {r.stderr[-300:]}")
+            shutil.copyfile(src, dest / it.filename)
+        items[it.filename] = it
+    get_format(fmt).write_index(dest, list(items.values()), all_versions=True)
     return dest
 
 

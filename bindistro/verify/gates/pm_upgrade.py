@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ...formats import get as get_format
+from ...formats.base import Indexed, PackageInfo
 from ...pm import HOST_RUNNABLE
 from ...upgrade_test import DebRoot, PathResult, RpmRoot, find_opkg, make_repo, run_path
 from ..finding import Finding
@@ -38,8 +39,10 @@ def run(ctx) -> list[Finding]:
                 continue
             allpkgs, _cand = feed_set(ctx, fmt, m)
             by_nv = {(a.name, a.version): a for a in allpkgs}
-            repo = make_repo(fmt, [(a.filename, ctx.store.objects.path(a.sha256)) for a in allpkgs],
-                             ctx.work / f"pm-repo-{ctx.candidate}-{fmt}-{m.name}")
+            entries = [(ctx.store.objects.path(a.sha256),
+                        Indexed(a.filename, PackageInfo(a.name, a.version, a.arch, a.meta), a.size, a.md5, a.sha256))
+                       for a in allpkgs]
+            repo = make_repo(fmt, entries, ctx.work / f"pm-repo-{ctx.candidate}-{fmt}-{m.name}")
             cleanup.append(repo)
             for why, rel in sources:
                 wanted = image_set(ctx, rel, m)
