@@ -514,17 +514,51 @@ def build(proj: Project, kas_file, build_dir, do_stage, dry_run, targets, as_jso
 
 
 @main.command()
+@click.option("--store", "do_store", is_flag=True, help="Check the store (objects against their hashes, orphans).")
+@click.option("--publish", "publish_to", is_flag=False, flag_value="", default=None, metavar="[DIR]",
+              help="Check the publish tree (the project's, or DIR: then keys come from the tree itself).")
+@click.option("--repair", is_flag=True, help="Put back damaged or missing published files from the store; "
+              "remove orphan objects. Nothing else is changed.")
+@json_opt
+@click.pass_obj
+def fsck(proj: Project, do_store, publish_to, repair, as_json):
+    """Check the store and the publish tree as devices and mirrors read them."""
+    from . import fsck as fsckmod
+    both = not do_store and publish_to is None
+    spec = store = None
+    if publish_to:
+        root = Path(publish_to)
+    else:
+        spec, store = proj.spec, proj.store
+        root = spec.publish_path
+    rep = fsckmod.run(spec, store, root, do_store=both or do_store, do_publish=both or publish_to is not None,
+                      repair=repair)
+    data = {"ok": not rep.errors, "checked": rep.checked, "repaired": rep.repaired,
+            "problems": [{"path": p.path, "message": p.message, "severity": p.severity} for p in rep.problems]}
+
+    def human(d):
+        for p in rep.problems:
+            err.print(f"bindistro: {p.severity}: {p}", markup=False)
+        for r in rep.repaired:
+            out.print(f"repaired {r}", markup=False)
+        out.print(", ".join(f"{k}: {v}" for k, v in rep.checked.items()) + f"; {len(rep.errors)} errors", markup=False)
+    emit(as_json, data, human)
+    if rep.errors:
+        raise SystemExit(1)
+
+
+@main.command()
 @click.option("--date", "when", type=click.DateTime(["%Y-%m-%d"]), help="EOL date (default: today).")
 @json_opt
 @click.pass_obj
 def eol(proj: Project, when, as_json):
     """Declare end of life: no more candidates or releases; published feeds stay."""
     import datetime as dt
-    from .release import write_listing
+    from .release import relist
     sp = proj.spec
     sp.eol = when.date() if when else dt.date.today()
     specmod.dump(sp, sp.path)
-    write_listing(sp, proj.store)
+    relist(sp, proj.store, "eol")
     emit(as_json, {"product": sp.product, "eol": sp.eol.isoformat(), "spec": str(sp.path)},
          lambda r: out.print(f"{r['product']}: end of life {r['eol']}; stage and release now refuse, feeds stay published"))
 

@@ -7,13 +7,13 @@ import json
 import re
 from pathlib import Path
 
-from . import feed
+from . import feed, publish
 from .errors import BadInput, BindistroError, Problem
 from .formats.base import PackageError, scan_files
 from .release.sign import Signer
 from .spec import Spec
 from .store import Store
-from .store.objects import hash_file, place, write_bytes_atomic
+from .store.objects import ChangedWhileReading, hash_file, write_bytes_atomic
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -26,44 +26,54 @@ def add(spec: Spec, store: Store, name: str, src: Path, fpr: str) -> dict:
     except ValueError as e:
         raise BindistroError(str(e)) from None
     signer = Signer(spec, store, fpr)          # refuses an unknown key before anything is written
-    root = spec.publish_path / "custom" / name
-    meta_file = root / "feed.json"
-    if meta_file.exists():
-        meta = json.loads(meta_file.read_text())
-        if meta["format"] != fmt.name or meta["key"] != fpr:
-            raise BindistroError(f"{meta_file}: custom feed {name} is {meta['format']} signed by {meta['key']}; "
-                                 "use another name for another format or key")
-    problems, plan = [], []
-    files = scan_files(fmt, src)
-    fmt.prepare([src / f for f in files])
-    for rel in files:
-        path = src / rel
-        try:
-            info = fmt.read(path, deep=True)
-        except PackageError as e:
-            problems += [Problem(str(path), m) for m in e.problems]
-            continue
-        dest = root / fmt.name / fmt.feed_arch(info, rel) / path.name
-        if dest.exists() and hash_file(dest)[0] != hash_file(path)[0]:
-            problems.append(Problem(str(path), f"would replace published {dest.relative_to(spec.publish_path)} "
-                                    "with different content (bump the version)"))
-        plan.append((path, dest))
-    if problems:
-        raise BadInput(problems)
-    if not plan:
-        raise BadInput([Problem(str(src), f"no {fmt.name} packages to publish")])
-    new = 0
-    for path, dest in plan:
-        if not dest.exists():
-            place(path, dest, link=False)
-            new += 1
-    for d in sorted({dest.parent for _p, dest in plan}):
-        feed.index(fmt, d, all_versions=True)
-        signer.sign_feed(fmt.name, d)
-    signer.publish_keys(spec.publish_path)
-    write_bytes_atomic(meta_file, json.dumps({"name": name, "format": fmt.name, "key": fpr}, indent=1).encode() + b"\n")
-    return {"feed": name, "format": fmt.name, "key": fpr, "new_packages": new,
-            "feeds": sorted(str(d.relative_to(spec.publish_path)) for d in {dest.parent for _p, dest in plan})}
+    with publish.transaction(spec, store, f"feed add-custom {name}") as g:
+        root = g.dir / "custom" / name
+        meta_file = root / "feed.json"
+        if meta_file.exists():
+            meta = json.loads(meta_file.read_text())
+            if meta["format"] != fmt.name or meta["key"] != fpr:
+                raise BindistroError(f"{spec.publish_path}/custom/{name}/feed.json: custom feed {name} is "
+                                     f"{meta['format']} signed by {meta['key']}; use another name for another format or key")
+        problems, plan = [], []
+        files = scan_files(fmt, src)
+        fmt.prepare([src / f for f in files])
+        for rel in files:
+            path = src / rel
+            try:
+                info = fmt.read(path, deep=True)
+            except PackageError as e:
+                problems += [Problem(str(path), m) for m in e.problems]
+                continue
+            dest = f"custom/{name}/{fmt.name}/{fmt.feed_arch(info, rel)}/{path.name}"
+            sha, _md5, size = hash_file(path)
+            if g.exists(dest) and hash_file(g.dir / dest)[0] != sha:
+                problems.append(Problem(str(path), f"would replace published {dest} with different content "
+                                        "(bump the version)"))
+            plan.append((path, dest, sha, size))
+        if problems:
+            raise BadInput(problems)
+        if not plan:
+            raise BadInput([Problem(str(src), f"no {fmt.name} packages to publish")])
+        new = 0
+        for path, dest, sha, size in plan:
+            if not g.exists(dest):
+                try:
+                    g.add_file(dest, path, sha, size)
+                except ChangedWhileReading as e:
+                    raise BindistroError(str(e)) from None
+                new += 1
+        dirs = sorted({dest.rsplit("/", 1)[0] for _p, dest, _s, _n in plan})
+        for d in dirs:
+            feed.index(fmt, g.dir / d, all_versions=True)
+            signer.sign_feed(fmt.name, g.dir / d)
+        signer.publish_keys(g.dir)
+        write_bytes_atomic(meta_file, json.dumps({"name": name, "format": fmt.name, "key": fpr}, indent=1).encode() + b"\n")
+
+        def record(n: int) -> None:
+            with store.db.begin() as conn:
+                store.db.set_generation(conn, n)
+        g.commit(record)
+    return {"feed": name, "format": fmt.name, "key": fpr, "new_packages": new, "feeds": dirs}
 
 
 def custom_feeds(spec: Spec, names: list[str]) -> list[dict]:

@@ -54,9 +54,14 @@ def write(spec: Spec, store: Store, machine: str, fmt: str, out: Path, url: str 
         # OE's opkg arch.conf: later (more specific) architectures win
         files["etc/opkg/arch.conf"] = "".join(f"arch {a} {1 + 5 * i}\n" for i, a in enumerate(m.archs)).encode()
         if fprs:
-            files[f"etc/opkg/{name}-signature.conf"] = b"option check_signature 1\n"
-            for k in fprs:
-                files[f"etc/opkg/keys/{k}.asc"] = kr.export(k)
+            # opkg's default signature_type `gpg` fetches Packages.sig; the feeds publish Packages.asc
+            # unless keys.ipk_feed_signature is `sig` (PACKAGE_FEED_GPG_SIGNATURE_TYPE in OE)
+            sigtype = "gpg-asc" if spec.ipk_feed_signature == "asc" else "gpg"
+            files[f"etc/opkg/{name}-signature.conf"] = (
+                f"option check_signature 1\noption signature_type {sigtype}\n").encode()
+            # opkg reads keys only from its gpg_dir (/etc/opkg/gpg) and, with its default
+            # gpg_trust_level TrustOnly, only keys of full owner trust or more: a prepared keyring
+            files.update(opkg_gpg_dir(kr, fprs))
     elif fmt == "rpm":
         keypaths = [f"/etc/pki/rpm-gpg/RPM-GPG-KEY-{name}-{k[-8:]}" for k in fprs]
         check = "1" if fprs else "0"
@@ -85,3 +90,20 @@ def write(spec: Spec, store: Store, machine: str, fmt: str, out: Path, url: str 
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
     return sorted(files)
+
+
+def opkg_gpg_dir(kr, fprs: list[str]) -> dict[str, bytes]:
+    """etc/opkg/gpg/: a GnuPG home holding the feed keys with ultimate owner trust, as
+    `opkg-key add` + `gpg --import-ownertrust` would leave it on the device."""
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as home:
+        gpg = ["gpg", "--homedir", home, "--batch", "--no-tty"]
+        for k in fprs:
+            subprocess.run(gpg + ["--import"], input=kr.export(k), capture_output=True, check=True)
+        trust = "".join(f"{k}:6:\n" for k in fprs).encode()
+        subprocess.run(gpg + ["--import-ownertrust"], input=trust, capture_output=True, check=True)
+        subprocess.run(gpg + ["--check-trustdb"], capture_output=True)
+        subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], capture_output=True)
+        return {f"etc/opkg/gpg/{p.name}": p.read_bytes() for p in sorted(Path(home).iterdir())
+                if p.is_file() and p.name in ("pubring.kbx", "trustdb.gpg")}

@@ -80,8 +80,8 @@ class Keyring:
         self._with_pass("--yes", "--local-user", fpr, "--digest-algo", "SHA256", "--output", str(out),
                         "--clearsign", str(path))
 
-    def rpmsign(self, fpr: str, path: Path) -> None:
-        """Add an rpm signature in place (the file is a private copy, not a published one)."""
+    def rpmsign(self, fpr: str, *paths: Path) -> None:
+        """Add rpm signatures in place (the files are private copies, not published ones)."""
         with tempfile.TemporaryDirectory() as home, tempfile.NamedTemporaryFile("w", dir=self.home) as pf:
             pf.write(self.passphrase())
             pf.flush()
@@ -89,6 +89,37 @@ class Keyring:
             r = subprocess.run(["rpmsign", "--addsign", "--define", "__gpg /usr/bin/gpg",
                                 "--define", f"_gpg_path {self.home}", "--define", f"_gpg_name {fpr}",
                                 "--define", f"_gpg_sign_cmd_extra_args --batch --pinentry-mode loopback --passphrase-file {pf.name}",
-                                str(path)], capture_output=True, text=True, env=dict(os.environ, HOME=home))
+                                *map(str, paths)], capture_output=True, text=True, env=dict(os.environ, HOME=home))
             if r.returncode != 0:
-                raise BindistroError(f"rpmsign {path.name} failed: {r.stderr.strip()[-300:]}")
+                raise BindistroError(f"rpmsign of {len(paths)} package(s) failed: {r.stderr.strip()[-300:]}")
+
+
+class SignatureChecker:
+    """Checks detached and inline signatures against a fixed set of public keys, with gpgv (no
+    trust database: a key is either in the set or not)."""
+
+    def __init__(self, armored_keys: list[bytes]):
+        self._tmp = tempfile.TemporaryDirectory(prefix="bindistro-gpgv-")
+        home = Path(self._tmp.name)
+        os.chmod(home, 0o700)
+        self.keyring = home / "trusted.gpg"
+        for k in armored_keys:
+            subprocess.run(["gpg", "--homedir", str(home), "--batch", "--no-tty", "--import"], input=k,
+                           capture_output=True)
+        exported = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--export"], capture_output=True).stdout
+        self.keyring.write_bytes(exported)
+        self.has_keys = bool(exported)
+
+    def check(self, signed: Path, sig: Path | None = None) -> str | None:
+        """None when the signature is good, else why not (one line)."""
+        if not self.has_keys:
+            return "no public key to check it with"
+        args = ["gpgv", "--keyring", str(self.keyring), "--status-fd", "1"] + ([str(sig)] if sig else []) + [str(signed)]
+        r = subprocess.run(args, capture_output=True, text=True)
+        if r.returncode == 0 and "[GNUPG:] GOODSIG" in r.stdout:
+            return None
+        for tag, why in (("BADSIG", "BAD signature"), ("NO_PUBKEY", "signed by an unknown key"),
+                         ("EXPKEYSIG", "signed by an expired key"), ("NODATA", "not a signature")):
+            if f"[GNUPG:] {tag}" in r.stdout:
+                return why
+        return "signature not verified"

@@ -69,7 +69,8 @@ def test_restaging_unchanged_files_costs_no_rehash(cli, project, sample_build):
     b = sample_build(1)
     first = cli.json("-C", project, "stage", b)
     again = cli.json("-C", project, "stage", b)
-    assert first["hashed"] >= first["artifacts"] - 2
+    # layers.json and the PR / hash-equivalence database snapshots are made anew each time
+    assert first["hashed"] >= first["artifacts"] - 3
     # only the buildhistory bundle, which is made anew, is read again
     assert again["hashed"] <= 1 and again["hashed"] + again["hash_cache_hits"] == first["hashed"]
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from bindistro.cli import main
 
 from bindistro.formats import FORMATS
+from bindistro.publish import public_files
 
 # the indexes are the only files a release may rewrite (they only grow)
 INDEX_NAMES = {"Packages", "Packages.gz", "Packages.stamps", "Release", "repomd.xml", "releases.json",
@@ -20,8 +21,8 @@ INDEX_NAMES = {"Packages", "Packages.gz", "Packages.stamps", "Release", "repomd.
 
 
 def snapshot(pub: Path) -> dict[str, str]:
-    return {str(p.relative_to(pub)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in pub.rglob("*") if p.is_file() and p.name not in INDEX_NAMES}
+    return {rel: hashlib.sha256(p.read_bytes()).hexdigest()
+            for rel, p in public_files(pub) if p.name not in INDEX_NAMES} if pub.exists() else {}
 
 
 def listed(pub: Path) -> set[tuple[str, str, str, str]]:

@@ -85,11 +85,11 @@ def release_sboms(store: Store, name: str) -> list[tuple[str, Path]]:
             if a.kind in (IMAGE, SBOM) and (a.name or "").endswith((".spdx.json", ".spdx.tar.zst"))]
 
 
-def supported(spec, store: Store, today: dt.date | None = None) -> list:
+def supported(spec, store: Store, today: dt.date | None = None, rels: list | None = None) -> list:
     today = today or dt.date.today()
     if spec.eol and today >= spec.eol:
         return []
-    return [r for r in store.db.releases() if not r.eol or dt.date.fromisoformat(r.eol[:10]) > today]
+    return [r for r in (store.db.releases() if rels is None else rels) if not r.eol or dt.date.fromisoformat(r.eol[:10]) > today]
 
 
 def triage_map(store: Store, release: str) -> dict[tuple[str, str], dict]:

@@ -1,9 +1,10 @@
 """`.well-known/security.txt` (RFC 9116) and a SECURITY policy page, written from the spec into the
-publish directory. Like releases.json they describe the present, so they are rewritten (atomically)
-whenever the release list or EOL changes."""
+publish directory. Like releases.json they describe the present, so they are rewritten (in a new
+generation of the tree) whenever the release list or EOL changes."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from ..spec import Spec
 from ..store import Store
@@ -24,10 +25,9 @@ def security_txt(spec: Spec, today: dt.date) -> str:
     return "\n".join(lines) + "\n"
 
 
-def policy_md(spec: Spec, store: Store, today: dt.date) -> str:
+def policy_md(spec: Spec, store: Store, today: dt.date, rels: list) -> str:
     from . import supported
-    sup = {r.name for r in supported(spec, store, today)}
-    rels = store.db.releases()
+    sup = {r.name for r in supported(spec, store, today, rels)}
     sla = spec.security.sla_days
     out = [f"# Security policy: {spec.product}", "",
            "## Reporting a vulnerability", "",
@@ -51,9 +51,10 @@ def policy_md(spec: Spec, store: Store, today: dt.date) -> str:
     return "\n".join(out)
 
 
-def write(spec: Spec, store: Store, today: dt.date | None = None) -> list[str]:
+def write(spec: Spec, store: Store, root: Path, rels: list | None = None, today: dt.date | None = None) -> list[str]:
+    """Into `root`, a generation of the publish tree being prepared (publish.py)."""
     today = today or dt.date.today()
-    pub = spec.publish_path
-    write_bytes_atomic(pub / ".well-known" / "security.txt", security_txt(spec, today).encode())
-    write_bytes_atomic(pub / "SECURITY.md", policy_md(spec, store, today).encode())
+    rels = store.db.releases() if rels is None else rels
+    write_bytes_atomic(root / ".well-known" / "security.txt", security_txt(spec, today).encode())
+    write_bytes_atomic(root / "SECURITY.md", policy_md(spec, store, today, rels).encode())
     return [".well-known/security.txt", "SECURITY.md"]

@@ -95,13 +95,21 @@ class Deb(Format):
         text = "".join(self.stanza(it) for it in sorted(chosen.values(), key=lambda i: (i.info.name, i.filename))).encode()
         gz = gzip.compress(text, 9, mtime=0)
         now = dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")
-        rel = [f"Label: {feed_dir.resolve().name}\n", f"Date: {now}\n"]
+        rel = [f"Label: {feed_dir.resolve().name}\n", f"Date: {now}\n", "Acquire-By-Hash: yes\n"]
         for title, algo in (("MD5Sum", "md5"), ("SHA256", "sha256")):
             rel.append(f"{title}:\n")
             for name, data in (("Packages", text), ("Packages.gz", gz)):
                 rel.append(f" {hashlib.new(algo, data).hexdigest()} {len(data):16d} {name}\n")
-        out = [feed_dir / "Packages.gz", feed_dir / "Packages", feed_dir / "Release"]
-        write_bytes_atomic(out[0], gz)
-        write_bytes_atomic(out[1], text)
-        write_bytes_atomic(out[2], "".join(rel).encode())   # Release last: it vouches for the others
+        out = []
+        # apt fetches the indexes an InRelease names by their hash (Acquire-By-Hash): an index replaced
+        # between the two requests is then still there under its old hash. Old ones are kept.
+        for data in (gz, text):
+            p = feed_dir / "by-hash" / "SHA256" / hashlib.sha256(data).hexdigest()
+            if not p.exists():
+                write_bytes_atomic(p, data)
+                out.append(p)
+        out += [feed_dir / "Packages.gz", feed_dir / "Packages", feed_dir / "Release"]
+        write_bytes_atomic(out[-3], gz)
+        write_bytes_atomic(out[-2], text)
+        write_bytes_atomic(out[-1], "".join(rel).encode())   # Release last: it vouches for the others
         return out

@@ -1,10 +1,10 @@
 """`bindistro release CAND`: publish a candidate into the cumulative feeds, atomically.
 
-Order: package and other objects first (each placed under a temporary name and renamed), then the
-feed indexes, then releases/<name>/manifest.json (each written under a temporary name and renamed),
-then the DB row, then releases.json. A release is listed only once
-everything it names is in place. Published files are never replaced; the only files rewritten are
-the feed indexes and releases.json, and those only ever grow.
+Everything is prepared in the publish tree's next generation (publish.py): package and other
+objects, then the feed indexes and their signatures, then releases/<name>/manifest.json and its
+signature, then releases.json; the DB row and the generation are committed in one transaction, and
+one symlink rename makes the whole release visible at once. Published files are never replaced; the
+only files rewritten are the feed indexes and listings, and those only ever grow.
 """
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import hashlib
 import json
 import re
 
-from .. import model
+from pathlib import Path
+
+from .. import faults, model, publish
 from ..errors import BadInput, BindistroError, Problem
 from ..formats import get as get_format
 from ..formats.base import Indexed, PackageInfo, stamp_of
@@ -21,7 +23,7 @@ from ..model import Artifact, Release
 from ..progress import progress
 from ..spec import Spec
 from ..store import Store
-from ..store.objects import hash_file, place, write_bytes_atomic
+from ..store.objects import hash_file, write_bytes_atomic
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
@@ -82,16 +84,12 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
     if not got:
         raise BindistroError(f"candidate {cid}: no such candidate (see `bindistro show`)")
     row, arts = got
-    rels = store.db.releases()
-    for r in rels:
-        if r.candidate == cid:
-            raise BindistroError(f"candidate {cid}: already published as release {r.name}")
-    seq = (rels[-1].seq + 1) if rels else 1
-    name = name or spec.format_release_name(seq)
-    if not _NAME.match(name):
-        raise BindistroError(f"release name {name!r}: use letters, digits and . _ + - only")
-    if any(r.name == name for r in rels):
-        raise BindistroError(f"release {name}: exists already; pick another --name")
+    if publish.settle(spec, store, f"release {cid}"):
+        done = next((r for r in store.db.releases() if r.candidate == cid), None)
+        if done:       # a killed run of this command had committed it: the rerun made it visible
+            return {"release": done.name, "sequence": done.seq, "candidate": cid, "created": done.created,
+                    "recovered": True}
+    _refuse_twice(store, cid, name)
     from .. import verify
     rep = verify.report(store, cid) or verify.run(spec, store, cid)
     errors = verify.unresolved_errors(rep)
@@ -99,13 +97,29 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
         raise BadInput([Problem(f"candidate {cid}", f"[{f['gate']} {f['id']}] {f['subject']}: {f['message']}")
                         for f in errors] + [Problem(f"candidate {cid}", "refused: fix the build, or accept a finding "
                                                     "with `bindistro waive CAND ID --reason ...`")])
-    pub = spec.publish_path
-    if (pub / "releases" / name).exists():
-        raise BindistroError(f"{pub / 'releases' / name}: exists but is not a recorded release; "
-                             "an earlier release was interrupted — pick another --name")
-
     from .sign import Signer
     signer = Signer(spec, store)
+    with publish.transaction(spec, store, f"release {cid}") as g:
+        rels = store.db.releases()        # read again under the lock: another release may have run
+        name = _refuse_twice(store, cid, name)
+        seq = (rels[-1].seq + 1) if rels else 1
+        name = name or spec.format_release_name(seq)
+        if not _NAME.match(name):
+            raise BindistroError(f"release name {name!r}: use letters, digits and . _ + - only")
+        if any(r.name == name for r in rels):
+            raise BindistroError(f"release {name}: exists already; pick another --name")
+        return _publish(spec, store, signer, g, cid, row, arts, name, seq, rep)
+
+
+def _refuse_twice(store: Store, cid: int, name: str | None) -> str | None:
+    for r in store.db.releases():
+        if r.candidate == cid:
+            raise BindistroError(f"candidate {cid}: already published as release {r.name}")
+    return name
+
+
+def _publish(spec, store, signer, g: publish.Generation, cid, row, arts, name, seq, rep) -> dict:
+    from .. import verify
     published = store.db.published()
     feeds = {f: {get_format(f).feed_name(a) for a in spec.feeds()} for f in spec.formats}
     arts = [signer.lookup(a) if a.kind == model.PACKAGE else a for a in arts] + generated(store, arts)
@@ -129,40 +143,39 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
         if d in plan and plan[d].sha256 != a.sha256:
             problems.append(Problem(a.path, f"two artifacts of the candidate map to {d} with different content"))
             continue
-        on_disk = pub / d
-        if not prev and on_disk.exists():
-            if hash_file(on_disk)[0] != a.sha256:
-                problems.append(Problem(str(on_disk), "exists in the publish directory with other content "
-                                        "and was not published by bindistro; refusing to replace it"))
+        if not prev and g.exists(d):
+            if hash_file(g.dir / d)[0] != a.sha256:
+                problems.append(Problem(str(spec.publish_path / d), "exists in the publish directory with other "
+                                        "content and was not published by bindistro; refusing to replace it"))
                 continue
         plan[d] = a
     if problems:
         raise BadInput(problems)
 
-    # 1. objects (new rpm packages get their signature first)
-    for d, a in plan.items():
-        if a.kind == model.PACKAGE and d not in published:
-            plan[d] = signer.published_form(a)
+    # 1. objects (new rpm packages get their signature first), keys
+    fresh = [d for d, a in plan.items() if a.kind == model.PACKAGE and d not in published]
+    for d, a in zip(fresh, signer.published_forms([plan[d] for d in fresh])):
+        plan[d] = a
     new_files = []
     for d, a in progress(list(plan.items()), f"publishing {name}"):
-        target = pub / d
-        if d not in published:
-            if not target.exists():
-                place(store.objects.path(a.sha256), target)
-            new_files.append((d, a.sha256, a.size))
-            if a.kind == model.PACKAGE and a.format == "ipk" and spec.sign_ipk_packages:
-                sig = signer.sign_file(target)
-                if sig:
-                    new_files.append((d + ".asc", hash_file(sig)[0], sig.stat().st_size))
-    for k in signer.publish_keys(pub):
-        new_files.append((str(k.relative_to(pub)), hash_file(k)[0], k.stat().st_size))
+        if d in published:
+            continue
+        if not g.exists(d):
+            g.add_file(d, store.objects.path(a.sha256), a.sha256, a.size)
+        new_files.append((d, a.sha256, a.size))
+        if a.kind == model.PACKAGE and a.format == "ipk" and spec.sign_ipk_packages:
+            sig = signer.sign_file(g.dir / d)
+            if sig:
+                new_files.append((d + ".asc", hash_file(sig)[0], sig.stat().st_size))
+    for k in signer.publish_keys(g.dir):
+        new_files.append((str(k.relative_to(g.dir)), hash_file(k)[0], k.stat().st_size))
 
     # 2. cumulative indexes of every feed that gains packages, then their signatures
     touched = {(a.format, a.arch) for d, a in plan.items() if a.kind == model.PACKAGE and d not in published}
     history = [signer.lookup(a) for a in store.db.released_packages()]
-    for fmt_name, arch in sorted(touched):
+    for fmt_name, arch in progress(sorted(touched), f"indexing {name}"):
         fmt = get_format(fmt_name)
-        feed_dir = pub / "feeds" / fmt_name / arch
+        feed_dir = g.path(f"feeds/{fmt_name}/{arch}/Packages").parent
         items: dict[str, Indexed] = {}
         for a in history + [a for a in plan.values() if a.kind == model.PACKAGE]:
             if (a.format, a.arch) != (fmt_name, arch):
@@ -171,8 +184,9 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
             items[a.filename] = Indexed(a.filename, info, a.size, a.md5, a.sha256, stamp_of(feed_dir / a.filename))
         fmt.write_index(feed_dir, list(items.values()), all_versions=True)
         signer.sign_feed(fmt_name, feed_dir)
+        faults.point("index")
 
-    # 3. the manifest (temporary name + rename)
+    # 3. the manifest, signed once by the key of the day
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     manifest = {
         "release": name, "product": spec.product, "version": spec.version, "sequence": seq,
@@ -187,17 +201,21 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
         "artifacts": [manifest_entry(a, d) for d, a in plan.items()],
     }
     data = json.dumps(manifest, indent=1).encode() + b"\n"
-    write_bytes_atomic(pub / "releases" / name / "manifest.json", data)
+    mpath = g.write(f"releases/{name}/manifest.json", data)
     new_files.append((f"releases/{name}/manifest.json", hashlib.sha256(data).hexdigest(), len(data)))
-    sig = signer.sign_file(pub / "releases" / name / "manifest.json")   # signed once, by the key of the day
+    sig = signer.sign_file(mpath)
     if sig:
         new_files.append((f"releases/{name}/manifest.json.asc", hash_file(sig)[0], sig.stat().st_size))
 
-    # 4. the DB row, then the public listing
+    # 4. the listing, then the DB row and the generation in one transaction, then the switch
     rel = Release(name, seq, cid, created)
-    with store.db.begin() as conn:
-        store.db.add_release(conn, rel, new_files)
-    write_listing(spec, store)
+    write_listing(spec, store, g.dir, extra=rel)
+
+    def record(n: int) -> None:
+        with store.db.begin() as conn:
+            store.db.add_release(conn, rel, new_files)
+            store.db.set_generation(conn, n)
+    g.commit(record)
     return {"release": name, "sequence": seq, "candidate": cid, "created": created,
             "new_files": len(new_files), "artifacts": len(plan), "skipped_formats": skipped,
             "feeds_updated": [f"feeds/{f}/{a}" for f, a in sorted(touched)]}
@@ -216,12 +234,24 @@ def restore_info(plan: dict[str, Artifact]) -> dict:
     return info
 
 
-def write_listing(spec: Spec, store: Store) -> None:
-    rels = store.db.releases()
+def write_listing(spec: Spec, store: Store, root: Path, extra: Release | None = None) -> None:
+    """releases.json, security.txt and SECURITY.md of generation `root` (`extra`: the release
+    being made, not yet in the DB)."""
+    rels = store.db.releases() + ([extra] if extra else [])
     listing = {"product": spec.product, "eol": spec.eol.isoformat() if spec.eol else None,
                "releases": [{"release": r.name, "sequence": r.seq, "created": r.created,
                              "manifest": f"releases/{r.name}/manifest.json"} for r in rels]}
-    write_bytes_atomic(spec.publish_path / "releases.json", json.dumps(listing, indent=1).encode() + b"\n")
+    write_bytes_atomic(root / "releases.json", json.dumps(listing, indent=1).encode() + b"\n")
     from ..cve import policy
-    policy.write(spec, store)     # security.txt + SECURITY.md list the supported releases
+    policy.write(spec, store, root, rels)     # security.txt + SECURITY.md list the supported releases
 
+
+def relist(spec: Spec, store: Store, what: str) -> None:
+    """Publish a new listing (after `eol`, or a policy change) in a generation of its own."""
+    with publish.transaction(spec, store, what) as g:
+        write_listing(spec, store, g.dir)
+
+        def record(n: int) -> None:
+            with store.db.begin() as conn:
+                store.db.set_generation(conn, n)
+        g.commit(record)

@@ -28,6 +28,7 @@ class Signer:
         self.fpr = fpr or spec.signing_key
         self.spec = spec
         self.keys = Keyring(store.dir / "gnupg") if self.fpr else None
+        self._signed = None
         if self.keys and not self.keys.has(self.fpr):
             raise BindistroError(f"{spec.path if not fpr else 'key ' + fpr}: key {self.fpr} is not in "
                                  f"{store.dir / 'gnupg'} (bindistro keys import FILE)")
@@ -36,24 +37,36 @@ class Signer:
         """The published form of a package: the signed rpm if there is one."""
         if a.format != "rpm":
             return a
-        with self.store.db.engine.connect() as c:
-            r = c.execute(select(signed).where(signed.c.unsigned == a.sha256)).first()
+        if self._signed is None:
+            with self.store.db.engine.connect() as c:
+                self._signed = {r.unsigned: r for r in c.execute(select(signed))}
+        r = self._signed.get(a.sha256)
         return dataclasses.replace(a, sha256=r.sha256, size=r.size, md5=r.md5, meta=r.meta) if r else a
 
-    def published_form(self, a: Artifact) -> Artifact:
-        found = self.lookup(a)
-        if found is not a or a.format != "rpm" or not self.keys:
-            return found
-        with tempfile.TemporaryDirectory(dir=self.store.dir) as tmp:
-            copy = Path(tmp) / a.filename
-            shutil.copyfile(self.store.objects.path(a.sha256), copy)
-            self.keys.rpmsign(self.fpr, copy)
-            sha, md5, size = hash_file(copy)
-            self.store.objects.add(copy, sha)
-            meta = dict(a.meta, xml=Rpm._chunks(copy, a.filename))
-        with self.store.db.begin() as c:
-            c.execute(insert(signed).values(unsigned=a.sha256, sha256=sha, size=size, md5=md5, meta=meta, key=self.fpr))
-        return dataclasses.replace(a, sha256=sha, size=size, md5=md5, meta=meta)
+    def published_forms(self, arts: list[Artifact]) -> list[Artifact]:
+        """Each package as it is published: new rpms get their signature, all in one rpmsign run.
+        A signature is made once and kept: the signed file is what every later release publishes."""
+        todo = [a for a in arts if a.format == "rpm" and self.keys and self.lookup(a) is a]
+        if todo:
+            with tempfile.TemporaryDirectory(dir=self.store.dir) as tmp:
+                copies = []
+                for i, a in enumerate(todo):
+                    copy = Path(tmp) / str(i) / a.filename
+                    copy.parent.mkdir()
+                    shutil.copyfile(self.store.objects.path(a.sha256), copy)
+                    copies.append(copy)
+                for i in range(0, len(copies), 200):
+                    self.keys.rpmsign(self.fpr, *copies[i:i + 200])
+                rows = []
+                for a, copy in zip(todo, copies):
+                    sha, md5, size = hash_file(copy)
+                    self.store.objects.add(copy, sha)
+                    rows.append(dict(unsigned=a.sha256, sha256=sha, size=size, md5=md5, key=self.fpr,
+                                     meta=dict(a.meta, xml=Rpm._chunks(copy, a.filename))))
+            with self.store.db.begin() as c:
+                c.execute(insert(signed), rows)
+            self._signed = None
+        return [self.lookup(a) for a in arts]
 
     def sign_feed(self, fmt: str, feed_dir: Path) -> list[Path]:
         if not self.keys:

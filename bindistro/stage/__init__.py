@@ -6,6 +6,7 @@ found, so bad input leaves the store as it was.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -20,6 +21,19 @@ from ..model import Artifact
 from ..progress import progress
 from ..spec import Spec
 from ..store import Store
+from ..store.objects import ChangedWhileReading, hash_file
+
+
+def sqlite_snapshot(src: Path, dest: Path) -> None:
+    s = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
+    try:
+        d = sqlite3.connect(dest)
+        try:
+            s.backup(d)
+        finally:
+            d.close()
+    finally:
+        s.close()
 
 
 @dataclass
@@ -100,13 +114,30 @@ class Stager:
                     self._add(f, dict(kind=model.IMAGE, name=f.name, arch=mdir.name,
                                       meta={"machine": mdir.name}), root)
 
+    def _add_snapshot(self, path: Path, kind: str, root: Path, tmpdir: Path) -> None:
+        """A live SQLite database (the PR server or hash server may be writing it): stored as a
+        consistent snapshot made with SQLite's online backup API, never as the file itself."""
+        snap = tmpdir / f"{kind}-{path.name}"
+        try:
+            sqlite_snapshot(path, snap)
+        except sqlite3.Error as e:
+            self.problems.append(Problem(str(path), f"cannot read this SQLite database ({e})"))
+            return
+        sha, md5, size = hash_file(snap)
+        self.arts.append(Artifact(path=_rel(path, root), kind=kind, sha256=sha, md5=md5, size=size, name=path.name))
+        self.srcs.append(snap)
+        self.stats.append(None)
+
     def stage_topdir(self, top: Path, tmpdir: Path) -> None:
         for rel, kind in (("conf/local.conf", model.CONF), ("conf/bblayers.conf", model.CONF),
-                          ("conf/auto.conf", model.CONF), ("conf/bindistro.conf", model.CONF), ("cache/prserv.sqlite3", model.PRDB),
-                          ("cache/hashserv.db", model.HASHEQUIV)):
+                          ("conf/auto.conf", model.CONF), ("conf/bindistro.conf", model.CONF)):
             p = top / rel
             if p.is_file():
                 self._add(p, dict(kind=kind, name=p.name), top)
+        for rel, kind in (("cache/prserv.sqlite3", model.PRDB), ("cache/hashserv.db", model.HASHEQUIV)):
+            p = top / rel
+            if p.is_file():
+                self._add_snapshot(p, kind, top, tmpdir)
         logs = top / "tmp" / "log" / "cooker"
         if logs.is_dir():
             for f in sorted(logs.rglob("*.log")):
@@ -189,7 +220,10 @@ def stage(store: Store, path: Path, spec: Spec | None = None, kas_files: list[Pa
         if not st.arts:
             raise BadInput([Problem(str(path), "nothing to stage: no packages, images or build artifacts")])
         for a, src in zip(st.arts, progress(st.srcs, "storing objects")):
-            store.objects.add(src, a.sha256)
+            try:
+                store.objects.add(src, a.sha256)
+            except ChangedWhileReading:
+                raise BadInput([Problem(str(src), "changed while it was staged; stage again when the build is done")]) from None
         if layer_data:
             sha = store.objects.add_bytes(layer_data[0])
             st.arts.append(Artifact(path="layers.json", kind=model.LAYERS, sha256=sha, size=len(layer_data[0]),

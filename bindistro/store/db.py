@@ -166,7 +166,20 @@ class MetaDB:
 
     def set_setting(self, key: str, value) -> None:
         with self.begin() as c:
-            if c.execute(select(settings).where(settings.c.key == key)).first():
-                c.execute(update(settings).where(settings.c.key == key).values(value=json.dumps(value)))
-            else:
-                c.execute(insert(settings).values(key=key, value=json.dumps(value)))
+            self.put_setting(c, key, value)
+
+    @staticmethod
+    def put_setting(conn, key: str, value) -> None:
+        if conn.execute(select(settings).where(settings.c.key == key)).first():
+            conn.execute(update(settings).where(settings.c.key == key).values(value=json.dumps(value)))
+        else:
+            conn.execute(insert(settings).values(key=key, value=json.dumps(value)))
+
+    # the publish tree's generation this state committed (publish.py switches the tree to it)
+    def generation(self) -> int:
+        v = self.get_setting("publish.generation")
+        return json.loads(v) if v else 0
+
+    @classmethod
+    def set_generation(cls, conn, n: int) -> None:
+        cls.put_setting(conn, "publish.generation", n)

@@ -1,18 +1,29 @@
 """Content-addressed object store: objects/<aa>/<bb>/<sha256>.
 
-Objects are immutable. Writing goes to a temporary name, is fsynced and renamed into place, so a
-crash never leaves a half-written object under its final name. Where source and store share a
-filesystem the object is a hard link, which costs no copy.
+Objects are immutable and read-only (0444). They are never hard links to files outside the store:
+a build keeps writing to its files (the PR server to its database, the next build to its deploy
+dir), and a shared inode would change a stored and published object under its name. Objects are
+copies (a reflink where the filesystem offers one), hashed while they are copied, fsynced and
+renamed into place, so a crash never leaves a half-written object under its final name.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 CHUNK = 1 << 20
+FICLONE = 0x40049409          # linux/fs.h: share the extents of another file (btrfs, xfs)
+FILE_MODE = 0o644             # published files and directories: readable by any web server
+DIR_MODE = 0o755
+OBJECT_MODE = 0o444
+
+
+class ChangedWhileReading(Exception):
+    """A source file's bytes are not what was hashed a moment ago (something is still writing it)."""
 
 
 def hash_file(path: Path) -> tuple[str, str, int]:
@@ -34,44 +45,81 @@ def fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
-def place(src: Path, dest: Path, link: bool = True) -> None:
-    """Put a copy of `src` at `dest` atomically (hard link if possible, else copy + fsync)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+def makedirs(d: Path, mode: int = DIR_MODE) -> None:
+    """mkdir -p with an explicit mode: the umask must not decide what a web server may read."""
+    missing = []
+    while not d.is_dir():
+        missing.append(d)
+        d = d.parent
+    for m in reversed(missing):
+        try:
+            m.mkdir()
+        except FileExistsError:
+            continue
+        os.chmod(m, mode)
+
+
+def _tmp_beside(dest: Path) -> Path:
+    makedirs(dest.parent)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
     os.close(fd)
-    tmp_p = Path(tmp)
+    return Path(tmp)
+
+
+def copy_hashing(src: Path, dest: Path) -> tuple[str, str, int]:
+    """Copy `src` to the new file `dest` (reflink if possible) and return the copy's sums."""
+    with open(src, "rb") as fi, open(dest, "wb") as fo:
+        try:
+            fcntl.ioctl(fo.fileno(), FICLONE, fi.fileno())
+            cloned = True
+        except OSError:
+            cloned = False
+        if cloned:
+            fo.flush()
+            os.fsync(fo.fileno())
+            return hash_file(dest)
+        sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
+        while chunk := fi.read(CHUNK):
+            sha.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+            fo.write(chunk)
+        fo.flush()
+        os.fsync(fo.fileno())
+    return sha.hexdigest(), md5.hexdigest(), size
+
+
+def place(src: Path, dest: Path, mode: int = FILE_MODE, sha256: str | None = None) -> None:
+    """Put a copy of `src` at `dest` atomically (temporary name, fsync, rename), with `mode`.
+    With `sha256`, the copy must have that hash (else ChangedWhileReading, and nothing is placed)."""
+    tmp = _tmp_beside(dest)
     try:
-        linked = False
-        if link:
-            try:
-                tmp_p.unlink()
-                os.link(src, tmp_p)
-                linked = True
-            except OSError:
-                linked = False
-        if not linked:
-            with open(src, "rb") as fi, open(tmp_p, "wb") as fo:
-                shutil.copyfileobj(fi, fo, CHUNK)
-                fo.flush()
-                os.fsync(fo.fileno())
-        os.replace(tmp_p, dest)
+        got = copy_hashing(src, tmp)[0]
+        if sha256 and got != sha256:
+            raise ChangedWhileReading(f"{src}: changed while it was read (sha256 {got[:12]}…, expected {sha256[:12]}…)")
+        os.chmod(tmp, mode)
+        os.replace(tmp, dest)
     except BaseException:
-        tmp_p.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
-def write_bytes_atomic(dest: Path, data: bytes) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
+def write_bytes_atomic(dest: Path, data: bytes, mode: int = FILE_MODE) -> None:
+    tmp = _tmp_beside(dest)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, dest)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def is_enospc(e: OSError) -> bool:
+    return e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class ObjectStore:
@@ -85,14 +133,27 @@ class ObjectStore:
         return self.path(sha256).exists()
 
     def add(self, src: Path, sha256: str) -> Path:
+        """Copy `src` in as object `sha256`; the copy is checked against that hash."""
         dest = self.path(sha256)
         if not dest.exists():
-            place(src, dest)
+            place(src, dest, OBJECT_MODE, sha256)
         return dest
 
     def add_bytes(self, data: bytes) -> str:
         sha = hashlib.sha256(data).hexdigest()
         dest = self.path(sha)
         if not dest.exists():
-            write_bytes_atomic(dest, data)
+            write_bytes_atomic(dest, data, OBJECT_MODE)
         return sha
+
+    def all(self):
+        """(sha256 name, path) of every object file."""
+        if not self.root.is_dir():
+            return
+        for a in sorted(self.root.iterdir()):
+            if not a.is_dir():
+                continue
+            for b in sorted(a.iterdir()):
+                if b.is_dir():
+                    for f in sorted(b.iterdir()):
+                        yield f.name, f

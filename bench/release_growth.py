@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Release cost must not grow with the number of releases: 20 consecutive releases of the sample,
+about 5 % of its packages changing each time (all three formats, signed). Prints the time of each
+release and the ratio of the last to the 2nd (goal: <= 1.2).
+
+Release 1 is a whole sample build; each later candidate is that build's package files plus the
+changed packages at a new version (bindistro.sample.churn), so the cumulative feeds grow as a
+distro's do. Candidates are verified with the `logs` gate only: this measures publishing.
+
+    .venv/bin/python bench/release_growth.py [--releases 20] [--churn 17] [--smoke]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bindistro import spec as specmod
+from bindistro import verify
+from bindistro.keys import Keyring
+from bindistro.release import release
+from bindistro.sample.build import generate
+from bindistro.sample.churn import write_churn
+from bindistro.stage import stage
+from bindistro.store import Store
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--releases", type=int, default=20)
+    ap.add_argument("--churn", type=int, default=17, help="packages changing per release (17 = ~5%% of the sample)")
+    ap.add_argument("--smoke", action="store_true", help="4 releases, 3 changed packages: does it run?")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    if a.smoke:
+        a.releases, a.churn = 4, 3
+    os.environ.setdefault("BINDISTRO_KEY_PASSPHRASE", "")
+    with tempfile.TemporaryDirectory(prefix="bench-growth-") as tmp:
+        tmp = Path(tmp)
+        t = time.perf_counter()
+        generate(tmp / "b1", 1, 1)
+        print(f"sample build: {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        sp = specmod.default_spec("bench-distro", boot=False)
+        sp.formats = ["ipk", "rpm", "deb"]
+        sp.path = tmp / "p" / specmod.SPEC_FILE
+        sp.path.parent.mkdir()
+        store = Store(sp.state_path)
+        sp.signing_key = Keyring(store.dir / "gnupg").generate("bench <bench@bindistro.invalid>")
+        specmod.dump(sp, sp.path)
+        sp = specmod.load(sp.path)
+        rows = []
+        for k in range(1, a.releases + 1):
+            src = tmp / "b1" if k == 1 else write_churn(tmp / f"d{k}", k, a.churn, tmp / "b1" / "tmp" / "deploy")
+            cid = stage(store, src, sp)["candidate"]
+            verify.run(sp, store, cid, only=["logs"])
+            t = time.perf_counter()
+            r = release(sp, store, cid)
+            dt_ = time.perf_counter() - t
+            pkgs = len(store.db.released_packages())
+            rows.append({"release": r["release"], "seconds": round(dt_, 3), "new_files": r["new_files"],
+                         "cumulative_packages": pkgs})
+            print(f"release {r['release']:>5}: {dt_:6.2f} s  {r['new_files']:4d} new files, "
+                  f"{pkgs} packages in the feeds", file=sys.stderr)
+        ratio = rows[-1]["seconds"] / rows[1]["seconds"]
+        res = {"releases": rows, "last_over_second": round(ratio, 3), "goal": 1.2}
+        print(json.dumps(res, indent=1) if a.json else
+              f"release {rows[-1]['release']} / release {rows[1]['release']}: {ratio:.2f}x (goal <= 1.2)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

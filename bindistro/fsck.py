@@ -1,0 +1,344 @@
+"""`bindistro fsck`: check the store and the publish tree as devices and mirrors will read them.
+
+Store: every object's bytes against its name, read-only objects, objects the DB names but lacks,
+objects nothing names (left by an interrupted command). Publish tree: the generation layout, every
+release manifest (signature, every artifact's size and sha256), every feed index (signature, every
+listed file's size and checksums, files no index lists), deb Release and rpm repomd checksums, and
+modes a web server can read. `--repair` puts back a published file that is damaged or missing from
+its store object, and removes orphan objects; nothing else.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from . import publish
+from .errors import Problem
+from .formats import FORMATS
+from .formats.base import index_entries, scan_files
+from .keys import SignatureChecker
+from .progress import progress
+from .store.objects import FILE_MODE, OBJECT_MODE, hash_file, place
+
+_SHA = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+@dataclass
+class Report:
+    problems: list[Problem] = field(default_factory=list)
+    checked: dict = field(default_factory=dict)
+    repaired: list[str] = field(default_factory=list)
+
+    def add(self, path, message, severity="error"):
+        self.problems.append(Problem(str(path), message, severity))
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+
+# --- store -----------------------------------------------------------------------------------------
+
+def referenced(store) -> set[str]:
+    from .store.db import artifacts, published, signed
+    from .verify import reports
+    refs: set[str] = set()
+    with store.db.engine.connect() as c:
+        refs |= {r[0] for r in c.execute(select(artifacts.c.sha256))}
+        refs |= {r[0] for r in c.execute(select(signed.c.sha256))}
+        refs |= {r[0] for r in c.execute(select(published.c.sha256))}
+        for r in c.execute(select(reports.c.findings)):
+            refs |= set(_SHA.findall(json.dumps(r[0])))
+    return refs
+
+
+def check_store(store, rep: Report, repair: bool = False) -> None:
+    refs = referenced(store)
+    seen = set()
+    n = 0
+    for name, path in progress(list(store.objects.all()), "checking objects"):
+        n += 1
+        seen.add(name)
+        if hash_file(path)[0] != name:
+            rep.add(path, "object's content does not match its name (damaged)")
+        if stat.S_IMODE(path.stat().st_mode) != OBJECT_MODE:
+            rep.add(path, f"mode {stat.S_IMODE(path.stat().st_mode):o}, objects are read-only ({OBJECT_MODE:o})")
+        if name not in refs:
+            if repair:
+                path.unlink()
+                rep.repaired.append(str(path))
+            else:
+                rep.add(path, "orphan object: nothing in the DB names it (`fsck --store --repair` removes it)",
+                        "warning")
+    for sha in sorted(refs - seen):
+        from .store.db import artifacts
+        with store.db.engine.connect() as c:
+            row = c.execute(select(artifacts.c.path).where(artifacts.c.sha256 == sha)).first()
+        if row:      # report texts may quote other hashes; only stored artifacts must be present
+            rep.add(store.objects.path(sha), f"missing object of {row[0]}")
+    for tmp in store.dir.glob("tmp*"):
+        if tmp.is_dir():
+            rep.add(tmp, "temporary directory left by an interrupted command", "warning")
+    rep.checked["objects"] = n
+
+
+# --- publish tree ------------------------------------------------------------------------------------
+
+class _Hashes:
+    """Each file hashed once, however many indexes and manifests name it."""
+
+    def __init__(self):
+        self._by_inode: dict[tuple[int, int], tuple[str, str, int]] = {}
+
+    def __call__(self, p: Path) -> tuple[str, str, int] | None:
+        try:
+            st = p.stat()
+        except OSError:
+            return None
+        key = (st.st_dev, st.st_ino)
+        if key not in self._by_inode:
+            self._by_inode[key] = hash_file(p)
+        return self._by_inode[key]
+
+
+def _keys(tree: Path, spec) -> tuple[SignatureChecker, str]:
+    if spec is not None:
+        from .keys import Keyring
+        kr = Keyring(spec.state_path / "gnupg")
+        fprs = [k for k in [spec.signing_key, *spec.previous_keys] if k]
+        return SignatureChecker([kr.export(f) for f in fprs if kr.has(f)]), "the project's keys"
+    return SignatureChecker([p.read_bytes() for p in sorted((tree / "keys").glob("*.asc"))]), "the tree's own keys/"
+
+
+def check_publish(root: Path, rep: Report, spec=None, store=None, repair: bool = False) -> None:
+    tree = publish.Tree(root)
+    if not root.is_dir():
+        rep.add(root, "no such publish directory")
+        return
+    cur = 0
+    if tree.meta.is_dir():
+        try:
+            cur = tree.current()
+        except publish.TreeError as e:
+            rep.add(tree.current_link, str(e).split(": ", 1)[-1])
+            return
+        if cur and not tree.generation_dir(cur).is_dir():
+            rep.add(tree.current_link, f"points at generation {cur}, which is missing")
+            return
+        if tree.owner() is None:
+            rep.add(tree.meta / "owner.json", "missing: the tree does not say which project owns it", "warning")
+        for p in tree.snapshots.glob(".tmp-*") if tree.snapshots.is_dir() else []:
+            rep.add(p, "unfinished generation of an interrupted command (the next publishing command removes it)", "info")
+        if store is not None:
+            committed = store.db.generation()
+            if committed > cur:
+                rep.add(tree.current_link, f"generation {committed} is committed but not yet visible (shows {cur}); "
+                        "the next publishing command completes it", "info")
+            elif committed < cur:
+                rep.add(tree.current_link, f"shows generation {cur}, newer than the {committed} the state directory committed")
+        if cur:
+            for entry in tree.generation_dir(cur).iterdir():
+                link = root / entry.name
+                if not (link.is_symlink() and os.readlink(link) == f"{publish.META}/current/{entry.name}"):
+                    rep.add(link, "public name is not a link into the current generation")
+    sums = _Hashes()
+    checker, whose = _keys(root, spec)
+    rep.checked["keys"] = whose
+    _check_modes(root, tree, rep)
+    listed = _check_releases(root, rep, sums, checker, spec, store, repair)
+    for fmt_dir in _feed_roots(root):
+        fmt = FORMATS[fmt_dir.name]
+        for feed_dir in sorted(p for p in fmt_dir.iterdir() if p.is_dir()):
+            _check_feed(fmt, feed_dir, rep, sums, checker, listed)
+    rep.checked["generation"] = cur
+
+
+def _feed_roots(root: Path) -> list[Path]:
+    out = [root / "feeds" / f for f in FORMATS if (root / "feeds" / f).is_dir()]
+    custom = root / "custom"
+    if custom.is_dir():
+        out += [d / f for d in sorted(custom.iterdir()) if d.is_dir() for f in FORMATS if (d / f).is_dir()]
+    return out
+
+
+def _check_modes(root: Path, tree: publish.Tree, rep: Report) -> None:
+    n = 0
+    for rel, p in publish.public_files(root):
+        n += 1
+        mode = stat.S_IMODE(p.stat().st_mode)
+        if mode & 0o444 != 0o444:
+            rep.add(p, f"mode {mode:o}: not readable by every user (a web server runs as another user)")
+    for dirpath, _dirs, _files in os.walk(root, followlinks=True):
+        if publish.META in Path(dirpath).relative_to(root).parts:
+            continue
+        mode = stat.S_IMODE(os.stat(dirpath).st_mode)
+        if mode & 0o555 != 0o555:
+            rep.add(dirpath, f"directory mode {mode:o}: not readable by every user")
+    rep.checked["files"] = n
+
+
+def _check_releases(root, rep, sums, checker, spec, store, repair) -> set[str]:
+    """Every artifact of every listed release; returns the paths the manifests name."""
+    listed: set[str] = set()
+    lst = root / "releases.json"
+    if not lst.exists():
+        return listed
+    try:
+        releases = json.loads(lst.read_text())["releases"]
+    except (ValueError, KeyError, TypeError, OSError) as e:
+        rep.add(lst, f"unreadable ({e})")
+        return listed
+    for r in releases:
+        mpath = root / str(r.get("manifest", ""))
+        try:
+            manifest = json.loads(mpath.read_text())
+        except (ValueError, OSError) as e:
+            rep.add(mpath, f"manifest of release {r.get('release')} unreadable ({e})")
+            continue
+        sig = mpath.with_name(mpath.name + ".asc")
+        if manifest.get("signing"):
+            why = checker.check(mpath, sig) if sig.exists() else "signature missing"
+            if why:
+                rep.add(sig, why)
+        for a in progress(manifest.get("artifacts", []), f"checking release {r.get('release')}"):
+            rel = a["path"]
+            listed.add(rel)
+            p = root / rel
+            got = sums(p)
+            bad = ("missing" if got is None else
+                   f"size {got[2]} differs from the manifest's {a['size']}" if got[2] != a["size"] else
+                   "sha256 differs from the manifest" if got[0] != a["sha256"] else None)
+            if bad:
+                if repair and store is not None and store.objects.has(a["sha256"]):
+                    place(store.objects.path(a["sha256"]), p.resolve() if p.exists() else _resolved(root, rel),
+                          FILE_MODE, a["sha256"])
+                    rep.repaired.append(rel)
+                else:
+                    rep.add(p, f"{bad} (release {r.get('release')})")
+    rep.checked["releases"] = len(releases)
+    return listed
+
+
+def _resolved(root: Path, rel: str) -> Path:
+    """Where a missing public file belongs: inside the current generation."""
+    tree = publish.Tree(root)
+    base = tree.generation_dir(tree.current()) if tree.meta.is_dir() and tree.current() else root
+    return base / rel
+
+
+def _check_feed(fmt, feed_dir: Path, rep: Report, sums, checker, listed: set[str]) -> None:
+    entries, probs = index_entries(fmt, feed_dir)
+    rep.problems += probs
+    if not fmt.find_indexes(feed_dir):
+        rep.add(feed_dir, f"no {fmt.name} index")
+        return
+    for rel, e in entries.items():
+        p = feed_dir / rel
+        got = sums(p)
+        if got is None:
+            rep.add(p, f"listed in the index ({e.name} {e.version}) but missing")
+            continue
+        sha, md5, size = got
+        if e.size is not None and e.size != size:
+            rep.add(p, f"size {size} differs from the index's {e.size}")
+        elif e.sums.get("sha256") and e.sums["sha256"] != sha:
+            rep.add(p, "SHA256 differs from the index")
+        elif e.sums.get("md5") and e.sums["md5"] != md5:
+            rep.add(p, "MD5 differs from the index")
+    for rel in scan_files(fmt, feed_dir):
+        if rel not in entries:
+            rep.add(feed_dir / rel, "package file not listed in the feed's index", "warning")
+    getattr(_SIGS, fmt.name)(feed_dir, rep, sums, checker)
+    rep.checked["feeds"] = rep.checked.get("feeds", 0) + 1
+
+
+class _SIGS:
+    @staticmethod
+    def ipk(feed_dir, rep, sums, checker):
+        pk = feed_dir / "Packages"
+        if (feed_dir / "Packages.gz").exists() and pk.exists():
+            if gzip.decompress((feed_dir / "Packages.gz").read_bytes()) != pk.read_bytes():
+                rep.add(feed_dir / "Packages.gz", "says something else than Packages")
+        for name in ("Packages.asc", "Packages.sig"):
+            sig = feed_dir / name
+            if sig.exists():
+                why = checker.check(pk, sig)
+                if why:
+                    rep.add(sig, why)
+
+    @staticmethod
+    def deb(feed_dir, rep, sums, checker):
+        release = feed_dir / "Release"
+        if not release.exists():
+            rep.add(release, "missing")
+            return
+        text = release.read_text(errors="replace")
+        section = None
+        for line in text.splitlines():
+            if not line.startswith(" "):
+                section = line.split(":", 1)[0]
+                continue
+            if section not in ("MD5Sum", "SHA256"):
+                continue
+            digest, size, name = line.split()
+            p = feed_dir / name
+            got = sums(p)
+            algo = "md5" if section == "MD5Sum" else "sha256"
+            if got is None:
+                rep.add(p, "named in Release but missing")
+            elif int(size) != got[2] or digest != (got[1] if algo == "md5" else got[0]):
+                rep.add(p, f"{section} or size differs from Release")
+            if algo == "sha256" and "Acquire-By-Hash: yes" in text:
+                bh = feed_dir / "by-hash" / "SHA256" / digest
+                if not bh.exists() or hashlib.sha256(bh.read_bytes()).hexdigest() != digest:
+                    rep.add(bh, "by-hash file missing or damaged")
+        for sig, data in ((feed_dir / "Release.gpg", release), (feed_dir / "InRelease", None)):
+            if sig.exists():
+                why = checker.check(sig if data is None else data, None if data is None else sig)
+                if why:
+                    rep.add(sig, why)
+
+    @staticmethod
+    def rpm(feed_dir, rep, sums, checker):
+        import xml.etree.ElementTree as ET
+        repomd = feed_dir / "repodata" / "repomd.xml"
+        if not repomd.exists():
+            return
+        ns = {"r": "http://linux.duke.edu/metadata/repo"}
+        try:
+            root = ET.parse(repomd).getroot()
+        except ET.ParseError as e:
+            rep.add(repomd, f"unreadable ({e})")
+            return
+        for data in root.findall("r:data", ns):
+            href = data.find("r:location", ns).get("href")
+            want = data.find("r:checksum", ns).text
+            got = sums(feed_dir / href)
+            if got is None:
+                rep.add(feed_dir / href, "named in repomd.xml but missing")
+            elif got[0] != want:
+                rep.add(feed_dir / href, "checksum differs from repomd.xml")
+        sig = feed_dir / "repodata" / "repomd.xml.asc"
+        if sig.exists():
+            why = checker.check(repomd, sig)
+            if why:
+                rep.add(sig, why)
+
+
+def run(spec=None, store=None, root: Path | None = None, do_store: bool = True, do_publish: bool = True,
+        repair: bool = False) -> Report:
+    rep = Report()
+    if do_store and store is not None:
+        check_store(store, rep, repair)
+    if do_publish:
+        check_publish(root or spec.publish_path, rep, spec, store, repair)
+    return rep
+

@@ -1,0 +1,337 @@
+"""The publish tree: what devices and mirrors read — one complete, signed state at every instant.
+
+    publish/
+      feeds -> .bindistro/current/feeds          every public name is a symlink through `current`
+      images, releases, keys, sstate, custom, releases.json, SECURITY.md, .well-known -> likewise
+      .bindistro/owner.json                      the project that publishes here (no other may)
+      .bindistro/snapshots/<N>/                  generation N: the whole public tree, never changed
+      .bindistro/current -> snapshots/<N>        the one atomic switch
+
+A publishing command (release, eol, feed add-custom, cve policy) builds generation N+1 beside the
+current one: a hard link for every unchanged file, new files copied from the store, new indexes and
+signatures written under temporary names. The store then records N+1 as committed, and renaming one
+symlink makes it current: a reader resolving `feeds/ipk/all/Packages` and then `Packages.asc`
+resolves both through the same `current` unless the switch falls between its two requests. A crash
+before the rename leaves N visible; the next publishing command deletes the unfinished N+1, or rolls
+forward to N+1 when the store had already committed it.
+
+Files in a generation share inodes with the generations before it, so nothing may ever be written
+in place here: every write is a new file renamed over the old name.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+from . import faults
+from .errors import BindistroError
+from .store.objects import ChangedWhileReading, DIR_MODE, FILE_MODE, fsync_dir, makedirs, place, write_bytes_atomic
+
+META = ".bindistro"
+KEEP_OLD = 2          # generations kept behind the current one (readers mid-download)
+LAYOUT = 2
+
+
+class TreeError(BindistroError):
+    pass
+
+
+def project_id(store) -> str:
+    """A random id of the project (its state), recorded in the trees it owns."""
+    pid = store.db.get_setting("project_id")
+    if pid:
+        return json.loads(pid)
+    pid = uuid.uuid4().hex
+    store.db.set_setting("project_id", pid)
+    return pid
+
+
+class Tree:
+    def __init__(self, root: Path):
+        self.root = root
+        self.meta = root / META
+        self.snapshots = self.meta / "snapshots"
+        self.current_link = self.meta / "current"
+
+    # --- reading ---------------------------------------------------------------------------------
+    def current(self) -> int:
+        """The visible generation (0: nothing published yet)."""
+        try:
+            target = os.readlink(self.current_link)
+        except FileNotFoundError:
+            return 0
+        except OSError as e:
+            raise TreeError(f"{self.current_link}: unreadable ({e.strerror})") from None
+        name = target.rsplit("/", 1)[-1]
+        if not name.isdigit():
+            raise TreeError(f"{self.current_link}: points at {target!r}, not a generation")
+        return int(name)
+
+    def generation_dir(self, n: int) -> Path:
+        return self.snapshots / str(n)
+
+    def generations(self) -> list[int]:
+        if not self.snapshots.is_dir():
+            return []
+        return sorted(int(p.name) for p in self.snapshots.iterdir() if p.name.isdigit())
+
+    def owner(self) -> dict | None:
+        f = self.meta / "owner.json"
+        if not f.exists():
+            return None
+        try:
+            return json.loads(f.read_text())
+        except (ValueError, OSError) as e:
+            raise TreeError(f"{f}: unreadable owner record ({e})") from None
+
+    # --- owning and locking ----------------------------------------------------------------------
+    def claim(self, product: str, pid: str, state: Path) -> None:
+        """Refuse a tree another project publishes into; record this one on first use."""
+        own = self.owner()
+        if own is None:
+            makedirs(self.meta)
+            tmp = self.meta / f".owner-{os.getpid()}"
+            write_bytes_atomic(tmp, json.dumps(
+                {"product": product, "project": pid, "state": str(state), "layout": LAYOUT}, indent=1).encode() + b"\n")
+            try:
+                os.link(tmp, self.meta / "owner.json")     # fails if another project claimed it first
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+            own = self.owner()
+        if own.get("project") != pid:
+            raise TreeError(f"{self.root}: this publish tree belongs to product {own.get('product')!r} "
+                            f"(project {own.get('project')}, state {own.get('state')}); "
+                            f"refusing to publish {product!r} into it")
+
+    # --- recovery --------------------------------------------------------------------------------
+    def recover(self, committed: int) -> int | None:
+        """Bring the tree to the generation the store committed; returns it if that took a switch.
+        Unfinished and uncommitted generations are deleted (no reader ever saw them)."""
+        cur = self.current()
+        if committed < cur:
+            raise TreeError(f"{self.root}: shows generation {cur}, newer than the {committed} the state "
+                            "directory recorded (was the state restored from a backup?); run `bindistro fsck`")
+        rolled = None
+        if committed > cur:
+            if not self.generation_dir(committed).is_dir():
+                raise TreeError(f"{self.root}: generation {committed} is recorded but missing from "
+                                f"{self.snapshots}; run `bindistro fsck`")
+            self._switch(committed)
+            rolled = committed
+        if self.snapshots.is_dir():
+            for p in self.snapshots.iterdir():
+                if not p.name.isdigit() or int(p.name) > committed:
+                    shutil.rmtree(p, ignore_errors=True)
+        return rolled
+
+    def prune(self) -> None:
+        cur = self.current()
+        for n in self.generations():
+            if n < cur - KEEP_OLD:
+                shutil.rmtree(self.generation_dir(n), ignore_errors=True)
+
+    # --- writing ---------------------------------------------------------------------------------
+    def begin(self) -> "Generation":
+        cur = self.current()
+        n = max([cur, *self.generations()]) + 1
+        g = Generation(self, n)
+        makedirs(self.snapshots)
+        if cur:
+            g.clone(self.generation_dir(cur))
+        else:
+            makedirs(g.dir)
+            g.adopt_old_layout()
+        return g
+
+    def _switch(self, n: int) -> None:
+        tmp = self.meta / f".current-{os.getpid()}"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(f"snapshots/{n}", tmp)
+        faults.point("switch")
+        os.replace(tmp, self.current_link)
+        fsync_dir(self.meta)
+
+    def publish_names(self, g: "Generation") -> None:
+        """Every top-level name of the new generation answers at the tree's root (a static symlink)."""
+        for entry in sorted(g.dir.iterdir()):
+            link = self.root / entry.name
+            want = f"{META}/current/{entry.name}"
+            if link.is_symlink() and os.readlink(link) == want:
+                continue
+            if link.exists() or link.is_symlink():
+                if not link.is_symlink() and link.name in g.adopted:
+                    # a tree published before generations: its real directory steps aside for the link
+                    os.replace(link, self.meta / f"old-layout-{link.name}")
+                else:
+                    raise TreeError(f"{link}: exists and is not bindistro's; refusing to publish over it")
+            tmp = self.root / f".tmp-link-{entry.name}"
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            os.symlink(want, tmp)
+            os.replace(tmp, link)
+        fsync_dir(self.root)
+
+
+class Generation:
+    """The next state of the tree, built where no reader looks; `commit` makes it current."""
+
+    def __init__(self, tree: Tree, n: int):
+        self.tree = tree
+        self.n = n
+        self.dir = tree.snapshots / f".tmp-{n}"
+        self.new: dict[str, tuple[str, int]] = {}    # rel path -> (sha256, size) of files new here
+        self.adopted: set[str] = set()
+
+    def path(self, rel: str) -> Path:
+        """Where `rel` lives in this generation (its directory made). Write only by rename."""
+        p = self.dir / rel
+        makedirs(p.parent)
+        return p
+
+    def exists(self, rel: str) -> bool:
+        return (self.dir / rel).exists()
+
+    def clone(self, src: Path) -> None:
+        """Hard links of the whole current generation: unchanged files cost one link each."""
+        for dirpath, dirnames, filenames in os.walk(src):
+            rel = os.path.relpath(dirpath, src)
+            d = self.dir / rel if rel != "." else self.dir
+            d.mkdir()
+            os.chmod(d, DIR_MODE)
+            for f in filenames:
+                s = os.path.join(dirpath, f)
+                if os.path.islink(s):
+                    os.symlink(os.readlink(s), d / f)
+                else:
+                    os.link(s, d / f)
+            faults.point("clone")
+
+    def adopt_old_layout(self) -> None:
+        """A tree published by bindistro before generations: its public files become generation 1."""
+        for name in ("feeds", "images", "releases", "keys", "sstate", "custom", "releases.json",
+                     ".well-known", "SECURITY.md"):
+            p = self.tree.root / name
+            if p.is_symlink() or not p.exists():
+                continue
+            self.adopted.add(name)
+            if p.is_dir():
+                shutil.copytree(p, self.dir / name, copy_function=os.link)
+            else:
+                os.link(p, self.dir / name)
+
+    def add_file(self, rel: str, src: Path, sha256: str, size: int) -> None:
+        """A new immutable file (a package, an image …), copied from the store."""
+        try:
+            place(src, self.path(rel), FILE_MODE, sha256)
+        except ChangedWhileReading:
+            raise TreeError(f"{src}: does not match its hash {sha256}; run `bindistro fsck --store`") from None
+        self.new[rel] = (sha256, size)
+        faults.point("file")
+
+    def write(self, rel: str, data: bytes) -> Path:
+        p = self.path(rel)
+        write_bytes_atomic(p, data)
+        faults.point("write")
+        return p
+
+    def finish(self) -> None:
+        """Modes as a web server needs them, everything on disk, then the generation is complete."""
+        for dirpath, _dirs, files in os.walk(self.dir):
+            os.chmod(dirpath, DIR_MODE)
+            for f in files:
+                p = os.path.join(dirpath, f)
+                if not os.path.islink(p) and (os.stat(p).st_mode & 0o777) != FILE_MODE:
+                    os.chmod(p, FILE_MODE)
+        os.sync()   # one call instead of an fsync per linked file
+        final = self.tree.generation_dir(self.n)
+        os.replace(self.dir, final)
+        self.dir = final
+        fsync_dir(self.tree.snapshots)
+        faults.point("finished")
+
+    def commit(self, record) -> None:
+        """`record(n)` stores the generation as committed (with whatever the command records in the
+        same transaction); then the switch makes it visible."""
+        self.finish()
+        record(self.n)
+        faults.point("committed")
+        self.tree.publish_names(self)
+        self.tree._switch(self.n)
+        self.tree.prune()
+
+    def abandon(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def lock(state: Path, what: str):
+    """One publishing command of a project at a time (kept in the state directory, so the published
+    tree's bytes do not change); a second one waits and says so."""
+    makedirs(state)
+    fd = os.open(state / "publish.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another bindistro command"
+            print(f"bindistro: waiting for {state / 'publish.lock'} (held by {holder})", file=sys.stderr)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}: {what}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)          # closing releases the lock, also when the process is killed
+
+
+@contextlib.contextmanager
+def transaction(spec, store, what: str):
+    """Lock the tree, check its owner, finish what a killed command left, and hand out the next
+    generation. The body calls `g.commit(record)`; anything else abandons the generation."""
+    tree = Tree(spec.publish_path)
+    makedirs(tree.root)
+    pid = project_id(store)
+    with lock(spec.state_path, what):
+        tree.claim(spec.product, pid, spec.state_path)
+        tree.recover(store.db.generation())
+        g = tree.begin()
+        try:
+            yield g
+        except BaseException:
+            g.abandon()
+            raise
+        if g.dir.name.startswith(".tmp-"):
+            g.abandon()          # the body decided there was nothing to publish
+
+
+def settle(spec, store, what: str = "recover") -> int | None:
+    """Finish a committed generation a killed command left unswitched (no new generation)."""
+    tree = Tree(spec.publish_path)
+    if not tree.meta.is_dir():
+        return None
+    with lock(spec.state_path, what):
+        tree.claim(spec.product, project_id(store), spec.state_path)
+        return tree.recover(store.db.generation())
+
+
+def public_files(root: Path):
+    """(rel path, real path) of every file a reader of the tree can reach, links followed,
+    bindistro's own directory left out."""
+    for top in sorted(root.iterdir()):
+        if top.name == META or top.name.startswith(".tmp-"):
+            continue
+        if top.is_dir():
+            for dirpath, _dirs, files in os.walk(top, followlinks=True):
+                for f in sorted(files):
+                    p = Path(dirpath) / f
+                    yield str(p.relative_to(root)), p
+        elif top.exists():
+            yield top.name, top

@@ -1,0 +1,369 @@
+"""Publishing that devices and mirrors can trust: readable by a web server, immutable, atomic,
+crash-safe, owned by one project, checkable with `fsck`."""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import sqlite3
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from bindistro import faults
+from bindistro.cli import main
+from bindistro.publish import public_files
+from conftest import Cli, copytree
+from httpserve import serve, world_readable_copy
+
+pytestmark = pytest.mark.slow
+
+
+def tree_view(pub: Path) -> dict[str, str]:
+    """What a reader of the tree sees: every public path and the sha256 of its bytes."""
+    return {rel: hashlib.sha256(p.read_bytes()).hexdigest() for rel, p in public_files(pub)} if pub.exists() else {}
+
+
+def fsck_ok(cli, proj, *what):
+    r = cli("-C", proj, "fsck", *what, "--json", ok=None)
+    data = json.loads(r.stdout)
+    assert r.exit_code == 0 and data["ok"], [p for p in data["problems"] if p["severity"] == "error"][:5]
+    return data
+
+
+def drop(proj: Path) -> None:
+    """Remove a project copy, and the gpg-agent its signing started."""
+    subprocess.run(["gpgconf", "--homedir", str(proj / "state" / "gnupg"), "--kill", "gpg-agent"], capture_output=True)
+    shutil.rmtree(proj)
+
+
+def link_copy(src: Path, dst: Path) -> Path:
+    """A copy of a project: immutable files (store objects, tree generations) as hard links."""
+    def cp(s, d):
+        if "/objects/" in s or "/snapshots/" in s:
+            os.link(s, d)
+        else:
+            shutil.copy2(s, d)
+    shutil.copytree(src, dst, symlinks=True, copy_function=cp, ignore=shutil.ignore_patterns("S.gpg-agent*"))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory, sample_build):
+    """All three formats, signed; release 1 published, candidates 2 and 3 staged and verified."""
+    cli = Cli()
+    d = tmp_path_factory.mktemp("publish") / "p"
+    cli("-C", d, "init", "--no-boot")
+    spec = d / "bindistro.yml"
+    spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n"))
+    os.environ.setdefault("BINDISTRO_KEY_PASSPHRASE", "")
+    cli("-C", d, "keys", "generate", "--uid", "bindistro test <test@bindistro.invalid>")
+    for n in (1, 2, 3):
+        c = cli.json("-C", d, "stage", sample_build(n))["candidate"]
+        cli("-C", d, "verify", c)
+        if n == 1:
+            cli("-C", d, "release", c)
+    return d
+
+
+def test_demo_tree_is_served_to_another_user_and_fsck_passes(demo, cli):
+    data = fsck_ok(cli, demo)
+    assert data["checked"]["releases"] == 3 and data["checked"]["feeds"] == 15
+    pub = world_readable_copy(demo / "publish")
+    try:
+        files = dict(public_files(pub))
+        assert len(files) > 1500 and "releases.json" in files and "feeds/rpm/noarch/repodata/repomd.xml" in files
+        with serve(pub, user="nobody") as url:
+            host, port = url.removeprefix("http://").split(":")
+            conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            for rel, p in files.items():
+                conn.request("GET", "/" + rel)
+                r = conn.getresponse()
+                body = r.read()
+                assert r.status == 200, f"{rel}: HTTP {r.status}"
+                assert body == p.read_bytes(), rel
+    finally:
+        shutil.rmtree(pub.parent)
+    # modes as published: files 0644, directories 0755, whatever the publisher's umask was
+    for rel, p in public_files(demo / "publish"):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, rel
+        assert stat.S_IMODE(p.parent.stat().st_mode) == 0o755, rel
+
+
+def test_modes_hold_under_a_strict_umask(signed, cli, tmp_path):
+    proj = link_copy(signed, tmp_path / "p")
+    old = os.umask(0o077)
+    try:
+        cli("-C", proj, "release", 2)
+    finally:
+        os.umask(old)
+    for rel, p in public_files(proj / "publish"):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, rel
+    fsck_ok(cli, proj)
+
+
+def test_writing_the_build_prdb_after_release_changes_nothing_published(cli, project, sample_build, tmp_path):
+    build = copytree(sample_build(1), tmp_path / "b1")
+    cli("-C", project, "release", cli.json("-C", project, "stage", build)["candidate"])
+    pub = project / "publish"
+    before = tree_view(pub)
+    prdb_pub = next(rel for rel in before if rel.endswith("prserv.sqlite3"))
+    # what the PR server does on the next build: one more row into the build's own database
+    db = sqlite3.connect(build / "cache" / "prserv.sqlite3")
+    table = db.execute("select name from sqlite_master where type='table' and name like 'PRMAIN%'").fetchone()[0]
+    cols = [r[1] for r in db.execute(f"pragma table_info({table})")]
+    db.execute(f"insert into {table} ({', '.join(cols[:4])}) values ('new-recipe', 'x86_64', 'cafe', 7)")
+    db.commit()
+    db.close()
+    assert tree_view(pub) == before and before[prdb_pub]
+    for name, path in ((n, p) for n, p in _objects(project)):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o444
+        assert os.stat(path).st_nlink == 1 or "/objects/" in str(path)   # never a link into the build dir
+    assert not any(os.path.samefile(build / "cache" / "prserv.sqlite3", p) for _n, p in _objects(project))
+    fsck_ok(cli, project)
+
+
+def _objects(proj: Path):
+    root = proj / "state" / "objects"
+    return [(p.name, p) for p in root.rglob("*") if p.is_file()]
+
+
+def test_publishing_into_a_tree_owned_by_another_product_is_refused(signed, cli, tmp_path, sample_build):
+    other = tmp_path / "other"
+    cli("-C", other, "init", "--no-boot", "--product", "someone-else")
+    spec = other / "bindistro.yml"
+    spec.write_text(spec.read_text().replace("dir: publish", f"dir: {signed / 'publish'}"))
+    cand = cli.json("-C", other, "stage", sample_build(1))["candidate"]
+    before = tree_view(signed / "publish")
+    r = cli("-C", other, "release", cand, ok=False)
+    assert r.exit_code == 1
+    line = r.stderr.strip().splitlines()[-1]
+    assert str(signed / "publish") in line and "'sample-distro'" in line and "someone-else" in line
+    assert tree_view(signed / "publish") == before
+
+
+def _release_in_child(proj: Path, cand: int, kill_at: int = 0, log: Path | None = None) -> int:
+    """`bindistro release` in a forked process; returns its wait status."""
+    pid = os.fork()
+    if pid == 0:     # child: no cleanup of any kind may run after a SIGKILL, so none runs here either
+        try:
+            os.environ["BINDISTRO_KILL_AT"] = str(kill_at)
+            if log:
+                os.environ["BINDISTRO_FAULT_LOG"] = str(log)
+            faults.reset()
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            main.main(["-C", str(proj), "release", str(cand)], standalone_mode=False)
+            os._exit(0)
+        except BaseException:
+            os._exit(3)
+    return os.waitpid(pid, 0)[1]
+
+
+def test_release_killed_at_any_point_leaves_the_previous_release(signed, cli, tmp_path):
+    # count the fault points of one whole release
+    probe = link_copy(signed, tmp_path / "probe")
+    log = tmp_path / "points.log"
+    assert _release_in_child(probe, 2, 0, log) == 0
+    points = [line.split() for line in log.read_text().splitlines()]
+    total = len(points)
+    assert total >= 30, total
+    # 30 points spread over the whole run, the last ones (commit, switch) included
+    first = {}
+    for n, what in points:
+        first.setdefault(what, int(n))
+    picks = sorted({max(1, round(i * total / 30)) for i in range(1, 31)} | set(first.values()) |
+                   {int(n) for n, what in points if what in ("finished", "committed", "switch")})
+    assert len(picks) >= 30
+    before = tree_view(signed / "publish")
+    kinds = set()
+    for k in picks:
+        proj = link_copy(signed, tmp_path / f"k{k}")
+        status = _release_in_child(proj, 2, k)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (k, status)
+        kinds.add(points[k - 1][1])
+        fsck_ok(cli, proj)                      # store and tree
+        assert tree_view(proj / "publish") == before, f"killed at point {k} ({points[k - 1][1]})"
+        r = cli.json("-C", proj, "release", 2)
+        assert r["release"] == "1.2"
+        fsck_ok(cli, proj, "--publish")
+        listing = json.loads((proj / "publish" / "releases.json").read_text())
+        assert [x["release"] for x in listing["releases"]] == ["1.1", "1.2"]
+        drop(proj)
+    assert {"clone", "file", "write", "index", "finished", "committed", "switch"} <= kinds
+
+
+def test_two_concurrent_releases_serialize(signed, cli, tmp_path):
+    proj = link_copy(signed, tmp_path / "p")
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        statuses = pool.starmap(_release_status, [(proj, 2), (proj, 3)])
+    assert statuses == [0, 0]
+    rels = cli.json("-C", proj, "releases")
+    assert sorted(r["candidate"] for r in rels) == [1, 2, 3]
+    assert len({r["release"] for r in rels}) == 3
+    fsck_ok(cli, proj)
+    # a candidate is released once only
+    assert cli("-C", proj, "release", 2, ok=False).exit_code == 1
+
+
+def _release_status(proj, cand):
+    return _release_in_child(proj, cand)
+
+
+def _probe_deploy(out: Path, k: int) -> Path:
+    """A deploy dir holding one new package per format (`publish-probe-0` 1.k), as a build would."""
+    from bindistro.sample.churn import write_churn
+    return write_churn(out, k, 1, prefix="publish-probe")
+
+
+OBSERVER = r"""
+import gzip, http.client, subprocess, sys, time, xml.etree.ElementTree as ET
+host, port, keyring, feeds, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].split(), sys.argv[5]
+conn = http.client.HTTPConnection(host, port, timeout=10)
+import os, tempfile
+def get(path, head=False):
+    conn.request("HEAD" if head else "GET", path)
+    r = conn.getresponse(); body = r.read()
+    return r.status, body
+def verify(data, sig):
+    with tempfile.NamedTemporaryFile() as d, tempfile.NamedTemporaryFile() as s:
+        d.write(data); d.flush(); s.write(sig); s.flush()
+        return subprocess.run(["gpgv", "--keyring", keyring, s.name, d.name], capture_output=True).returncode == 0
+def listed(fmt, feed, index):
+    if fmt in ("ipk", "deb"):
+        return [l.split(": ", 1)[1].removeprefix("./") for l in index.decode().splitlines() if l.startswith("Filename: ")]
+    root = ET.fromstring(index)
+    ns = {"r": "http://linux.duke.edu/metadata/repo"}
+    href = next(d.find("r:location", ns).get("href") for d in root.findall("r:data", ns) if d.get("type") == "primary")
+    st, prim = get(f"/{feed}/{href}")
+    if st != 200:
+        return [href + " (missing)"]
+    px = ET.fromstring(gzip.decompress(prim))
+    return [href] + [p.find("{http://linux.duke.edu/metadata/common}location").get("href") for p in px]
+pairs = straddled = failures = 0
+msgs = []
+while not os.path.exists(stop) or pairs == 0:
+    for feed in feeds:
+        fmt = feed.split("/")[1]
+        idx, sig = {"ipk": ("Packages", "Packages.asc"), "deb": ("Release", "Release.gpg"),
+                    "rpm": ("repodata/repomd.xml", "repodata/repomd.xml.asc")}[fmt]
+        _, gen1 = get("/releases.json")
+        s1, data = get(f"/{feed}/{idx}")
+        s2, sigdata = get(f"/{feed}/{sig}")
+        _, gen2 = get("/releases.json")
+        if gen1 != gen2:
+            straddled += 1      # a release became visible between the two requests: the client retries
+            continue
+        pairs += 1
+        if s1 != 200 or s2 != 200 or not verify(data, sigdata):
+            failures += 1; msgs.append(f"{feed}: {idx} {s1} / {sig} {s2}: pair does not verify")
+            continue
+        if fmt == "deb":
+            s3, inrel = get(f"/{feed}/InRelease")
+            with tempfile.NamedTemporaryFile() as f:
+                f.write(inrel); f.flush()
+                if subprocess.run(["gpgv", "--keyring", keyring, f.name], capture_output=True).returncode:
+                    _, gen3 = get("/releases.json")
+                    if gen3 == gen1:
+                        failures += 1; msgs.append(f"{feed}: InRelease does not verify")
+            data = get(f"/{feed}/Packages")[1]
+        for rel in listed(fmt, feed, data):
+            if get(f"/{feed}/{rel}", head=True)[0] != 200:
+                failures += 1; msgs.append(f"{feed}: {rel} listed but not served")
+print(pairs, straddled, failures)
+print("\n".join(msgs[:20]))
+"""
+
+
+def test_observer_never_sees_an_index_without_its_signature(signed, cli, tmp_path):
+    proj = link_copy(signed, tmp_path / "p")
+    pub = proj / "publish"
+    deploys = [_probe_deploy(tmp_path / f"d{k}", k) for k in range(1, 11)]
+    fpr = cli.json("-C", proj, "keys", "list")[0]["fingerprint"]
+    keyring = tmp_path / "trusted.gpg"
+    exported = subprocess.run(["gpg", "--homedir", str(proj / "state" / "gnupg"), "--export", fpr],
+                              capture_output=True, check=True).stdout
+    keyring.write_bytes(exported)
+    os.chmod(tmp_path, 0o755)
+    feeds = sorted(f"feeds/{f}/{a.name}" for f in ("ipk", "rpm", "deb") for a in (pub / "feeds" / f).iterdir())
+    stop = tmp_path / "stop"
+    with serve(pub, user=None) as url:
+        host, port = url.removeprefix("http://").split(":")
+        obs = subprocess.Popen(["/usr/bin/python3", "-c", OBSERVER, host, port, str(keyring), " ".join(feeds), str(stop)],
+                               stdout=subprocess.PIPE, text=True)
+        time.sleep(1)
+        for d in deploys:
+            c = cli.json("-C", proj, "stage", d)["candidate"]
+            cli("-C", proj, "verify", c, "--gate", "logs")
+            cli("-C", proj, "release", c)
+        stop.touch()
+        out, _ = obs.communicate(timeout=300)
+        pairs, straddled, failures = map(int, out.splitlines()[0].split())
+        assert failures == 0, out
+        assert pairs >= 10 * len(feeds) // 2, out
+        # real package managers install the newest probe from the final tree, over HTTP
+        _install_everywhere(cli, proj, url, tmp_path)
+    fsck_ok(cli, proj)
+    assert len(json.loads((pub / "releases.json").read_text())["releases"]) == 11
+
+
+def _install_everywhere(cli, proj, url, tmp_path):
+    from bindistro.pm import AptRoot, DnfRoot
+    dev = tmp_path / "dev"
+    for fmt in ("rpm", "deb"):
+        cli("-C", proj, "device-config", "--machine", "qemux86-64", "--format", fmt, "--url", url, dev)
+    repo = (dev / "etc/yum.repos.d/sample-distro.repo").read_text().replace("file:///etc/pki", f"file://{dev}/etc/pki")
+    dnf = DnfRoot(tmp_path / "dnf", [], ["qemux86_64", "core2_64", "noarch"], repo_text=repo)
+    dnf.dnf("install", "publish-probe-0")
+    assert dnf.installed().get("publish-probe-0", "").startswith("1.10")
+    src = (dev / "etc/apt/sources.list.d/sample-distro.sources").read_text().replace(
+        "Signed-By: /usr/share", f"Signed-By: {dev}/usr/share")
+    apt = AptRoot(tmp_path / "apt", [], sources_text=src)
+    apt.apt_get("update")
+    apt.apt_get("install", "publish-probe-0")
+    assert apt.installed().get("publish-probe-0", "").startswith("1.10")
+
+
+def test_fsck_finds_damage_and_repair_restores_only_published_files(signed, cli, tmp_path):
+    proj = link_copy(signed, tmp_path / "p")
+    pub = proj / "publish"
+    before = tree_view(pub)
+    pkg = next((pub / "feeds" / "ipk" / "core2-64").glob("busybox_*.ipk"))
+    pkg_real = pkg.resolve()
+    pkg_real.unlink()
+    pkg_real.write_bytes(b"damaged")          # a new inode: the fixture's file stays as it was
+    img = next(p for rel, p in public_files(pub) if rel.startswith("images/"))
+    img.resolve().unlink()
+    sig = pub / "feeds" / "ipk" / "all" / "Packages.asc"
+    sig_real = sig.resolve()
+    data = sig_real.read_bytes()
+    sig_real.unlink()
+    sig_real.write_bytes(data.replace(b"\n=", b"\n=A", 1))
+    r = cli("-C", proj, "fsck", "--publish", ok=False)
+    assert r.exit_code == 1
+    lines = [l for l in r.stderr.splitlines() if l.startswith("bindistro: error")]
+    assert any(str(pkg) in l and "sha256" in l.lower() or str(pkg) in l and "size" in l for l in lines), lines
+    assert any(img.name in l and "missing" in l for l in lines), lines
+    assert any("Packages.asc" in l for l in lines), lines
+    r = cli("-C", proj, "fsck", "--publish", "--repair", ok=False)
+    # the package and the image come back from the store; a bad signature is not the store's to repair
+    after = tree_view(pub)
+    assert after[str(pkg.relative_to(pub))] == before[str(pkg.relative_to(pub))]
+    assert after[str(img.relative_to(pub))] == before[str(img.relative_to(pub))]
+    left = [l for l in cli("-C", proj, "fsck", "--publish", ok=False).stderr.splitlines() if "error" in l]
+    assert len(left) == 1 and "Packages.asc" in left[0], left
+    # the store: a damaged object is reported, naming it
+    name, obj = next((n, p) for n, p in _objects(proj) if p.stat().st_size > 0)
+    obj.unlink()
+    obj.write_bytes(b"x")
+    r = cli("-C", proj, "fsck", "--store", ok=False)
+    assert r.exit_code == 1 and f"{obj}: object's content does not match its name" in r.stderr
