@@ -69,8 +69,14 @@ def check_store(store, rep: Report, repair: bool = False) -> None:
         seen.add(name)
         if hash_file(path)[0] != name:
             rep.add(path, "object's content does not match its name (damaged)")
-        if stat.S_IMODE(path.stat().st_mode) != OBJECT_MODE:
-            rep.add(path, f"mode {stat.S_IMODE(path.stat().st_mode):o}, objects are read-only ({OBJECT_MODE:o})")
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode != OBJECT_MODE:
+            if repair:      # a private copy: an older bindistro linked objects to the build's own files
+                place(path, path, OBJECT_MODE, name)
+                rep.repaired.append(str(path))
+            else:
+                rep.add(path, f"mode {mode:o}, objects are read-only ({OBJECT_MODE:o}); an older bindistro made "
+                        "it, maybe as a link to a build's file: `fsck --store --repair` makes a private copy")
         if name not in refs:
             if repair:
                 path.unlink()

@@ -36,6 +36,8 @@ from .store.objects import ChangedWhileReading, DIR_MODE, FILE_MODE, fsync_dir, 
 META = ".bindistro"
 KEEP_OLD = 2          # generations kept behind the current one (readers mid-download)
 LAYOUT = 2
+# what a tree published by bindistro before generations has at its top
+ADOPTABLE = ("feeds", "images", "releases", "keys", "sstate", "custom", "releases.json", ".well-known", "SECURITY.md")
 
 
 class TreeError(BindistroError):
@@ -124,6 +126,7 @@ class Tree:
             if not self.generation_dir(committed).is_dir():
                 raise TreeError(f"{self.root}: generation {committed} is recorded but missing from "
                                 f"{self.snapshots}; run `bindistro fsck`")
+            self.publish_names(self.generation_dir(committed), adopt=cur == 0)
             self._switch(committed)
             rolled = committed
         if self.snapshots.is_dir():
@@ -160,15 +163,16 @@ class Tree:
         os.replace(tmp, self.current_link)
         fsync_dir(self.meta)
 
-    def publish_names(self, g: "Generation") -> None:
-        """Every top-level name of the new generation answers at the tree's root (a static symlink)."""
-        for entry in sorted(g.dir.iterdir()):
+    def publish_names(self, gdir: Path, adopt: bool) -> None:
+        """Every top-level name of a generation answers at the tree's root (a static symlink).
+        `adopt`: the first generation of a tree published before generations existed."""
+        for entry in sorted(gdir.iterdir()):
             link = self.root / entry.name
             want = f"{META}/current/{entry.name}"
             if link.is_symlink() and os.readlink(link) == want:
                 continue
             if link.exists() or link.is_symlink():
-                if not link.is_symlink() and link.name in g.adopted:
+                if not link.is_symlink() and adopt and link.name in ADOPTABLE:
                     # a tree published before generations: its real directory steps aside for the link
                     os.replace(link, self.meta / f"old-layout-{link.name}")
                 else:
@@ -217,8 +221,7 @@ class Generation:
 
     def adopt_old_layout(self) -> None:
         """A tree published by bindistro before generations: its public files become generation 1."""
-        for name in ("feeds", "images", "releases", "keys", "sstate", "custom", "releases.json",
-                     ".well-known", "SECURITY.md"):
+        for name in ADOPTABLE:
             p = self.tree.root / name
             if p.is_symlink() or not p.exists():
                 continue
@@ -264,7 +267,7 @@ class Generation:
         self.finish()
         record(self.n)
         faults.point("committed")
-        self.tree.publish_names(self)
+        self.tree.publish_names(self.dir, adopt=bool(self.adopted))
         self.tree._switch(self.n)
         self.tree.prune()
 

@@ -9,7 +9,7 @@ import click
 
 from ..cli import Project, emit, json_opt, out
 from ..errors import BindistroError
-from . import import_records, last_scan, load_records, policy, report as rep, scan_release, scan_sbom, sla_view
+from . import import_records, last_scan, load_records, report as rep, scan_release, scan_sbom, sla_view
 from . import supported, triage as do_triage, triage_history
 from .match import STATUSES
 
