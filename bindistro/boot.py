@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import ptest
 from .spec import Boot, BootCheck
 from .yocto import qemuboot
 
@@ -45,6 +46,7 @@ class BootResult:
     seconds: float = 0.0
     powered_off: bool = False          # the guest shut down by itself after `poweroff`
     checks: list[CheckResult] = field(default_factory=list)
+    ptests: dict[str, str] | None = None   # '<ptest>/<test>' -> PASS | FAIL | SKIP, when ptest-runner ran
     last_lines: list[str] = field(default_factory=list)
     console: str = ""
 
@@ -213,12 +215,27 @@ def _drive(con: Console, cfg: Boot, res: BootResult, t0: float) -> None:
     for c in checks:
         r = run_check(con, c)
         res.checks.append(r)
-        if not r.ok:
+        if not r.ok and res.status != "check-failed":
             res.status = "check-failed"
             res.reason = f"check {r.name!r} failed: {r.reason}" + (f": {r.output.splitlines()[-1]}" if r.output else "")
-            return
+        if r.rc is None:
+            return          # the console did not answer: later checks would only wait as long
+    if cfg.ptest:
+        _ptests(con, res)
+    if res.status == "check-failed":
+        return              # every check ran: results after an upgrade are compared check by check
     res.status = "passed"
     res.reason = f"reached the marker in {res.seconds_to_marker} s; {len(res.checks)} checks passed"
+
+
+def _ptests(con: Console, res: BootResult) -> None:
+    """Run ptest-runner when the image carries it; its results are kept, not judged here: a
+    ptest's history (upgrade_boot.py) says whether a FAIL is new."""
+    has = run_check(con, BootCheck("command -v ptest-runner >/dev/null", "ptest-runner present"), 20)
+    if not has.ok:
+        return
+    r = run_check(con, BootCheck("ptest-runner", "ptest-runner"), 600)
+    res.ptests = ptest.parse(r.output) or {}
 
 
 def _stop(proc: subprocess.Popen, con: Console, cfg: Boot, clean: bool) -> bool:

@@ -7,11 +7,34 @@ Both read only a published tree (file:// feeds). Host quirks handled here:
 """
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
-# Debian arch and rpm base arch of each OE tune/machine arch the host may run
-HOST_RUNNABLE = {"core2-64": "x86_64", "qemux86_64": "x86_64", "x86-64-v3": "x86_64"}
+# the CPU each OE tune/machine package architecture runs on
+CPU_OF = {"core2-64": "x86_64", "qemux86_64": "x86_64", "x86-64-v3": "x86_64", "corei7-64": "x86_64",
+          "cortexa57": "aarch64", "cortexa53": "aarch64", "cortexa72": "aarch64", "armv8a": "aarch64",
+          "qemuarm64": "aarch64", "aarch64": "aarch64"}
+DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+def machine_cpu(archs: list[str]) -> str | None:
+    return next((CPU_OF[a] for a in archs if a in CPU_OF), None)
+
+
+def can_run(cpu: str | None) -> bool:
+    """The host runs `cpu`'s binaries: natively, or through qemu-user registered with binfmt_misc
+    with the F flag (so it also works inside a chroot, where maintainer scripts run)."""
+    if cpu is None:
+        return False
+    if cpu == os.uname().machine:
+        return True
+    try:
+        text = Path(f"/proc/sys/fs/binfmt_misc/qemu-{cpu}").read_text()
+    except OSError:
+        return False
+    flags = next((l.split(":", 1)[1] for l in text.splitlines() if l.startswith("flags:")), "")
+    return text.startswith("enabled") and "F" in flags
 
 
 class PMError(Exception):
@@ -37,8 +60,9 @@ class DnfRoot:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / ".rpmmacros").write_text("%_dbpath /var/lib/rpm\n")
         own = [a for a in archs if a != "noarch"]
-        (self.home / ".rpmrc").write_text(f"arch_compat: x86_64: {' '.join(own)} amd64 em64t athlon noarch\n")
-        (self.root / "etc" / "dnf" / "vars" / "arch").write_text(":".join(own + ["x86_64"]))
+        host = os.uname().machine        # rpm checks packages against the host's arch: make ours compatible
+        (self.home / ".rpmrc").write_text(f"arch_compat: {host}: {' '.join(own)} amd64 em64t athlon noarch\n")
+        (self.root / "etc" / "dnf" / "vars" / "arch").write_text(":".join(own + [host]))
         repo = "".join(f"[feed{i}]\nname=feed {u}\nbaseurl={u}\ngpgcheck=0\nrepo_gpgcheck=0\n\n"
                        for i, u in enumerate(feeds))
         (self.root / "etc" / "yum.repos.d" / "bindistro.repo").write_text(repo_text or repo)

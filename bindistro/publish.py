@@ -99,8 +99,9 @@ class Tree:
         if own is None:
             makedirs(self.meta)
             tmp = self.meta / f".owner-{os.getpid()}"
+            # served with the tree: product and a random project id, no local path
             write_bytes_atomic(tmp, json.dumps(
-                {"product": product, "project": pid, "state": str(state), "layout": LAYOUT}, indent=1).encode() + b"\n")
+                {"product": product, "project": pid, "layout": LAYOUT}, indent=1).encode() + b"\n")
             try:
                 os.link(tmp, self.meta / "owner.json")     # fails if another project claimed it first
             except FileExistsError:
@@ -110,8 +111,8 @@ class Tree:
             own = self.owner()
         if own.get("project") != pid:
             raise TreeError(f"{self.root}: this publish tree belongs to product {own.get('product')!r} "
-                            f"(project {own.get('project')}, state {own.get('state')}); "
-                            f"refusing to publish {product!r} into it")
+                            f"(project {own.get('project')}); refusing to publish {product!r} "
+                            f"(project {pid}, state {state}) into it")
 
     # --- recovery --------------------------------------------------------------------------------
     def recover(self, committed: int) -> int | None:
@@ -140,6 +141,8 @@ class Tree:
         for n in self.generations():
             if n < cur - KEEP_OLD:
                 shutil.rmtree(self.generation_dir(n), ignore_errors=True)
+        for old in self.meta.glob("old-layout-*"):     # adopted directories: their files live on in generations
+            shutil.rmtree(old, ignore_errors=True)
 
     # --- writing ---------------------------------------------------------------------------------
     def begin(self) -> "Generation":

@@ -59,11 +59,12 @@ class Boot:
     poweroff: str = "poweroff"
     network: bool = False         # user-mode networking, host side on loopback only
     pm_smoke: str | None = None   # optional package-manager command run in the booted image
+    ptest: bool = True            # run ptest-runner after the checks when the image carries it
 
     def to_dict(self) -> dict:
         return {"enabled": self.enabled, "timeout": self.timeout, "marker": self.marker, "login": self.login,
                 "checks": [c.to_dict() for c in self.checks], "poweroff": self.poweroff,
-                "network": self.network, "pm_smoke": self.pm_smoke}
+                "network": self.network, "pm_smoke": self.pm_smoke, "ptest": self.ptest}
 
 
 def sample_boot() -> Boot:
@@ -73,6 +74,7 @@ def sample_boot() -> Boot:
         BootCheck("uname -m", "architecture", r"^(x86_64|aarch64)$"),
         BootCheck("grep -qx init /proc/1/comm", "init is running"),
         BootCheck("test -x /bin/sh && busybox true", "shell works"),
+        BootCheck("test ! -e /var/lib/bindistro-hello/migration-failed", "hello settings migrated"),
     ])
 
 
@@ -125,6 +127,7 @@ class Spec:
     sign_ipk_packages: bool = False           # detached signature per .ipk, like sign_ipk
     sstate_keys: list[str] = field(default_factory=list)   # like SSTATE_VALID_SIGS (default: release keys)
     require_signed_sstate: bool = False       # like SSTATE_VERIFY_SIG: unsigned sstate blocks a release
+    opkg: str | None = None                   # tools.opkg: the opkg binary for upgrade tests
     boot: Boot = field(default_factory=Boot)
     security: Security = field(default_factory=Security)
     image_security: ImageSecurity = field(default_factory=ImageSecurity)
@@ -177,7 +180,7 @@ class Spec:
             "boot": self.boot.to_dict(),
             "security": self.security.to_dict(),
             "image_security": self.image_security.to_dict(),
-        }
+        } | ({"tools": {"opkg": self.opkg}} if self.opkg else {})
 
 
 def default_spec(product: str = "sample-distro", sample: bool = False, boot: bool = True) -> Spec:
@@ -232,7 +235,7 @@ def _req(raw: dict, key: str, typ, p: str, default=None):
 def parse(raw: dict, path: Path) -> Spec:
     p = str(path)
     known = {"product", "release_name", "machines", "formats", "feeds", "publish", "state_dir",
-             "targets", "eol", "layers", "conf", "keys", "boot", "security", "image_security"}
+             "targets", "eol", "layers", "conf", "keys", "boot", "security", "image_security", "tools"}
     for k in raw:
         if k not in known:
             raise SpecError(p, str(k), f"unknown key (known: {', '.join(sorted(known))})")
@@ -315,7 +318,13 @@ def parse(raw: dict, path: Path) -> Spec:
     if not isinstance(units, list) or not all(isinstance(u, str) for u in units):
         raise SpecError(p, "image_security.allowed_units", "must be a list of systemd unit names")
 
-    return Spec(product=name, version=version, boot=boot, security=security, image_security=ImageSecurity(list(units)), release_name=release_name, machines=machines,
+    tools = raw.get("tools") or {}
+    if not isinstance(tools, dict) or set(tools) - {"opkg"}:
+        raise SpecError(p, "tools", "must be a mapping with opkg: PATH (the opkg binary for upgrade tests)")
+    if tools.get("opkg") is not None and not isinstance(tools["opkg"], str):
+        raise SpecError(p, "tools.opkg", "must be a path to an opkg binary")
+
+    return Spec(product=name, version=version, opkg=tools.get("opkg"), boot=boot, security=security, image_security=ImageSecurity(list(units)), release_name=release_name, machines=machines,
                 formats=list(formats), publish_dir=publish_dir, publish_url=publish_url,
                 state_dir=state_dir, eol=eol, targets=list(targets), signing_key=signing,
                 previous_keys=list(previous), ipk_feed_signature=sigtype,
@@ -352,8 +361,8 @@ def parse_boot(raw, p: str) -> Boot:
     if raw is None:
         return Boot()
     if not isinstance(raw, dict):
-        raise SpecError(p, "boot", "must be a mapping (enabled, timeout, marker, login, checks, poweroff, network, pm_smoke)")
-    known = {"enabled", "timeout", "marker", "login", "checks", "poweroff", "network", "pm_smoke"}
+        raise SpecError(p, "boot", "must be a mapping (enabled, timeout, marker, login, checks, poweroff, network, pm_smoke, ptest)")
+    known = {"enabled", "timeout", "marker", "login", "checks", "poweroff", "network", "pm_smoke", "ptest"}
     for k in raw:
         if k not in known:
             raise SpecError(p, f"boot.{k}", f"unknown key (known: {', '.join(sorted(known))})")
@@ -385,7 +394,8 @@ def parse_boot(raw, p: str) -> Boot:
             raise SpecError(p, f"boot.{k}", "must be a string or empty")
     return Boot(enabled=bool(raw.get("enabled", True)), timeout=timeout, marker=marker,
                 login=raw.get("login", b.login), checks=checks, poweroff=str(raw.get("poweroff") or b.poweroff),
-                network=bool(raw.get("network", False)), pm_smoke=raw.get("pm_smoke"))
+                network=bool(raw.get("network", False)), pm_smoke=raw.get("pm_smoke"),
+                ptest=bool(raw.get("ptest", True)))
 
 
 def find(start: Path) -> Path:

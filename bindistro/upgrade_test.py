@@ -20,7 +20,7 @@ from pathlib import Path
 from .formats import get as get_format
 from .formats.base import Indexed
 from .formats.control import read_paragraphs
-from .pm import AptRoot, DnfRoot, PMError
+from .pm import DEB_ARCH, AptRoot, DnfRoot, PMError
 
 MARKER = "# bindistro upgrade test: local change\n"
 SAVED = (".rpmsave", ".rpmnew", ".rpmorig", ".dpkg-old", ".dpkg-dist", ".dpkg-new", ".dpkg-bak", "-opkg", ".opkg-old")
@@ -45,6 +45,8 @@ class PathResult:
     problems: list[PathProblem] = field(default_factory=list)
     upgraded: int = 0
     seconds: float = 0.0
+    owned_before: set = field(default_factory=set, repr=False)   # paths packages owned before the upgrade
+    boot: object = None                 # BootResult of the upgraded root, when it was booted
 
     @property
     def ok(self) -> bool:
@@ -113,10 +115,13 @@ class DebRoot:
 
     def __init__(self, work: Path, repo: Path, dpkg_arch: str = "amd64"):
         self.a = AptRoot(work, [f"file:{repo}"], dpkg_arch)
-        self.root, self.env = self.a.root, self.a.env
+        self.root, self.env, self.dpkg_arch = self.a.root, self.a.env, dpkg_arch
         self.admin = self.root / "var/lib/dpkg"
 
     def install(self, files: list[Path]) -> str:
+        if self.dpkg_arch != DEB_ARCH.get(os.uname().machine):
+            # another CPU's packages: foreign to this dpkg, so the root's dpkg database must allow them
+            _run(["dpkg", f"--admindir={self.admin}", "--add-architecture", self.dpkg_arch], self.env)
         r = _run(["dpkg", f"--root={self.root}", f"--admindir={self.admin}", "--force-not-root",
                   "--log=/dev/null", "-i", *map(str, files)], self.env)
         if r.returncode != 0:
@@ -131,27 +136,106 @@ class DebRoot:
         return self.a.installed()
 
     def files(self) -> tuple[dict[str, list[str]], dict[str, str]]:
-        owners: dict[str, list[str]] = {}
-        conf: dict[str, str] = {}
         installed = set(self.installed())
-        for lst in (self.admin / "info").glob("*.list"):
-            pkg = lst.stem.split(":")[0]
-            if pkg not in installed:
-                continue
-            for path in lst.read_text().splitlines():
-                p = self.root / path.lstrip("/")
-                if path and (p.is_symlink() or p.is_file()):
-                    owners.setdefault(path, []).append(pkg)
-        for par in read_paragraphs((self.admin / "status").read_bytes()):
-            if par.get("Package") in installed:
-                for line in par.get("Conffiles", "").splitlines():
-                    if line.strip():
-                        conf[line.split()[0]] = par["Package"]
-        return owners, conf
+        return (list_owners(self.root, self.admin / "info", installed),
+                status_conffiles(read_paragraphs((self.admin / "status").read_bytes()), installed))
 
     def audit(self) -> list[str]:
         r = _run(["dpkg", f"--root={self.root}", f"--admindir={self.admin}", "--audit"], self.env)
         return [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
+
+
+def list_owners(root: Path, info: Path, installed: set[str]) -> dict[str, list[str]]:
+    """path -> owning packages, from dpkg's or opkg's info/<pkg>.list files (opkg adds a tab and mode)."""
+    owners: dict[str, list[str]] = {}
+    for lst in info.glob("*.list"):
+        pkg = lst.stem.split(":")[0]          # dpkg names foreign-arch lists pkg:arm64.list
+        if pkg not in installed:
+            continue
+        for line in lst.read_text().splitlines():
+            path = line.split("\t")[0]
+            p = root / path.lstrip("/")
+            if path and (p.is_symlink() or p.is_file()):
+                owners.setdefault(path, []).append(pkg)
+    return owners
+
+
+def status_conffiles(status: list, installed: set[str]) -> dict[str, str]:
+    """conffile -> package, from the Conffiles fields of a dpkg/opkg status file."""
+    conf: dict[str, str] = {}
+    for par in status:
+        if par.get("Package") in installed:
+            for line in par.get("Conffiles", "").splitlines():
+                if line.strip():
+                    conf[line.split()[0]] = par["Package"]
+    return conf
+
+
+# opkg runs maintainer scripts as `/bin/sh -c "<script> <args>"` on the host; in this runner's
+# private mount namespace /bin/sh is this wrapper, which runs them inside the root, as on a device
+SH_WRAPPER = """#!/bin/bash
+root="$BINDISTRO_OPKG_ROOT"
+cmd="${2//$root\\//\\/}"
+/usr/sbin/chroot "$root" /bin/sh -c "$cmd"
+rc=$?
+[ $rc -ne 0 ] && echo "bindistro-opkg-script-failed rc=$rc: $cmd" >&2
+exit $rc
+"""
+
+
+class IpkRoot:
+    """opkg on an offline root (`-o ROOT`, as OE's rootfs does) whose maintainer scripts still run,
+    inside the root, with a device's arguments (`configure <old-version>`): the host's /bin/sh is
+    replaced in a private mount namespace (unshare) by a wrapper that chroots into the root."""
+    fmt = "ipk"
+
+    def __init__(self, work: Path, repo: Path, archs: list[str], opkg: str):
+        self.work, self.root, self.opkg = work, work / "root", opkg
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        (self.root / "var/lib/opkg").mkdir(parents=True, exist_ok=True)
+        self.conf = work / "opkg.conf"
+        self.conf.write_text("dest root /\noption lists_dir /var/lib/opkg/lists\n" +
+                             "".join(f"arch {a} {1 + 5 * i}\n" for i, a in enumerate(archs)) +
+                             f"src/gz candidate file://{repo}\n")
+        self.wrapper = work / "sh-wrapper"
+        self.wrapper.write_text(SH_WRAPPER)
+        self.wrapper.chmod(0o755)
+        self.env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "TMPDIR": str(self.root / "tmp"),
+                    "BINDISTRO_OPKG_ROOT": str(self.root)}
+
+    def run(self, *args: str) -> str:
+        inner = (f"mount --bind {self.wrapper} /bin/sh && exec {self.opkg} -f {self.conf} -o {self.root} "
+                 f"--force-postinstall {' '.join(args)}")
+        user = [] if os.geteuid() == 0 else ["--map-root-user"]
+        cmd = ["unshare", *user, "--mount", "--propagation", "private", "/bin/bash", "-c", inner]
+        r = _run(cmd, self.env)
+        out = (r.stdout + r.stderr).replace(f"{self.root}/", "/")     # paths as the device sees them
+        if r.returncode != 0 or "bindistro-opkg-script-failed" in out:
+            raise PMError(["opkg", *args], out)
+        return out
+
+    def install(self, files: list[Path]) -> str:
+        return self.run("install", *map(str, files))
+
+    def upgrade(self) -> str:
+        self.run("update")
+        return self.run("upgrade")
+
+    def _status(self) -> list[dict]:
+        p = self.root / "var/lib/opkg/status"
+        return read_paragraphs(p.read_bytes()) if p.exists() else []
+
+    def installed(self) -> dict[str, str]:
+        return {s["Package"]: s.get("Version", "") for s in self._status() if s.get("Status", "").endswith(" installed")}
+
+    def files(self) -> tuple[dict[str, list[str]], dict[str, str]]:
+        installed = set(self.installed())
+        return (list_owners(self.root, self.root / "var/lib/opkg/info", installed),
+                status_conffiles(self._status(), installed))
+
+    def audit(self) -> list[str]:
+        return [f"{s.get('Package')}: status {s.get('Status')!r}, not 'install ok installed'"
+                for s in self._status() if s.get("Status") != "install ok installed"]
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -210,6 +294,7 @@ def run_path(pm, old_files: list[Path], res: PathResult) -> PathResult:
         return res
     before_pkgs = pm.installed()
     owners_before, conf_before = pm.files()
+    res.owned_before = set(owners_before)
     marked = []
     for path in conf_before:
         p = pm.root / path.lstrip("/")
@@ -220,8 +305,10 @@ def run_path(pm, old_files: list[Path], res: PathResult) -> PathResult:
     try:
         out = pm.upgrade()
     except PMError as e:
-        res.problems.append(PathProblem("error", _failed_subject(e.out) or res.source,
-                                    f"upgrade transaction failed: {_last_error(e.out)}"))
+        subject = _failed_subject(e.out) or res.source
+        if not subject.startswith("/"):
+            subject = subject.split(":")[0]        # dpkg names a foreign-arch package pkg:arm64
+        res.problems.append(PathProblem("error", subject, f"upgrade transaction failed: {_last_error(e.out)}"))
         res.seconds = round(time.monotonic() - t0, 1)
         return res
     for m in SCRIPTLET_FAIL.finditer(out):
@@ -269,7 +356,8 @@ def _last_error(out: str) -> str:
     lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
     # the line that says what went wrong, before the package manager's summary of it
     key = [ln for ln in lines if re.search(r"subprocess returned error|trying to overwrite|conflicts with file|"
-                                           r"scriptlet failed|unmet dependencies|nothing provides", ln, re.I)]
+                                           r"scriptlet failed|unmet dependencies|nothing provides|"
+                                           r"opkg-script-failed|wants to install file", ln, re.I)]
     if key:
         return key[0][:300]
     errs = [ln for ln in lines if re.search(r"error|fail|conflict|overwrite", ln, re.I)]
@@ -282,9 +370,23 @@ def _failed_subject(out: str) -> str | None:
         re.search(r"trying to overwrite '([^']+)', which is also in package (\S+)", out)
     if m:
         return m.group(1)
+    m = re.search(r"wants to install file (\S+)\s+But that file is already provided by package", out)
+    if m:
+        return m.group(1)
+    m = re.search(r"bindistro-opkg-script-failed rc=\d+: (\S+)", out)
+    if m:
+        return opkg_script_package(m.group(1))
     m = re.search(r"installed (\S+) package post-installation script subprocess returned error", out) or \
         re.search(r"Errors were encountered while processing:\s*\n\s*(\S+)", out)
     return m.group(1) if m else None
+
+
+def opkg_script_package(path: str) -> str:
+    """The package of a maintainer script opkg ran: info/<pkg>.postinst, or <tmp>/<pkg>-XXXXXX/postinst."""
+    parent, name = path.rsplit("/", 2)[-2:]
+    if "." in name and parent == "info":
+        return name.rsplit(".", 1)[0]
+    return parent.rsplit("-", 1)[0]
 
 
 def make_repo(fmt: str, files: list[tuple[Path, Indexed]], dest: Path) -> Path:
@@ -305,11 +407,23 @@ def make_repo(fmt: str, files: list[tuple[Path, Indexed]], dest: Path) -> Path:
     return dest
 
 
-def find_opkg(build_dir: Path | None = None) -> str | None:
-    path = shutil.which("opkg")
-    if path:
-        return path
+def find_opkg(spec=None, build_dir: Path | None = None) -> str | None:
+    """The opkg to test ipk upgrades with: BINDISTRO_OPKG (`verify --opkg`) or the spec's tools.opkg,
+    then the candidate build's opkg-native, then the one scripts/build-opkg.sh built, then PATH."""
+    given = os.environ.get("BINDISTRO_OPKG") or (spec.opkg if spec is not None else None)
+    if given:
+        p = spec.resolve(given) if spec is not None else Path(given)
+        return str(p) if os.access(p, os.X_OK) else None
     if build_dir:
         for p in sorted((build_dir / "tmp" / "sysroots-components").glob("*/opkg-native/usr/bin/opkg")):
             return str(p)
-    return None
+    cached = cache_dir() / "opkg" / "bin" / "opkg"
+    if os.access(cached, os.X_OK):
+        return str(cached)
+    return shutil.which("opkg")
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("BINDISTRO_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
+                                                               os.path.expanduser("~/.cache"), "bindistro")
+    return Path(base)

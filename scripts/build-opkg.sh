@@ -15,15 +15,8 @@ stamp="$(sha256sum "$SRC" | cut -c1-16)"
 if [ -x "$CACHE/bin/opkg" ] && [ "$(cat "$CACHE/source-sha256" 2>/dev/null)" = "$stamp" ]; then exit 0; fi
 DEBS=(autoconf automake libtool libtool-bin pkg-config libarchive-dev libcurl4-openssl-dev libgpgme-dev
       libsolv-dev libsolvext-dev libssl-dev libzstd-dev liblzma-dev make gcc)
-missing=()
-for p in "${DEBS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "build-opkg: installing build dependencies: ${missing[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+. scripts/debs.sh
+install_debs "${DEBS[@]}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 tar xzf "$SRC" -C "$work"

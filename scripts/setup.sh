@@ -7,18 +7,15 @@ cd "$(dirname "$0")/.."
 DEBS=(rpm createrepo-c dnf dnf-plugins-core python3-solv python3-rpm python3-createrepo-c gnupg
       abigail-tools dpkg-dev apt apt-utils zstd busybox-static binutils git python3-venv chromium
       qemu-system-x86 qemu-system-arm rpm2cpio gcc)
-missing=()
-for p in "${DEBS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing Debian packages: ${missing[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+. scripts/debs.sh
+install_debs "${DEBS[@]}"
 
 # SAMPLE boot images: Debian's kernels and static busybox for amd64 and arm64, cached outside the repo
 bash scripts/fetch-boot.sh
+# opkg 0.6.3 (OE scarthgap's opkg-native) for the ipk upgrade tests, built from ../shared/tools
+bash scripts/build-opkg.sh
+# qemu-user for aarch64 maintainer scripts in the upgrade tests
+bash scripts/setup-qemu-user.sh
 
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv

@@ -1,4 +1,5 @@
 """Custom feeds signed with the user's own key, and sstate signatures checked at verify."""
+import shutil
 import subprocess
 
 from bindistro.sample.ipkbuild import write_ipk
@@ -34,7 +35,11 @@ def test_custom_feed_signed_with_users_key(cli, project, sample_build, tmp_path)
     cli("-C", project, "device-config", "--machine", "qemux86-64", "--custom", "jane", dev)
     feeds = (dev / "etc/opkg/base-feeds.conf").read_text()
     assert "/feeds/ipk/core2-64" in feeds and "src/gz jane-core2-64 " in feeds and "/custom/jane/ipk/core2-64" in feeds
-    assert {p.stem for p in (dev / "etc/opkg/keys").glob("*.asc")} == {distro, user}
+    from test_signing import gpg_dir_keys
+    home = tmp_path / "gpg"
+    shutil.copytree(dev / "etc/opkg/gpg", home)
+    home.chmod(0o700)
+    assert gpg_dir_keys(home) == {distro, user}      # the device trusts the distro's and the user's key
     # the same file again is fine; other bytes under the same name are refused
     cli("-C", project, "feed", "add-custom", "jane", mine, "--key", user)
     pkg.files[-1].data += b"changed"

@@ -382,3 +382,28 @@ def test_fsck_finds_damage_and_repair_restores_only_published_files(signed, cli,
     obj.write_bytes(b"x")
     r = cli("-C", proj, "fsck", "--store", ok=False)
     assert r.exit_code == 1 and f"{obj}: object's content does not match its name" in r.stderr
+
+
+def test_a_tree_published_before_generations_is_adopted(signed, cli, tmp_path):
+    proj = link_copy(signed, tmp_path / "p")
+    pub = proj / "publish"
+    # what an earlier bindistro left: real directories at the top, no generations, no owner record
+    flat = tmp_path / "flat"
+    shutil.copytree(pub, flat, ignore=shutil.ignore_patterns(".bindistro"))
+    drop_tree = tmp_path / "gone"
+    pub.rename(drop_tree)
+    flat.rename(pub)
+    db = sqlite3.connect(proj / "state" / "bindistro.db")
+    db.execute("delete from settings where key = 'publish.generation'")
+    db.commit()
+    db.close()
+    before = tree_view(pub)
+    cli("-C", proj, "release", 2)
+    after = tree_view(pub)
+    listings = {"releases.json", "SECURITY.md", ".well-known/security.txt"}
+    changed = {k for k, v in before.items() if after.get(k) != v}
+    # only indexes, their signatures and the listings were rewritten; every published file stays
+    assert all(k in listings or "/Packages" in k or "/Release" in k or "InRelease" in k or "repomd.xml" in k
+               for k in changed), sorted(changed)[:10]
+    assert (pub / "feeds").is_symlink() and (pub / "releases.json").is_symlink()
+    fsck_ok(cli, proj)

@@ -8,6 +8,14 @@ import pytest
 from bindistro.pm import AptRoot, DnfRoot, PMError
 
 
+def gpg_dir_keys(home) -> set[str]:
+    """Fingerprints of the keys in a GnuPG home (an opkg gpg_dir as device-config writes it)."""
+    out = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--with-colons", "--list-keys"],
+                         capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    return {lines[i + 1].split(":")[9] for i, l in enumerate(lines) if l.startswith("pub:")}
+
+
 def device(cli, proj, fmt, pub, out, machine="qemux86-64"):
     cli("-C", proj, "device-config", "--machine", machine, "--format", fmt, "--url", f"file://{pub}", out)
     return out
@@ -32,7 +40,10 @@ def test_device_config_files(demo, cli, tmp_path):
         device(cli, demo, fmt, demo / "publish", out)
     feeds = (out / "etc/opkg/base-feeds.conf").read_text()
     assert "src/gz sample-distro-core2-64 file://" in feeds and "/feeds/ipk/qemux86_64" in feeds
-    assert (out / "etc/opkg/sample-distro-signature.conf").read_text() == "option check_signature 1\n"
+    # opkg fetches Packages.asc only with signature_type gpg-asc, and reads keys only from its gpg_dir
+    assert (out / "etc/opkg/sample-distro-signature.conf").read_text() == \
+        "option check_signature 1\noption signature_type gpg-asc\n"
+    assert (out / "etc/opkg/gpg/pubring.kbx").is_file() and (out / "etc/opkg/gpg/trustdb.gpg").is_file()
     assert "arch qemux86_64 11" in (out / "etc/opkg/arch.conf").read_text()
     repo = (out / "etc/yum.repos.d/sample-distro.repo").read_text()
     assert "gpgcheck=1" in repo and "repo_gpgcheck=1" in repo and "gpgkey=file:///etc/pki/rpm-gpg/" in repo
@@ -95,8 +106,10 @@ def test_apt_checks_signatures(demo, cli, pub_copy, tmp_path):
     cases = {
         "Release": lambda d: ((d / "InRelease").unlink(), (d / "Release").write_bytes((d / "Release").read_bytes() + b"Origin: x\n")),
         "InRelease": lambda d: (d / "InRelease").write_text((d / "InRelease").read_text().replace("Label: core2-64", "Label: evil")),
-        "Packages": lambda d: ((d / "Packages").write_bytes((d / "Packages").read_bytes().replace(b"3.3.1-r0.0", b"3.3.9-r0.0", 1)),
-                               (d / "Packages.gz").unlink()),
+        # apt fetches indexes by hash (Acquire-By-Hash): the tampered index is what every name serves
+        "Packages": lambda d: [f.write_bytes((d / "Packages").read_bytes().replace(b"3.3.1-r0.0", b"3.3.9-r0.0", 1))
+                               for f in [*(d / "by-hash" / "SHA256").iterdir(), d / "Packages"]] +
+                              [(d / "Packages.gz").unlink()],
     }
     for what, tamper in cases.items():
         bad = tmp_path / f"bad-{what}"
@@ -138,12 +151,11 @@ def test_key_rotation_keeps_old_releases_verifiable(cli, tmp_path, sample_build)
     cli("-C", proj, "release", cli.json("-C", proj, "stage", sample_build(2))["candidate"])
     pub = proj / "publish"
     dev = device(cli, proj, "ipk", pub, tmp_path / "dev")
-    keys = sorted((dev / "etc/opkg/keys").glob("*.asc"))
-    assert {k.stem for k in keys} == {old, rot["signing"]}
+    # the device's opkg gpg_dir trusts both keys: the new one signs from now on, the old one signed 1.1
     home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
-    for k in keys:
-        subprocess.run(["gpg", "--homedir", str(home), "--batch", "--import", str(k)], check=True, capture_output=True)
+    shutil.copytree(dev / "etc/opkg/gpg", home)
+    home.chmod(0o700)
+    assert gpg_dir_keys(home) == {old, rot["signing"]}
     signers = set()
     for rel in ("1.1", "1.2"):
         m = pub / "releases" / rel / "manifest.json"

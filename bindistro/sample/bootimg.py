@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import configparser
 import gzip
-import io
 import os
+import stat
 from pathlib import Path
+
+from .. import cpio
 
 from .packages import File
 
@@ -76,45 +78,20 @@ def init_script(machine: str, panic: bool = False) -> str:
             "echo 'bindistro-sample: init started'\n" + tail)
 
 
-def _cpio_entry(name: str, mode: int, data: bytes = b"", ino: int = 0, rdev: tuple[int, int] = (0, 0),
-                mtime: int = 0) -> bytes:
-    # newc header: 13 8-digit hex fields after the magic; name and data padded to 4 bytes
-    nb = name.encode() + b"\0"
-    fields = [ino, mode, 0, 0, 1, mtime, len(data), 0, 0, rdev[0], rdev[1], len(nb), 0]
-    head = b"070701" + b"".join(b"%08X" % f for f in fields)
-    out = head + nb
-    out += b"\0" * (-len(out) % 4) + data
-    return out + b"\0" * (-len(out) % 4)
-
-
 def write_initramfs(files: list[File], dest: Path, mtime: int) -> None:
     """A deterministic gzip'd newc archive: root-owned, fixed times, /dev/console included."""
-    seen: dict[str, File] = {}
+    entries = []
     for f in files:
-        seen[f.path] = f
-    # every parent directory of every entry
-    for path in list(seen):
-        p = os.path.dirname(path)
-        while p not in ("/", ""):
-            seen.setdefault(p, File(p, "dir"))
-            p = os.path.dirname(p)
-    buf = io.BytesIO()
-    ino = 1
-    for path in sorted(seen):
-        f = seen[path]
-        name = path.lstrip("/")
         if f.kind == "dir":
-            buf.write(_cpio_entry(name, 0o040755, ino=ino, mtime=mtime))
+            entries.append(cpio.Entry(f.path, stat.S_IFDIR | 0o755))
         elif f.kind == "symlink":
-            buf.write(_cpio_entry(name, 0o120777, f.target.encode(), ino=ino, mtime=mtime))
+            entries.append(cpio.Entry(f.path, stat.S_IFLNK | 0o777, f.target.encode()))
         elif f.kind == "chardev":
             major, minor = (int(x) for x in f.target.split(":"))
-            buf.write(_cpio_entry(name, 0o020600, ino=ino, rdev=(major, minor), mtime=mtime))
+            entries.append(cpio.Entry(f.path, stat.S_IFCHR | 0o600, rdev=(major, minor)))
         else:
-            buf.write(_cpio_entry(name, 0o100000 | (f.mode & 0o7777), f.data, ino=ino, mtime=mtime))
-        ino += 1
-    buf.write(_cpio_entry("TRAILER!!!", 0))
-    dest.write_bytes(gzip.compress(buf.getvalue(), mtime=0))
+            entries.append(cpio.Entry(f.path, stat.S_IFREG | (f.mode & 0o7777), f.data))
+    dest.write_bytes(gzip.compress(cpio.write(entries, mtime), mtime=0))
 
 
 def boot_files(machine: str, busybox: Path, panic: bool = False) -> list[File]:

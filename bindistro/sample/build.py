@@ -32,6 +32,23 @@ from .packages import File, Pkg, build_packages
 from .recipes import IMAGE_INSTALL, Recipe, at_release
 
 MARKER = ".bindistro-sample"
+PTEST_RUNNER = """#!/bin/sh
+# SAMPLE DATA stand-in for OE's ptest-runner: runs every /usr/lib/*/ptest/run-ptest, same output format
+echo "START: ptest-runner"
+date +%Y-%m-%dT%H:%M
+n=0
+for d in /usr/lib/*/ptest; do
+  [ -x "$d/run-ptest" ] || continue
+  n=$((n + 1))
+  echo "BEGIN: $d"
+  (cd "$d" && ./run-ptest)
+  echo "DURATION: 0"
+  echo "END: $d"
+done
+date +%Y-%m-%dT%H:%M
+echo "STOP: ptest-runner"
+echo "TOTAL: $n FAIL: 0"
+"""
 IMAGE = "core-image-minimal"
 
 
@@ -111,6 +128,9 @@ def rootfs_generated(machine: str, inject: list[str]) -> list[File]:
                 target="/usr/lib/systemd/system/systemd-networkd.service"),
            File("/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service", "symlink",
                 target="/usr/lib/systemd/system/serial-getty@.service")]
+    # ptest-runner (a C program in OE): a shell stand-in with its output format, so the boot gate's
+    # ptest path runs on the sample images
+    out += [d("/usr"), d("/usr/bin"), File("/usr/bin/ptest-runner", data=PTEST_RUNNER.encode(), mode=0o755)]
     if "host-keys" in inject:
         out += [d("/etc/ssh"), File("/etc/ssh/ssh_host_ed25519_key", data=b"-----BEGIN OPENSSH PRIVATE KEY-----\n"
                                     b"SAMPLE DATA, injected defect\n-----END OPENSSH PRIVATE KEY-----\n", mode=0o600),

@@ -42,7 +42,7 @@ def write_deb(p: Pkg, dest: Path, sde: int) -> Path:
         ctl = root / "DEBIAN"
         ctl.mkdir(parents=True)
         (ctl / "control").write_text(deb_control(p))
-        if p.conffiles:
+        if p.conffiles and p.recipe.config_noreplace:      # the injected defect: not declared
             (ctl / "conffiles").write_text("".join(c + "\n" for c in p.conffiles))
         for name, text in p.scripts.items():
             (ctl / name).write_text(text)

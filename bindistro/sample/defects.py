@@ -13,7 +13,10 @@ DEFECTS = {
     "unsolvable-upgrade": "the new util-linux conflicts with busybox, which every image has",
     "boot-panic": "the image's /init exits, so the kernel panics (\"Attempted to kill init\")",
     "postinst-fails-on-upgrade": "bindistro-hello's new postinst exits 1 when it is run for an upgrade",
-    "conffile-not-noreplace": "shadow's rpm marks /etc/login.defs %config without noreplace, and changes it",
+    "breaks-after-upgrade": "bindistro-hello's new maintainer scripts botch a settings migration on upgrade "
+                            "(exit 0): the fresh image is fine, an upgraded system fails a boot check",
+    "conffile-not-noreplace": "shadow's new /etc/login.defs is %config without noreplace (rpm), not a "
+                              "conffile (ipk, deb), and changed",
     "file-conflict": "the new kmod also ships /usr/bin/dbus, a file of the dbus package",
     "abi-break": "libhello.so.1 (bindistro-hello) drops hello_greet and changes hello_count, same SONAME",
     "root-password": "the image's /etc/shadow has a preset root password",
@@ -38,6 +41,9 @@ def on_recipes(recipes: dict[str, Recipe], inject: list[str]) -> None:
     if "broken-dependency" in inject:
         recipes["htop"].rdepends.append("libdoesnotexist1")
         recipes["htop"].rebuild += 1
+    if "breaks-after-upgrade" in inject:
+        recipes["bindistro-hello"].breaks_after_upgrade = True
+        _bump(recipes["bindistro-hello"])
     if "postinst-fails-on-upgrade" in inject:
         recipes["bindistro-hello"].postinst_fails_upgrade = True
         _bump(recipes["bindistro-hello"])

@@ -43,10 +43,17 @@ def control_text(fields: list[tuple[str, str]]) -> str:
 def control_tar(pkg: Pkg, mtime: int, fields: list[tuple[str, str]] | None = None) -> bytes:
     entries = [("./", File("/", "dir")),
                ("./control", File("control", data=control_text(fields or pkg.control_fields()).encode()))]
-    if pkg.conffiles:
-        entries.append(("./conffiles", File("conffiles", data="".join(c + "\n" for c in pkg.conffiles).encode())))
-    for name in sorted(pkg.scripts):
-        entries.append((f"./{name}", File(name, data=pkg.scripts[name].encode(), mode=0o755)))
+    conffiles = pkg.conffiles if pkg.recipe.config_noreplace else []   # the injected defect: not declared
+    if conffiles:
+        entries.append(("./conffiles", File("conffiles", data="".join(c + "\n" for c in conffiles).encode())))
+    scripts = dict(pkg.scripts)
+    if pkg.recipe.postinst_fails_upgrade and "postinst" in scripts:
+        # opkg calls postinst with `configure` alone (no old version, unlike dpkg and rpm): an
+        # upgrade-only failure shows in the new preinst, which opkg calls with `upgrade <old-version>`
+        scripts["preinst"] = ("#!/bin/sh\n# injected defect: cannot migrate settings on upgrade\n"
+                              "if [ \"$1\" = upgrade ]; then echo 'cannot migrate settings' >&2; exit 1; fi\nexit 0\n")
+    for name in sorted(scripts):
+        entries.append((f"./{name}", File(name, data=scripts[name].encode(), mode=0o755)))
     raw = io.BytesIO()
     with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as gz:
         gz.write(_tar(entries, mtime))

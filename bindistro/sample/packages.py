@@ -104,13 +104,30 @@ HOST_BUSYBOX = Path("/bin/busybox")
 HOST_ARCHS = {"core2-64", "qemux86_64"}
 
 
+ARM64_ARCHS = {"cortexa57", "qemuarm64"}
+# bindistro-hello's ptest (PN-ptest, /usr/lib/PN/ptest/run-ptest, as OE's ptest class installs it)
+HELLO_PTEST = """#!/bin/sh
+# SAMPLE DATA: the package test of bindistro-hello, in automake's result format
+if [ -f /etc/hello.conf ]; then echo "PASS: config-present"; else echo "FAIL: config-present"; fi
+if [ ! -e /var/lib/bindistro-hello/migration-failed ]; then echo "PASS: settings-migrated"; else echo "FAIL: settings-migrated"; fi
+echo "SKIP: network-greeting"
+"""
+
+
 def busybox_files(arch: str) -> list[File]:
-    """/bin/sh for scriptlets in install roots: Debian's static busybox, repackaged, where the host
-    can run it (x86-64); made-up bytes elsewhere."""
+    """/bin/sh for scriptlets in install roots: Debian's static busybox of the architecture,
+    repackaged (x86-64 from the host, arm64 from the boot cache of scripts/fetch-boot.sh: it runs
+    under qemu-user); made-up bytes for any other architecture."""
     if arch in HOST_ARCHS:
         if not HOST_BUSYBOX.exists():
             raise FileNotFoundError(f"{HOST_BUSYBOX}: missing; install Debian's busybox-static (scripts/setup.sh does)")
         data = HOST_BUSYBOX.read_bytes()
+    elif arch in ARM64_ARCHS:
+        from .bootimg import cache_dir
+        bb = cache_dir() / "arm64" / "busybox"
+        if not bb.is_file():
+            raise FileNotFoundError(f"{bb}: missing; run scripts/fetch-boot.sh (scripts/setup.sh does)")
+        data = bb.read_bytes()
     else:
         data = _blob("busybox", arch, size=60000)
     return [D("/bin"), File("/bin/busybox", data=data, mode=0o755), File("/bin/sh", "symlink", target="busybox")]
@@ -181,9 +198,23 @@ def build_packages(r: Recipe, arch: str) -> list[Pkg]:
     m.files = files
     if r.pn == "bindistro-hello":
         files += hello_lib(r, arch, ident)
+        pt = Pkg(f"{r.pn}-ptest", r, arch, "devel", f"{summary} - Package test suite", depends=[main])
+        pt.files = [D("/usr/lib"), D(f"/usr/lib/{r.pn}"), D(f"/usr/lib/{r.pn}/ptest"),
+                    File(f"/usr/lib/{r.pn}/ptest/run-ptest", data=HELLO_PTEST.encode(), mode=0o755)]
+        pkgs.append(pt)
     if r.postinst:
         m.scripts["postinst"] = f"#!/bin/sh\n# {r.pn} postinst (sample)\nset -e\nexit 0\n"
         m.scripts["prerm"] = f"#!/bin/sh\n# {r.pn} prerm (sample)\nexit 0\n"
+    if r.breaks_after_upgrade:
+        # a settings migration that only runs on upgrade and leaves the system broken (no error):
+        # dpkg passes `configure <old-version>`, rpm passes 2, opkg's preinst gets `upgrade <old>`
+        broken = ("mkdir -p /var/lib/bindistro-hello && echo 'settings migration failed' "
+                  "> /var/lib/bindistro-hello/migration-failed")
+        m.scripts["postinst"] = (f"#!/bin/sh\n# {r.pn} postinst (sample, injected defect)\n"
+                                 f"if [ \"$1\" = configure ] && [ -n \"$2\" ]; then {broken}; fi\n"
+                                 f"if [ \"$1\" -gt 1 ] 2>/dev/null; then {broken}; fi\nexit 0\n")
+        m.scripts["preinst"] = (f"#!/bin/sh\n# {r.pn} preinst (sample, injected defect)\n"
+                                f"if [ \"$1\" = upgrade ]; then {broken}; fi\nexit 0\n")
     if r.postinst_fails_upgrade:
         # fails when called for an upgrade: dpkg/opkg pass `configure <old-version>`, rpm passes 2
         m.scripts["postinst"] = (f"#!/bin/sh\n# {r.pn} postinst (sample, injected defect)\n"

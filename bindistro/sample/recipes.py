@@ -41,6 +41,7 @@ class Recipe:
     # injected defects (sample/defects.py)
     config_noreplace: bool = True        # rpm %config(noreplace) for the conffiles
     postinst_fails_upgrade: bool = False
+    breaks_after_upgrade: bool = False
     abi_break: bool = False
 
     @property
@@ -147,7 +148,7 @@ EXTRA = [
 IMAGE_INSTALL = ["packagegroup-core-boot", "base-files", "base-passwd", "busybox", "libc6", "systemd", "libsystemd0",
                  "libudev1", "dbus", "libdbus-1-3", "util-linux", "libblkid1", "libmount1", "libuuid1", "shadow",
                  "netbase", "tzdata", "os-release", "kmod", "libkmod2", "opkg", "libopkg1", "libarchive13", "libz1",
-                 "liblzma5", "update-alternatives-opkg", "bindistro-hello", "init-ifupdown", "formfactor",
+                 "liblzma5", "update-alternatives-opkg", "bindistro-hello", "bindistro-hello-ptest", "init-ifupdown", "formfactor",
                  "kernel-image", "ca-certificates", "openssh", "libcrypto3", "libssl3", "ifupdown"]
 
 

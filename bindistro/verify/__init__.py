@@ -36,6 +36,7 @@ class Context:
     releases: list[Release]                 # published releases, oldest first, this candidate excluded
     work: Path
     _arts: dict = field(default_factory=dict)
+    done: dict = field(default_factory=dict)   # gate -> its findings in this run (gates run in name order)
 
     def release_artifacts(self, rel: Release) -> list[Artifact]:
         if rel.name not in self._arts:
@@ -65,6 +66,15 @@ class Context:
         return out
 
 
+    def solver_sources(self) -> list[tuple[str, Release]]:
+        """Every earlier release a device may still run (releases past their own EOL left out),
+        labelled as upgrade_sources labels the ones it picks: a solve costs milliseconds."""
+        labels = {r.name: why for why, r in self.upgrade_sources()}
+        today = dt.date.today()
+        return [(labels.get(r.name, "earlier"), r) for r in self.releases
+                if not r.eol or dt.date.fromisoformat(r.eol[:10]) > today]
+
+
 def all_gates() -> dict[str, object]:
     pkg = importlib.import_module(f"{__name__}.gates")
     out = {}
@@ -90,7 +100,8 @@ def run(spec: Spec, store: Store, cid: int, only: list[str] | None = None) -> di
         if only and name not in only:
             continue
         ran.append(name)
-        findings += mod.run(ctx)
+        ctx.done[name] = mod.run(ctx)
+        findings += ctx.done[name]
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     data = list({f.id: f.to_dict() for f in findings}.values())   # same finding from two feeds: once
     md.create_all(store.db.engine)

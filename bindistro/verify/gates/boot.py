@@ -62,9 +62,13 @@ def findings(ctx, subject: str, res: BootResult) -> list[Finding]:
     details = res.to_dict()
     details["console_log"] = str(ctx.store.objects.path(sha)) if sha else None
     details["console_sha256"] = sha
+    pt = ""
+    if res.ptests is not None:
+        counts = {s: sum(1 for v in res.ptests.values() if v == s) for s in ("PASS", "FAIL", "SKIP")}
+        pt = ", ptests " + " ".join(f"{n} {s}" for s, n in counts.items())
     if res.ok:
         return [Finding("info", NAME, subject, f"{res.machine}: booted, marker after {res.seconds_to_marker} s, "
-                        f"{len(res.checks)} checks passed" + (", powered off" if res.powered_off else ", stopped (no poweroff)"),
+                        f"{len(res.checks)} checks passed" + pt + (", powered off" if res.powered_off else ", stopped (no poweroff)"),
                         details)]
     last = res.last_lines[-1] if res.last_lines else ""
     what = {"panic": "kernel panic", "timeout": "timeout", "check-failed": "check failed"}.get(res.status, "boot failed")

@@ -1,15 +1,17 @@
-"""Upgrades with the real package managers (dnf, apt; opkg when one is found) from the first, last,
-a random and the n-2 release to the candidate, in parallel throw-away roots (see upgrade_test.py)."""
+"""Upgrades with the real package managers (dnf, apt, opkg) from the first, last,
+a random and the n-2 release to the candidate, in parallel throw-away roots (see upgrade_test.py);
+then each upgraded root is booted with the candidate's kernel and its checks compared (upgrade_boot.py)."""
 from __future__ import annotations
 
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ... import model, upgrade_boot
 from ...formats import get as get_format
 from ...formats.base import Indexed, PackageInfo
-from ...pm import HOST_RUNNABLE
-from ...upgrade_test import DebRoot, PathResult, RpmRoot, find_opkg, make_repo, run_path
+from ...pm import DEB_ARCH, can_run, machine_cpu
+from ...upgrade_test import DebRoot, IpkRoot, PathResult, RpmRoot, find_opkg, make_repo, run_path
 from ..finding import Finding
 from .closure import feed_set
 from .upgrade import image_set
@@ -22,20 +24,21 @@ def run(ctx) -> list[Finding]:
     if not sources:
         return [Finding("info", NAME, "-", "first release: no earlier release to upgrade from")]
     out, jobs, cleanup = [], [], []
+    opkg = None
     for fmt in ctx.spec.formats:
         if fmt == "ipk":
-            row = ctx.store.db.candidate(ctx.candidate)[0]
-            if not find_opkg(Path(row.source)):
-                out.append(Finding("info", NAME, "ipk", "skipped: no opkg binary (not packaged for this host; put one "
-                                   "on PATH or use the build's opkg-native); ipk upgrades are checked by the "
-                                   "upgrade gate's solver only"))
+            opkg = find_opkg(ctx.spec, Path(ctx.store.db.candidate(ctx.candidate)[0].source))
+            if not opkg:
+                out.append(Finding("warning", NAME, "ipk", "skipped: no opkg binary (tools.opkg in the spec, "
+                                   "the build's opkg-native, `bash scripts/build-opkg.sh`, or opkg on PATH); ipk "
+                                   "upgrades are checked by the upgrade gate's solver only"))
                 continue
-            out.append(Finding("info", NAME, "ipk", "opkg found, but the opkg runner is not written yet: solver only"))
-            continue
         for m in ctx.spec.machines:
-            if not any(a in HOST_RUNNABLE for a in m.archs):
-                out.append(Finding("info", NAME, f"{fmt}/{m.name}", "solver only: the host cannot execute this "
-                                   "machine's packages (scriptlets would need emulation)"))
+            cpu = machine_cpu(m.archs)
+            if not can_run(cpu):
+                out.append(Finding("info", NAME, f"{fmt}/{m.name}", f"solver only: this host cannot execute "
+                                   f"{cpu or 'this machine'}'s packages (maintainer scripts need qemu-user "
+                                   "registered with binfmt_misc: scripts/setup.sh does it as root)"))
                 continue
             allpkgs, _cand = feed_set(ctx, fmt, m)
             by_nv = {(a.name, a.version): a for a in allpkgs}
@@ -44,6 +47,7 @@ def run(ctx) -> list[Finding]:
                        for a in allpkgs]
             repo = make_repo(fmt, entries, ctx.work / f"pm-repo-{ctx.candidate}-{fmt}-{m.name}")
             cleanup.append(repo)
+            bootplan = boot_plan(ctx, m, out if fmt == ctx.spec.formats[0] else [])
             for why, rel in sources:
                 wanted = image_set(ctx, rel, m)
                 files = [ctx.store.objects.path(by_nv[k].sha256) for k in wanted if k in by_nv]
@@ -58,7 +62,11 @@ def run(ctx) -> list[Finding]:
                 named.mkdir(parents=True)
                 for src, name in zip(files, names):
                     (named / name).hardlink_to(src)
-                jobs.append((fmt, m, why, rel, work, repo, sorted(named.iterdir())))
+                plan = None
+                if bootplan:
+                    old_img = old_image(ctx, rel, m)
+                    plan = (bootplan, old_img) if old_img else None
+                jobs.append((fmt, m, why, rel, work, repo, sorted(named.iterdir()), opkg, cpu, plan, ctx.spec.boot))
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
             results = list(pool.map(_one, jobs))
@@ -73,14 +81,91 @@ def run(ctx) -> list[Finding]:
         if res.ok:
             out.append(Finding("info", NAME, where, f"upgrade passed: {res.upgraded} packages changed in "
                                f"{res.seconds} s", info))
+        if res.boot is not None:
+            out += boot_findings(ctx, res, where, info)
+    return out
+
+
+def boot_plan(ctx, m, notes: list) -> tuple[str, dict] | None:
+    """(qemuboot.conf name, the candidate's image files of machine `m`) when the upgraded roots of
+    `m` can be booted; `notes` hears why not (once per machine)."""
+    if not ctx.spec.boot.enabled:
+        return None
+    files = {a.name: ctx.store.objects.path(a.sha256) for a in ctx.artifacts
+             if a.kind == model.IMAGE and (a.meta.get("machine") or a.arch) == m.name}
+    conf = next((n for n in sorted(files) if n.endswith(".qemuboot.conf")), None)
+    if conf is None:
+        notes.append(Finding("info", NAME, m.name, "no qemuboot.conf among the candidate's images: upgraded "
+                             "systems are not booted"))
+        return None
+    if not any(n.endswith(".cpio.gz") for n in files):
+        notes.append(Finding("info", NAME, m.name, "boot after upgrade packs cpio.gz (initramfs) images only; "
+                             "this machine's image is of another type: not booted"))
+        return None
+    return conf, files
+
+
+def old_image(ctx, rel, m):
+    """The cpio.gz image of release `rel` for machine `m` (what a device of that release runs)."""
+    for a in ctx.release_artifacts(rel):
+        if a.kind == model.IMAGE and (a.meta.get("machine") or a.arch) == m.name and a.name.endswith(".cpio.gz"):
+            return ctx.store.objects.path(a.sha256)
+    return None
+
+
+def _baselines(ctx, machine: str) -> dict:
+    """The same boot checks on the fresh candidate image (this run's boot gate) and on the last release."""
+    def of(findings):
+        for f in findings or []:
+            d = f.details if isinstance(f, Finding) else f.get("details")
+            gate = f.gate if isinstance(f, Finding) else f.get("gate")
+            if gate == "boot" and d and d.get("machine") == machine and "checks" in d:
+                return d
+        return None
+    out = {"fresh candidate": of(ctx.done.get("boot"))}
+    if ctx.last is not None:
+        from ... import verify
+        rep = verify.report(ctx.store, ctx.last.candidate)
+        out[f"release {ctx.last.name}"] = of(rep["findings"]) if rep else None
+    return out
+
+
+def boot_findings(ctx, res: PathResult, where: str, info: dict) -> list[Finding]:
+    if isinstance(res.boot, str):
+        return [Finding("warning", NAME, res.machine, f"{where}: the upgraded system could not be booted: {res.boot}", info)]
+    verdicts = upgrade_boot.verdicts(res.boot, ctx.spec.boot, _baselines(ctx, res.machine))
+    out, passed = [], []
+    details = dict(info, boot=res.boot.to_dict())
+    for v in verdicts:
+        if v.status == upgrade_boot.PASS:
+            passed.append(v.check)
+            continue
+        base = "; ".join(f"{k}: {'passed' if ok else 'failed'}" for k, ok in v.baselines.items()) or "no earlier result"
+        what = f"check {v.check!r} ({v.run})" if v.run else "the system"
+        sev = {upgrade_boot.REGRESSION: "error", upgrade_boot.FAIL: "warning"}.get(v.status, "info")
+        out.append(Finding(sev, NAME, v.run or v.check, f"{where}: after the upgrade {what} {v.status}: {v.now} "
+                           f"({base})", dict(details, verdict=v.status)))
+    if passed:
+        out.append(Finding("info", NAME, where, f"upgraded system booted: {', '.join(passed)} PASS "
+                           f"({res.boot.seconds} s)", dict(details, verdict=upgrade_boot.PASS)))
     return out
 
 
 def _one(job) -> PathResult:
-    fmt, m, why, rel, work, repo, files = job
+    fmt, m, why, rel, work, repo, files, opkg, cpu, plan, bootcfg = job
     if fmt == "rpm":
         archs = [get_format("rpm").feed_name(a) for a in reversed(m.archs)]
         pm = RpmRoot(work, repo, archs)
+    elif fmt == "ipk":
+        pm = IpkRoot(work, repo, list(m.archs), opkg)
     else:
-        pm = DebRoot(work, repo)
-    return run_path(pm, files, PathResult(fmt, m.name, why, rel.name))
+        pm = DebRoot(work, repo, DEB_ARCH[cpu])
+    res = run_path(pm, files, PathResult(fmt, m.name, why, rel.name))
+    if plan and res.ok:
+        (conf, deploy), old_img = plan
+        try:
+            res.boot = upgrade_boot.boot_upgraded(pm.root, res.owned_before, old_img, deploy, conf, bootcfg,
+                                                  work / "boot")
+        except (OSError, ValueError) as e:
+            res.boot = str(e)
+    return res

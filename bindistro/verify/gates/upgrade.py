@@ -1,5 +1,6 @@
-"""Upgrade solvability: the image package sets of the first, last, a random earlier and the n-2
-release, upgraded to the candidate's cumulative feeds (libsolv, every package to its best version)."""
+"""Upgrade solvability: the image package set of every earlier supported release, upgraded to the
+candidate's cumulative feeds (libsolv, every package to its best version): a device on any release
+is covered. The first, last, a random earlier and the n-2 paths keep those labels."""
 from __future__ import annotations
 
 import solv
@@ -22,7 +23,7 @@ def image_set(ctx, rel, machine) -> list[tuple[str, str]]:
 
 def run(ctx) -> list[Finding]:
     out = []
-    sources = ctx.upgrade_sources()
+    sources = ctx.solver_sources()      # every path a device can take; the real PMs run four of them
     if not sources:
         return [Finding("info", NAME, "-", "first release: no earlier release to upgrade from")]
     for fmt in ctx.spec.formats:

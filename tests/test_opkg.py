@@ -1,0 +1,77 @@
+"""Real opkg 0.6.3 (OE scarthgap's) against the published feeds, configured only by `device-config`."""
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bindistro.upgrade_test import find_opkg
+from httpserve import serve
+
+pytestmark = pytest.mark.slow
+
+
+def opkg_bin() -> str:
+    o = find_opkg()
+    if not o:
+        pytest.fail("no opkg: run `bash scripts/build-opkg.sh` (scripts/setup.sh does) with ../shared/tools beside the clone")
+    return o
+
+
+def device_root(cli, proj, url, root: Path) -> Path:
+    """A root holding only OE's default opkg.conf, then what device-config writes."""
+    (root / "etc/opkg").mkdir(parents=True)
+    (root / "etc/opkg/opkg.conf").write_text("dest root /\noption lists_dir /var/lib/opkg/lists\n")
+    cli("-C", proj, "device-config", "--machine", "qemux86-64", "--format", "ipk", "--url", url, root)
+    return root
+
+
+def opkg(root: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    # as on the device: the confs under /etc/opkg of the root, nothing given on the command line
+    env = dict(os.environ, OPKG_CONF_DIR="/etc/opkg")
+    r = subprocess.run([opkg_bin(), "-o", str(root), *args], capture_output=True, text=True, env=env)
+    if ok:
+        assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def installed(root: Path) -> dict[str, str]:
+    out = opkg(root, "list-installed").stdout
+    return {l.split(" - ")[0]: l.split(" - ")[1] for l in out.splitlines() if " - " in l}
+
+
+def test_device_config_works_with_real_opkg(demo, cli, tmp_path):
+    with serve(demo / "publish", user=None) as url:
+        root = device_root(cli, demo, url, tmp_path / "root")
+        conf = (root / "etc/opkg/sample-distro-signature.conf").read_text()
+        assert "option check_signature 1" in conf and "option signature_type gpg-asc" in conf
+        assert (root / "etc/opkg/gpg/pubring.kbx").exists() and not (root / "etc/opkg/keys").exists()
+        r = opkg(root, "update")
+        assert "Packages.asc" in r.stdout + r.stderr            # the signatures were fetched and checked
+        versions = sorted(l.split(" - ")[1] for l in opkg(root, "list", "htop").stdout.splitlines())
+        assert len(versions) >= 2                                # release 1's and the newest
+        old, new = versions[0], versions[-1]
+        opkg(root, "install", f"htop={old}")
+        assert installed(root)["htop"] == old
+        opkg(root, "upgrade")
+        assert installed(root)["htop"] == new
+        opkg(root, "install", "--force-downgrade", f"htop={old}")    # revert: the feed keeps every version
+        assert installed(root)["htop"] == old
+
+
+def test_opkg_refuses_an_index_changed_after_signing(demo, cli, tmp_path):
+    pub = tmp_path / "publish"
+    shutil.copytree(demo / "publish", pub, symlinks=True)
+    feed = (pub / "feeds/ipk/core2-64").resolve()
+    text = (feed / "Packages").read_bytes().replace(b"Interactive process viewer", b"Interactive process viewer!")
+    for name, data in (("Packages", text), ("Packages.gz", gzip.compress(text, 9, mtime=0))):
+        (feed / name).unlink()                    # a new file: the copy's generations keep theirs
+        (feed / name).write_bytes(data)
+    with serve(pub, user=None) as url:
+        root = device_root(cli, demo, url, tmp_path / "root")
+        r = opkg(root, "update", ok=False)
+        assert r.returncode != 0 and "signature" in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
