@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from sqlalchemy import (JSON, Column, Integer, MetaData, String, Table, create_engine, event,
+from sqlalchemy import (JSON, Column, Integer, MetaData, String, Table, create_engine, event, func,
                         insert, select, update)
 
 from ..model import Artifact, Release
@@ -150,11 +150,14 @@ class MetaDB:
             return {r.path: (r.sha256, r.size) for r in c.execute(select(published))}
 
     def released_packages(self) -> list[Artifact]:
-        """Every package artifact of every release, oldest release first (one row per file)."""
+        """Every package file ever released, once, in the order it was first released. (A release
+        lists all of its build's packages: most are the same files as the release before.)"""
         with self.engine.connect() as c:
-            q = (select(artifacts, releases.c.seq)
-                 .join(releases, releases.c.candidate == artifacts.c.candidate)
-                 .where(artifacts.c.kind == "package").order_by(releases.c.seq, artifacts.c.id))
+            first = (select(func.min(artifacts.c.id))
+                     .join(releases, releases.c.candidate == artifacts.c.candidate)
+                     .where(artifacts.c.kind == "package")
+                     .group_by(artifacts.c.format, artifacts.c.arch, artifacts.c.sha256))
+            q = select(artifacts).where(artifacts.c.id.in_(first)).order_by(artifacts.c.id)
             return [Artifact(path=r.path, kind=r.kind, sha256=r.sha256, size=r.size, md5=r.md5,
                              format=r.format, name=r.name, version=r.version, arch=r.arch, meta=r.meta)
                     for r in c.execute(q)]
