@@ -46,6 +46,8 @@ class PathResult:
     upgraded: int = 0
     seconds: float = 0.0
     owned_before: set = field(default_factory=set, repr=False)   # paths packages owned before the upgrade
+    changed: dict = field(default_factory=dict, repr=False)      # package -> its version before the upgrade
+    reverted: int = 0                   # packages downgraded back to their old versions afterwards
     boot: object = None                 # BootResult of the upgraded root, when it was booted
 
     @property
@@ -221,6 +223,10 @@ class IpkRoot:
         self.run("update")
         return self.run("upgrade")
 
+    def downgrade(self, versions: dict[str, str]) -> str:
+        """Back to earlier versions from the cumulative feed, as a device reverts an upgrade."""
+        return self.run("install", "--force-downgrade", *(f"{n}={v}" for n, v in sorted(versions.items())))
+
     def _status(self) -> list[dict]:
         p = self.root / "var/lib/opkg/status"
         return read_paragraphs(p.read_bytes()) if p.exists() else []
@@ -316,6 +322,7 @@ def run_path(pm, old_files: list[Path], res: PathResult) -> PathResult:
         res.problems.append(PathProblem("error", name, f"%{m.group(1)} scriptlet of {m.group(2)} exited {m.group(3)}"))
     after_pkgs = pm.installed()
     res.upgraded = sum(1 for k, v in after_pkgs.items() if before_pkgs.get(k) != v)
+    res.changed = {k: before_pkgs[k] for k, v in after_pkgs.items() if k in before_pkgs and before_pkgs[k] != v}
     owners_after, conf_after = pm.files()
     t = tree(pm.root)
     # configuration changes survive
@@ -350,6 +357,24 @@ def run_path(pm, old_files: list[Path], res: PathResult) -> PathResult:
         res.problems.append(PathProblem("error", res.fmt, f"package database check: {line.strip()}"))
     res.seconds = round(time.monotonic() - t0, 1)
     return res
+
+
+def revert(pm, res: PathResult) -> None:
+    """The seed's promise that devices may go back: the packages the upgrade changed are installed
+    again at their old versions, which the cumulative feed still holds (where the format has a way)."""
+    if not res.changed or not hasattr(pm, "downgrade"):
+        return
+    try:
+        pm.downgrade(res.changed)
+    except PMError as e:
+        res.problems.append(PathProblem("error", _failed_subject(e.out) or res.source,
+                                        f"reverting to the {res.source} versions failed: {_last_error(e.out)}"))
+        return
+    back = pm.installed()
+    for name, old in sorted(res.changed.items()):
+        if back.get(name) != old:
+            res.problems.append(PathProblem("error", name, f"revert: {name} is {back.get(name)} after downgrading to {old}"))
+    res.reverted = sum(1 for n, v in res.changed.items() if back.get(n) == v)
 
 
 def _last_error(out: str) -> str:
@@ -408,9 +433,9 @@ def make_repo(fmt: str, files: list[tuple[Path, Indexed]], dest: Path) -> Path:
 
 
 def find_opkg(spec=None, build_dir: Path | None = None) -> str | None:
-    """The opkg to test ipk upgrades with: BINDISTRO_OPKG (`verify --opkg`) or the spec's tools.opkg,
+    """The opkg to test ipk upgrades with: `verify --opkg` or the spec's tools.opkg, or BINDISTRO_OPKG,
     then the candidate build's opkg-native, then the one scripts/build-opkg.sh built, then PATH."""
-    given = os.environ.get("BINDISTRO_OPKG") or (spec.opkg if spec is not None else None)
+    given = (spec.opkg if spec is not None else None) or os.environ.get("BINDISTRO_OPKG")
     if given:
         p = spec.resolve(given) if spec is not None else Path(given)
         return str(p) if os.access(p, os.X_OK) else None

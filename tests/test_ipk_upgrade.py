@@ -57,6 +57,8 @@ def test_clean_release_3_passes_every_path_and_boots(ipk_project, cli, sample_bu
               if f["gate"] == "pm-upgrade" and f["details"].get("verdict") == "PASS"}
     want = {(m, p) for m in MACHINES for p in ("first", "last")}
     assert want <= upgraded and want <= booted
+    # and back: the cumulative feed lets a device downgrade what the upgrade changed
+    assert all("reverted to their" in f["message"] for f in findings if "upgrade passed" in f["message"])
     # every earlier release is solved, not only the four paths the package managers run
     solved = {f["details"]["from"] for f in findings if f["gate"] == "upgrade" and "upgrades cleanly" in f["message"]}
     assert solved == {"1.1", "1.2"}

@@ -11,7 +11,7 @@ from ... import model, upgrade_boot
 from ...formats import get as get_format
 from ...formats.base import Indexed, PackageInfo
 from ...pm import DEB_ARCH, can_run, machine_cpu
-from ...upgrade_test import DebRoot, IpkRoot, PathResult, RpmRoot, find_opkg, make_repo, run_path
+from ...upgrade_test import DebRoot, IpkRoot, PathResult, RpmRoot, find_opkg, make_repo, revert, run_path
 from ..finding import Finding
 from .closure import feed_set
 from .upgrade import image_set
@@ -80,7 +80,8 @@ def run(ctx) -> list[Finding]:
             out.append(Finding(p.severity, NAME, p.subject, f"{where}: {p.message}", info))
         if res.ok:
             out.append(Finding("info", NAME, where, f"upgrade passed: {res.upgraded} packages changed in "
-                               f"{res.seconds} s", info))
+                               f"{res.seconds} s" + (f"; {res.reverted} reverted to their {res.source} versions "
+                               "(--force-downgrade)" if res.reverted else ""), info))
         if res.boot is not None:
             out += boot_findings(ctx, res, where, info)
     return out
@@ -168,4 +169,6 @@ def _one(job) -> PathResult:
                                                   work / "boot")
         except (OSError, ValueError) as e:
             res.boot = str(e)
+    if res.ok:
+        revert(pm, res)          # after the boot: the revert changes the root
     return res
