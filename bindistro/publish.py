@@ -257,7 +257,8 @@ class Generation:
                 p = os.path.join(dirpath, f)
                 if not os.path.islink(p) and (os.stat(p).st_mode & 0o777) != FILE_MODE:
                     os.chmod(p, FILE_MODE)
-        os.sync()   # one call instead of an fsync per linked file
+            # new files were fsynced when written; their names and the hard links live in directories
+            fsync_dir(Path(dirpath))
         final = self.tree.generation_dir(self.n)
         os.replace(self.dir, final)
         self.dir = final
