@@ -20,7 +20,7 @@ from pathlib import Path
 from bindistro import spec as specmod
 from bindistro import verify
 from bindistro.release import release
-from bindistro.restore import restore
+from bindistro.restore import project_trust, restore
 from bindistro.sample.build import generate
 from bindistro.stage import stage
 from bindistro.store import Store
@@ -47,7 +47,7 @@ def main() -> None:
     for n in range(1, last + 1):
         build = work / f"build-{n}"
         if n > 1:
-            restore(build, sp.publish_path, None, sp.publish_url)
+            restore(build, sp.publish_path, None, sp.publish_url, trust=project_trust(sp, own_tree=True))
         g = generate(build, n, 1, formats=formats)
         cand = stage(store, build, sp)["candidate"]
         if n < last:

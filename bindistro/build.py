@@ -33,8 +33,8 @@ def run_build(spec: Spec, store: Store, build_dir: Path, kas_file: Path | None, 
     if dry_run:
         return res
     if store.db.releases():
-        from .restore import restore
-        res["restored"] = restore(build_dir, spec.publish_path, None, spec.publish_url)["release"]
+        from .restore import project_trust, restore
+        res["restored"] = restore(build_dir, spec.publish_path, None, spec.publish_url, trust=project_trust(spec, own_tree=True))["release"]
     if not shutil.which(cmd[0]):
         raise BindistroError(f"{cmd[0]}: not found on PATH" + ("" if kas_file else
                              " (source oe-init-build-env first, or build with --kas FILE)"))

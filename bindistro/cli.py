@@ -453,17 +453,31 @@ def publish_dir(proj: Project, given: Path | None) -> Path:
 @click.option("--url", help="URL devices and builds reach the published tree at (default: file:// of --from).")
 @click.option("--hashserv-upstream", help="BB_HASHSERVE_UPSTREAM for a public hash-equivalence server.")
 @click.option("--layers-dir", type=click.Path(file_okay=False, path_type=Path), help="Where layer checkouts are (default: BUILD_DIR/..).")
+@click.option("--keyring", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Public key(s) the release manifest must be signed with (default: the project's keys).")
+@click.option("--insecure", is_flag=True, help="Restore from an unsigned or badly signed tree (says so).")
 @json_opt
 @click.pass_obj
-def restore(proj: Project, build_dir, rel, source, url, hashserv_upstream, layers_dir, as_json):
-    """Restore a release into a build directory: PR values, hash equivalence, sstate mirror, layers."""
+def restore(proj: Project, build_dir, rel, source, url, hashserv_upstream, layers_dir, keyring, insecure, as_json):
+    """Restore a release into a build directory: PR values, hash equivalence, sstate mirror, layers.
+    The release manifest's signature is checked first; files are used only as the manifest lists them."""
+    from .restore import Trust, project_trust
     from .restore import restore as do_restore
-    if url is None and source is None:
-        try:
-            url = proj.spec.publish_url
-        except BindistroError:
-            pass
-    r = do_restore(build_dir, publish_dir(proj, source), rel, url, hashserv_upstream, layers_dir)
+    spec = None
+    try:
+        spec = proj.spec
+    except BindistroError:
+        pass
+    if url is None and source is None and spec is not None:
+        url = spec.publish_url
+    publish = publish_dir(proj, source)
+    if keyring:
+        trust = Trust([keyring.read_bytes()], insecure)
+    elif spec is not None:
+        trust = project_trust(spec, own_tree=publish.resolve() == spec.publish_path.resolve(), insecure=insecure)
+    else:
+        trust = Trust(insecure=insecure)
+    r = do_restore(build_dir, publish, rel, url, hashserv_upstream, layers_dir, trust)
 
     def human(r):
         out.print(f"restored release {r['release']} into {r['build']}: {r['conf']}")

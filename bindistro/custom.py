@@ -19,7 +19,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
 def add(spec: Spec, store: Store, name: str, src: Path, fpr: str) -> dict:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise BindistroError(f"custom feed name {name!r}: use lower-case letters, digits and . _ -")
     try:
         fmt = feed.detect_format(src)

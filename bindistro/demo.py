@@ -7,7 +7,7 @@ from . import spec as specmod
 from . import verify
 from .keys import Keyring
 from .release import release
-from .restore import restore
+from .restore import project_trust, restore
 from .sample.build import generate
 from .stage import stage
 from .store import Store
@@ -36,7 +36,7 @@ def run(out: Path, count: int = 3, seed: int = 1) -> dict:
         build = out / "builds" / f"release-{n}"
         if store.db.releases():
             # the cycle: restore the last release (PR values above all) before building the next
-            restore(build, sp.publish_path, None, sp.publish_url)
+            restore(build, sp.publish_path, None, sp.publish_url, trust=project_trust(sp, own_tree=True))
         g = generate(build, n, seed)
         st = stage(store, build, sp)
         rep = verify.run(sp, store, st["candidate"])

@@ -207,13 +207,33 @@ def dump(spec: Spec, path: Path) -> None:
     path.write_text(HEADER + yaml.safe_dump(spec.to_dict(), sort_keys=False))
 
 
+MAX_SPEC = 1 << 20     # a distro spec is a few KB
+
+
 def load(path: Path) -> Spec:
-    path = path.resolve()
+    try:
+        path = path.resolve()
+    except (OSError, RuntimeError) as e:        # a symlink loop
+        raise SpecError(str(path), "-", f"cannot be resolved ({e})") from None
     p = str(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        if path.stat().st_size > MAX_SPEC:
+            raise SpecError(p, "-", f"larger than {MAX_SPEC >> 10} KB; not a distro spec")
+        text = path.read_text(encoding="utf-8")
+        # anchors and aliases can make a few KB expand to gigabytes ("billion laughs"): a spec has none
+        for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None):
+                mark = ev.start_mark
+                raise SpecError(p, f"line {mark.line + 1}", "YAML anchors and aliases are not allowed in a spec")
+        raw = yaml.safe_load(text)
     except FileNotFoundError:
         raise SpecError(p, "-", "no such file (run `bindistro init` or pass -C DIR)") from None
+    except IsADirectoryError:
+        raise SpecError(p, "-", "is a directory, not a spec file") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(p, "-", f"not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise SpecError(p, "-", f"cannot be read ({e.strerror})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "-"
@@ -241,7 +261,7 @@ def parse(raw: dict, path: Path) -> Spec:
             raise SpecError(p, str(k), f"unknown key (known: {', '.join(sorted(known))})")
     prod = _req(raw, "product", dict, p)
     name = _req(prod, "name", str, p)
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise SpecError(p, "product.name", f"{name!r} is not a plain name (letters, digits, . _ + -)")
     version = str(prod.get("version", "1"))
     release_name = _req(raw, "release_name", str, p, "{version}.{n}")
@@ -249,7 +269,7 @@ def parse(raw: dict, path: Path) -> Spec:
         probe = release_name.format(version=version, n=1, date="20000101", product=name)
     except (KeyError, IndexError, ValueError) as e:
         raise SpecError(p, "release_name", f"bad template: {e}") from None
-    if not _NAME_RE.match(probe):
+    if not _NAME_RE.fullmatch(probe):
         raise SpecError(p, "release_name", f"gives {probe!r}, not usable as a directory name")
 
     machines_raw = _req(raw, "machines", dict, p)
@@ -261,7 +281,7 @@ def parse(raw: dict, path: Path) -> Spec:
         if not isinstance(m, dict) or not isinstance(m.get("archs"), list) or not m["archs"]:
             raise SpecError(p, f"{key}.archs", "must be a non-empty list of package architectures")
         for a in m["archs"]:
-            if not isinstance(a, str) or not _NAME_RE.match(a):
+            if not isinstance(a, str) or not _NAME_RE.fullmatch(a):
                 raise SpecError(p, f"{key}.archs", f"{a!r} is not a package architecture name")
         if len(set(m["archs"])) != len(m["archs"]):
             raise SpecError(p, f"{key}.archs", "lists an architecture twice")

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sqlite3
 import stat
 from pathlib import Path
@@ -23,6 +24,8 @@ def released(tmp_path_factory):
     d = tmp_path_factory.mktemp("restore")
     cli("sample-build", d / "b1", "--release", 1, "--formats", "ipk")
     cli("-C", d / "p", "init", "--no-boot")
+    fpr = cli.json("-C", d / "p", "keys", "generate")["fingerprint"]
+    cli("-C", d / "p", "keys", "export", fpr, "--out", d / "distro.asc")
     cli("-C", d / "p", "release", cli.json("-C", d / "p", "stage", d / "b1")["candidate"])
     return d
 
@@ -34,16 +37,18 @@ def prdb_findings(cli, proj, build):
 
 def test_restore_from_published_tree_keeps_pr_values_rising(released, cli, tmp_path, monkeypatch):
     pub = released / "p" / "publish"
-    monkeypatch.chdir(tmp_path)           # no bindistro.yml anywhere: the published tree alone
+    monkeypatch.chdir(tmp_path)           # no bindistro.yml anywhere: the published tree and the distro's key
     b2 = tmp_path / "b2"
-    r = cli.json("restore", b2, "--from", pub)
+    key = released / "distro.asc"
+    r = cli.json("restore", b2, "--from", pub, "--keyring", key)
     assert r["release"] == "1.1" and r["prserv"]["added"] > 0 and r["hashserv_rows_added"] > 0
+    assert r["signature"] == "good signature"
     local = (b2 / "conf" / "local.conf").read_text()
     assert local.count("require conf/bindistro.conf") == 1
     conf = (b2 / "conf" / "bindistro.conf").read_text()
     assert f'SSTATE_MIRRORS ?= "file://.* file://{pub}/sstate/PATH;downloadfilename=PATH"' in conf
     assert 'BB_SIGNATURE_HANDLER = "OEEquivHash"' in conf and "PACKAGE_FEED_ARCHS" in conf
-    cli("restore", b2, "--from", pub)     # again: still one require line, nothing lowered
+    cli("restore", b2, "--from", pub, "--keyring", key)     # again: still one require line, nothing lowered
     assert (b2 / "conf" / "local.conf").read_text().count("require conf/bindistro.conf") == 1
     cli("sample-build", b2, "--release", 2, "--formats", "ipk")
     old = {(v, a, c): x for v, a, c, x in prserv.read_db(released / "b1" / "cache" / "prserv.sqlite3")}
@@ -53,6 +58,61 @@ def test_restore_from_published_tree_keeps_pr_values_rising(released, cli, tmp_p
     assert "-r0.1_" in busybox.name           # release 2 rebuilt busybox: PR rose from r0.0
     _c, rep = prdb_findings(cli, released / "p", b2)
     assert rep["summary"]["error"] == 0 and "kept, none lower" in rep["findings"][0]["message"]
+
+
+def tree_copy(released, tmp_path) -> Path:
+    """A copy of the published tree to tamper with (links kept, files copied)."""
+    dst = tmp_path / "pub"
+    shutil.copytree(released / "p" / "publish", dst, symlinks=True)
+    return dst
+
+
+def refused(cli, *args, words: str):
+    r = cli(*args, ok=False)
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 1 and len(lines) == 1 and words in lines[0] and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
+def test_restore_refuses_unsigned_tampered_and_escaping_trees(released, cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    key = released / "distro.asc"
+    build = tmp_path / "b"
+    # no key to check with
+    refused(cli, "restore", build, "--from", released / "p" / "publish", words="no key to check its signature")
+    # a manifest changed after signing
+    bad = tree_copy(released, tmp_path / "t1")
+    m = bad / "releases" / "1.1" / "manifest.json"
+    text = m.read_text()
+    m.unlink()
+    m.write_text(text.replace('"sequence": 1', '"sequence": 1, "x": 1'))
+    refused(cli, "restore", build, "--from", bad, "--keyring", key, words="BAD signature")
+    # unsigned
+    (bad / "releases" / "1.1" / "manifest.json.asc").unlink()
+    refused(cli, "restore", build, "--from", bad, "--keyring", key, words="not signed")
+    # a listing that sends the manifest out of the tree
+    esc = tree_copy(released, tmp_path / "t2")
+    listing = json.loads((esc / "releases.json").read_text())
+    listing["releases"][0]["manifest"] = "../../outside/manifest.json"
+    (esc / "releases.json").unlink()
+    (esc / "releases.json").write_text(json.dumps(listing))
+    refused(cli, "restore", build, "--from", esc, "--keyring", key, words="points outside the published tree")
+    # a file of the signed manifest replaced: used only as the manifest lists it
+    swapped = tree_copy(released, tmp_path / "t3")
+    prx = next(swapped.glob("releases/1.1/prserv-export.conf"))
+    prx.unlink()
+    prx.write_text('PRAUTO$evil-1.0-r0$core2-64$' + "a" * 64 + ' = "1"\n')
+    refused(cli, "restore", build, "--from", swapped, "--keyring", key, words="does not match the release manifest")
+    assert not build.exists()              # nothing was written into the build directory
+    # --insecure takes an unsigned tree, and says so
+    r = cli.json("restore", build, "--from", bad, "--insecure")
+    assert "--insecure" in r["signature"]
+
+
+def test_a_release_name_with_a_newline_is_refused(released, cli, sample_build):
+    cand = cli.json("-C", released / "p", "stage", released / "b1")["candidate"]
+    line = refused(cli, "-C", released / "p", "release", cand, "--name", "evil\n", words="release name")
+    assert "letters, digits" in line
 
 
 def test_without_restore_the_pr_gate_fails(released, cli, tmp_path):

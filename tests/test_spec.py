@@ -52,3 +52,31 @@ def test_eol_refuses_stage_and_release(cli, project, sample_build):
     path.write_text(yaml.safe_dump(data))
     r = cli("-C", project, "stage", sample_build(1), ok=False)
     assert r.exit_code == 1 and "end of life on 2020-01-01" in r.stderr
+
+
+BOMB = "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['lol'] * 9)}]\n"
+               for p, c in zip([None, "a", "b", "c", "d", "e", "f", "g", "h"], "abcdefghi"))
+
+
+@pytest.mark.parametrize("case,words", [
+    ("yaml-bomb", "line 1: YAML anchors and aliases are not allowed"),
+    ("non-utf8", "not UTF-8 text"),
+    ("directory", "is a directory"),
+    ("symlink-loop", "cannot be"),
+])
+def test_a_spec_that_is_not_one_gets_one_line(cli, tmp_path, case, words):
+    proj = tmp_path / "p"
+    cli("-C", proj, "init", "--no-boot")
+    f = proj / "bindistro.yml"
+    f.unlink()
+    if case == "yaml-bomb":
+        f.write_text(BOMB)
+    elif case == "non-utf8":
+        f.write_bytes(b"product:\n  name: caf\xe9\n")
+    elif case == "directory":
+        f.mkdir()
+    else:
+        f.symlink_to(f)
+    r = cli("-C", proj, "releases", ok=False)
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 1 and len(lines) == 1 and words in lines[0] and "Traceback" not in r.stderr, r.stderr

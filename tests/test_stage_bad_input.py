@@ -112,3 +112,67 @@ def test_stage_of_a_directory_with_nothing(cli, project, tmp_path):
     assert r.exit_code == 1 and str(tmp_path / "empty") in r.stderr
     r = cli("-C", project, "stage", tmp_path / "nope", ok=False)
     assert r.exit_code == 1 and "not a directory" in r.stderr
+
+
+def test_extraction_never_leaves_its_directory(tmp_path):
+    """A package holding `lnk -> /outside` and then `lnk/pwned` (and `./.profile`, `../escape`):
+    extraction (the abi gate unpacks packages) writes only inside its target."""
+    import io
+    import tarfile
+
+    import zstandard
+
+    from bindistro.formats.ipk import Ipk
+    from bindistro.sample.ipkbuild import write_ipk
+    from bindistro.sample.packages import build_packages
+    from bindistro.sample.recipes import Recipe
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        def add(name, data=b"", link=None):
+            ti = tarfile.TarInfo(name)
+            if link is not None:
+                ti.type, ti.linkname = tarfile.SYMTYPE, link
+            else:
+                ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data) if link is None else None)
+        add("./lnk", link=str(outside))
+        add("./lnk/pwned", b"owned\n")
+        add("./.profile", b"export X=1\n")
+        add("../escape", b"x")
+        add("./usr/lib/abs", link="/etc/passwd")
+        add("./usr/lib/abs", b"through the link\n")     # a file over an earlier symlink: the link goes, not its target
+    pkg = build_packages(Recipe("evil", "1.0"), "core2-64")[0]
+    ipk = write_ipk(pkg, tmp_path, 1, data=zstandard.ZstdCompressor().compress(raw.getvalue()))
+    dest = tmp_path / "x"
+    dest.mkdir()
+    Ipk().extract(ipk, dest)
+    assert list(outside.iterdir()) == []
+    assert not (tmp_path / "escape").exists()
+    assert (dest / ".profile").read_text() == "export X=1\n"
+    assert (dest / "usr/lib/abs").read_text() == "through the link\n" and not (dest / "usr/lib/abs").is_symlink()
+
+
+@pytest.mark.parametrize("defect,words", [
+    ("newline-in-file-name", "file name holds a control character"),
+    ("architecture-escapes", "package architecture '../../evil' is not valid"),
+    ("nul-in-field", "control field Section holds a control character"),
+])
+def test_names_that_would_reach_an_index_or_a_path(cli, project, tmp_path, defect, words):
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    pkg = good_pkg()
+    fields = pkg.control_fields()
+    if defect == "architecture-escapes":
+        fields = [(k, "../../evil" if k == "Architecture" else v) for k, v in fields]
+    if defect == "nul-in-field":
+        fields = [(k, v + "\x00x" if k == "Section" else v) for k, v in fields]
+    path = write_ipk(pkg, feed, 1, fields=fields)
+    if defect == "newline-in-file-name":
+        path = path.rename(feed / "x\nPackage: injected\nDepends: evil\n.ipk")
+    r = cli("-C", project, "stage", feed, ok=False)
+    lines = [l for l in r.stderr.splitlines() if l]
+    assert r.exit_code == 1 and any(words in l for l in lines), r.stderr
+    assert "Traceback" not in r.stderr and all(l.startswith("bindistro: ") for l in lines)
+    assert not (project / "state" / "objects").exists() or not any((project / "state" / "objects").rglob("*"))

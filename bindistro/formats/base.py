@@ -5,6 +5,7 @@ import gzip
 import io
 import os
 import posixpath
+import shutil
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,23 +122,42 @@ def open_tar(name: str, data: bytes | io.IOBase) -> tarfile.TarFile:
     return tarfile.open(fileobj=raw, mode="r|*")
 
 
+MAX_EXTRACT = 4 << 30      # bytes one package may unpack to (the largest OE packages are ~1 GB)
+
+
 def extract_tar(tf: tarfile.TarFile, dest: Path) -> None:
-    """Files, directories and symlinks only, and nothing outside `dest`."""
+    """Files, directories and symlinks only, never outside `dest`: members with `..` or that would
+    pass through a symlink (an earlier member, or one already there) are skipped, files are never
+    written through a link, and the total size is bounded."""
+    root = dest.resolve()
+    total = 0
     for m in tf:
-        name = m.name.lstrip("./").lstrip("/")
-        if not name or ".." in Path(name).parts:
+        name = m.name[2:] if m.name.startswith("./") else m.name
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        if not parts or ".." in parts:
             continue
-        target = dest / name
+        target = root.joinpath(*parts)
+        if not target.parent.resolve().is_relative_to(root):
+            continue            # a parent is a symlink leading out of the tree
         if m.isdir():
-            target.mkdir(parents=True, exist_ok=True)
-        elif m.issym():
-            target.parent.mkdir(parents=True, exist_ok=True)
             if not target.is_symlink():
-                target.symlink_to(m.linkname)
-        elif m.isfile():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(tf.extractfile(m).read())
-            target.chmod(m.mode & 0o7777)
+                target.mkdir(parents=True, exist_ok=True)
+            continue
+        if not (m.issym() or m.isfile()):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        if m.issym():
+            target.symlink_to(m.linkname)
+            continue
+        total += m.size
+        if total > MAX_EXTRACT:
+            raise ValueError(f"unpacks to more than {MAX_EXTRACT >> 30} GiB")
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out, tf.extractfile(m) as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+        target.chmod(m.mode & 0o7777)
 
 
 def tar_problems(tf: tarfile.TarFile, what: str, names: list[str] | None = None) -> list[str]:

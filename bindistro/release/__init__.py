@@ -104,7 +104,7 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
         name = _refuse_twice(store, cid, name)
         seq = (rels[-1].seq + 1) if rels else 1
         name = name or spec.format_release_name(seq)
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):      # fullmatch: `$` would let a trailing newline through
             raise BindistroError(f"release name {name!r}: use letters, digits and . _ + - only")
         if any(r.name == name for r in rels):
             raise BindistroError(f"release {name}: exists already; pick another --name")

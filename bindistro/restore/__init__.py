@@ -10,6 +10,7 @@ the published tree alone, so the next build continues where the release left off
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -21,23 +22,120 @@ from ..yocto import prserv
 REQUIRE = "require conf/bindistro.conf"
 
 
-def load_release(publish: Path, name: str | None) -> dict:
+MAX_JSON = 64 << 20          # a release manifest of 100,000 artifacts is ~25 MB
+# what may reach a line of bitbake's conf from a published tree: plain names, and values without
+# quotes, blanks or control characters (a newline would start a conf line of its own)
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+SAFE_VALUE = re.compile(r"[^\s\"'\\\x00-\x1f\x7f]*")
+
+
+class Trust:
+    """What a restore accepts: manifests signed by one of `keys` (armored public keys), or — only with
+    `insecure` — anything. The project's own tree without a signing key is trusted as local."""
+
+    def __init__(self, keys: list[bytes] = (), insecure: bool = False, local: bool = False):
+        from ..keys import SignatureChecker
+        self.checker = SignatureChecker(list(keys)) if keys else None
+        self.insecure, self.local = insecure, local
+
+    def check(self, manifest: Path) -> str:
+        sig = manifest.with_name(manifest.name + ".asc")
+        if self.checker is None:
+            if self.insecure or self.local:
+                return "not checked (" + ("--insecure" if self.insecure else "the project's own unsigned tree") + ")"
+            raise BindistroError(f"{manifest}: no key to check its signature with: pass --keyring FILE (the "
+                                 "distro's public key), run in the project, or --insecure")
+        if not sig.is_file():
+            if self.insecure:
+                return "unsigned (--insecure)"
+            raise BindistroError(f"{manifest}: not signed ({sig.name} missing); refusing to restore from it "
+                                 "(--insecure to accept)")
+        why = self.checker.check(manifest, sig)
+        if why:
+            if self.insecure:
+                return f"{why} (--insecure)"
+            raise BindistroError(f"{sig}: {why}; refusing to restore from this tree (--insecure to accept)")
+        return "good signature"
+
+
+def project_trust(spec, own_tree: bool, insecure: bool = False) -> Trust:
+    """The project's release keys (current and previous); a project that signs nothing trusts only
+    its own tree."""
+    from ..keys import Keyring
+    fprs = [k for k in [spec.signing_key, *spec.previous_keys] if k]
+    if not fprs:
+        return Trust(insecure=insecure, local=own_tree)
+    kr = Keyring(spec.state_path / "gnupg")
+    return Trust([kr.export(f) for f in fprs if kr.has(f)], insecure)
+
+
+def _inside(publish: Path, rel: str, what: str) -> Path:
+    p = (publish / rel).resolve()
+    if not isinstance(rel, str) or rel.startswith("/") or ".." in rel.split("/") or not p.is_relative_to(publish):
+        raise BindistroError(f"{publish}: {what} {rel!r} points outside the published tree")
+    return p
+
+
+def _json(path: Path) -> dict:
+    try:
+        if path.stat().st_size > MAX_JSON:
+            raise BindistroError(f"{path}: larger than {MAX_JSON >> 20} MB; not a manifest bindistro wrote")
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BindistroError(f"{path}: missing") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise BindistroError(f"{path}: not valid JSON ({str(e)[:100]})") from None
+    if not isinstance(data, dict):
+        raise BindistroError(f"{path}: not a JSON object")
+    return data
+
+
+def load_release(publish: Path, name: str | None, trust: Trust | None = None) -> dict:
+    """The manifest of a release, its signature checked first: everything else is taken from it."""
     listing = publish / "releases.json"
     if not listing.is_file():
         raise BindistroError(f"{listing}: missing; not a bindistro publish directory")
-    rels = json.loads(listing.read_text())["releases"]
+    rels = _json(listing).get("releases")
+    if not isinstance(rels, list) or not all(isinstance(r, dict) for r in rels):
+        raise BindistroError(f"{listing}: releases must be a list of objects")
     if not rels:
         raise BindistroError(f"{listing}: no release published yet")
-    rel = rels[-1] if name is None else next((r for r in rels if r["release"] == name), None)
+    rel = rels[-1] if name is None else next((r for r in rels if r.get("release") == name), None)
     if rel is None:
-        raise BindistroError(f"{listing}: no release {name!r} (have: {', '.join(r['release'] for r in rels)})")
-    return json.loads((publish / rel["manifest"]).read_text())
+        raise BindistroError(f"{listing}: no release {name!r} (have: {', '.join(str(r.get('release')) for r in rels)})")
+    path = _inside(publish, str(rel.get("manifest", "")), "manifest")
+    status = (trust or Trust(local=True)).check(path)     # no trust given: the caller vouches for the tree
+    m = _json(path)
+    if not isinstance(m.get("release"), str) or not SAFE_NAME.fullmatch(m["release"]):
+        raise BindistroError(f"{path}: release name {m.get('release')!r} is not a plain name")
+    m["_signature"] = status
+    return m
+
+
+def artifact(publish: Path, manifest: dict, rel: str, what: str) -> Path:
+    """A file the (checked) manifest lists, with the size and sha256 it lists."""
+    from ..store.objects import hash_file
+    p = _inside(publish, rel, what)
+    entry = next((a for a in manifest.get("artifacts", []) if isinstance(a, dict) and a.get("path") == rel), None)
+    if entry is None:
+        raise BindistroError(f"{p}: {what} is not among the release's artifacts")
+    if not p.is_file():
+        raise BindistroError(f"{p}: missing ({what} of release {manifest['release']})")
+    sha, _md5, size = hash_file(p)
+    if (sha, size) != (entry.get("sha256"), entry.get("size")):
+        raise BindistroError(f"{p}: does not match the release manifest (sha256/size); refusing to use it")
+    return p
 
 
 def conf_text(manifest: dict, url: str, hashserv_upstream: str | None) -> str:
     r = manifest.get("restore", {})
-    fmt = next(iter(manifest.get("feeds", {})), "ipk")
-    archs = sorted({p.rsplit("/", 1)[1] for p in manifest.get("feeds", {}).get(fmt, [])})
+    feeds = manifest.get("feeds") if isinstance(manifest.get("feeds"), dict) else {}
+    fmt = next(iter(feeds), "ipk")
+    archs = sorted({str(p).rsplit("/", 1)[-1] for p in feeds.get(fmt, [])})
+    bad = [v for v in [fmt, str(manifest.get("product", "")), *archs] if not SAFE_NAME.fullmatch(v)] + \
+          [v for v in [str(r.get("sstate_mirror") or "")] if not SAFE_VALUE.fullmatch(v)]
+    if bad:
+        raise BindistroError(f"release {manifest['release']}: {bad[0]!r} cannot go into a bitbake conf line")
     lines = [f"# Written by `bindistro restore` from release {manifest['release']} of {manifest.get('product', '?')}.",
              "# Re-run restore to move to a newer release; edit local.conf, not this file.", ""]
     if r.get("sstate_mirror"):
@@ -79,9 +177,15 @@ def seed_hashserv(db: Path, snapshot: Path) -> int:
 
 
 def checkout_layers(layers: list[L.Layer], base: Path) -> list[dict]:
+    """Move existing checkouts under `base` (the layers dir) to the release's commits; nothing else."""
     out = []
     for l in layers:
-        d = base / (l.path or l.name)
+        rel = l.path or l.name
+        d = (base / rel).resolve()
+        if not d.is_relative_to(base) or d == base or not re.fullmatch(r"[0-9a-f]{7,64}", l.commit or ""):
+            out.append({"layer": l.name, "path": str(base / rel), "status": "refused: path outside the layers dir "
+                        "or not a commit id"})
+            continue
         if not (d / ".git").exists():
             out.append({"layer": l.name, "path": str(d), "status": "not a git checkout here; skipped"})
             continue
@@ -92,26 +196,40 @@ def checkout_layers(layers: list[L.Layer], base: Path) -> list[dict]:
 
 
 def restore(build: Path, publish: Path, release: str | None = None, url: str | None = None,
-            hashserv_upstream: str | None = None, layers_dir: Path | None = None) -> dict:
+            hashserv_upstream: str | None = None, layers_dir: Path | None = None, trust: Trust | None = None) -> dict:
     publish = publish.resolve()
-    m = load_release(publish, release)
+    m = load_release(publish, release, trust)
     info = m.get("restore") or {}
-    build.mkdir(parents=True, exist_ok=True)
-    (build / "conf").mkdir(exist_ok=True)
+    if not isinstance(info, dict):
+        raise BindistroError(f"{publish}: release {m['release']}: restore must be an object")
     url = url or f"file://{publish}"
-    (build / "conf" / "bindistro.conf").write_text(conf_text(m, url, hashserv_upstream))
-    local = build / "conf" / "local.conf"
-    text = local.read_text() if local.exists() else ""
-    if REQUIRE not in text.splitlines():
-        local.write_text(text + ("" if not text or text.endswith("\n") else "\n") + REQUIRE + "\n")
-    result = {"release": m["release"], "build": str(build), "conf": str(build / "conf" / "bindistro.conf")}
+    for what, v in (("url", url), ("hash server", hashserv_upstream or "")):
+        if not SAFE_VALUE.fullmatch(v):
+            raise BindistroError(f"{what} {v!r}: not usable in a bitbake conf line (quotes, spaces or control characters)")
+    text = conf_text(m, url, hashserv_upstream)
+    # everything read and checked before anything is written into the build directory
+    prrows = None
     if info.get("prserv-export"):
-        rows = prserv.parse_export((publish / info["prserv-export"]).read_text())
-        added, raised = prserv.import_rows(build / "cache" / "prserv.sqlite3", rows)
-        result["prserv"] = {"rows": len(rows), "added": added, "raised": raised}
-    if info.get("hashserv"):
-        result["hashserv_rows_added"] = seed_hashserv(build / "cache" / "hashserv.db", publish / info["hashserv"])
-    if info.get("setup-layers"):
-        layers = L.from_setup_layers(publish / info["setup-layers"])
-        result["layers"] = checkout_layers(layers, layers_dir or build.parent)
+        prrows = prserv.parse_export(artifact(publish, m, info["prserv-export"], "PR export").read_text())
+    hashdb = artifact(publish, m, info["hashserv"], "hash-equivalence snapshot") if info.get("hashserv") else None
+    layers = L.from_setup_layers(artifact(publish, m, info["setup-layers"], "layer setup")) if info.get("setup-layers") else None
+    try:
+        build.mkdir(parents=True, exist_ok=True)
+        (build / "conf").mkdir(exist_ok=True)
+        (build / "conf" / "bindistro.conf").write_text(text)
+        local = build / "conf" / "local.conf"
+        old = local.read_text() if local.exists() else ""
+        if REQUIRE not in old.splitlines():
+            local.write_text(old + ("" if not old or old.endswith("\n") else "\n") + REQUIRE + "\n")
+    except OSError as e:
+        raise BindistroError(f"{e.filename or build}: cannot write ({e.strerror})") from None
+    result = {"release": m["release"], "build": str(build), "conf": str(build / "conf" / "bindistro.conf"),
+              "signature": m["_signature"]}
+    if prrows is not None:
+        added, raised = prserv.import_rows(build / "cache" / "prserv.sqlite3", prrows)
+        result["prserv"] = {"rows": len(prrows), "added": added, "raised": raised}
+    if hashdb is not None:
+        result["hashserv_rows_added"] = seed_hashserv(build / "cache" / "hashserv.db", hashdb)
+    if layers is not None:
+        result["layers"] = checkout_layers(layers, (layers_dir or build.parent).resolve())
     return result

@@ -6,6 +6,7 @@ found, so bad input leaves the store as it was.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 import subprocess
 import tempfile
@@ -34,6 +35,25 @@ def sqlite_snapshot(src: Path, dest: Path) -> None:
             d.close()
     finally:
         s.close()
+
+
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# what a package's name, version and architecture may hold: they become index fields, file and
+# directory names in the publish tree, and solver input (Debian policy's characters, OE's `_`)
+NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._-]*")
+VERSION_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~:_-]*")
+
+
+def unsafe_fields(info, arch: str) -> list[str]:
+    out = []
+    for label, value, ok in (("name", info.name, NAME_OK), ("version", info.version, VERSION_OK),
+                             ("architecture", arch, NAME_OK)):
+        if not isinstance(value, str) or not ok.fullmatch(value) or ".." in value:
+            out.append(f"package {label} {value!r} is not valid (letters, digits and {'+._-' if ok is NAME_OK else '.+~:_-'})")
+    for k, v in info.fields.items():
+        if isinstance(v, str) and CONTROL_CHARS.search(v.replace("\n", "").replace("\t", "")):
+            out.append(f"control field {k} holds a control character")
+    return out
 
 
 @dataclass
@@ -92,12 +112,20 @@ class Stager:
         fmt.prepare([feed_dir / rel for rel in files])
         for rel in progress(files, f"staging {fmt.name} {feed_dir.name}"):
             path = feed_dir / rel
+            if CONTROL_CHARS.search(rel):
+                # a newline in a file name would write a stanza of its own into the signed index
+                self.problems.append(Problem(repr(str(path)), "file name holds a control character"))
+                continue
             try:
                 info = fmt.read(path, deep=True)
             except PackageError as e:
                 self.problems += [Problem(str(path), m) for m in e.problems]
                 sha, md5, size, _ = self.store.hash(path)
                 sums[rel] = (sha, md5, size)
+                continue
+            bad = unsafe_fields(info, fmt.feed_arch(info, rel))
+            if bad:
+                self.problems += [Problem(str(path), m) for m in bad]
                 continue
             a = self._add(path, dict(kind=model.PACKAGE, format=fmt.name, name=info.name,
                                      version=info.version, arch=fmt.feed_arch(info, rel),
