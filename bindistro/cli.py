@@ -415,14 +415,16 @@ def feed_add_custom(proj: Project, name, directory, fpr, as_json):
 @feed.command("check")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["ipk", "rpm", "deb"]), help="Package format (default: detected).")
+@click.option("--keyring", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Public key(s) the feed's index signature must be made with.")
 @json_opt
-def feed_check(directory, fmt, as_json):
-    """Check a feed against its index: missing, unindexed, changed files."""
+def feed_check(directory, fmt, keyring, as_json):
+    """Check a feed against its index (missing, unindexed, changed files) and its index signature."""
     try:
         f = get_format(fmt) if fmt else feedmod.detect_format(directory)
     except ValueError as e:
         raise BindistroError(str(e)) from None
-    problems, n = feedmod.check(f, directory)
+    problems, n = feedmod.check(f, directory, keyring.read_bytes() if keyring else None)
     errors = [p for p in problems if p.severity == "error"]
     data = {"directory": str(directory), "format": f.name, "packages": n, "ok": not errors,
             "problems": [{"path": p.path, "message": p.message, "severity": p.severity} for p in problems]}

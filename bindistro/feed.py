@@ -53,8 +53,28 @@ def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
     return fmt.write_index(feed_dir, items, all_versions, checksums), read, reused
 
 
-def check(fmt: Format, feed_dir: Path) -> tuple[list[Problem], int]:
-    """Every problem of a feed: unreadable packages and disagreements with its index."""
+SIGNATURES = {"ipk": ("Packages.asc", "Packages.sig"), "deb": ("InRelease", "Release.gpg"),
+              "rpm": ("repodata/repomd.xml.asc",)}
+
+
+def signature_problems(fmt: Format, feed_dir: Path, keys: bytes | None) -> list[Problem]:
+    """The index signature of a feed, checked when the feed has one (with fsck's checks)."""
+    present = [n for n in SIGNATURES[fmt.name] if (feed_dir / n).exists()]
+    if not present:
+        return []
+    if keys is None:
+        return [Problem(str(feed_dir / present[0]), "signed, but not checked: give the public key with --keyring",
+                        severity="warning")]
+    from . import fsck
+    from .keys import SignatureChecker
+    rep = fsck.Report()
+    getattr(fsck._SIGS, fmt.name)(feed_dir, rep, fsck._Hashes(), SignatureChecker([keys]))
+    return rep.problems
+
+
+def check(fmt: Format, feed_dir: Path, keys: bytes | None = None) -> tuple[list[Problem], int]:
+    """Every problem of a feed: unreadable packages, disagreements with its index, and (when the
+    feed is signed) its index signature, checked with `keys`."""
     entries, problems = index_entries(fmt, feed_dir)
     if not fmt.find_indexes(feed_dir):
         problems.append(Problem(str(feed_dir), f"no {fmt.name} index found"))
@@ -71,4 +91,5 @@ def check(fmt: Format, feed_dir: Path) -> tuple[list[Problem], int]:
         except PackageError as e:
             problems += [Problem(str(path), m) for m in e.problems]
     problems += compare_with_index(fmt, feed_dir, entries, sums, names)
+    problems += signature_problems(fmt, feed_dir, keys)
     return problems, len(files)

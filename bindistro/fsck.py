@@ -267,6 +267,7 @@ def _check_feed(fmt, feed_dir: Path, rep: Report, sums, checker, listed: set[str
 
 
 class _SIGS:
+    """Index signature checks per format (fsck and `feed check`)."""
     @staticmethod
     def ipk(feed_dir, rep, sums, checker):
         pk = feed_dir / "Packages"
