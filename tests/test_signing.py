@@ -172,14 +172,14 @@ def test_key_rotation_keeps_old_releases_verifiable(cli, tmp_path, sample_build)
     assert root.installed()["busybox"] == "1.36.1-r0.1"
 
 
-def test_feed_check_verifies_index_signatures(demo, cli, pub_copy, tmp_path):
+def test_feed_check_verifies_index_signatures(demo, cli, tmp_path):
     fpr = cli.json("-C", demo, "keys", "list")[0]["fingerprint"]
     cli("-C", demo, "keys", "export", fpr, "--out", tmp_path / "k.asc")
     for fmt, feed in (("ipk", "all"), ("rpm", "noarch"), ("deb", "all")):
-        d = pub_copy / "feeds" / fmt / feed
+        d = shutil.copytree(demo / "publish" / "feeds" / fmt / feed, tmp_path / fmt)
         ok = cli.json("feed", "check", d, "--keyring", tmp_path / "k.asc")
         assert ok["ok"] and not ok["problems"], ok
-    sig = pub_copy / "feeds/ipk/all/Packages.asc"
+    sig = tmp_path / "ipk" / "Packages.asc"
     sig.write_text("-----BEGIN PGP SIGNATURE-----\ngarbage\n-----END PGP SIGNATURE-----\n")
     r = cli("feed", "check", sig.parent, "--keyring", tmp_path / "k.asc", ok=False)
     assert r.exit_code == 1 and f"{sig}: " in r.stderr
