@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cache import cache_dir
 from .formats import get as get_format
 from .formats.base import Indexed
 from .formats.control import read_paragraphs
@@ -446,9 +447,3 @@ def find_opkg(spec=None, build_dir: Path | None = None) -> str | None:
     if os.access(cached, os.X_OK):
         return str(cached)
     return shutil.which("opkg")
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("BINDISTRO_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
-                                                               os.path.expanduser("~/.cache"), "bindistro")
-    return Path(base)

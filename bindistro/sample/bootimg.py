@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import configparser
 import gzip
-import os
 import stat
 from pathlib import Path
 
-from .. import cpio
+from .. import cache, cpio
 
 from .packages import File
 
@@ -45,9 +44,7 @@ MACHINE_QB = {
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("BINDISTRO_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
-                                                             os.path.expanduser("~/.cache"), "bindistro")
-    return Path(base) / "boot"
+    return cache.cache_dir() / "boot"
 
 
 def boot_inputs(machine: str) -> tuple[Path, Path] | None:

@@ -5,6 +5,7 @@ import hashlib
 from pathlib import Path
 from dataclasses import dataclass, field
 
+from ..cache import cache_dir
 from . import clib
 from .recipes import ALL, MACH, Recipe
 
@@ -123,8 +124,7 @@ def busybox_files(arch: str) -> list[File]:
             raise FileNotFoundError(f"{HOST_BUSYBOX}: missing; install Debian's busybox-static (scripts/setup.sh does)")
         data = HOST_BUSYBOX.read_bytes()
     elif arch in ARM64_ARCHS:
-        from .bootimg import cache_dir
-        bb = cache_dir() / "arm64" / "busybox"
+        bb = cache_dir() / "boot" / "arm64" / "busybox"      # where scripts/fetch-boot.sh puts it
         if not bb.is_file():
             raise FileNotFoundError(f"{bb}: missing; run scripts/fetch-boot.sh (scripts/setup.sh does)")
         data = bb.read_bytes()
