@@ -68,7 +68,7 @@ def signature_problems(fmt: Format, feed_dir: Path, keys: bytes | None) -> list[
     from . import fsck
     from .keys import SignatureChecker
     rep = fsck.Report()
-    getattr(fsck._SIGS, fmt.name)(feed_dir, rep, fsck._Hashes(), SignatureChecker([keys]))
+    getattr(fsck.SIGNATURE_CHECKS, fmt.name)(feed_dir, rep, fsck.Hashes(), SignatureChecker([keys]))
     return rep.problems
 
 

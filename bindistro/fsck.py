@@ -98,7 +98,7 @@ def check_store(store, rep: Report, repair: bool = False) -> None:
 
 # --- publish tree ------------------------------------------------------------------------------------
 
-class _Hashes:
+class Hashes:
     """Each file hashed once, however many indexes and manifests name it."""
 
     def __init__(self):
@@ -155,10 +155,10 @@ def check_publish(root: Path, rep: Report, spec=None, store=None, repair: bool =
                 link = root / entry.name
                 if not (link.is_symlink() and os.readlink(link) == f"{publish.META}/current/{entry.name}"):
                     rep.add(link, "public name is not a link into the current generation")
-    sums = _Hashes()
+    sums = Hashes()
     checker, whose = _keys(root, spec)
     rep.checked["keys"] = whose
-    _check_modes(root, tree, rep)
+    _check_modes(root, rep)
     listed = _check_releases(root, rep, sums, checker, spec, store, repair)
     for fmt_dir in _feed_roots(root):
         fmt = FORMATS[fmt_dir.name]
@@ -175,7 +175,7 @@ def _feed_roots(root: Path) -> list[Path]:
     return out
 
 
-def _check_modes(root: Path, tree: publish.Tree, rep: Report) -> None:
+def _check_modes(root: Path, rep: Report) -> None:
     n = 0
     for rel, p in publish.public_files(root):
         n += 1
@@ -262,11 +262,11 @@ def _check_feed(fmt, feed_dir: Path, rep: Report, sums, checker, listed: set[str
     for rel in scan_files(fmt, feed_dir):
         if rel not in entries:
             rep.add(feed_dir / rel, "package file not listed in the feed's index", "warning")
-    getattr(_SIGS, fmt.name)(feed_dir, rep, sums, checker)
+    getattr(SIGNATURE_CHECKS, fmt.name)(feed_dir, rep, sums, checker)
     rep.checked["feeds"] = rep.checked.get("feeds", 0) + 1
 
 
-class _SIGS:
+class SIGNATURE_CHECKS:
     """Index signature checks per format (fsck and `feed check`)."""
     @staticmethod
     def ipk(feed_dir, rep, sums, checker):

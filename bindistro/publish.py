@@ -195,7 +195,6 @@ class Generation:
         self.tree = tree
         self.n = n
         self.dir = tree.snapshots / f".tmp-{n}"
-        self.new: dict[str, tuple[str, int]] = {}    # rel path -> (sha256, size) of files new here
         self.adopted: set[str] = set()
 
     def path(self, rel: str) -> Path:
@@ -240,7 +239,6 @@ class Generation:
             place(src, self.path(rel), FILE_MODE, sha256)
         except ChangedWhileReading:
             raise TreeError(f"{src}: does not match its hash {sha256}; run `bindistro fsck --store`") from None
-        self.new[rel] = (sha256, size)
         faults.point("file")
 
     def write(self, rel: str, data: bytes) -> Path:

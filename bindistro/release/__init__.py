@@ -89,7 +89,7 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
         if done:       # a killed run of this command had committed it: the rerun made it visible
             return {"release": done.name, "sequence": done.seq, "candidate": cid, "created": done.created,
                     "recovered": True}
-    _refuse_twice(store, cid, name)
+    _refuse_twice(store, cid)
     from .. import verify
     rep = verify.report(store, cid) or verify.run(spec, store, cid)
     errors = verify.unresolved_errors(rep)
@@ -101,7 +101,7 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
     signer = Signer(spec, store)
     with publish.transaction(spec, store, f"release {cid}") as g:
         rels = store.db.releases()        # read again under the lock: another release may have run
-        name = _refuse_twice(store, cid, name)
+        _refuse_twice(store, cid)
         seq = (rels[-1].seq + 1) if rels else 1
         name = name or spec.format_release_name(seq)
         if not _NAME.fullmatch(name):      # fullmatch: `$` would let a trailing newline through
@@ -111,11 +111,10 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
         return _publish(spec, store, signer, g, cid, row, arts, name, seq, rep)
 
 
-def _refuse_twice(store: Store, cid: int, name: str | None) -> str | None:
+def _refuse_twice(store: Store, cid: int) -> None:
     for r in store.db.releases():
         if r.candidate == cid:
             raise BindistroError(f"candidate {cid}: already published as release {r.name}")
-    return name
 
 
 def _publish(spec, store, signer, g: publish.Generation, cid, row, arts, name, seq, rep) -> dict:
