@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import sys
 from pathlib import Path
 
 import click
+import sqlalchemy.exc
 from rich.console import Console
 from rich.table import Table
 
@@ -52,7 +54,7 @@ def emit(as_json: bool, data, human) -> None:
 
 def fail_on(e: BindistroError, as_json: bool = False) -> None:
     problems = e.problems if isinstance(e, BadInput) else None
-    if as_json:
+    if as_json and not getattr(e, "reported", False):
         click.echo(json.dumps({"error": str(e).splitlines()[0] if not problems else f"{len([p for p in problems if p.severity == 'error'])} problem(s)",
                                "problems": [{"path": p.path, "message": p.message, "severity": p.severity}
                                             for p in problems or []]}, indent=1))
@@ -64,14 +66,49 @@ def fail_on(e: BindistroError, as_json: bool = False) -> None:
     sys.exit(e.exit_code)
 
 
+REPORT_URL = "https://github.com/bindistro/bindistro/issues"
+
+
 class Group(click.Group):
+    """Every failure reaches the user as one line: the project's errors and environment faults
+    (EROFS, ENOSPC, EACCES, a missing tool) name the file; anything else is our bug, said so, with
+    the trace only under --debug."""
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except BindistroError as e:
             fail_on(e, ctx.meta.get("json", False))
-        except FileExistsError as e:
-            fail_on(BindistroError(str(e)))
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            err.print("bindistro: interrupted", markup=False)
+            sys.exit(130)
+        except OSError as e:
+            if ctx.meta.get("debug"):
+                raise
+            fail_on(BindistroError(os_problem(e)), ctx.meta.get("json", False))
+        except sqlalchemy.exc.OperationalError as e:     # disk full, read-only, locked: the DB says which
+            if ctx.meta.get("debug"):
+                raise
+            store = getattr(ctx.obj, "_store", None)
+            where = store.db.engine.url.render_as_string(hide_password=True) if store else "state database"
+            fail_on(BindistroError(f"{where}: {str(e.orig).splitlines()[0]}"), ctx.meta.get("json", False))
+        except Exception as e:
+            if ctx.meta.get("debug"):
+                raise
+            err.print(f"bindistro: internal error: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+                      f" (a bug: please report it at {REPORT_URL} with the output of --debug)", markup=False)
+            sys.exit(1)
+
+
+def os_problem(e: OSError) -> str:
+    """One line for an environment fault, naming the file where the OS told us which."""
+    what = e.strerror or str(e)
+    if isinstance(e, FileNotFoundError) and e.filename and not Path(str(e.filename)).is_absolute() and "/" not in str(e.filename):
+        return f"{e.filename}: command not found (install it, see README)"
+    where = e.filename or getattr(e, "bindistro_path", None)
+    return f"{where}: {what}" if where else what
 
 
 def _remember_json(ctx, _param, value):
@@ -86,11 +123,20 @@ json_opt = click.option("--json", "as_json", is_flag=True, callback=_remember_js
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="Project directory (holding bindistro.yml); default: found from the current directory.")
+@click.option("--debug", is_flag=True, envvar="BINDISTRO_DEBUG",
+              help="Show the full trace of an unexpected error (for bug reports).")
 @click.version_option(__version__)
 @click.pass_context
-def main(ctx, directory):
+def main(ctx, directory, debug):
     """Run the release cycle of a binary distribution built with the Yocto Project."""
+    ctx.meta["debug"] = debug
     ctx.obj = Project(directory)
+    signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(_sig, _frame):
+    # as Ctrl-C: unwinds, so a half-done stage removes what it added and temp dirs go away
+    raise KeyboardInterrupt
 
 
 @main.command()

@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import json
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,6 @@ from .keys import SignatureChecker
 from .progress import progress
 from .store.objects import FILE_MODE, OBJECT_MODE, hash_file, place
 
-_SHA = re.compile(r"\b[0-9a-f]{64}\b")
 
 
 @dataclass
@@ -47,21 +45,15 @@ class Report:
 
 # --- store -----------------------------------------------------------------------------------------
 
-def referenced(store) -> set[str]:
-    from .store.db import artifacts, published, signed
-    from .verify import reports
-    refs: set[str] = set()
-    with store.db.engine.connect() as c:
-        refs |= {r[0] for r in c.execute(select(artifacts.c.sha256))}
-        refs |= {r[0] for r in c.execute(select(signed.c.sha256))}
-        refs |= {r[0] for r in c.execute(select(published.c.sha256))}
-        for r in c.execute(select(reports.c.findings)):
-            refs |= set(_SHA.findall(json.dumps(r[0])))
-    return refs
-
-
 def check_store(store, rep: Report, repair: bool = False) -> None:
-    refs = referenced(store)
+    if repair:      # no stage may commit a reference to an object while orphans are removed
+        with store.objects.exclusive():
+            return _check_store(store, rep, True)
+    return _check_store(store, rep, False)
+
+
+def _check_store(store, rep: Report, repair: bool) -> None:
+    refs = store.referenced_objects()
     seen = set()
     n = 0
     for name, path in progress(list(store.objects.all()), "checking objects"):

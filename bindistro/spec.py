@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jsonschema
 import yaml
 
 from .errors import SpecError
@@ -208,6 +211,14 @@ def dump(spec: Spec, path: Path) -> None:
 
 
 MAX_SPEC = 1 << 20     # a distro spec is a few KB
+MAX_DEPTH = 20         # the schema nests four levels; deeper is an attack on the parser's recursion
+SCHEMA_FILE = Path(__file__).with_name("spec.schema.json")
+
+
+@functools.cache
+def schema() -> dict:
+    """The spec's JSON Schema (draft 2020-12), shipped for editors as bindistro/spec.schema.json."""
+    return json.loads(SCHEMA_FILE.read_text())
 
 
 def load(path: Path) -> Spec:
@@ -220,11 +231,7 @@ def load(path: Path) -> Spec:
         if path.stat().st_size > MAX_SPEC:
             raise SpecError(p, "-", f"larger than {MAX_SPEC >> 10} KB; not a distro spec")
         text = path.read_text(encoding="utf-8")
-        # anchors and aliases can make a few KB expand to gigabytes ("billion laughs"): a spec has none
-        for ev in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None):
-                mark = ev.start_mark
-                raise SpecError(p, f"line {mark.line + 1}", "YAML anchors and aliases are not allowed in a spec")
+        _check_events(text, p)
         raw = yaml.safe_load(text)
     except FileNotFoundError:
         raise SpecError(p, "-", "no such file (run `bindistro init` or pass -C DIR)") from None
@@ -237,10 +244,138 @@ def load(path: Path) -> Spec:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "-"
-        raise SpecError(p, where, f"not valid YAML: {getattr(e, 'problem', e)}") from None
+        raise SpecError(p, where, f"not valid YAML: {_short(getattr(e, 'problem', None) or e)}") from None
     if not isinstance(raw, dict):
         raise SpecError(p, "-", "must be a mapping")
+    validate(raw, p, text)
     return parse(raw, path)
+
+
+def _check_events(text: str, p: str) -> None:
+    """Refuse what could blow up before the schema sees it: anchors/aliases ("billion laughs": a few KB
+    expand to gigabytes; a spec has none) and nesting deep enough to exhaust the parser's recursion."""
+    depth = 0
+    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None):
+            raise SpecError(p, f"line {ev.start_mark.line + 1}", "YAML anchors and aliases are not allowed in a spec")
+        if isinstance(ev, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SpecError(p, f"line {ev.start_mark.line + 1}", f"nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(ev, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _short(v, width: int = 80) -> str:
+    s = v if isinstance(v, str) else repr(v)
+    return s if len(s) <= width else s[:width] + "…"
+
+
+def _plain(v):
+    """YAML's own types as JSON sees them: dates as ISO text (the schema checks the form)."""
+    if isinstance(v, dict):
+        return {(k.isoformat() if isinstance(k, dt.date) else k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v.isoformat() if isinstance(v, dt.date) and not isinstance(v, dt.datetime) else v
+
+
+def validate(raw: dict, p: str, text: str | None = None) -> None:
+    """Check a loaded spec against the schema; the first problem becomes one SpecError naming the key
+    (and its line when the YAML text is at hand)."""
+    data = _plain(raw)
+    bad_key = _non_text_key(data, [])
+    if bad_key is not None:
+        path, k = bad_key
+        line = _line_of(text, path) if text else None
+        raise SpecError(p, _key(path), f"key {_short(k)} must be text" + (f" (line {line})" if line else ""))
+    v = jsonschema.Draft202012Validator(schema())
+    err = jsonschema.exceptions.best_match(v.iter_errors(data))
+    if err is None:
+        return
+    path, msg = _describe(err)
+    line = _line_of(text, path) if text and err.validator != "required" else None
+    raise SpecError(p, _key(path), msg + (f" (line {line})" if line else ""))
+
+
+def _non_text_key(v, path):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if not isinstance(k, str):
+                return path, k
+            found = _non_text_key(x, path + [k])
+            if found:
+                return found
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            found = _non_text_key(x, path + [i])
+            if found:
+                return found
+    return None
+
+
+_TYPE_NAMES = {"string": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+               "array": "a list", "object": "a mapping", "null": "empty"}
+
+
+def _describe(e: jsonschema.ValidationError) -> tuple[list, str]:
+    path = list(e.absolute_path)
+    kind = e.validator
+    for sch in (e.schema, e.parent.schema if e.parent else {}):
+        if isinstance(sch, dict) and "x-message" in sch:      # the schema's own words for its rule
+            return path, f"{_short(e.instance, 60)} {sch['x-message']}"
+    if kind == "additionalProperties":
+        allowed = sorted(e.schema.get("properties", {}))
+        extra = sorted(k for k in e.instance if k not in allowed and not any(
+            re.search(pat, k) for pat in e.schema.get("patternProperties", {})))
+        known = ", ".join(allowed) or ", ".join(sorted(e.schema.get("patternProperties", {})))
+        return path + extra[:1], f"unknown key (known: {known})"
+    if kind == "required":
+        missing = [k for k in e.validator_value if k not in e.instance]
+        return path + missing[:1], "is required"
+    if kind == "type":
+        t = e.validator_value
+        names = " or ".join(_TYPE_NAMES.get(x, x) for x in (t if isinstance(t, list) else [t]))
+        return path, f"must be {names}, not {_short(e.instance, 40)}"
+    if kind == "enum":
+        return path, f"{e.instance!r:.40} is not one of {', '.join(map(str, e.validator_value))}"
+    if kind == "const":
+        return path, f"must be {e.validator_value!r}"
+    if kind == "pattern":
+        return path, f"{_short(e.instance, 60)} is not allowed here (must match {e.validator_value})"
+    if kind in ("minItems", "minProperties", "minLength"):
+        return path, "must be non-empty"
+    if kind == "uniqueItems":
+        return path, "lists an item twice"
+    if kind in ("maxItems", "maxProperties", "maxLength", "maximum", "minimum"):
+        return path, f"out of range ({kind} {e.validator_value})"
+    if kind == "oneOf":
+        return path, f"{_short(e.instance, 60)} is not allowed here"
+    return path, _short(e.message, 120)
+
+
+def _key(path: list) -> str:
+    return ".".join(str(x) if not isinstance(x, int) else f"[{x}]" for x in path).replace(".[", "[") or "-"
+
+
+def _line_of(text: str, path: list) -> int | None:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    for step in path:
+        if isinstance(node, yaml.MappingNode):
+            hit = [(k, v) for k, v in node.value if k.value == str(step)]
+            if not hit:
+                return node.start_mark.line + 1
+            k, node = hit[0]
+            if step == path[-1]:
+                return k.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            node = node.value[step]
+        else:
+            break
+    return node.start_mark.line + 1 if node is not None else None
 
 
 def _req(raw: dict, key: str, typ, p: str, default=None):
@@ -254,11 +389,7 @@ def _req(raw: dict, key: str, typ, p: str, default=None):
 
 def parse(raw: dict, path: Path) -> Spec:
     p = str(path)
-    known = {"product", "release_name", "machines", "formats", "feeds", "publish", "state_dir",
-             "targets", "eol", "layers", "conf", "keys", "boot", "security", "image_security", "tools"}
-    for k in raw:
-        if k not in known:
-            raise SpecError(p, str(k), f"unknown key (known: {', '.join(sorted(known))})")
+    validate(raw, p)
     prod = _req(raw, "product", dict, p)
     name = _req(prod, "name", str, p)
     if not _NAME_RE.fullmatch(name):

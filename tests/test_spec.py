@@ -15,7 +15,12 @@ def test_init_writes_a_working_default(cli, project):
 @pytest.mark.parametrize("change,key,words", [
     (lambda d: d.pop("product"), "product", "required"),
     (lambda d: d["machines"].update({"qemux86-64": {"archs": []}}), "machines.qemux86-64.archs", "non-empty"),
-    (lambda d: d.update(formats=["tgz"]), "formats", "'tgz'"),
+    (lambda d: d.update(formats=["tgz"]), "formats[0]", "'tgz'"),
+    (lambda d: d["product"].update(verison="2"), "product.verison", "unknown key"),
+    (lambda d: d["keys"].update(signng="x"), "keys.signng", "unknown key"),
+    (lambda d: d.update(image_security={"allowed_unit": ["a.service"]}), "image_security.allowed_unit", "unknown key"),
+    (lambda d: d["boot"].update(timeout="long"), "boot.timeout", "whole number"),
+    (lambda d: d.update(targets="core-image-minimal"), "targets", "list"),
     (lambda d: d.update(eol="next year"), "eol", "not a date"),
     (lambda d: d.update(colour="blue"), "colour", "unknown key"),
     (lambda d: d.update(release_name="{nope}"), "release_name", "bad template"),

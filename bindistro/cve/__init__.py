@@ -42,7 +42,8 @@ def _ready(store: Store) -> None:
 
 
 def import_records(store: Store, paths: list[Path]) -> dict:
-    """Add or update records; a record whose content did not change is left as it was."""
+    """Add or update records; a record whose content did not change is left as it was. A record
+    that is not usable is skipped and reported; the others are imported."""
     _ready(store)
     files = records.find_files(paths)
     problems, parsed = [], {}
@@ -51,7 +52,7 @@ def import_records(store: Store, paths: list[Path]) -> dict:
         problems += ps
         for r in rs:
             parsed[r.id] = r
-    if problems:
+    if problems and not parsed:
         raise BadInput(problems)
     with store.db.engine.connect() as c:
         old = {r.id: r.digest for r in c.execute(select(cve_records.c.id, cve_records.c.digest))}
@@ -67,7 +68,8 @@ def import_records(store: Store, paths: list[Path]) -> dict:
                     source=r.source, digest=r.digest, data=r.to_dict(), imported=when))
                 changed.append(r.id)
     return {"files": len(files), "records": len(parsed), "new": sorted(new), "updated": sorted(changed),
-            "unchanged": len(parsed) - len(new) - len(changed)}
+            "unchanged": len(parsed) - len(new) - len(changed),
+            "rejected": [{"path": p.path, "message": p.message} for p in problems]}
 
 
 def load_records(store: Store) -> dict[str, records.Record]:

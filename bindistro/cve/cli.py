@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..cli import Project, emit, json_opt, out
-from ..errors import BindistroError
+from ..errors import BadInput, BindistroError, Problem
 from . import import_records, last_scan, load_records, report as rep, scan_release, scan_sbom, sla_view
 from . import supported, triage as do_triage, triage_history
 from .match import STATUSES
@@ -28,7 +28,11 @@ def import_cmd(proj: Project, paths, as_json):
     r = import_records(proj.store, list(paths))
     emit(as_json, r, lambda r: out.print(
         f"{r['records']} records from {r['files']} files: {len(r['new'])} new, {len(r['updated'])} updated, "
-        f"{r['unchanged']} unchanged"))
+        f"{r['unchanged']} unchanged" + (f", {len(r['rejected'])} rejected" if r["rejected"] else "")))
+    if r["rejected"]:      # the good ones are in; the exit status still says something was refused
+        e = BadInput([Problem(x["path"], x["message"]) for x in r["rejected"]])
+        e.reported = as_json
+        raise e
 
 
 def _print_findings(findings: list[dict]) -> None:

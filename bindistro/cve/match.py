@@ -183,29 +183,38 @@ def evaluate(sbom: Sbom, records: dict[str, Record]) -> list[Finding]:
     for rec in records.values():
         if rec.status == "Rejected":
             continue
-        if rec.configurations:
-            products = {split_cpe(m.get("criteria", ""))[4] for cfg in rec.configurations
-                        for n in cfg.get("nodes", []) for m in n.get("cpeMatch", [])}
-            cands = [kp for prod in products for kp in by_product.get(prod, [])]
-            if not cands:
-                continue
-            # platform nodes (AND configurations) may be satisfied by any SBOM product
-            all_prods = [p for lst in by_product.values() for _, p in lst]
-            hits = config_hits(rec, all_prods)
-            for key, p in cands:
-                mine = [m for hp, m in hits if hp == p]
-                if mine and (rec.id, key) not in out:
-                    add(rec.id, key, "affected", f"CPE {_range_text(mine[0])} includes {p.product} {p.version}",
-                        p.product, {"cpe": mine[0]["criteria"], "match": mine[0], "nvd_status": rec.status})
-        else:
-            for prod, lst in by_product.items():
-                for name in _names(prod):
-                    if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", rec.description, re.I):
-                        for key, p in lst:
-                            if (rec.id, key) not in out:
-                                add(rec.id, key, "under_investigation",
-                                    f"awaiting NVD analysis (status {rec.status or 'unknown'}, no CPE data); "
-                                    f"the description names {name!r}", p.product,
-                                    {"nvd_status": rec.status, "named": name})
-                        break
+        try:
+            _match_record(rec, by_product, add, out)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+            # import checks every record's shape; one stored by an older bindistro may still be odd:
+            # it must not stop the scan of every other record
+            continue
     return sorted(out.values(), key=lambda f: (f.cve, f.package))
+
+
+def _match_record(rec: Record, by_product: dict, add, out: dict) -> None:
+    if rec.configurations:
+        products = {split_cpe(m.get("criteria", ""))[4] for cfg in rec.configurations
+                    for n in cfg.get("nodes", []) for m in n.get("cpeMatch", [])}
+        cands = [kp for prod in products for kp in by_product.get(prod, [])]
+        if not cands:
+            return
+        # platform nodes (AND configurations) may be satisfied by any SBOM product
+        all_prods = [p for lst in by_product.values() for _, p in lst]
+        hits = config_hits(rec, all_prods)
+        for key, p in cands:
+            mine = [m for hp, m in hits if hp == p]
+            if mine and (rec.id, key) not in out:
+                add(rec.id, key, "affected", f"CPE {_range_text(mine[0])} includes {p.product} {p.version}",
+                    p.product, {"cpe": mine[0]["criteria"], "match": mine[0], "nvd_status": rec.status})
+    else:
+        for prod, lst in by_product.items():
+            for name in _names(prod):
+                if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", rec.description, re.I):
+                    for key, p in lst:
+                        if (rec.id, key) not in out:
+                            add(rec.id, key, "under_investigation",
+                                f"awaiting NVD analysis (status {rec.status or 'unknown'}, no CPE data); "
+                                f"the description names {name!r}", p.product,
+                                {"nvd_status": rec.status, "named": name})
+                    break

@@ -8,9 +8,41 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import jsonschema
+
 from ..errors import Problem
 
 SEVERITIES = ("critical", "high", "medium", "low", "none")
+MAX_FILE = 64 << 20        # an NVD API page of 2,000 records is ~10 MB; one CVE JSON 5 record a few KB
+
+# What a stored record may hold: scans trust this shape, so a record is checked against it before it is
+# stored (one odd record must never make later scans fail). Bounds are far above NVD's largest records.
+_VERSION = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\u0000-\\u001f]*$"}
+_MATCH = {"type": "object", "required": ["criteria"], "properties": {
+    "vulnerable": {"type": "boolean"},
+    "criteria": {"type": "string", "maxLength": 1000, "pattern": "^cpe:2\\.3:[aho*-]:[^\\u0000-\\u001f]*$"},
+    "versionStartIncluding": _VERSION, "versionStartExcluding": _VERSION,
+    "versionEndIncluding": _VERSION, "versionEndExcluding": _VERSION}}
+_NODE = {"type": "object", "properties": {
+    "operator": {"enum": ["AND", "OR"]}, "negate": {"type": "boolean"},
+    "cpeMatch": {"type": "array", "maxItems": 20000, "items": _MATCH}}}
+RECORD_SCHEMA = {"type": "object", "required": ["id", "source", "severity", "configurations"], "properties": {
+    "id": {"type": "string", "pattern": "^CVE-[0-9]{4}-[0-9]{4,12}$"},
+    "source": {"enum": ["nvd", "cve5"]},
+    "status": {"type": "string", "maxLength": 100},
+    "published": {"type": "string", "maxLength": 100},
+    "modified": {"type": "string", "maxLength": 100},
+    "description": {"type": "string", "maxLength": 100000},
+    "severity": {"enum": [*SEVERITIES, "unknown"]},
+    "score": {"oneOf": [{"type": "number", "minimum": 0, "maximum": 10}, {"type": "null"}]},
+    "configurations": {"type": "array", "maxItems": 1000, "items": {"type": "object", "properties": {
+        "operator": {"enum": ["AND", "OR"]}, "negate": {"type": "boolean"},
+        "nodes": {"type": "array", "maxItems": 1000, "items": _NODE}}}}}}
+_CHECK = jsonschema.Draft202012Validator(RECORD_SCHEMA)
+
+
+class BadRecord(ValueError):
+    """One record that cannot be used; the rest of its file may still be."""
 
 
 @dataclass
@@ -104,20 +136,74 @@ def _cpe_part(s: str) -> str:
     return str(s).strip().lower().replace(" ", "_").replace(":", "\\:") or "*"
 
 
-def parse_file(path: Path) -> tuple[list[Record], list[Problem]]:
+def check(rec: Record) -> None:
+    """Raise BadRecord unless `rec` has the shape scans rely on."""
+    err = jsonschema.exceptions.best_match(_CHECK.iter_errors(rec.to_dict()))
+    if err is not None:
+        where = "/".join(str(x) for x in err.absolute_path) or "record"
+        raise BadRecord(f"{where}: {_short(err.message)}")
+    for cfg in rec.configurations:          # bounds must compare: bitbake's vercmp takes digits as ints
+        for n in cfg.get("nodes", []):
+            for m in n.get("cpeMatch", []):
+                for k in ("versionStartIncluding", "versionStartExcluding", "versionEndIncluding",
+                          "versionEndExcluding"):
+                    if k in m and any(len(run) > 30 for run in _digit_runs(m[k])):
+                        raise BadRecord(f"{k} {_short(m[k])} is not a version")
+
+
+def _digit_runs(v: str) -> list[str]:
+    import re
+    return re.findall(r"[0-9]+", v)
+
+
+def _short(s, width: int = 100) -> str:
+    s = str(s)
+    return s if len(s) <= width else s[:width] + "…"
+
+
+def _convert(fn, raw) -> Record:
+    rid = raw.get("id") if isinstance(raw, dict) else None
+    if rid is None and isinstance(raw, dict):
+        rid = (raw.get("cveMetadata") or {}).get("cveId") if isinstance(raw.get("cveMetadata"), dict) else None
     try:
+        rec = fn(raw)
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise BadRecord(f"{_short(rid or 'record', 40)}: malformed ({type(e).__name__}: {_short(e, 80)})") from None
+    try:
+        check(rec)
+    except BadRecord as e:
+        raise BadRecord(f"{_short(rec.id or rid or 'record', 40)}: {e}") from None
+    return rec
+
+
+def parse_file(path: Path) -> tuple[list[Record], list[Problem]]:
+    """The usable records of one file, and a problem per record (or file) that is not usable."""
+    try:
+        if path.stat().st_size > MAX_FILE:
+            return [], [Problem(str(path), f"larger than {MAX_FILE >> 20} MB; not a vulnerability record file")]
         data = json.loads(path.read_bytes())
+    except RecursionError:
+        return [], [Problem(str(path), "JSON nested too deeply")]
     except (OSError, ValueError) as e:
-        return [], [Problem(str(path), f"not JSON: {e}")]
-    if isinstance(data, dict) and "vulnerabilities" in data:          # an NVD API 2.0 page
-        return [from_nvd(v["cve"]) for v in data["vulnerabilities"] if "cve" in v], []
-    if isinstance(data, dict) and "cve" in data and isinstance(data["cve"], dict):
-        return [from_nvd(data["cve"])], []
-    if isinstance(data, dict) and str(data.get("id", "")).startswith("CVE-") and "descriptions" in data:
-        return [from_nvd(data)], []                                   # FKIE mirror: the bare cve object
-    if isinstance(data, dict) and data.get("dataType") == "CVE_RECORD":
-        return [from_cve5(data)], []
-    return [], [Problem(str(path), "not an NVD API 2.0 record nor a CVE JSON 5 record")]
+        return [], [Problem(str(path), f"not JSON: {_short(e)}")]
+    raws = []
+    if isinstance(data, dict) and isinstance(data.get("vulnerabilities"), list):   # an NVD API 2.0 page
+        raws = [(from_nvd, v.get("cve") if isinstance(v, dict) else v) for v in data["vulnerabilities"]]
+    elif isinstance(data, dict) and isinstance(data.get("cve"), dict):
+        raws = [(from_nvd, data["cve"])]
+    elif isinstance(data, dict) and str(data.get("id", "")).startswith("CVE-") and "descriptions" in data:
+        raws = [(from_nvd, data)]                                     # FKIE mirror: the bare cve object
+    elif isinstance(data, dict) and data.get("dataType") == "CVE_RECORD":
+        raws = [(from_cve5, data)]
+    else:
+        return [], [Problem(str(path), "not an NVD API 2.0 record nor a CVE JSON 5 record")]
+    out, problems = [], []
+    for fn, raw in raws:
+        try:
+            out.append(_convert(fn, raw))
+        except BadRecord as e:
+            problems.append(Problem(str(path), f"{e}; record skipped"))
+    return out, problems
 
 
 def find_files(paths: list[Path]) -> list[Path]:

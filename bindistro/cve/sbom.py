@@ -3,16 +3,18 @@
 packages with their CPEs, and Yocto's own VEX statements about them."""
 from __future__ import annotations
 
-import io
 import json
 import re
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import zstandard
-
 from ..errors import BadInput, Problem
+from ..formats.base import ARCHIVE_ERRORS, open_tar
+
+MAX_JSON = 512 << 20       # one SPDX document; OE's largest image SBOMs are tens of MB
+MAX_ARCHIVE = 2 << 30      # an unpacked .spdx.tar.zst (hundreds of per-recipe documents)
+MAX_DOCS = 100_000
+_CPE = re.compile(r"cpe:2\.3:[aho*-]:[^\x00-\x1f]{1,1000}")
 
 
 @dataclass
@@ -41,17 +43,38 @@ class Sbom:
 
 
 def load(path: Path) -> Sbom:
+    """The SBOM at `path`; BadInput naming the file for anything unreadable, oversized or malformed."""
     try:
         if path.name.endswith(".tar.zst"):
-            return _spdx22_archive(path)
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError, tarfile.TarError, zstandard.ZstdError) as e:
-        raise BadInput([Problem(str(path), f"not a readable SBOM: {e}")]) from None
-    if isinstance(data, dict) and "@graph" in data:
-        return _spdx3(data, path)
-    if isinstance(data, dict) and str(data.get("spdxVersion", "")).startswith("SPDX-2"):
-        return _spdx22_docs({path.name: data}, path)
-    raise BadInput([Problem(str(path), "not an SPDX 3.0 JSON-LD document nor an SPDX 2.2 image archive")])
+            sbom = _spdx22_archive(path)
+        else:
+            data = _json(path.read_bytes() if path.stat().st_size <= MAX_JSON else b"", path)
+            if isinstance(data, dict) and "@graph" in data:
+                sbom = _spdx3(data, path)
+            elif isinstance(data, dict) and str(data.get("spdxVersion", "")).startswith("SPDX-2"):
+                sbom = _spdx22_docs({path.name: data}, path)
+            else:
+                raise BadInput([Problem(str(path), "not an SPDX 3.0 JSON-LD document nor an SPDX 2.2 image archive")])
+    except RecursionError:
+        raise BadInput([Problem(str(path), "JSON nested too deeply")]) from None
+    except (KeyError, TypeError, AttributeError, IndexError) as e:      # a field of the wrong shape
+        raise BadInput([Problem(str(path), f"malformed SPDX ({type(e).__name__}: {str(e)[:80]})")]) from None
+    except ARCHIVE_ERRORS as e:
+        raise BadInput([Problem(str(path), f"not a readable SBOM: {str(e)[:120]}")]) from None
+    # scans trust these: text fields, CPEs in CPE 2.3 form (others dropped, as cve-check would not match them)
+    comps = [Component(c.name, c.version, [x for x in c.cpes if isinstance(x, str) and _CPE.fullmatch(x)], str(c.ref))
+             for c in sbom.components if isinstance(c.name, str) and isinstance(c.version, str)]
+    vex = [v for v in sbom.vex if all(isinstance(x, str) for x in (v.cve, v.package, v.justification, v.statement))]
+    return Sbom(str(sbom.name), str(sbom.spdx_version), comps, vex)
+
+
+def _json(data: bytes, path: Path):
+    if not data:
+        raise BadInput([Problem(str(path), f"empty, or larger than {MAX_JSON >> 20} MB")])
+    try:
+        return json.loads(data)
+    except ValueError as e:
+        raise BadInput([Problem(str(path), f"not JSON: {str(e)[:120]}")]) from None
 
 
 def _cpe_ids(elem: dict) -> list[str]:
@@ -89,11 +112,14 @@ def _spdx3(data: dict, path: Path) -> Sbom:
 
 def _spdx22_archive(path: Path) -> Sbom:
     docs = {}
-    raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(path.read_bytes())).read()
-    with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
-        for m in tf.getmembers():
+    with open(path, "rb") as fh:
+        tf = open_tar(path.name, fh, MAX_ARCHIVE, path.stat().st_size)
+        for m in tf:
             if m.isfile() and m.name.endswith(".json"):
-                docs[m.name.rsplit("/", 1)[-1]] = json.loads(tf.extractfile(m).read())
+                if len(docs) >= MAX_DOCS:
+                    raise BadInput([Problem(str(path), f"more than {MAX_DOCS} documents")])
+                docs[m.name.rsplit("/", 1)[-1]] = _json(tf.extractfile(m).read(MAX_JSON + 1)
+                                                        if m.size <= MAX_JSON else b"", path)
     return _spdx22_docs(docs, path)
 
 

@@ -1,12 +1,15 @@
 """The one interface every package format implements, and the logic all formats share."""
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import lzma
 import os
 import posixpath
 import shutil
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,16 +116,81 @@ class Format:
 
 # --- payload checks shared by all formats -------------------------------------------------------
 
-def open_tar(name: str, data: bytes | io.IOBase) -> tarfile.TarFile:
-    """Open a (possibly compressed) tar member by its name's suffix, zstd included."""
-    raw = io.BytesIO(data) if isinstance(data, bytes) else data
-    if name.endswith(".zst"):
-        reader = zstandard.ZstdDecompressor().stream_reader(raw)
-        return tarfile.open(fileobj=reader, mode="r|")
-    return tarfile.open(fileobj=raw, mode="r|*")
-
-
 MAX_EXTRACT = 4 << 30      # bytes one package may unpack to (the largest OE packages are ~1 GB)
+MAX_CONTROL_TAR = 16 << 20  # a control.tar unpacks to KBs (scripts, conffiles list); 16 MB is a wide margin
+MAX_CONTROL = 1 << 20      # the control file itself: a few hundred bytes in OE
+MAX_RATIO, RATIO_FLOOR = 1000, 256 << 20   # past 256 MB, more than 1000x the compressed size is a bomb
+MAX_INDEX = 256 << 20      # a Packages index of 20,000 packages is ~20 MB
+
+
+class TooLarge(ValueError):
+    """Decompressed data passed its bound: a decompression bomb or not what it claims to be."""
+
+
+class _Bounded:
+    """A read() stream that stops with TooLarge past `limit` bytes, or past MAX_RATIO times
+    `compressed` once RATIO_FLOOR is passed."""
+
+    def __init__(self, inner, limit: int, compressed: int | None):
+        self.inner, self.limit, self.compressed, self.total = inner, limit, compressed, 0
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self.inner.read(n if n is not None and n >= 0 else 1 << 20)
+        self.total += len(chunk)
+        if self.total > self.limit:
+            raise TooLarge(f"unpacks to more than {_size(self.limit)}")
+        if self.compressed and self.total > RATIO_FLOOR and self.total > MAX_RATIO * self.compressed:
+            raise TooLarge(f"expands more than {MAX_RATIO}x ({_size(self.compressed)} to over {_size(self.total)})")
+        return chunk
+
+
+def _size(n: int) -> str:
+    return f"{n >> 30} GiB" if n >= 1 << 30 else f"{n >> 20} MiB" if n >= 1 << 20 else f"{n} bytes"
+
+
+def decompressor(name: str, raw):
+    """A stream of the decompressed bytes of `raw`, chosen by `name`'s suffix (as dpkg and opkg do)."""
+    if name.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if name.endswith((".xz", ".lzma")):
+        return lzma.LZMAFile(raw)
+    if name.endswith(".bz2"):
+        return bz2.BZ2File(raw)
+    if name.endswith(".zst"):
+        return zstandard.ZstdDecompressor().stream_reader(raw)
+    return raw
+
+
+# what a corrupt or hostile compressed tar raises (tarfile, gzip, lzma, zstd, our bound)
+ARCHIVE_ERRORS = (OSError, EOFError, ValueError, lzma.LZMAError, zstandard.ZstdError, tarfile.TarError)
+
+
+def open_tar(name: str, data: bytes | io.IOBase, limit: int = MAX_EXTRACT,
+             compressed: int | None = None) -> tarfile.TarFile:
+    """Open a (possibly compressed) tar member as a stream, decompression bounded by `limit` bytes
+    and by MAX_RATIO of the `compressed` size. Raises one of ARCHIVE_ERRORS on bad input."""
+    raw = io.BytesIO(data) if isinstance(data, bytes) else data
+    compressed = compressed or (len(data) if isinstance(data, bytes) else getattr(data, "size", None))
+    return tarfile.open(fileobj=_Bounded(decompressor(name, raw), limit, compressed), mode="r|")
+
+
+def read_control(ar, names: list[str]) -> tuple[str, bytes | None]:
+    """(member name, bytes of ./control) from the control.tar.* member of an ipk or deb ar archive;
+    bounded, so a bomb in control.tar ends as TooLarge."""
+    ctl = next((n for n in names if n.startswith("control.tar")), None)
+    if not ctl:
+        return "", None
+    member = ar.getmember(ctl)
+    if member.size > MAX_CONTROL_TAR:
+        raise TooLarge(f"{ctl} is {_size(member.size)}, more than {_size(MAX_CONTROL_TAR)}")
+    control = None
+    tf = open_tar(ctl, member.read(), MAX_CONTROL_TAR)
+    for m in tf:
+        if m.name in ("control", "./control") and m.isfile():
+            if m.size > MAX_CONTROL:
+                raise TooLarge(f"control is {_size(m.size)}, more than {_size(MAX_CONTROL)}")
+            control = tf.extractfile(m).read()
+    return ctl, control
 
 
 def extract_tar(tf: tarfile.TarFile, dest: Path) -> None:
@@ -260,8 +328,20 @@ def packages_indexes(feed_dir: Path) -> list[Path]:
 
 
 def read_packages(index: Path) -> bytes:
-    data = index.read_bytes()
-    return gzip.decompress(data) if index.suffix == ".gz" else data
+    """The text of a Packages or Packages.gz index, bounded; ValueError when it is not one."""
+    if index.stat().st_size > MAX_INDEX:
+        raise TooLarge(f"larger than {_size(MAX_INDEX)}")
+    if index.suffix != ".gz":
+        return index.read_bytes()
+    chunks = []
+    with open(index, "rb") as f:
+        stream = _Bounded(gzip.GzipFile(fileobj=f, mode="rb"), MAX_INDEX, None)
+        try:
+            while chunk := stream.read(1 << 20):
+                chunks.append(chunk)
+        except (OSError, EOFError, zlib.error) as e:
+            raise ValueError(f"not a complete gzip file ({e or 'truncated'})") from None
+    return b"".join(chunks)
 
 
 def stamp_of(path: Path) -> int:

@@ -13,11 +13,12 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from debian import arfile, debfile
+from debian import arfile
 from debian.debian_support import version_compare
 
 from ..store.objects import write_bytes_atomic
-from .base import Format, IndexEntry, Indexed, PackageError, PackageInfo, packages_indexes, read_packages, tar_problems
+from .base import (ARCHIVE_ERRORS, Format, IndexEntry, Indexed, PackageError, PackageInfo, open_tar, packages_indexes,
+                   read_control, read_packages, tar_problems)
 from .control import missing_fields, parse_control, read_paragraphs
 
 REQUIRED = ("Package", "Version", "Architecture")
@@ -35,22 +36,28 @@ class Deb(Format):
 
     def read(self, path: Path, deep: bool = True) -> PackageInfo:
         try:
-            deb = debfile.DebFile(str(path))
-        except (arfile.ArError, debfile.DebError, OSError, ValueError, KeyError) as e:
+            ar = arfile.ArFile(str(path))
+        except (arfile.ArError, OSError, ValueError) as e:
             raise PackageError([f"not a deb archive ({e})"]) from None
+        names = ar.getnames()
+        if names[:1] != ["debian-binary"]:
+            raise PackageError(["not a deb archive (first ar member is not debian-binary)"])
         try:
-            raw = deb.control.get_content("control")
-        except Exception as e:
+            _, raw = read_control(ar, names)
+        except ARCHIVE_ERRORS as e:
             raise PackageError([f"control.tar has no readable control file ({e})"]) from None
         if raw is None:
             raise PackageError(["control.tar has no control file"])
         fields = parse_control(raw)
         problems = missing_fields(fields, REQUIRED)
         files: list[str] = []
-        if deep:
+        data = next((n for n in names if n.startswith("data.tar")), None)
+        if data is None:
+            problems.append("no data.tar.* member")
+        elif deep:
             try:
-                problems += tar_problems(deb.data.tgz(), "data.tar", files)
-            except Exception as e:
+                problems += tar_problems(open_tar(data, ar.getmember(data)), "data.tar", files)
+            except ARCHIVE_ERRORS as e:
                 problems.append(f"data.tar is not readable ({e})")
         if problems:
             raise PackageError(problems)

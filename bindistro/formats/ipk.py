@@ -13,8 +13,8 @@ from debian import arfile
 from debian.debian_support import version_compare
 
 from ..store.objects import write_bytes_atomic
-from .base import (Format, IndexEntry, Indexed, PackageError, PackageInfo, extract_tar, open_tar, packages_indexes,
-                   read_packages, tar_problems)
+from .base import (ARCHIVE_ERRORS, Format, IndexEntry, Indexed, PackageError, PackageInfo, extract_tar, open_tar,
+                   packages_indexes, read_control, read_packages, tar_problems)
 from .control import missing_fields, parse_control, read_paragraphs
 
 # (lower-case control field, index field name) in opkg-make-index's order; None marks the sums.
@@ -45,20 +45,15 @@ class Ipk(Format):
         problems = []
         if names[:1] != ["debian-binary"]:
             problems.append("first ar member is not debian-binary")
-        ctl = next((n for n in names if n.startswith("control.tar")), None)
         data = next((n for n in names if n.startswith("data.tar")), None)
+        try:
+            ctl, control = read_control(ar, names)
+        except ARCHIVE_ERRORS as e:
+            raise PackageError(problems + [f"control.tar is not a readable tar ({e})"]) from None
         if not ctl:
             raise PackageError(problems + ["no control.tar.* member"])
         if not data:
             problems.append("no data.tar.* member")
-        try:
-            tf = open_tar(ctl, ar.getmember(ctl).read())
-            control = None
-            for m in tf:
-                if m.name in ("control", "./control") and m.isfile():
-                    control = tf.extractfile(m).read()
-        except Exception as e:  # tarfile/zstd raise many kinds on corrupt input
-            raise PackageError(problems + [f"{ctl} is not a readable tar ({e})"]) from None
         if control is None:
             raise PackageError(problems + [f"{ctl} has no control file"])
         fields = parse_control(control, "control")
@@ -67,7 +62,7 @@ class Ipk(Format):
         if deep and data:
             try:
                 problems += tar_problems(open_tar(data, ar.getmember(data)), data, files)
-            except Exception as e:
+            except ARCHIVE_ERRORS as e:
                 problems.append(f"{data} is not a readable tar ({e})")
         if problems:
             raise PackageError(problems)
@@ -77,7 +72,7 @@ class Ipk(Format):
     def extract(self, path: Path, dest: Path) -> None:
         ar = arfile.ArFile(str(path))
         data = next(n for n in ar.getnames() if n.startswith("data.tar"))
-        extract_tar(open_tar(data, ar.getmember(data).read()), dest)
+        extract_tar(open_tar(data, ar.getmember(data)), dest)
 
     def version_cmp(self, a: str, b: str) -> int:
         return version_compare(a, b)

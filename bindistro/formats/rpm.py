@@ -102,9 +102,12 @@ class Rpm(Format):
 
     def extract(self, path: Path, dest: Path) -> None:
         # rpm2archive turns the payload into a tar (rpm's own tool; cpio is not needed)
-        with open(path, "rb") as fh:
-            tgz = subprocess.run(["rpm2archive", "-"], stdin=fh, check=True, capture_output=True).stdout
-        extract_tar(open_tar("payload.tar.gz", tgz), dest)
+        # streamed, so the payload is bounded like any other (open_tar) and never held in memory
+        with open(path, "rb") as fh, subprocess.Popen(["rpm2archive", "-"], stdin=fh, stdout=subprocess.PIPE,
+                                                     stderr=subprocess.DEVNULL) as proc:
+            extract_tar(open_tar("payload.tar.gz", proc.stdout), dest)
+        if proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, "rpm2archive")
 
     def version_cmp(self, a: str, b: str) -> int:
         def split(v):

@@ -300,7 +300,7 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
         raise BindistroError(f"--inject {relative[0]} needs --release 2 or later: it is relative to the release before")
     restored = (out / "conf" / "bindistro.conf").exists()
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists() and not restored:
-        raise FileExistsError(f"{out}: exists and is not a bindistro sample build; refusing to overwrite")
+        raise BindistroError(f"{out}: exists and is not a bindistro sample build; refusing to overwrite")
     out.mkdir(parents=True, exist_ok=True)
     # a rebuild replaces its outputs wholesale (files are unlinked, never rewritten in place);
     # cache/prserv.sqlite3 is the PR server's memory and stays, as in a real build directory

@@ -234,7 +234,7 @@ def stage(store: Store, path: Path, spec: Spec | None = None, kas_files: list[Pa
     except (ValueError, OSError, KeyError) as e:
         raise BadInput([Problem(str((list(layer_files) + list(kas_files) or [path])[0]), f"cannot read layers: {e}")]) from None
     layer_data = (L.to_json(found[0]).encode(), found[1]) if found else None
-    with tempfile.TemporaryDirectory(dir=store.dir) as tmp:
+    with tempfile.TemporaryDirectory(dir=store.dir) as tmp, store.objects.adding(store.referenced_objects):
         for fmt, feed_dir in lay.feeds:
             st.stage_feed(fmt, feed_dir, path)
         if lay.deploy and (lay.deploy / "images").is_dir():

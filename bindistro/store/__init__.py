@@ -33,3 +33,21 @@ class Store:
             self.hashed += 1
         row = dict(path=key, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino, sha256=sha, md5=md5)
         return sha, md5, st.st_size, row
+
+    def referenced_objects(self) -> set[str]:
+        """Every object hash the DB relies on (artifacts, signed and published forms, and hashes that
+        verify reports quote)."""
+        import json
+        import re
+        from sqlalchemy import select
+        from .db import artifacts, published, signed
+        from ..verify import reports      # moves here with the rest of the schema
+        sha = re.compile(r"\b[0-9a-f]{64}\b")
+        refs: set[str] = set()
+        with self.db.engine.connect() as c:
+            refs |= {r[0] for r in c.execute(select(artifacts.c.sha256))}
+            refs |= {r[0] for r in c.execute(select(signed.c.sha256))}
+            refs |= {r[0] for r in c.execute(select(published.c.sha256))}
+            for r in c.execute(select(reports.c.findings)):
+                refs |= set(sha.findall(json.dumps(r[0])))
+        return refs

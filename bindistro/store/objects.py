@@ -13,7 +13,9 @@ import fcntl
 import hashlib
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 CHUNK = 1 << 20
 FICLONE = 0x40049409          # linux/fs.h: share the extents of another file (btrfs, xfs)
@@ -99,9 +101,16 @@ def place(src: Path, dest: Path, mode: int = FILE_MODE, sha256: str | None = Non
             raise ChangedWhileReading(f"{src}: changed while it was read (sha256 {got[:12]}…, expected {sha256[:12]}…)")
         os.chmod(tmp, mode)
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        _name(e, dest)
         raise
+
+
+def _name(e: BaseException, dest: Path) -> None:
+    # write() failing with ENOSPC/EROFS names no file; the user needs to know which filesystem
+    if isinstance(e, OSError) and e.filename is None:
+        e.filename = str(dest.parent)
 
 
 def write_bytes_atomic(dest: Path, data: bytes, mode: int = FILE_MODE) -> None:
@@ -113,8 +122,9 @@ def write_bytes_atomic(dest: Path, data: bytes, mode: int = FILE_MODE) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        _name(e, dest)
         raise
 
 
@@ -123,8 +133,48 @@ def is_enospc(e: OSError) -> bool:
 
 
 class ObjectStore:
+    """Objects are added under a shared lock and removed (orphans) only under an exclusive one, so a
+    command cleaning up never deletes an object another command has just come to rely on."""
+
     def __init__(self, root: Path):
         self.root = root
+        self.lock_path = root.parent / "objects.lock"
+        self._created: list[str] | None = None
+
+    @contextmanager
+    def _flock(self, mode: int):
+        makedirs(self.root.parent)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)
+
+    def exclusive(self):
+        """No command is adding objects meanwhile (for removing orphans)."""
+        return self._flock(fcntl.LOCK_EX)
+
+    @contextmanager
+    def adding(self, referenced: Callable[[], set[str]]):
+        """All-or-nothing: objects this body adds are removed again if it fails (ENOSPC, bad input,
+        a kill signal turned into an exception), unless something committed meanwhile names them."""
+        created: list[str] = []
+        self._created = created
+        try:
+            with self._flock(fcntl.LOCK_SH):
+                yield
+        except BaseException:
+            self._created = None
+            if created:
+                with self.exclusive():
+                    keep = referenced()
+                    for sha in created:
+                        if sha not in keep:
+                            self.path(sha).unlink(missing_ok=True)
+            raise
+        finally:
+            self._created = None
 
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256[2:4] / sha256
@@ -137,13 +187,19 @@ class ObjectStore:
         dest = self.path(sha256)
         if not dest.exists():
             place(src, dest, OBJECT_MODE, sha256)
+            self._record(sha256)
         return dest
+
+    def _record(self, sha: str) -> None:
+        if self._created is not None:
+            self._created.append(sha)
 
     def add_bytes(self, data: bytes) -> str:
         sha = hashlib.sha256(data).hexdigest()
         dest = self.path(sha)
         if not dest.exists():
             write_bytes_atomic(dest, data, OBJECT_MODE)
+            self._record(sha)
         return sha
 
     def all(self):

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import re
 import stat
-import tarfile
 
 from ... import model
-from ...formats.base import open_tar
+from ...formats.base import ARCHIVE_ERRORS, open_tar
 from ..finding import Finding
 
 NAME = "image-security"
@@ -28,15 +27,18 @@ def rootfs_artifacts(arts) -> dict[str, object]:
     return out
 
 
+IMAGE_LIMIT = 1 << 40   # a rootfs is only streamed through here, never held: bound it loosely
+
+
 def scan(path, name: str) -> dict:
     info = {"shadow": None, "host_keys": [], "units": [], "setuid": [], "world_writable": []}
     with open(path, "rb") as fh:
         try:
-            tf = open_tar(name, fh)
+            tf = open_tar(name, fh, limit=IMAGE_LIMIT)
             for m in tf:
-                p = m.name.lstrip("./").lstrip("/")
+                p = m.name.removeprefix("./").lstrip("/")
                 if p == "etc/shadow" and m.isfile():
-                    info["shadow"] = tf.extractfile(m).read().decode(errors="replace")
+                    info["shadow"] = tf.extractfile(m).read(1 << 20).decode(errors="replace")
                 elif re.match(r"^etc/ssh/ssh_host_.*key", p):
                     info["host_keys"].append("/" + p)
                 w = WANTS.match(p)
@@ -47,7 +49,7 @@ def scan(path, name: str) -> dict:
                 if (m.isfile() and m.mode & stat.S_IWOTH) or (m.isdir() and m.mode & stat.S_IWOTH
                                                                and not m.mode & stat.S_ISVTX):
                     info["world_writable"].append("/" + p)
-        except (tarfile.TarError, OSError, EOFError) as e:
+        except ARCHIVE_ERRORS as e:
             info["error"] = str(e)
     return info
 
