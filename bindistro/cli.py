@@ -52,6 +52,11 @@ def emit(as_json: bool, data, human) -> None:
         human(data)
 
 
+def one_line(text: str) -> str:
+    """A message as one line: a newline or escape in a hostile name must not start a line of its own."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def fail_on(e: BindistroError, as_json: bool = False) -> None:
     problems = e.problems if isinstance(e, BadInput) else None
     if as_json and not getattr(e, "reported", False):
@@ -60,9 +65,9 @@ def fail_on(e: BindistroError, as_json: bool = False) -> None:
                                             for p in problems or []]}, indent=1))
     if problems:
         for p in problems:
-            err.print(f"bindistro: {p.severity}: {p}", markup=False)
+            err.print(f"bindistro: {p.severity}: {one_line(str(p))}", markup=False)
     else:
-        err.print(f"bindistro: error: {e}", markup=False)
+        err.print(f"bindistro: error: {one_line(str(e))}", markup=False)
     sys.exit(e.exit_code)
 
 
@@ -162,6 +167,12 @@ def init(proj: Project, product, force, sample, boot, as_json):
     sp.publish_path.mkdir(parents=True, exist_ok=True)
     emit(as_json, {"spec": str(path), "state": str(sp.state_path), "publish": str(sp.publish_path)},
          lambda r: out.print(f"wrote {r['spec']}; state in {r['state']}, publishing to {r['publish']}"))
+
+
+@main.command()
+def schema():
+    """Print the JSON Schema of bindistro.yml (for editors' YAML language servers and CI linting)."""
+    click.echo(specmod.SCHEMA_FILE.read_text(), nl=False)
 
 
 @main.command("sample-build")
@@ -585,9 +596,12 @@ def build(proj: Project, kas_file, build_dir, do_stage, dry_run, targets, as_jso
               help="Check the publish tree (the project's, or DIR: then keys come from the tree itself).")
 @click.option("--repair", is_flag=True, help="Put back damaged or missing published files from the store; "
               "remove orphan objects. Nothing else is changed.")
+@click.option("--keyring", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Public key(s) the tree's signatures must verify with (default: the project's keys, "
+                   "or for DIR the tree's own keys/, with a warning).")
 @json_opt
 @click.pass_obj
-def fsck(proj: Project, do_store, publish_to, repair, as_json):
+def fsck(proj: Project, do_store, publish_to, repair, keyring, as_json):
     """Check the store and the publish tree as devices and mirrors read them."""
     from . import fsck as fsckmod
     both = not do_store and publish_to is None
@@ -598,7 +612,7 @@ def fsck(proj: Project, do_store, publish_to, repair, as_json):
         spec, store = proj.spec, proj.store
         root = spec.publish_path
     rep = fsckmod.run(spec, store, root, do_store=both or do_store, do_publish=both or publish_to is not None,
-                      repair=repair)
+                      repair=repair, keyring=keyring.read_bytes() if keyring else None)
     data = {"ok": not rep.errors, "checked": rep.checked, "repaired": rep.repaired,
             "problems": [{"path": p.path, "message": p.message, "severity": p.severity} for p in rep.problems]}
 

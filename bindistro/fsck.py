@@ -107,7 +107,9 @@ class Hashes:
         return self._by_inode[key]
 
 
-def _keys(tree: Path, spec) -> tuple[SignatureChecker, str]:
+def _keys(tree: Path, spec, keyring: bytes | None = None) -> tuple[SignatureChecker, str]:
+    if keyring is not None:
+        return SignatureChecker([keyring]), "the given keyring"
     if spec is not None:
         from .keys import Keyring
         kr = Keyring(spec.state_path / "gnupg")
@@ -116,7 +118,8 @@ def _keys(tree: Path, spec) -> tuple[SignatureChecker, str]:
     return SignatureChecker([p.read_bytes() for p in sorted((tree / "keys").glob("*.asc"))]), "the tree's own keys/"
 
 
-def check_publish(root: Path, rep: Report, spec=None, store=None, repair: bool = False) -> None:
+def check_publish(root: Path, rep: Report, spec=None, store=None, repair: bool = False,
+                  keyring: bytes | None = None) -> None:
     tree = publish.Tree(root)
     if not root.is_dir():
         rep.add(root, "no such publish directory")
@@ -148,8 +151,11 @@ def check_publish(root: Path, rep: Report, spec=None, store=None, repair: bool =
                 if not (link.is_symlink() and os.readlink(link) == f"{publish.META}/current/{entry.name}"):
                     rep.add(link, "public name is not a link into the current generation")
     sums = Hashes()
-    checker, whose = _keys(root, spec)
+    checker, whose = _keys(root, spec, keyring)
     rep.checked["keys"] = whose
+    if spec is None and keyring is None:
+        rep.add(root / "keys", "signatures checked only against the tree's own keys (whoever can write the tree "
+                "can replace them): pass --keyring FILE with the distro's public key", "warning")
     _check_modes(root, rep)
     listed = _check_releases(root, rep, sums, checker, spec, store, repair)
     for fmt_dir in _feed_roots(root):
@@ -333,11 +339,11 @@ class SIGNATURE_CHECKS:
 
 
 def run(spec=None, store=None, root: Path | None = None, do_store: bool = True, do_publish: bool = True,
-        repair: bool = False) -> Report:
+        repair: bool = False, keyring: bytes | None = None) -> Report:
     rep = Report()
     if do_store and store is not None:
         check_store(store, rep, repair)
     if do_publish:
-        check_publish(root or spec.publish_path, rep, spec, store, repair)
+        check_publish(root or spec.publish_path, rep, spec, store, repair, keyring)
     return rep
 

@@ -31,7 +31,8 @@ class Keyring:
         cmd = ["gpg", "--homedir", str(self.home), "--batch", "--no-tty", "--pinentry-mode", "loopback", *args]
         r = subprocess.run(cmd, input=input, capture_output=True)
         if check and r.returncode != 0:
-            raise BindistroError(f"gpg {args[0]} failed: {r.stderr.decode(errors='replace').strip().splitlines()[-1:]}")
+            last = (r.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
+            raise BindistroError(f"gpg {args[0]} failed: {last}")
         return r
 
     def _with_pass(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
@@ -69,7 +70,10 @@ class Keyring:
 
     def import_file(self, path: Path) -> list[str]:
         before = {k["fingerprint"] for k in self.list()}
-        self._with_pass("--import", str(path))
+        try:
+            self._with_pass("--import", str(path))
+        except BindistroError as e:
+            raise BindistroError(f"{path}: not imported ({str(e).removeprefix('gpg --import failed: ')})") from None
         return [k["fingerprint"] for k in self.list() if k["fingerprint"] not in before]
 
     def sign_detached(self, fpr: str, path: Path, out: Path, armor: bool = True) -> None:

@@ -5,6 +5,7 @@ import datetime as dt
 import functools
 import json
 import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,6 +200,8 @@ def default_spec(product: str = "sample-distro", sample: bool = False, boot: boo
 
 HEADER = """\
 # bindistro distro spec. Edit, then run `bindistro stage BUILD_DIR`.
+# Checked against a JSON Schema: `bindistro schema > bindistro.schema.json` gives it to your editor
+# (yaml-language-server: add `# yaml-language-server: $schema=bindistro.schema.json` here).
 # machines: package architectures per machine, lowest priority first (like PACKAGE_ARCHS);
 #           each architecture becomes one feed: feeds/<format>/<arch>/.
 # boot: the boot gate (QEMU, serial console): marker regex, login user, checks run on the console.
@@ -245,6 +248,8 @@ def load(path: Path) -> Spec:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "-"
         raise SpecError(p, where, f"not valid YAML: {_short(getattr(e, 'problem', None) or e)}") from None
+    except (ValueError, OverflowError) as e:     # a YAML date like 2025-13-45
+        raise SpecError(p, "-", f"not valid YAML: {_short(str(e))}") from None
     if not isinstance(raw, dict):
         raise SpecError(p, "-", "must be a mapping")
     validate(raw, p, text)
@@ -267,7 +272,7 @@ def _check_events(text: str, p: str) -> None:
 
 
 def _short(v, width: int = 80) -> str:
-    s = v if isinstance(v, str) else repr(v)
+    s = v if isinstance(v, str) and v.isprintable() else repr(v)    # control characters shown escaped
     return s if len(s) <= width else s[:width] + "…"
 
 
@@ -397,6 +402,11 @@ def parse(raw: dict, path: Path) -> Spec:
     version = str(prod.get("version", "1"))
     release_name = _req(raw, "release_name", str, p, "{version}.{n}")
     try:
+        for _text, fname, fspec, conv in string.Formatter().parse(release_name):
+            # plain fields only: a width like {n:>999999999} would build a gigabyte string
+            if fname is not None and (fname not in ("version", "n", "date", "product") or fspec or conv):
+                raise ValueError(f"{{{fname}{'!' + conv if conv else ''}{':' + fspec if fspec else ''}}}: "
+                                 "only {version}, {n}, {date}, {product} without format specs")
         probe = release_name.format(version=version, n=1, date="20000101", product=name)
     except (KeyError, IndexError, ValueError) as e:
         raise SpecError(p, "release_name", f"bad template: {e}") from None

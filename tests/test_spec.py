@@ -1,4 +1,6 @@
 """bindistro.yml: defaults, and errors that name the file and the key."""
+import json
+
 import pytest
 import yaml
 
@@ -85,3 +87,22 @@ def test_a_spec_that_is_not_one_gets_one_line(cli, tmp_path, case, words):
     r = cli("-C", proj, "releases", ok=False)
     lines = r.stderr.strip().splitlines()
     assert r.exit_code == 1 and len(lines) == 1 and words in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def test_schema_is_published_and_accepts_the_default(cli, project):
+    """`bindistro schema` is a draft 2020-12 JSON Schema an editor can use; `init`'s spec passes it."""
+    import jsonschema
+    schema = json.loads(cli("schema").stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    data = yaml.safe_load((project / "bindistro.yml").read_text())
+    jsonschema.Draft202012Validator(schema).validate(data)
+    data["product"]["verison"] = "2"
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(data))
+
+
+def test_spec_errors_give_the_line(cli, project):
+    path = project / "bindistro.yml"
+    path.write_text(path.read_text().replace("  ptest: true", "  ptest: true\n  colour: blue"))
+    r = cli("-C", project, "releases", ok=False)
+    line_no = next(i for i, l in enumerate(path.read_text().splitlines(), 1) if "colour" in l)
+    assert "boot.colour: unknown key" in r.stderr and f"(line {line_no})" in r.stderr

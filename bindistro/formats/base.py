@@ -229,8 +229,10 @@ def extract_tar(tf: tarfile.TarFile, dest: Path) -> None:
 
 
 def tar_problems(tf: tarfile.TarFile, what: str, names: list[str] | None = None) -> list[str]:
-    """Members that would escape the install root: absolute paths, '..', links pointing outside."""
+    """Members that would escape the install root: absolute paths, '..', links pointing outside,
+    members placed under a symlink the package itself ships."""
     out = []
+    links: set[str] = set()
     for m in tf:
         n = m.name
         if names is not None:
@@ -242,6 +244,13 @@ def tar_problems(tf: tarfile.TarFile, what: str, names: list[str] | None = None)
         if ".." in parts:
             out.append(f"{what}: member {n!r} contains '..'")
             continue
+        norm = [p for p in parts if p not in ("", ".")]
+        through = next(("/".join(norm[:i]) for i in range(1, len(norm)) if "/".join(norm[:i]) in links), None)
+        if through:     # the package manager would write through the link, wherever it points
+            out.append(f"{what}: member {n!r} lies under the symlink {through!r} of the same package")
+            continue
+        if m.issym():
+            links.add("/".join(norm))
         if m.issym() or m.islnk():
             target = m.linkname
             if m.issym() and target.startswith("/"):

@@ -1,6 +1,8 @@
 """Debian-style control data, shared by ipk and deb."""
 from __future__ import annotations
 
+import re
+
 from debian import deb822
 
 from .base import PackageError
@@ -11,6 +13,9 @@ def parse_control(data: bytes, what: str = "control") -> dict:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise PackageError([f"{what} is not UTF-8 (byte {e.start})"]) from None
+    paragraphs = [p for p in re.split(r"\n[ \t]*\n", text.strip("\n")) if p.strip()]
+    if len(paragraphs) > 1:     # dpkg and opkg read one; a second would be a package nobody built
+        raise PackageError([f"{what} holds {len(paragraphs)} paragraphs, not one"])
     return dict(deb822.Deb822(text))
 
 
