@@ -16,9 +16,9 @@ from pathlib import Path
 
 from bindistro import feed
 from bindistro.formats import get
-from bindistro.sample.ipkbuild import write_ipk
-from bindistro.sample.packages import build_packages
-from bindistro.sample.recipes import Recipe
+from bindistro_sample.ipkbuild import write_ipk
+from bindistro_sample.packages import build_packages
+from bindistro_sample.recipes import Recipe
 
 
 def make(d: Path, start: int, count: int) -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from bindistro import spec as specmod
 from bindistro.release import release
-from bindistro.sample.packages import build_packages
-from bindistro.sample.recipes import Recipe
-from bindistro.sample.rpmbuild import write_rpms
+from bindistro_sample.packages import build_packages
+from bindistro_sample.recipes import Recipe
+from bindistro_sample.rpmbuild import write_rpms
 from bindistro.stage import stage
 from bindistro.store import Store
 

@@ -4,7 +4,7 @@ about 5 % of its packages changing each time (all three formats, signed). Prints
 release and the ratio of the last to the 2nd (goal: <= 1.2).
 
 Release 1 is a whole sample build; each later candidate is that build's package files plus the
-changed packages at a new version (bindistro.sample.churn), so the cumulative feeds grow as a
+changed packages at a new version (bindistro_sample.churn), so the cumulative feeds grow as a
 distro's do. Candidates are verified with the `logs` gate only: this measures publishing.
 
     .venv/bin/python bench/release_growth.py [--releases 20] [--churn 17] [--smoke]
@@ -24,8 +24,8 @@ from bindistro import spec as specmod
 from bindistro import verify
 from bindistro.keys import Keyring
 from bindistro.release import release
-from bindistro.sample.build import generate
-from bindistro.sample.churn import write_churn
+from bindistro_sample.build import generate
+from bindistro_sample.churn import write_churn
 from bindistro.stage import stage
 from bindistro.store import Store
 

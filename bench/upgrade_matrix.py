@@ -21,7 +21,7 @@ from bindistro import spec as specmod
 from bindistro import verify
 from bindistro.release import release
 from bindistro.restore import project_trust, restore
-from bindistro.sample.build import generate
+from bindistro_sample.build import generate
 from bindistro.stage import stage
 from bindistro.store import Store
 

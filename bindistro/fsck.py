@@ -77,7 +77,7 @@ def _check_store(store, rep: Report, repair: bool) -> None:
                 rep.add(path, "orphan object: nothing in the DB names it (`fsck --store --repair` removes it)",
                         "warning")
     for sha in sorted(refs - seen):
-        from .store.db import artifacts
+        from .store.schema import artifacts
         with store.db.engine.connect() as c:
             row = c.execute(select(artifacts.c.path).where(artifacts.c.sha256 == sha)).first()
         if row:      # report texts may quote other hashes; only stored artifacts must be present

@@ -213,6 +213,34 @@ def dump(spec: Spec, path: Path) -> None:
     path.write_text(HEADER + yaml.safe_dump(spec.to_dict(), sort_keys=False))
 
 
+# --- the commands that change the spec (eol, keys) do it here, so the file stays valid -------------
+
+def set_eol(spec: Spec, when: dt.date) -> None:
+    spec.eol = when
+    _save(spec)
+
+
+def adopt_signing_key(spec: Spec, fpr: str) -> bool:
+    """A new key signs releases when none does yet; True when it became keys.signing."""
+    if spec.signing_key:
+        return False
+    spec.signing_key = fpr
+    _save(spec)
+    return True
+
+
+def rotate_signing_key(spec: Spec, new: str) -> None:
+    """`new` signs from now on; the old key stays trusted (keys.previous) so old releases verify."""
+    spec.previous_keys = [spec.signing_key, *[k for k in spec.previous_keys if k != spec.signing_key]]
+    spec.signing_key = new
+    _save(spec)
+
+
+def _save(spec: Spec) -> None:
+    parse(spec.to_dict(), spec.path)        # never write a spec that would not load again
+    dump(spec, spec.path)
+
+
 MAX_SPEC = 1 << 20     # a distro spec is a few KB
 MAX_DEPTH = 20         # the schema nests four levels; deeper is an attack on the parser's recursion
 SCHEMA_FILE = Path(__file__).with_name("spec.schema.json")
@@ -326,9 +354,11 @@ _TYPE_NAMES = {"string": "text", "integer": "a whole number", "number": "a numbe
 def _describe(e: jsonschema.ValidationError) -> tuple[list, str]:
     path = list(e.absolute_path)
     kind = e.validator
-    for sch in (e.schema, e.parent.schema if e.parent else {}):
-        if isinstance(sch, dict) and "x-message" in sch:      # the schema's own words for its rule
-            return path, f"{_short(e.instance, 60)} {sch['x-message']}"
+    for x in (e, e.parent):                 # the schema's own words for its rule, where it has some
+        sch = x.schema if x is not None else None
+        if isinstance(sch, dict) and "x-message" in sch:
+            words = sch["x-message"]
+            return list(x.absolute_path), (words if words.startswith("must") else f"{_short(x.instance, 60)} {words}")
     if kind == "additionalProperties":
         allowed = sorted(e.schema.get("properties", {}))
         extra = sorted(k for k in e.instance if k not in allowed and not any(

@@ -1,5 +1,5 @@
 """Boot after upgrade: the seed asks that an upgraded system's tests pass "as good or better than the
-prior test pass". The root a package manager just upgraded (upgrade_test.py) is packed like the
+prior test pass". The root a package manager just upgraded (pm/upgrade.py) is packed like the
 image it came from — its files, plus what the old image had that no package owned (/init, device
 nodes, files the image build generated) — and booted in QEMU with the candidate's kernel and
 qemuboot.conf. Each boot check, and each ptest when the image carries ptest-runner, is then

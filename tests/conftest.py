@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from bindistro.cli import main
-from bindistro.sample.build import generate
+from bindistro_sample.build import generate
 
 REPO = Path(__file__).resolve().parent.parent
 REALDATA = Path(os.environ.get("BINDISTRO_REALDATA", REPO.parent / "shared" / "realdata"))
@@ -80,6 +80,27 @@ def sample_build(tmp_path_factory, demo):
             _BUILDS[key] = out
         return _BUILDS[key]
     return get
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> Path:
+    """A project with one signed release of two tiny hand-made ipks (seconds, not minutes): DIR/proj,
+    its build DIR/build. Copy it before changing it."""
+    import hostile as H
+    d = tmp_path_factory.mktemp("tiny")
+    b = d / "build" / "tmp" / "deploy" / "ipk"
+    H.write(b / "all" / "base-files_1.0-r0_all.ipk", H.ipk(H.control("base-files")))
+    H.write(b / "core2-64" / "hello_1.0-r0_core2-64.ipk",
+            H.ipk(H.control("hello", arch="core2-64", extra="Depends: base-files\n")))
+    cli = Cli()
+    for args in (["init", "--no-boot"], ["keys", "generate"], ["stage", d / "build"],
+                 ["verify", "1", "--gate", "closure"], ["release", "1"]):
+        cli("-C", d / "proj", *args)
+    import sqlite3      # fold the WAL into the DB file, so a copy's bytes are what a reader leaves
+    c = sqlite3.connect(d / "proj" / "state" / "bindistro.db")
+    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    c.close()
+    return d
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from bindistro.errors import BadInput
-from bindistro.sample import bootimg
+from bindistro_sample import bootimg
 from bindistro.yocto import qemuboot
 
 # Written the way do_write_qemuboot_conf writes them for core-image-minimal (scarthgap-era values).

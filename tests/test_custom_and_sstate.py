@@ -2,9 +2,9 @@
 import shutil
 import subprocess
 
-from bindistro.sample.ipkbuild import write_ipk
-from bindistro.sample.packages import build_packages
-from bindistro.sample.recipes import Recipe
+from bindistro_sample.ipkbuild import write_ipk
+from bindistro_sample.packages import build_packages
+from bindistro_sample.recipes import Recipe
 
 
 def gpg_verify(home, sig, data):

@@ -83,9 +83,9 @@ def test_same_version_new_content_is_refused_and_nothing_changes(cli, project, s
     before = {p: p.read_bytes() for p in pub.rglob("*") if p.is_file()}
     # rebuild one package with other content under the same file name
     victim = next((b / "tmp/deploy/ipk/core2-64").glob("libz1_*.ipk"))
-    from bindistro.sample.ipkbuild import write_ipk
-    from bindistro.sample.packages import build_packages
-    from bindistro.sample.recipes import initial
+    from bindistro_sample.ipkbuild import write_ipk
+    from bindistro_sample.packages import build_packages
+    from bindistro_sample.recipes import initial
     pkg = next(p for p in build_packages(initial(1)["zlib"], "core2-64") if p.name == "libz1")
     pkg.files[-2].data += b"changed"
     victim.unlink()

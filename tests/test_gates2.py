@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from bindistro.sample.build import generate
+from bindistro_sample.build import generate
 from conftest import carry_pr
 
 
@@ -89,7 +89,7 @@ def test_compatible_abi_addition_is_info(rel1, cli, tmp_path):
     proj, b1 = rel1
     out = carry_pr(b1, tmp_path / "b2")
     # bindistro-hello's next git revision adds hello_version() to libhello.so.1
-    from bindistro.sample import recipes
+    from bindistro_sample import recipes
     orig = recipes.evolve
 
     def evolve(rs, seed, release):

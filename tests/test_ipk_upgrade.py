@@ -10,7 +10,7 @@ import pytest
 
 from bindistro import upgrade_boot
 from bindistro.boot import BootResult, CheckResult
-from bindistro.sample.build import generate
+from bindistro_sample.build import generate
 from bindistro.spec import Boot, BootCheck
 from conftest import Cli, carry_pr
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bindistro.upgrade_test import find_opkg
+from bindistro.pm.upgrade import find_opkg
 from httpserve import serve
 
 pytestmark = pytest.mark.slow

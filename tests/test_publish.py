@@ -230,7 +230,7 @@ def _release_status(proj, cand):
 
 def _probe_deploy(out: Path, k: int) -> Path:
     """A deploy dir holding one new package per format (`publish-probe-0` 1.k), as a build would."""
-    from bindistro.sample.churn import write_churn
+    from bindistro_sample.churn import write_churn
     return write_churn(out, k, 1, prefix="publish-probe")
 
 

@@ -5,9 +5,9 @@ import tarfile
 import pytest
 import zstandard
 
-from bindistro.sample.ipkbuild import control_text, write_ipk
-from bindistro.sample.packages import build_packages
-from bindistro.sample.recipes import initial
+from bindistro_sample.ipkbuild import control_text, write_ipk
+from bindistro_sample.packages import build_packages
+from bindistro_sample.recipes import initial
 
 
 def good_pkg():
@@ -123,9 +123,9 @@ def test_extraction_never_leaves_its_directory(tmp_path):
     import zstandard
 
     from bindistro.formats.ipk import Ipk
-    from bindistro.sample.ipkbuild import write_ipk
-    from bindistro.sample.packages import build_packages
-    from bindistro.sample.recipes import Recipe
+    from bindistro_sample.ipkbuild import write_ipk
+    from bindistro_sample.packages import build_packages
+    from bindistro_sample.recipes import Recipe
     outside = tmp_path / "outside"
     outside.mkdir()
     raw = io.BytesIO()

@@ -9,25 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from sqlalchemy import JSON, Column, Integer, String, Table, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from ..errors import BadInput, BindistroError
 from ..model import IMAGE, SBOM
 from ..store import Store
-from ..store.db import md
+from ..store.schema import cve_records, cve_scans, cve_triage
 from . import match, records, sbom as sbommod
-
-cve_records = Table("cve_records", md, Column("id", String, primary_key=True), Column("source", String, nullable=False),
-                    Column("digest", String, nullable=False), Column("data", JSON, nullable=False),
-                    Column("imported", String, nullable=False))
-cve_scans = Table("cve_scans", md, Column("release", String, primary_key=True), Column("key", String, primary_key=True),
-                  Column("status", String, nullable=False), Column("data", JSON, nullable=False),
-                  Column("first_seen", String, nullable=False), Column("changed", String, nullable=False))
-cve_triage = Table("cve_triage", md, Column("seq", Integer, primary_key=True, autoincrement=True),
-                   Column("release", String, nullable=False), Column("cve", String, nullable=False),
-                   Column("package", String, nullable=False, default=""), Column("status", String, nullable=False),
-                   Column("justification", String, nullable=False, default=""), Column("note", String, nullable=False, default=""),
-                   Column("created", String, nullable=False))
 
 JUSTIFICATIONS = ("component_not_present", "vulnerable_code_not_present", "vulnerable_code_not_in_execute_path",
                   "vulnerable_code_cannot_be_controlled_by_adversary", "inline_mitigations_already_exist")
@@ -37,14 +25,9 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _ready(store: Store) -> None:
-    md.create_all(store.db.engine)
-
-
 def import_records(store: Store, paths: list[Path]) -> dict:
     """Add or update records; a record whose content did not change is left as it was. A record
     that is not usable is skipped and reported; the others are imported."""
-    _ready(store)
     files = records.find_files(paths)
     problems, parsed = [], {}
     for f in files:
@@ -73,7 +56,6 @@ def import_records(store: Store, paths: list[Path]) -> dict:
 
 
 def load_records(store: Store) -> dict[str, records.Record]:
-    _ready(store)
     with store.db.engine.connect() as c:
         return {r.id: records.Record(**r.data) for r in c.execute(select(cve_records.c.id, cve_records.c.data))}
 
@@ -95,7 +77,6 @@ def supported(spec, store: Store, today: dt.date | None = None, rels: list | Non
 
 
 def triage_map(store: Store, release: str) -> dict[tuple[str, str], dict]:
-    _ready(store)
     with store.db.engine.connect() as c:
         rows = c.execute(select(cve_triage).where(cve_triage.c.release == release).order_by(cve_triage.c.seq)).all()
     return {(r.cve, r.package): r._asdict() for r in rows}
@@ -120,7 +101,6 @@ def evaluate(sboms: list[tuple[str, Path]], recs: dict, triage: dict | None = No
 
 def scan_release(store: Store, name: str, recs: dict | None = None) -> dict:
     """Evaluate one release, keep the result, say what changed since its last scan."""
-    _ready(store)
     recs = load_records(store) if recs is None else recs
     sboms = release_sboms(store, name)
     findings = evaluate(sboms, recs, triage_map(store, name))
@@ -150,7 +130,6 @@ def scan_release(store: Store, name: str, recs: dict | None = None) -> dict:
 
 
 def last_scan(store: Store, name: str) -> list[dict]:
-    _ready(store)
     with store.db.engine.connect() as c:
         return [r.data for r in c.execute(select(cve_scans).where(cve_scans.c.release == name).order_by(cve_scans.c.key))]
 
@@ -169,7 +148,6 @@ def triage(store: Store, release: str, cve: str, status: str, justification: str
         raise BindistroError("--status not_affected needs --justification or --note (VEX requires a reason)")
     if justification and justification not in JUSTIFICATIONS:
         raise BindistroError(f"--justification {justification!r}: must be one of {', '.join(JUSTIFICATIONS)}")
-    _ready(store)
     row = {"release": release, "cve": cve, "package": package, "status": status, "justification": justification,
            "note": note, "created": now()}
     with store.db.begin() as c:
@@ -178,7 +156,6 @@ def triage(store: Store, release: str, cve: str, status: str, justification: str
 
 
 def triage_history(store: Store, release: str | None = None) -> list[dict]:
-    _ready(store)
     q = select(cve_triage).order_by(cve_triage.c.seq)
     if release:
         q = q.where(cve_triage.c.release == release)

@@ -31,7 +31,9 @@ ALIASES = {
 
 
 @dataclass
-class Finding:
+class CveStatus:
+    """Where one CVE stands for one package group of an SBOM: domain data a scan keeps, not a problem
+    (problems are errors.Finding)."""
     cve: str
     package: str                   # first binary package of the group
     version: str
@@ -149,7 +151,7 @@ def _names(product: str) -> list[str]:
     return [product] if len(product) >= 4 else []
 
 
-def evaluate(sbom: Sbom, records: dict[str, Record]) -> list[Finding]:
+def evaluate(sbom: Sbom, records: dict[str, Record]) -> list[CveStatus]:
     # components that carry the same CPEs and version are one finding (busybox, busybox-hwclock, ...)
     groups: dict[tuple, list[Component]] = {}
     for c in sbom.components:
@@ -160,12 +162,12 @@ def evaluate(sbom: Sbom, records: dict[str, Record]) -> list[Finding]:
     for key, comps in groups.items():
         for p in products_of(comps[0]):
             by_product.setdefault(p.product, []).append((key, p))
-    out: dict[tuple[str, tuple], Finding] = {}
+    out: dict[tuple[str, tuple], CveStatus] = {}
 
     def add(cve: str, key: tuple, status: str, reason: str, product: str, evidence: dict):
         comps = groups[key]
         rec = records.get(cve)
-        f = Finding(cve, comps[0].name, comps[0].version, status, reason, [c.name for c in comps], product,
+        f = CveStatus(cve, comps[0].name, comps[0].version, status, reason, [c.name for c in comps], product,
                     rec.severity if rec else "unknown", rec.score if rec else None, evidence,
                     rec.description if rec else "")
         out.setdefault((cve, key), f)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jsonschema
 
-from ..errors import Problem
+from ..errors import BindistroError, Problem
 
 SEVERITIES = ("critical", "high", "medium", "low", "none")
 MAX_FILE = 64 << 20        # an NVD API page of 2,000 records is ~10 MB; one CVE JSON 5 record a few KB
@@ -41,7 +41,7 @@ RECORD_SCHEMA = {"type": "object", "required": ["id", "source", "severity", "con
 _CHECK = jsonschema.Draft202012Validator(RECORD_SCHEMA)
 
 
-class BadRecord(ValueError):
+class BadRecord(BindistroError, ValueError):
     """One record that cannot be used; the rest of its file may still be."""
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import zstandard
 
-from ..errors import Problem
+from ..errors import BindistroError, Problem
 
 
-class PackageError(Exception):
+class PackageError(BindistroError):
     """A package file is unusable; carries every problem found in it."""
 
     def __init__(self, problems: list[str]):
@@ -123,7 +123,7 @@ MAX_RATIO, RATIO_FLOOR = 1000, 256 << 20   # past 256 MB, more than 1000x the co
 MAX_INDEX = 256 << 20      # a Packages index of 20,000 packages is ~20 MB
 
 
-class TooLarge(ValueError):
+class TooLarge(BindistroError, ValueError):
     """Decompressed data passed its bound: a decompression bomb or not what it claims to be."""
 
 

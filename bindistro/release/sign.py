@@ -17,7 +17,7 @@ from ..keys import Keyring
 from ..model import Artifact
 from ..spec import Spec
 from ..store import Store
-from ..store.db import signed
+from ..store.schema import signed
 from ..store.objects import hash_file
 
 

@@ -40,8 +40,7 @@ class Store:
         import json
         import re
         from sqlalchemy import select
-        from .db import artifacts, published, signed
-        from ..verify import reports      # moves here with the rest of the schema
+        from .schema import artifacts, published, reports, signed
         sha = re.compile(r"\b[0-9a-f]{64}\b")
         refs: set[str] = set()
         with self.db.engine.connect() as c:

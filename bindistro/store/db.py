@@ -1,78 +1,15 @@
-"""Metadata DB behind one small interface (SQLAlchemy Core: SQLite by default, any URL later)."""
+"""Metadata DB behind one small interface (SQLAlchemy Core: SQLite by default, any URL later).
+The tables are in schema.py; migrate.py brings an older database up to them."""
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
 
-from sqlalchemy import (JSON, Column, Integer, MetaData, String, Table, create_engine, event, func,
-                        insert, select, update)
+from sqlalchemy import create_engine, event, func, insert, select, update
 
 from ..model import Artifact, Release
-
-md = MetaData()
-
-filestat = Table(
-    "filestat", md,
-    Column("path", String, primary_key=True),
-    Column("size", Integer, nullable=False),
-    Column("mtime_ns", Integer, nullable=False),
-    Column("inode", Integer, nullable=False),
-    Column("sha256", String, nullable=False),
-    Column("md5", String, nullable=False),
-)
-candidates = Table(
-    "candidates", md,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("source", String, nullable=False),
-    Column("created", String, nullable=False),
-    Column("warnings", JSON, nullable=False, default=list),
-)
-artifacts = Table(
-    "artifacts", md,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("candidate", Integer, nullable=False, index=True),
-    Column("path", String, nullable=False),
-    Column("kind", String, nullable=False),
-    Column("sha256", String, nullable=False, index=True),
-    Column("size", Integer, nullable=False),
-    Column("md5", String, nullable=False),
-    Column("format", String),
-    Column("name", String),
-    Column("version", String),
-    Column("arch", String),
-    Column("meta", JSON, nullable=False),
-)
-releases = Table(
-    "releases", md,
-    Column("name", String, primary_key=True),
-    Column("seq", Integer, nullable=False, unique=True),
-    Column("candidate", Integer, nullable=False),
-    Column("created", String, nullable=False),
-)
-# Every file ever published, so no later command can replace one with other content.
-published = Table(
-    "published", md,
-    Column("path", String, primary_key=True),
-    Column("sha256", String, nullable=False),
-    Column("size", Integer, nullable=False),
-    Column("release", String, nullable=False),
-)
-# rpm packages get their signature at release time; the signed file is what is published
-signed = Table(
-    "signed", md,
-    Column("unsigned", String, primary_key=True),
-    Column("sha256", String, nullable=False),
-    Column("size", Integer, nullable=False),
-    Column("md5", String, nullable=False),
-    Column("meta", JSON, nullable=False),
-    Column("key", String, nullable=False),
-)
-settings = Table(
-    "settings", md,
-    Column("key", String, primary_key=True),
-    Column("value", String, nullable=False),
-)
-
+from . import migrate
+from .schema import artifacts, candidates, filestat, published, releases, settings
 
 class MetaDB:
     def __init__(self, url: str):
@@ -82,7 +19,7 @@ class MetaDB:
             def _pragmas(conn, _rec):  # WAL: readers never block the one writer
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-        md.create_all(self.engine)
+        migrate.ensure(self.engine)
 
     def begin(self):
         return self.engine.begin()

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
+from ..errors import BindistroError
+
 CHUNK = 1 << 20
 FICLONE = 0x40049409          # linux/fs.h: share the extents of another file (btrfs, xfs)
 FILE_MODE = 0o644             # published files and directories: readable by any web server
@@ -24,7 +26,7 @@ DIR_MODE = 0o755
 OBJECT_MODE = 0o444
 
 
-class ChangedWhileReading(Exception):
+class ChangedWhileReading(BindistroError):
     """A source file's bytes are not what was hashed a moment ago (something is still writing it)."""
 
 

@@ -12,19 +12,16 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import JSON, Column, Integer, String, Table, delete, insert, select
+from sqlalchemy import delete, insert, select
 
+from .. import model
 from ..errors import BindistroError
+from ..formats import get as get_format
 from ..model import Artifact, Release
 from ..spec import Spec
 from ..store import Store
-from ..store.db import md
-from .finding import Finding
-
-reports = Table("reports", md, Column("candidate", Integer, primary_key=True), Column("created", String, nullable=False),
-                Column("gates", JSON, nullable=False), Column("findings", JSON, nullable=False))
-waivers = Table("waivers", md, Column("candidate", Integer, primary_key=True), Column("finding", String, primary_key=True),
-                Column("reason", String, nullable=False), Column("created", String, nullable=False))
+from ..store.schema import reports, waivers
+from .finding import Finding, legacy_id
 
 
 @dataclass
@@ -37,6 +34,23 @@ class Context:
     work: Path
     _arts: dict = field(default_factory=dict)
     done: dict = field(default_factory=dict)   # gate -> its findings in this run (gates run in name order)
+
+    def feed_set(self, fmt: str, machine) -> tuple[list[Artifact], list[Artifact]]:
+        """(cumulative feed contents after this candidate, the candidate's own packages) for a machine."""
+        names = {get_format(fmt).feed_name(a) for a in machine.archs}
+        cand = [a for a in self.artifacts if a.kind == model.PACKAGE and a.format == fmt and a.arch in names]
+        keys = {(a.arch, a.filename) for a in cand}
+        old = [a for a in self.store.db.released_packages()
+               if a.format == fmt and a.arch in names and (a.arch, a.filename) not in keys]
+        return old + cand, cand
+
+    def image_set(self, rel: Release, machine) -> list[tuple[str, str]]:
+        """(name, version) of every package in the image `rel` shipped for `machine` (its manifest)."""
+        for a in self.release_artifacts(rel):
+            if a.kind == model.IMAGE and a.name.endswith(".manifest") and a.meta.get("machine") == machine.name:
+                text = self.store.objects.path(a.sha256).read_text()
+                return [(l.split()[0], l.split()[2]) for l in text.splitlines() if len(l.split()) >= 3]
+        return []
 
     def release_artifacts(self, rel: Release) -> list[Artifact]:
         if rel.name not in self._arts:
@@ -104,7 +118,6 @@ def run(spec: Spec, store: Store, cid: int, only: list[str] | None = None) -> di
         findings += ctx.done[name]
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     data = list({f.id: f.to_dict() for f in findings}.values())   # same finding from two feeds: once
-    md.create_all(store.db.engine)
     with store.db.begin() as c:
         c.execute(delete(reports).where(reports.c.candidate == cid))
         c.execute(insert(reports).values(candidate=cid, created=created, gates=ran, findings=data))
@@ -112,7 +125,6 @@ def run(spec: Spec, store: Store, cid: int, only: list[str] | None = None) -> di
 
 
 def report(store: Store, cid: int) -> dict | None:
-    md.create_all(store.db.engine)
     with store.db.engine.connect() as c:
         r = c.execute(select(reports).where(reports.c.candidate == cid)).first()
         w = {x.finding: {"reason": x.reason, "created": x.created}
@@ -122,8 +134,10 @@ def report(store: Store, cid: int) -> dict | None:
     findings = []
     for f in r.findings:
         f = dict(f)
-        if f["id"] in w:
-            f["waived"] = w[f["id"]]
+        # a waiver given before findings had rules names the id the message gave then
+        waiver = w.get(f["id"]) or w.get(legacy_id(f["gate"], f["subject"], f["message"]))
+        if waiver:
+            f["waived"] = waiver
         findings.append(f)
     return {"candidate": cid, "created": r.created, "gates": r.gates, "findings": findings,
             "summary": summarize(findings)}

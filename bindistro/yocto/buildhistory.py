@@ -13,7 +13,7 @@ from pathlib import Path
 
 import bb.utils
 
-from ..verify.finding import Finding
+from ..errors import Finding
 
 LIST_FIELDS = ["RPROVIDES", "RDEPENDS", "RRECOMMENDS", "RSUGGESTS", "RREPLACES", "RCONFLICTS", "FILES", "FILELIST"]
 NUMERIC_THRESHOLD = 10      # percent, as buildhistory_analysis' monitor_numeric_threshold
@@ -101,55 +101,55 @@ def compare(old: State, new: State, gate: str = "buildhistory") -> list[Finding]
         name = _pkgname(path, b or a)
         where = path.removeprefix("packages/")
         if a is None:
-            out.append(Finding("info", gate, name, f"new package {name} {_show(_evr(b))}", {"path": where}))
+            out.append(Finding("info", gate, "buildhistory.new-package", name, f"new package {name} {_show(_evr(b))}", {"path": where}, scope=where))
             continue
         if b is None:
             if _replaced(name, provided):
-                out.append(Finding("info", gate, name, f"package {name} removed; provided or replaced by another package",
-                                   {"path": where}))
+                out.append(Finding("info", gate, "buildhistory.replaced", name, f"package {name} removed; provided or replaced by another package",
+                                   {"path": where}, scope=where))
             else:
-                out.append(Finding("error", gate, name, f"package {name} {_show(_evr(a))} dropped and nothing provides "
-                                   "or replaces it: devices keep the old one forever", {"path": where}))
+                out.append(Finding("error", gate, "buildhistory.dropped", name, f"package {name} {_show(_evr(a))} dropped and nothing provides "
+                                   "or replaces it: devices keep the old one forever", {"path": where}, scope=where))
             continue
         ea, eb = _evr(a), _evr(b)
         cmp = bb.utils.vercmp(eb, ea)
         if cmp < 0:
-            out.append(Finding("error", gate, name, f"version went backwards: {_show(ea)} -> {_show(eb)}",
-                               {"path": where, "old": _show(ea), "new": _show(eb)}))
+            out.append(Finding("error", gate, "buildhistory.version-backwards", name, f"version went backwards: {_show(ea)} -> {_show(eb)}",
+                               {"path": where, "old": _show(ea), "new": _show(eb)}, scope=where))
         elif cmp > 0:
-            out.append(Finding("info", gate, name, f"{name} {_show(ea)} -> {_show(eb)}", {"path": where}))
+            out.append(Finding("info", gate, "buildhistory.version-changed", name, f"{name} {_show(ea)} -> {_show(eb)}", {"path": where}, scope=where))
         for fld in LIST_FIELDS:
             if a.get(fld, "") != b.get(fld, ""):
                 sa, sb = set(a.get(fld, "").split()), set(b.get(fld, "").split())
                 if sa == sb:
                     continue
-                out.append(Finding("info", gate, name, f"{fld} changed: +{len(sb - sa)} -{len(sa - sb)}",
-                                   {"path": where, "field": fld, "added": sorted(sb - sa)[:50], "removed": sorted(sa - sb)[:50]}))
+                out.append(Finding("info", gate, "buildhistory.deps-changed", name, f"{fld} changed: +{len(sb - sa)} -{len(sa - sb)}",
+                                   {"path": where, "field": fld, "added": sorted(sb - sa)[:50], "removed": sorted(sa - sb)[:50]}, scope=f'{where}/{fld}'))
         sa, sb = a.get("PKGSIZE"), b.get("PKGSIZE")
         if sa and sb and sa.isdigit() and sb.isdigit() and int(sa) and abs(int(sb) - int(sa)) * 100 / int(sa) > NUMERIC_THRESHOLD:
-            out.append(Finding("info", gate, name, f"PKGSIZE changed from {sa} to {sb} ({(int(sb) - int(sa)) * 100 // int(sa):+d}%)",
-                               {"path": where}))
+            out.append(Finding("info", gate, "buildhistory.size-changed", name, f"PKGSIZE changed from {sa} to {sb} ({(int(sb) - int(sa)) * 100 // int(sa):+d}%)",
+                               {"path": where}, scope=where))
     for img in sorted(set(old.images) | set(new.images)):
         a, b = old.images.get(img, {}), new.images.get(img, {})
         subj = img.removeprefix("images/")
         if not a or not b:
-            out.append(Finding("info", gate, subj, "image added" if b else "image no longer built"))
+            out.append(Finding("info", gate, "buildhistory.image-added-removed", subj, "image added" if b else "image no longer built"))
             continue
         ia, ib = parse_kv(a.get("image-info.txt", "")), parse_kv(b.get("image-info.txt", ""))
         sa, sb = ia.get("IMAGESIZE", ""), ib.get("IMAGESIZE", "")
         if sa.isdigit() and sb.isdigit() and int(sa) and abs(int(sb) - int(sa)) * 100 / int(sa) > NUMERIC_THRESHOLD:
-            out.append(Finding("info", gate, subj, f"IMAGESIZE changed from {sa} to {sb}"))
+            out.append(Finding("info", gate, "buildhistory.image-size", subj, f"IMAGESIZE changed from {sa} to {sb}"))
         pa = set(a.get("installed-package-names.txt", "").split())
         pb = set(b.get("installed-package-names.txt", "").split())
         if pa != pb:
-            out.append(Finding("info", gate, subj, f"image package list changed: +{len(pb - pa)} -{len(pa - pb)}",
+            out.append(Finding("info", gate, "buildhistory.image-packages", subj, f"image package list changed: +{len(pb - pa)} -{len(pa - pb)}",
                                {"added": sorted(pb - pa), "removed": sorted(pa - pb)}))
         fa = {l.rsplit(" ", 1)[-1] if " -> " not in l else l.split(" -> ")[0].rsplit(" ", 1)[-1]
               for l in a.get("files-in-image.txt", "").splitlines()}
         fb = {l.rsplit(" ", 1)[-1] if " -> " not in l else l.split(" -> ")[0].rsplit(" ", 1)[-1]
               for l in b.get("files-in-image.txt", "").splitlines()}
         if fa != fb:
-            out.append(Finding("info", gate, subj, f"files in image changed: +{len(fb - fa)} -{len(fa - fb)}",
+            out.append(Finding("info", gate, "buildhistory.image-files", subj, f"files in image changed: +{len(fb - fa)} -{len(fa - fb)}",
                                {"added": sorted(fb - fa)[:100], "removed": sorted(fa - fb)[:100]}))
     return out
 

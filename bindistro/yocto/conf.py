@@ -11,6 +11,8 @@ import sys
 import types
 from pathlib import Path
 
+from ..errors import BindistroError
+
 for _name in ("hashserv", "hashserv.client"):
     sys.modules.setdefault(_name, types.ModuleType(_name))
 
@@ -21,7 +23,7 @@ from bb.parse.parse_py import ConfHandler  # noqa: E402
 logging.getLogger("BitBake").setLevel(logging.ERROR)
 
 
-class ConfError(Exception):
+class ConfError(BindistroError):
     pass
 
 

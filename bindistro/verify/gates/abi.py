@@ -50,9 +50,9 @@ def _name(sig: str) -> str:
 def run(ctx) -> list[Finding]:
     last = ctx.last
     if last is None:
-        return [Finding("info", NAME, "-", "first release: no earlier ABI to compare with")]
+        return [Finding("info", NAME, "abi.first-release", "-", "first release: no earlier ABI to compare with")]
     if not shutil.which("abidiff"):
-        return [Finding("warning", NAME, "-", "abidiff (Debian: abigail-tools) is not installed: ABI not compared")]
+        return [Finding("warning", NAME, "abi.tool-missing", "-", "abidiff (Debian: abigail-tools) is not installed: ABI not compared")]
     fmt_name = next((f for f in ("deb", "rpm", "ipk") if f in ctx.spec.formats), ctx.spec.formats[0])
     fmt = get_format(fmt_name)
     pkgs = lambda arts: [a for a in arts if a.kind == model.PACKAGE and a.format == fmt_name]   # noqa: E731
@@ -99,16 +99,16 @@ def compare(pkg, so: str, old: Path, new: Path, d1: list[str], d2: list[str], la
     info = {"package": pkg.name, "arch": pkg.arch, "soname": so, "from": last, "debug_info": bool(d1 and d2),
             "report": r.stdout[-4000:]}
     if r.returncode & 1 or r.returncode & 2:
-        return [Finding("warning", NAME, subject, f"abidiff could not compare ({r.stderr.strip()[:200]})", info)]
+        return [Finding("warning", NAME, "abi.compare-failed", subject, f"abidiff could not compare ({r.stderr.strip()[:200]})", info)]
     syms = [(k, kind, _name(sig)) for k, kind, sig in SYMBOL.findall(r.stdout)]
     if r.returncode & 8:
         bad = [f"{'removed' if k == 'D' else 'changed'} {n}" for k, _, n in syms if k in "DC"]
-        return [Finding("error", NAME, subject, f"incompatible ABI change since {last} with the same SONAME: "
+        return [Finding("error", NAME, "abi.incompatible", subject, f"incompatible ABI change since {last} with the same SONAME: "
                         + ", ".join(bad or ["see report"]), info)]
     if r.returncode & 4:
         added = [n for k, _, n in syms if k == "A"]
         changed = [n for k, _, n in syms if k == "C"]
         what = (["added " + ", ".join(added)] if added else []) + (["changed " + ", ".join(changed)] if changed else [])
-        return [Finding("info", NAME, subject, f"compatible ABI change since {last}: " + ("; ".join(what) or "see report"),
+        return [Finding("info", NAME, "abi.compatible-change", subject, f"compatible ABI change since {last}: " + ("; ".join(what) or "see report"),
                         info)]
     return []

@@ -16,13 +16,13 @@ NAME = "boot"
 def run(ctx) -> list[Finding]:
     cfg = ctx.spec.boot
     if not cfg.enabled:
-        return [Finding("info", NAME, "-", "boot test disabled in the spec (boot.enabled: false)")]
+        return [Finding("info", NAME, "boot.disabled", "-", "boot test disabled in the spec (boot.enabled: false)")]
     images = [a for a in ctx.artifacts if a.kind == model.IMAGE]
     confs = [a for a in images if a.name.endswith(".qemuboot.conf")]
     if not images:
-        return [Finding("info", NAME, "-", "no images in the candidate: nothing to boot")]
+        return [Finding("info", NAME, "boot.no-images", "-", "no images in the candidate: nothing to boot")]
     if not confs:
-        return [Finding("warning", NAME, "-", "no *.qemuboot.conf among the images (IMAGE_CLASSES += \"qemuboot\"): "
+        return [Finding("warning", NAME, "boot.no-qemuboot", "-", "no *.qemuboot.conf among the images (IMAGE_CLASSES += \"qemuboot\"): "
                         "no image was boot-tested")]
     work = ctx.work / f"boot-{ctx.candidate}"
     shutil.rmtree(work, ignore_errors=True)
@@ -46,7 +46,7 @@ def run(ctx) -> list[Finding]:
     for (conf, _), res in zip(jobs, results):
         out += findings(ctx, conf.path, res)
     if not cfg.pm_smoke:
-        out.append(Finding("info", NAME, "-", "package-manager smoke test not configured (boot.pm_smoke): skipped"))
+        out.append(Finding("info", NAME, "boot.pm-smoke-off", "-", "package-manager smoke test not configured (boot.pm_smoke): skipped"))
     return out
 
 
@@ -67,7 +67,7 @@ def findings(ctx, subject: str, res: BootResult) -> list[Finding]:
         counts = {s: sum(1 for v in res.ptests.values() if v == s) for s in ("PASS", "FAIL", "SKIP")}
         pt = ", ptests " + " ".join(f"{n} {s}" for s, n in counts.items())
     if res.ok:
-        return [Finding("info", NAME, subject, f"{res.machine}: booted, marker after {res.seconds_to_marker} s, "
+        return [Finding("info", NAME, "boot.passed", subject, f"{res.machine}: booted, marker after {res.seconds_to_marker} s, "
                         f"{len(res.checks)} checks passed" + pt + (", powered off" if res.powered_off else ", stopped (no poweroff)"),
                         details)]
     last = res.last_lines[-1] if res.last_lines else ""
@@ -75,4 +75,4 @@ def findings(ctx, subject: str, res: BootResult) -> list[Finding]:
     msg = f"{res.machine}: {what}: {res.reason}"
     if res.status == "timeout" and last:
         msg += f"; last console line: {last[:160]}"
-    return [Finding("error", NAME, subject, msg, details)]
+    return [Finding("error", NAME, "boot.failed", subject, msg, details)]

@@ -32,17 +32,17 @@ def run(ctx) -> list[Finding]:
             continue
         old = published.get((a.format, a.arch, a.name, a.version))
         if old and old.sha256 != a.sha256:
-            out.append(Finding("error", NAME, a.name, f"{a.format} {a.name} {a.version} ({a.arch}) has other content than "
+            out.append(Finding("error", NAME, "buildhistory.content-differs", a.name, f"{a.format} {a.name} {a.version} ({a.arch}) has other content than "
                                "the released package of the same name, version and arch: devices would never get it "
-                               "(bump PR)", {"path": a.path, "released": old.sha256, "candidate": a.sha256}))
+                               "(bump PR)", {"path": a.path, "released": old.sha256, "candidate": a.sha256}, scope=f'{a.format}/{a.arch}/{a.version}'))
     new = state_of(ctx, ctx.artifacts)
     if new is None:
-        return out + [Finding("warning", NAME, "-", "no buildhistory in the candidate (INHERIT += \"buildhistory\")")]
+        return out + [Finding("warning", NAME, "buildhistory.missing", "-", "no buildhistory in the candidate (INHERIT += \"buildhistory\")")]
     if ctx.last is None:
-        return out + [Finding("info", NAME, "-", "first release: nothing to compare buildhistory with")]
+        return out + [Finding("info", NAME, "buildhistory.first-release", "-", "first release: nothing to compare buildhistory with")]
     old = state_of(ctx, ctx.release_artifacts(ctx.last))
     if old is None:
-        return out + [Finding("info", NAME, "-", f"release {ctx.last.name} has no buildhistory to compare with")]
+        return out + [Finding("info", NAME, "buildhistory.no-baseline", "-", f"release {ctx.last.name} has no buildhistory to compare with")]
     for f in bh.compare(old, new, NAME):
         f.details["against"] = ctx.last.name
         out.append(f)

@@ -18,19 +18,19 @@ def audit(d, subject: str, ships_gpl: bool) -> list[Finding]:
     feats = set(bbconf.words(d, "IMAGE_FEATURES")) | set(bbconf.words(d, "EXTRA_IMAGE_FEATURES"))
     for f in INSECURE:
         if f in feats:
-            out.append(Finding("error", NAME, subject, f"image feature {f} is enabled: released images must not "
-                               "allow password-less or root logins"))
+            out.append(Finding("error", NAME, "config.image-feature", subject, f"image feature {f} is enabled: released images must not "
+                               "allow password-less or root logins", scope=f))
     classes = set(bbconf.words(d, "INHERIT")) | set(bbconf.words(d, "USER_CLASSES"))
     for c in ("reproducible_build", "buildhistory"):
         if c not in classes:
-            out.append(Finding("warning", NAME, subject, f"{c} is not inherited (INHERIT / USER_CLASSES)"))
+            out.append(Finding("warning", NAME, "config.class-missing", subject, f"{c} is not inherited (INHERIT / USER_CLASSES)", scope=c))
     if d.getVar("BB_SIGNATURE_HANDLER") != "OEEquivHash" or not d.getVar("BB_HASHSERVE"):
-        out.append(Finding("error", NAME, subject, 'hash equivalence is off: set BB_SIGNATURE_HANDLER = "OEEquivHash" '
+        out.append(Finding("error", NAME, "config.hashequiv-off", subject, 'hash equivalence is off: set BB_SIGNATURE_HANDLER = "OEEquivHash" '
                            "and BB_HASHSERVE"))
     if not d.getVar("PRSERV_HOST"):
-        out.append(Finding("error", NAME, subject, "no PR server (PRSERV_HOST): package revisions cannot keep rising"))
+        out.append(Finding("error", NAME, "config.no-prserv", subject, "no PR server (PRSERV_HOST): package revisions cannot keep rising"))
     if ships_gpl and "archiver" not in classes:
-        out.append(Finding("warning", NAME, subject, "GPL packages ship but the archiver class is not inherited"))
+        out.append(Finding("warning", NAME, "config.no-archiver", subject, "GPL packages ship but the archiver class is not inherited"))
     return out
 
 
@@ -38,12 +38,12 @@ def layer_findings(ctx) -> list[Finding]:
     from ...yocto import layers as L
     a = next((a for a in ctx.artifacts if a.kind == model.LAYERS), None)
     if a is None:
-        return [Finding("warning", NAME, "layers", "no layer list (setup-layers.json, kas file or buildhistory "
+        return [Finding("warning", NAME, "config.no-layer-list", "layers", "no layer list (setup-layers.json, kas file or buildhistory "
                         "metadata-revs): the release cannot be rebuilt from source")]
     out = []
     for l in L.from_json(ctx.store.objects.path(a.sha256).read_text()):
         if not l.pinned:
-            out.append(Finding("error", NAME, l.name, f"layer {l.name} is not pinned to a commit "
+            out.append(Finding("error", NAME, "config.layer-unpinned", l.name, f"layer {l.name} is not pinned to a commit "
                                f"({l.branch or 'no revision'}; from {a.meta.get('from', '?')})"))
     return out
 
@@ -64,9 +64,9 @@ def run(ctx) -> list[Finding]:
                 d = bbconf.parse([top / p for p in bbconfs], top)
                 out += audit(d, "conf/local.conf", ships_gpl)
             except bbconf.ConfError as e:
-                out.append(Finding("error", NAME, "conf", str(e).replace(str(top) + "/", "")))
+                out.append(Finding("error", NAME, "config.conf-unparsable", "conf", str(e).replace(str(top) + "/", "")))
         else:
-            out.append(Finding("warning", NAME, "conf", "no conf/local.conf in the candidate: configuration not audited"))
+            out.append(Finding("warning", NAME, "config.no-local-conf", "conf", "no conf/local.conf in the candidate: configuration not audited"))
         for p, a in confs.items():
             if not p.endswith((".yml", ".yaml")) or p.endswith(".lock.yml"):
                 continue
@@ -85,12 +85,12 @@ def audit_kas(path: Path, subject: str, ships_gpl: bool = False) -> list[Finding
     try:
         d = bbconf.parse([], path.parent, {f"{subject} local_conf_header {n}": t for n, t in k.local_conf.items()})
     except bbconf.ConfError as e:
-        return [Finding("error", NAME, subject, str(e))]
+        return [Finding("error", NAME, "config.kas-unreadable", subject, str(e))]
     # kas files rarely carry hash-equivalence and PR settings (they often come from the distro conf),
     # so only what a kas file states is judged here: image features and pinning
     out += [f for f in audit(d, subject, ships_gpl) if "image feature" in f.message]
     for r in k.repos:
         if r.url and not r.commit:
-            out.append(Finding("error", NAME, subject, f"layer repository {r.name} is not pinned to a commit "
-                               f"(branch {r.branch or '?'}; add commit: or a .lock.yml)"))
+            out.append(Finding("error", NAME, "config.repo-unpinned", subject, f"layer repository {r.name} is not pinned to a commit "
+                               f"(branch {r.branch or '?'}; add commit: or a .lock.yml)", scope=r.name))
     return out

@@ -62,7 +62,7 @@ def template(unit: str) -> str:
 def run(ctx) -> list[Finding]:
     cand = rootfs_artifacts(ctx.artifacts)
     if not cand:
-        return [Finding("info", NAME, "-", "no root filesystem archive (.tar*) among the images: nothing inspected")]
+        return [Finding("info", NAME, "image-security.no-rootfs", "-", "no root filesystem archive (.tar*) among the images: nothing inspected")]
     last = rootfs_artifacts(ctx.release_artifacts(ctx.last)) if ctx.last else {}
     allowed = set(ctx.spec.image_security.allowed_units)
     out = []
@@ -70,33 +70,33 @@ def run(ctx) -> list[Finding]:
         s = scan(ctx.store.objects.path(a.sha256), a.name)
         subj = a.path
         if "error" in s:
-            out.append(Finding("error", NAME, subj, f"{machine}: root filesystem archive unreadable: {s['error']}"))
+            out.append(Finding("error", NAME, "image-security.unreadable", subj, f"{machine}: root filesystem archive unreadable: {s['error']}"))
             continue
         if s["shadow"] is None:
-            out.append(Finding("warning", NAME, subj, f"{machine}: no /etc/shadow in the image"))
+            out.append(Finding("warning", NAME, "image-security.no-shadow", subj, f"{machine}: no /etc/shadow in the image"))
         for line in (s["shadow"] or "").splitlines():
             parts = line.split(":")
             if len(parts) < 2:
                 continue
             user, pw = parts[0], parts[1]
             if pw == "":
-                out.append(Finding("error", NAME, subj, f"{machine}: user {user} has an empty password in /etc/shadow"))
+                out.append(Finding("error", NAME, "image-security.empty-password", subj, f"{machine}: user {user} has an empty password in /etc/shadow", scope=user))
             elif not LOCKED.match(pw):
-                out.append(Finding("error", NAME, subj, f"{machine}: user {user} has a preset password in /etc/shadow"))
+                out.append(Finding("error", NAME, "image-security.preset-password", subj, f"{machine}: user {user} has a preset password in /etc/shadow", scope=user))
         for k in s["host_keys"]:
-            out.append(Finding("error", NAME, subj, f"{machine}: SSH host key {k} is in the image "
-                               "(every device would share it; generate keys on first boot)"))
+            out.append(Finding("error", NAME, "image-security.host-key", subj, f"{machine}: SSH host key {k} is in the image "
+                               "(every device would share it; generate keys on first boot)", scope=k))
         for u in sorted(set(s["units"])):
             if u not in allowed and template(u) not in allowed:
-                out.append(Finding("error", NAME, subj, f"{machine}: unit {u} is enabled by default and not in "
-                                   "image_security.allowed_units"))
+                out.append(Finding("error", NAME, "image-security.unit-not-allowed", subj, f"{machine}: unit {u} is enabled by default and not in "
+                                   "image_security.allowed_units", scope=u))
         if machine in last:
             before = scan(ctx.store.objects.path(last[machine].sha256), last[machine].name)
             for f in sorted(set(s["setuid"]) - set(before["setuid"])):
-                out.append(Finding("warning", NAME, subj, f"{machine}: new setuid/setgid file {f} since {ctx.last.name}"))
+                out.append(Finding("warning", NAME, "image-security.new-setuid", subj, f"{machine}: new setuid/setgid file {f} since {ctx.last.name}", scope=f))
         for f in s["world_writable"]:
-            out.append(Finding("warning", NAME, subj, f"{machine}: world-writable {f}"))
-        out.append(Finding("info", NAME, subj, f"{machine}: {len(set(s['units']))} units enabled, "
+            out.append(Finding("warning", NAME, "image-security.world-writable", subj, f"{machine}: world-writable {f}", scope=f))
+        out.append(Finding("info", NAME, "image-security.summary", subj, f"{machine}: {len(set(s['units']))} units enabled, "
                            f"{len(s['setuid'])} setuid/setgid files", {"units": sorted(set(s["units"])),
                                                                          "setuid": s["setuid"]}))
     return out

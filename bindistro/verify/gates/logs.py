@@ -15,7 +15,7 @@ def run(ctx) -> list[Finding]:
     out = []
     logs = [a for a in ctx.artifacts if a.kind == model.LOG]
     if not logs:
-        return [Finding("warning", NAME, "-", "no console log in the candidate: the build cannot be inspected")]
+        return [Finding("warning", NAME, "logs.missing", "-", "no console log in the candidate: the build cannot be inspected")]
     for a in logs:
         text = ctx.store.objects.path(a.sha256).read_text(errors="replace")
         counts = {"error": 0, "warning": 0, "qa": 0, "failed_tasks": 0}
@@ -32,6 +32,6 @@ def run(ctx) -> list[Finding]:
                 continue
             counts[kind] += 1
             if counts[kind] <= MAX_EACH:
-                out.append(Finding(sev, NAME, a.path, f"line {n}: {line.strip()[:200]}", {"kind": kind}))
-        out.append(Finding("info", NAME, a.path, "counts: " + ", ".join(f"{k} {v}" for k, v in counts.items()), counts))
+                out.append(Finding(sev, NAME, "logs.line", a.path, f"line {n}: {line.strip()[:200]}", {"kind": kind}, scope=f'{kind}/{n}'))
+        out.append(Finding("info", NAME, "logs.counts", a.path, "counts: " + ", ".join(f"{k} {v}" for k, v in counts.items()), counts))
     return out

@@ -1,5 +1,5 @@
 """Upgrades with the real package managers (dnf, apt, opkg) from the first, last,
-a random and the n-2 release to the candidate, in parallel throw-away roots (see upgrade_test.py);
+a random and the n-2 release to the candidate, in parallel throw-away roots (see pm/upgrade.py);
 then each upgraded root is booted with the candidate's kernel and its checks compared (upgrade_boot.py)."""
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ from ... import model, upgrade_boot
 from ...formats import get as get_format
 from ...formats.base import Indexed, PackageInfo
 from ...pm import DEB_ARCH, can_run, machine_cpu
-from ...upgrade_test import DebRoot, IpkRoot, PathResult, RpmRoot, find_opkg, make_repo, revert, run_path
+from ...pm.upgrade import DebRoot, IpkRoot, PathResult, RpmRoot, find_opkg, make_repo, revert, run_path
 from ..finding import Finding
-from .closure import feed_set
-from .upgrade import image_set
 
 NAME = "pm-upgrade"
 
@@ -22,25 +20,25 @@ NAME = "pm-upgrade"
 def run(ctx) -> list[Finding]:
     sources = ctx.upgrade_sources()
     if not sources:
-        return [Finding("info", NAME, "-", "first release: no earlier release to upgrade from")]
+        return [Finding("info", NAME, "pm-upgrade.first-release", "-", "first release: no earlier release to upgrade from")]
     out, jobs, cleanup = [], [], []
     opkg = None
     for fmt in ctx.spec.formats:
         if fmt == "ipk":
             opkg = find_opkg(ctx.spec, Path(ctx.store.db.candidate(ctx.candidate)[0].source))
             if not opkg:
-                out.append(Finding("warning", NAME, "ipk", "skipped: no opkg binary (tools.opkg in the spec, "
+                out.append(Finding("warning", NAME, "pm-upgrade.no-opkg", "ipk", "skipped: no opkg binary (tools.opkg in the spec, "
                                    "the build's opkg-native, `bash scripts/build-opkg.sh`, or opkg on PATH); ipk "
                                    "upgrades are checked by the upgrade gate's solver only"))
                 continue
         for m in ctx.spec.machines:
             cpu = machine_cpu(m.archs)
             if not can_run(cpu):
-                out.append(Finding("info", NAME, f"{fmt}/{m.name}", f"solver only: this host cannot execute "
+                out.append(Finding("info", NAME, "pm-upgrade.solver-only", f"{fmt}/{m.name}", f"solver only: this host cannot execute "
                                    f"{cpu or 'this machine'}'s packages (maintainer scripts need qemu-user "
                                    "registered with binfmt_misc: scripts/setup.sh does it as root)"))
                 continue
-            allpkgs, _cand = feed_set(ctx, fmt, m)
+            allpkgs, _cand = ctx.feed_set(fmt, m)
             by_nv = {(a.name, a.version): a for a in allpkgs}
             entries = [(ctx.store.objects.path(a.sha256),
                         Indexed(a.filename, PackageInfo(a.name, a.version, a.arch, a.meta), a.size, a.md5, a.sha256))
@@ -49,7 +47,7 @@ def run(ctx) -> list[Finding]:
             cleanup.append(repo)
             bootplan = boot_plan(ctx, m, out if fmt == ctx.spec.formats[0] else [])
             for why, rel in sources:
-                wanted = image_set(ctx, rel, m)
+                wanted = ctx.image_set(rel, m)
                 files = [ctx.store.objects.path(by_nv[k].sha256) for k in wanted if k in by_nv]
                 names = [by_nv[k].filename for k in wanted if k in by_nv]
                 if not files:
@@ -77,9 +75,9 @@ def run(ctx) -> list[Finding]:
         where = f"{res.fmt}/{res.machine} {res.path} ({res.source}->candidate)"
         info = {"format": res.fmt, "machine": res.machine, "path": res.path, "from": res.source, "seconds": res.seconds}
         for p in res.problems:
-            out.append(Finding(p.severity, NAME, p.subject, f"{where}: {p.message}", info))
+            out.append(Finding(p.severity, NAME, p.rule, p.subject, f"{where}: {p.message}", info, scope=f'{res.fmt}/{res.machine}/{res.source}/{p.scope}'))
         if res.ok:
-            out.append(Finding("info", NAME, where, f"upgrade passed: {res.upgraded} packages changed in "
+            out.append(Finding("info", NAME, "pm-upgrade.passed", where, f"upgrade passed: {res.upgraded} packages changed in "
                                f"{res.seconds} s" + (f"; {res.reverted} reverted to their {res.source} versions "
                                "(--force-downgrade)" if res.reverted else ""), info))
         if res.boot is not None:
@@ -96,11 +94,11 @@ def boot_plan(ctx, m, notes: list) -> tuple[str, dict] | None:
              if a.kind == model.IMAGE and (a.meta.get("machine") or a.arch) == m.name}
     conf = next((n for n in sorted(files) if n.endswith(".qemuboot.conf")), None)
     if conf is None:
-        notes.append(Finding("info", NAME, m.name, "no qemuboot.conf among the candidate's images: upgraded "
+        notes.append(Finding("info", NAME, "pm-upgrade.boot-no-qemuboot", m.name, "no qemuboot.conf among the candidate's images: upgraded "
                              "systems are not booted"))
         return None
     if not any(n.endswith(".cpio.gz") for n in files):
-        notes.append(Finding("info", NAME, m.name, "boot after upgrade packs cpio.gz (initramfs) images only; "
+        notes.append(Finding("info", NAME, "pm-upgrade.boot-not-initramfs", m.name, "boot after upgrade packs cpio.gz (initramfs) images only; "
                              "this machine's image is of another type: not booted"))
         return None
     return conf, files
@@ -133,7 +131,7 @@ def _baselines(ctx, machine: str) -> dict:
 
 def boot_findings(ctx, res: PathResult, where: str, info: dict) -> list[Finding]:
     if isinstance(res.boot, str):
-        return [Finding("warning", NAME, res.machine, f"{where}: the upgraded system could not be booted: {res.boot}", info)]
+        return [Finding("warning", NAME, "pm-upgrade.boot-failed", res.machine, f"{where}: the upgraded system could not be booted: {res.boot}", info, scope=where)]
     verdicts = upgrade_boot.verdicts(res.boot, ctx.spec.boot, _baselines(ctx, res.machine))
     out, passed = [], []
     details = dict(info, boot=res.boot.to_dict())
@@ -144,10 +142,10 @@ def boot_findings(ctx, res: PathResult, where: str, info: dict) -> list[Finding]
         base = "; ".join(f"{k}: {'passed' if ok else 'failed'}" for k, ok in v.baselines.items()) or "no earlier result"
         what = f"check {v.check!r} ({v.run})" if v.run else "the system"
         sev = {upgrade_boot.REGRESSION: "error", upgrade_boot.FAIL: "warning"}.get(v.status, "info")
-        out.append(Finding(sev, NAME, v.run or v.check, f"{where}: after the upgrade {what} {v.status}: {v.now} "
-                           f"({base})", dict(details, verdict=v.status)))
+        out.append(Finding(sev, NAME, "pm-upgrade.boot-verdict", v.run or v.check, f"{where}: after the upgrade {what} {v.status}: {v.now} "
+                           f"({base})", dict(details, verdict=v.status), scope=where))
     if passed:
-        out.append(Finding("info", NAME, where, f"upgraded system booted: {', '.join(passed)} PASS "
+        out.append(Finding("info", NAME, "pm-upgrade.boot-passed", where, f"upgraded system booted: {', '.join(passed)} PASS "
                            f"({res.boot.seconds} s)", dict(details, verdict=upgrade_boot.PASS)))
     return out
 

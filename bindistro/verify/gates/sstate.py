@@ -28,11 +28,11 @@ def run(ctx) -> list[Finding]:
     unsigned = [p for p in data if p + ".sig" not in objs]
     out = []
     if unsigned:
-        out.append(Finding(sev, NAME, "sstate-cache", f"{len(unsigned)} of {len(data)} sstate objects carry no .sig",
+        out.append(Finding(sev, NAME, "sstate.unsigned", "sstate-cache", f"{len(unsigned)} of {len(data)} sstate objects carry no .sig",
                            {"examples": unsigned[:10], "required": ctx.spec.require_signed_sstate}))
     signed = [p for p in data if p + ".sig" in objs]
     if signed and not trusted:
-        return out + [Finding(sev, NAME, "sstate-cache", "sstate objects are signed but no key is trusted (keys.sstate)")]
+        return out + [Finding(sev, NAME, "sstate.no-trusted-key", "sstate-cache", "sstate objects are signed but no key is trusted (keys.sstate)")]
     home = ctx.store.dir / "gnupg"
     bad = 0
     with tempfile.TemporaryDirectory(dir=ctx.work) as tmp:
@@ -44,8 +44,8 @@ def run(ctx) -> list[Finding]:
             if who not in trusted:
                 bad += 1
                 if bad <= 20:
-                    out.append(Finding("error", NAME, p.rsplit("/", 1)[-1], "bad sstate signature" if who is None
-                                       else f"sstate signed by untrusted key {who}"))
+                    out.append(Finding("error", NAME, "sstate.bad-signature", p.rsplit("/", 1)[-1], "bad sstate signature" if who is None
+                                       else f"sstate signed by untrusted key {who}", scope=p))
     if signed and not bad:
-        out.append(Finding("info", NAME, "sstate-cache", f"{len(signed)} signed sstate objects verify"))
+        out.append(Finding("info", NAME, "sstate.verified", "sstate-cache", f"{len(signed)} signed sstate objects verify"))
     return out

@@ -5,40 +5,30 @@ from __future__ import annotations
 
 import solv
 
-from ... import model
 from ...solve import Pool
 from ..finding import Finding
-from .closure import feed_set
 
 NAME = "upgrade"
-
-
-def image_set(ctx, rel, machine) -> list[tuple[str, str]]:
-    for a in ctx.release_artifacts(rel):
-        if a.kind == model.IMAGE and a.name.endswith(".manifest") and a.meta.get("machine") == machine.name:
-            text = ctx.store.objects.path(a.sha256).read_text()
-            return [(l.split()[0], l.split()[2]) for l in text.splitlines() if len(l.split()) >= 3]
-    return []
 
 
 def run(ctx) -> list[Finding]:
     out = []
     sources = ctx.solver_sources()      # every path a device can take; the real PMs run four of them
     if not sources:
-        return [Finding("info", NAME, "-", "first release: no earlier release to upgrade from")]
+        return [Finding("info", NAME, "upgrade.first-release", "-", "first release: no earlier release to upgrade from")]
     for fmt in ctx.spec.formats:
         for m in ctx.spec.machines:
-            allpkgs, _cand = feed_set(ctx, fmt, m)
+            allpkgs, _cand = ctx.feed_set(fmt, m)
             by_nv = {(a.name, a.version): a for a in allpkgs}
             for why, rel in sources:
-                wanted = image_set(ctx, rel, m)
+                wanted = ctx.image_set(rel, m)
                 if not wanted:
                     continue
                 installed = [by_nv[k] for k in wanted if k in by_nv]
                 subject = f"{rel.name}->candidate"
                 if len(installed) < len(wanted):
-                    out.append(Finding("warning", NAME, subject, f"{fmt}/{m.name}: {len(wanted) - len(installed)} packages "
-                                       f"of the {rel.name} image are not in the feeds"))
+                    out.append(Finding("warning", NAME, "upgrade.not-in-feeds", subject, f"{fmt}/{m.name}: {len(wanted) - len(installed)} packages "
+                                       f"of the {rel.name} image are not in the feeds", scope=f'{fmt}/{m.name}'))
                 pool = Pool(fmt)
                 pool.add("installed", installed, installed=True)
                 pool.add("feeds", allpkgs)
@@ -46,8 +36,8 @@ def run(ctx) -> list[Finding]:
                 problems, trans = pool.solve([pool.upgrade_all_job()])
                 ctxinfo = {"from": rel.name, "path": why, "machine": m.name, "format": fmt}
                 for p in problems:
-                    out.append(Finding("error", NAME, subject, f"{fmt}/{m.name}: upgrading the {rel.name} image ({why}) "
-                                       f"is unsolvable: {p}", ctxinfo))
+                    out.append(Finding("error", NAME, "upgrade.unsolvable", subject, f"{fmt}/{m.name}: upgrading the {rel.name} image ({why}) "
+                                       f"is unsolvable: {p}", ctxinfo, scope=f'{fmt}/{m.name}/{p}'))
                 if trans is None:
                     continue
                 replaced = set()
@@ -58,8 +48,8 @@ def run(ctx) -> list[Finding]:
                 for s in trans.steps():
                     if trans.steptype(s, solv.Transaction.SOLVER_TRANSACTION_SHOW_ACTIVE) == solv.Transaction.SOLVER_TRANSACTION_ERASE \
                             and s.name not in replaced:
-                        out.append(Finding("error", NAME, s.name, f"{fmt}/{m.name}: upgrading the {rel.name} image ({why}) "
-                                           f"removes {s.name} and nothing replaces it", ctxinfo))
-                out.append(Finding("info", NAME, subject, f"{fmt}/{m.name}: {rel.name} image ({why}) upgrades cleanly: "
-                                   f"{len(trans.newsolvables())} packages new or upgraded", ctxinfo))
+                        out.append(Finding("error", NAME, "upgrade.removes", s.name, f"{fmt}/{m.name}: upgrading the {rel.name} image ({why}) "
+                                           f"removes {s.name} and nothing replaces it", ctxinfo, scope=f'{fmt}/{m.name}/{rel.name}'))
+                out.append(Finding("info", NAME, "upgrade.clean", subject, f"{fmt}/{m.name}: {rel.name} image ({why}) upgrades cleanly: "
+                                   f"{len(trans.newsolvables())} packages new or upgraded", ctxinfo, scope=f'{fmt}/{m.name}'))
     return out

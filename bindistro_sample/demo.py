@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import spec as specmod
-from . import verify
-from .keys import Keyring
-from .release import release
-from .restore import project_trust, restore
-from .sample.build import generate
-from .stage import stage
-from .store import Store
+from bindistro import spec as specmod
+from bindistro import verify
+from bindistro.keys import Keyring
+from bindistro.release import release
+from bindistro.restore import project_trust, restore
+from .build import generate
+from bindistro.stage import stage
+from bindistro.store import Store
 
 
 def run(out: Path, count: int = 3, seed: int = 1) -> dict:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import zstandard
 
-from .. import feed
-from ..errors import BindistroError
-from ..formats import get as get_format
-from ..progress import progress
-from ..yocto import layers as layersmod
-from . import bootimg, buildhistory, defects, spdx, state
+from bindistro import feed
+from bindistro.errors import BindistroError
+from bindistro.formats import get as get_format
+from bindistro.progress import progress
+from bindistro.yocto import layers as layersmod
+from . import bootimg, buildhistory, defects, pkgcache, spdx, state
 from .debbuild import write_deb
 from .ipkbuild import _tar, write_ipk
 from .rpmbuild import rpm_arch, write_rpms
@@ -266,9 +266,10 @@ def write_deploy(deploy: Path, pkgs: list[Pkg], release: int, formats=("ipk", "r
         fn, what, d = job
         sde = source_date_epoch((what[0] if isinstance(what, list) else what).recipe)
         if fn is write_rpms:
-            fn(what, d, sde, config_noreplace=what[0].recipe.config_noreplace)
+            pkgcache.built(fn.__name__, (what, sde), d,
+                           lambda: fn(what, d, sde, config_noreplace=what[0].recipe.config_noreplace))
         else:
-            fn(what, d, sde)
+            pkgcache.built(fn.__name__, (what, sde), d, lambda: fn(what, d, sde))
     with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as ex:
         for _ in progress(ex.map(run, jobs), f"sample-build release {release}: packages", total=len(jobs)):
             pass

@@ -11,7 +11,7 @@ import gzip
 import stat
 from pathlib import Path
 
-from .. import cache, cpio
+from bindistro import cache, cpio
 
 from .packages import File
 

@@ -17,11 +17,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache import cache_dir
-from .formats import get as get_format
-from .formats.base import Indexed
-from .formats.control import read_paragraphs
-from .pm import DEB_ARCH, AptRoot, DnfRoot, PMError
+from ..cache import cache_dir
+from ..errors import Finding
+from ..formats import get as get_format
+from ..formats.base import Indexed
+from ..formats.control import read_paragraphs
+from . import DEB_ARCH, AptRoot, DnfRoot, PMError, run as _run
 
 MARKER = "# bindistro upgrade test: local change\n"
 SAVED = (".rpmsave", ".rpmnew", ".rpmorig", ".dpkg-old", ".dpkg-dist", ".dpkg-new", ".dpkg-bak", "-opkg", ".opkg-old")
@@ -30,11 +31,9 @@ SKIP_DIRS = ("proc", "sys", "dev", "run", "tmp", "var/lib/rpm", "var/lib/dpkg", 
 SCRIPTLET_FAIL = re.compile(r"(?:error|warning): %(\w+)\(([^)]+)\) scriptlet failed, exit status (\d+)")
 
 
-@dataclass
-class PathProblem:
-    severity: str      # error | warning | info
-    subject: str       # package or file
-    message: str
+def problem(severity: str, rule: str, subject: str, message: str, scope: str = "") -> Finding:
+    """What one upgrade path found; the pm-upgrade gate adds where (format, machine, path)."""
+    return Finding(severity, "pm-upgrade", f"pm-upgrade.{rule}", subject, message, scope=scope)
 
 
 @dataclass
@@ -43,7 +42,7 @@ class PathResult:
     machine: str
     path: str          # first | last | random | n-2
     source: str        # release upgraded from
-    problems: list[PathProblem] = field(default_factory=list)
+    problems: list[Finding] = field(default_factory=list)
     upgraded: int = 0
     seconds: float = 0.0
     owned_before: set = field(default_factory=set, repr=False)   # paths packages owned before the upgrade
@@ -54,10 +53,6 @@ class PathResult:
     @property
     def ok(self) -> bool:
         return not any(p.severity == "error" for p in self.problems)
-
-
-def _run(cmd: list[str], env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, env=env)
 
 
 class RpmRoot:
@@ -295,7 +290,7 @@ def run_path(pm, old_files: list[Path], res: PathResult) -> PathResult:
     try:
         pm.install(old_files)
     except PMError as e:
-        res.problems.append(PathProblem("error", res.source, f"installing the {res.source} image set failed: "
+        res.problems.append(problem("error", "old-install-failed", res.source, f"installing the {res.source} image set failed: "
                                     f"{_last_error(e.out)}"))
         res.seconds = round(time.monotonic() - t0, 1)
         return res
@@ -315,12 +310,13 @@ def run_path(pm, old_files: list[Path], res: PathResult) -> PathResult:
         subject = _failed_subject(e.out) or res.source
         if not subject.startswith("/"):
             subject = subject.split(":")[0]        # dpkg names a foreign-arch package pkg:arm64
-        res.problems.append(PathProblem("error", subject, f"upgrade transaction failed: {_last_error(e.out)}"))
+        res.problems.append(problem("error", "transaction-failed", subject, f"upgrade transaction failed: {_last_error(e.out)}"))
         res.seconds = round(time.monotonic() - t0, 1)
         return res
     for m in SCRIPTLET_FAIL.finditer(out):
         name = m.group(2).rsplit("-", 2)[0]
-        res.problems.append(PathProblem("error", name, f"%{m.group(1)} scriptlet of {m.group(2)} exited {m.group(3)}"))
+        res.problems.append(problem("error", "scriptlet-failed", name, f"%{m.group(1)} scriptlet of {m.group(2)} exited {m.group(3)}",
+                                    scope=f"{m.group(2)}/{m.group(1)}"))
     after_pkgs = pm.installed()
     res.upgraded = sum(1 for k, v in after_pkgs.items() if before_pkgs.get(k) != v)
     res.changed = {k: before_pkgs[k] for k, v in after_pkgs.items() if k in before_pkgs and before_pkgs[k] != v}
@@ -336,10 +332,10 @@ def run_path(pm, old_files: list[Path], res: PathResult) -> PathResult:
         pkg = conf_before[path]
         kept = [s for s in saved if MARKER in (pm.root / s.lstrip("/")).read_text(errors="replace")]
         if pkg not in after_pkgs and kept:
-            res.problems.append(PathProblem("info", pkg, f"{path}: package removed, local changes kept in {', '.join(kept)}"))
+            res.problems.append(problem("info", "conffile-kept", pkg, f"{path}: package removed, local changes kept in {', '.join(kept)}"))
             continue
         where = f"; see {', '.join(saved)}" if saved else ""
-        res.problems.append(PathProblem("error", path, f"configuration changes lost: {path} of {pkg} no longer holds the "
+        res.problems.append(problem("error", "conffile-lost", path, f"configuration changes lost: {path} of {pkg} no longer holds the "
                                     f"local change{where}"))
     # files of removed packages
     for path, pkgs in owners_before.items():
@@ -348,14 +344,15 @@ def run_path(pm, old_files: list[Path], res: PathResult) -> PathResult:
         if path in conf_before:
             continue          # conffiles of removed (not purged) packages stay by policy
         if all(p not in after_pkgs for p in pkgs):
-            res.problems.append(PathProblem("error", path, f"left behind by removed package {', '.join(pkgs)}"))
+            res.problems.append(problem("error", "file-left-behind", path, f"left behind by removed package {', '.join(pkgs)}"))
     for path, pkgs in owners_after.items():
         if len(set(pkgs)) > 1:
-            res.problems.append(PathProblem("error", path, f"owned by two packages: {', '.join(sorted(set(pkgs)))}"))
+            res.problems.append(problem("error", "file-conflict", path, f"owned by two packages: {', '.join(sorted(set(pkgs)))}"))
     for link, target in broken_symlinks(pm.root, t):
-        res.problems.append(PathProblem("error", link, f"broken symlink -> {target}"))
+        res.problems.append(problem("error", "broken-symlink", link, f"broken symlink -> {target}"))
     for line in pm.audit():
-        res.problems.append(PathProblem("error", res.fmt, f"package database check: {line.strip()}"))
+        res.problems.append(problem("error", "database-check", res.fmt, f"package database check: {line.strip()}",
+                                    scope=line.strip()))
     res.seconds = round(time.monotonic() - t0, 1)
     return res
 
@@ -368,13 +365,13 @@ def revert(pm, res: PathResult) -> None:
     try:
         pm.downgrade(res.changed)
     except PMError as e:
-        res.problems.append(PathProblem("error", _failed_subject(e.out) or res.source,
+        res.problems.append(problem("error", "revert-failed", _failed_subject(e.out) or res.source,
                                         f"reverting to the {res.source} versions failed: {_last_error(e.out)}"))
         return
     back = pm.installed()
     for name, old in sorted(res.changed.items()):
         if back.get(name) != old:
-            res.problems.append(PathProblem("error", name, f"revert: {name} is {back.get(name)} after downgrading to {old}"))
+            res.problems.append(problem("error", "revert-version", name, f"revert: {name} is {back.get(name)} after downgrading to {old}"))
     res.reverted = sum(1 for n, v in res.changed.items() if back.get(n) == v)
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import zstandard
 
-from ..yocto import layers as layersmod
-from ..yocto import prserv
+from bindistro.yocto import layers as layersmod
+from bindistro.yocto import prserv
 from .recipes import ALL, MACH, Recipe
 
 NATIVE = ["quilt-native", "pseudo-native", "opkg-utils-native"]

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 
 import click
 
-from ..cli import Project, emit, json_opt, out
+from .base import Project, emit, json_opt, out
 from ..errors import BadInput, BindistroError, Problem
-from . import import_records, last_scan, load_records, report as rep, scan_release, scan_sbom, sla_view
-from . import supported, triage as do_triage, triage_history
-from .match import STATUSES
+from ..cve import import_records, last_scan, load_records, report as rep, scan_release, scan_sbom, sla_view
+from ..cve import supported, triage as do_triage, triage_history
+from ..cve.match import STATUSES
 
 
 @click.group()
@@ -157,8 +156,7 @@ def report_cmd(proj: Project, rel, fmt, out_file, today, fail_on_overdue, as_jso
         else:
             click.echo(text, nl=False)
     if fail_on_overdue and overdue:
-        print(f"bindistro: error: {overdue} open issue(s) past their SLA", file=sys.stderr)
-        sys.exit(1)
+        raise BindistroError(f"{overdue} open issue(s) past their SLA")
 
 
 @cve.command("policy")
@@ -171,3 +169,6 @@ def policy_cmd(proj: Project, as_json):
     files = [".well-known/security.txt", "SECURITY.md"]
     emit(as_json, {"publish": str(proj.spec.publish_path), "files": files},
          lambda d: out.print("wrote " + ", ".join(d["files"]) + f" in {d['publish']}", markup=False))
+
+
+COMMANDS = [cve]

@@ -11,6 +11,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from ..errors import BindistroError
+
 # the CPU each OE tune/machine package architecture runs on
 CPU_OF = {"core2-64": "x86_64", "qemux86_64": "x86_64", "x86-64-v3": "x86_64", "corei7-64": "x86_64",
           "cortexa57": "aarch64", "cortexa53": "aarch64", "cortexa72": "aarch64", "armv8a": "aarch64",
@@ -37,17 +39,23 @@ def can_run(cpu: str | None) -> bool:
     return text.startswith("enabled") and "F" in flags
 
 
-class PMError(Exception):
+class PMError(BindistroError):
     def __init__(self, cmd: list[str], out: str):
         self.cmd, self.out = cmd, out
         super().__init__(f"{' '.join(cmd[:3])} … failed:\n{out[-2000:]}")
 
 
-def _run(cmd: list[str], env: dict | None = None) -> str:
+def run(cmd: list[str], env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    """The one way package-manager processes run here: output captured as text; with `check`, a
+    failure is a PMError carrying that output."""
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if r.returncode != 0:
+    if check and r.returncode != 0:
         raise PMError(cmd, r.stdout + r.stderr)
-    return r.stdout
+    return r
+
+
+def _run(cmd: list[str], env: dict | None = None) -> str:
+    return run(cmd, env, check=True).stdout
 
 
 class DnfRoot:

@@ -5,7 +5,7 @@ import hashlib
 from pathlib import Path
 from dataclasses import dataclass, field
 
-from ..cache import cache_dir
+from bindistro.cache import cache_dir
 from . import clib
 from .recipes import ALL, MACH, Recipe
 

@@ -1,0 +1,44 @@
+"""Command line: one module per command group; this entry point only assembles them.
+
+Exit codes: 0 success; 1 bad input, a refused candidate, an environment fault or an internal error
+(one line each, naming the file); 2 usage error; 130 interrupted.
+"""
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import click
+
+from .. import __version__
+from . import cve, cycle, keys, publish, sample, source
+from .base import Group, Project
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="Project directory (holding bindistro.yml); default: found from the current directory.")
+@click.option("--debug", is_flag=True, envvar="BINDISTRO_DEBUG",
+              help="Show the full trace of an unexpected error (for bug reports).")
+@click.version_option(__version__)
+@click.pass_context
+def main(ctx, directory, debug):
+    """Run the release cycle of a binary distribution built with the Yocto Project."""
+    ctx.meta["debug"] = debug
+    ctx.obj = Project(directory)
+
+
+def run() -> None:
+    """The `bindistro` program (console script): main() with SIGTERM unwinding like Ctrl-C."""
+    signal.signal(signal.SIGTERM, _terminated)
+    main()
+
+
+def _terminated(_sig, _frame):
+    # as Ctrl-C: unwinds, so a half-done stage removes what it added and temp dirs go away
+    raise KeyboardInterrupt
+
+
+for _mod in (cycle, source, publish, keys, cve, sample):
+    for _cmd in _mod.COMMANDS:
+        main.add_command(_cmd)

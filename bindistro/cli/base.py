@@ -1,0 +1,122 @@
+"""What every command shares: the project context, output, options, and the one way failures reach
+the user (Group.invoke)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import sqlalchemy.exc
+from rich.console import Console
+
+from .. import spec as specmod
+from ..errors import BadInput, BindistroError
+from ..store import Store
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Reported(BindistroError):
+    """The command has printed its report (problems included); exit 1 without another line."""
+
+    def __init__(self):
+        super().__init__("")
+
+
+class Project:
+    def __init__(self, directory: Path | None):
+        self.dir = directory
+        self._spec = None
+        self._store = None
+
+    @property
+    def spec(self) -> specmod.Spec:
+        if self._spec is None:
+            path = (self.dir / specmod.SPEC_FILE) if self.dir else specmod.find(Path.cwd())
+            self._spec = specmod.load(path)
+        return self._spec
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.spec.state_path)
+        return self._store
+
+def emit(as_json: bool, data, human) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=1, default=str))
+    else:
+        human(data)
+
+def one_line(text: str) -> str:
+    """A message as one line: a newline or escape in a hostile name must not start a line of its own."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+def fail_on(e: BindistroError, as_json: bool = False) -> None:
+    if isinstance(e, Reported):
+        sys.exit(e.exit_code)
+    problems = e.problems if isinstance(e, BadInput) else None
+    if as_json and not getattr(e, "reported", False):
+        click.echo(json.dumps({"error": str(e).splitlines()[0] if not problems else f"{len([p for p in problems if p.severity == 'error'])} problem(s)",
+                               "problems": [{"path": p.path, "message": p.message, "severity": p.severity}
+                                            for p in problems or []]}, indent=1))
+    if problems:
+        for p in problems:
+            err.print(f"bindistro: {p.severity}: {one_line(str(p))}", markup=False)
+    else:
+        err.print(f"bindistro: error: {one_line(str(e))}", markup=False)
+    sys.exit(e.exit_code)
+
+REPORT_URL = "https://github.com/bindistro/bindistro/issues"
+
+class Group(click.Group):
+    """Every failure reaches the user as one line: the project's errors and environment faults
+    (EROFS, ENOSPC, EACCES, a missing tool) name the file; anything else is our bug, said so, with
+    the trace only under --debug."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BindistroError as e:
+            fail_on(e, ctx.meta.get("json", False))
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            err.print("bindistro: interrupted", markup=False)
+            sys.exit(130)
+        except OSError as e:
+            if ctx.meta.get("debug"):
+                raise
+            fail_on(BindistroError(os_problem(e)), ctx.meta.get("json", False))
+        except sqlalchemy.exc.OperationalError as e:     # disk full, read-only, locked: the DB says which
+            if ctx.meta.get("debug"):
+                raise
+            store = getattr(ctx.obj, "_store", None)
+            where = store.db.engine.url.render_as_string(hide_password=True) if store else "state database"
+            fail_on(BindistroError(f"{where}: {str(e.orig).splitlines()[0]}"), ctx.meta.get("json", False))
+        except Exception as e:
+            if ctx.meta.get("debug"):
+                raise
+            err.print(f"bindistro: internal error: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+                      f" (a bug: please report it at {REPORT_URL} with the output of --debug)", markup=False)
+            sys.exit(1)
+
+def os_problem(e: OSError) -> str:
+    """One line for an environment fault, naming the file where the OS told us which."""
+    what = e.strerror or str(e)
+    if isinstance(e, FileNotFoundError) and e.filename and not Path(str(e.filename)).is_absolute() and "/" not in str(e.filename):
+        return f"{e.filename}: command not found (install it, see README)"
+    where = e.filename or getattr(e, "bindistro_path", None)
+    return f"{where}: {what}" if where else what
+
+def _remember_json(ctx, _param, value):
+    ctx.meta["json"] = value   # so errors raised later are reported as JSON too
+    return value
+
+json_opt = click.option("--json", "as_json", is_flag=True, callback=_remember_json,
+                        help="Print a JSON report on stdout.")
+
+pass_file = click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                         help="File holding the key passphrase (or set BINDISTRO_KEY_PASSPHRASE).")

@@ -1,0 +1,150 @@
+"""The publish tree and devices: fsck, eol, feeds, device configuration."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import feed as feedmod
+from .. import spec as specmod
+from ..errors import BindistroError
+from ..formats import get as get_format
+from .base import Project, Reported, emit, err, json_opt, out
+
+
+@click.command()
+@click.option("--store", "do_store", is_flag=True, help="Check the store (objects against their hashes, orphans).")
+@click.option("--publish", "publish_to", is_flag=False, flag_value="", default=None, metavar="[DIR]",
+              help="Check the publish tree (the project's, or DIR: then keys come from the tree itself).")
+@click.option("--repair", is_flag=True, help="Put back damaged or missing published files from the store; "
+              "remove orphan objects. Nothing else is changed.")
+@click.option("--keyring", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Public key(s) the tree's signatures must verify with (default: the project's keys, "
+                   "or for DIR the tree's own keys/, with a warning).")
+@json_opt
+@click.pass_obj
+def fsck(proj: Project, do_store, publish_to, repair, keyring, as_json):
+    """Check the store and the publish tree as devices and mirrors read them."""
+    from .. import fsck as fsckmod
+    both = not do_store and publish_to is None
+    spec = store = None
+    if publish_to:
+        root = Path(publish_to)
+    else:
+        spec, store = proj.spec, proj.store
+        root = spec.publish_path
+    rep = fsckmod.run(spec, store, root, do_store=both or do_store, do_publish=both or publish_to is not None,
+                      repair=repair, keyring=keyring.read_bytes() if keyring else None)
+    data = {"ok": not rep.errors, "checked": rep.checked, "repaired": rep.repaired,
+            "problems": [{"path": p.path, "message": p.message, "severity": p.severity} for p in rep.problems]}
+
+    def human(d):
+        for p in rep.problems:
+            err.print(f"bindistro: {p.severity}: {p}", markup=False)
+        for r in rep.repaired:
+            out.print(f"repaired {r}", markup=False)
+        out.print(", ".join(f"{k}: {v}" for k, v in rep.checked.items()) + f"; {len(rep.errors)} errors", markup=False)
+    emit(as_json, data, human)
+    if rep.errors:
+        raise Reported()
+
+@click.command()
+@click.option("--date", "when", type=click.DateTime(["%Y-%m-%d"]), help="EOL date (default: today).")
+@json_opt
+@click.pass_obj
+def eol(proj: Project, when, as_json):
+    """Declare end of life: no more candidates or releases; published feeds stay."""
+    import datetime as dt
+    from ..release import relist
+    sp = proj.spec
+    specmod.set_eol(sp, when.date() if when else dt.date.today())
+    relist(sp, proj.store, "eol")
+    emit(as_json, {"product": sp.product, "eol": sp.eol.isoformat(), "spec": str(sp.path)},
+         lambda r: out.print(f"{r['product']}: end of life {r['eol']}; stage and release now refuse, feeds stay published"))
+
+@click.group()
+def feed():
+    """Work on any feed directory (an OE deploy directory too)."""
+
+@feed.command("index")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-a", "--all-versions", is_flag=True, help="List every version, not only the newest (like opkg-make-index -a).")
+@click.option("--checksum", type=click.Choice(["md5", "sha256"]), multiple=True,
+              help="ipk: checksums to list (default: md5 and sha256, as OE asks opkg-make-index for).")
+@click.option("--format", "fmt", type=click.Choice(["ipk", "rpm", "deb"]), help="Package format (default: detected).")
+@json_opt
+def feed_index(directory, all_versions, checksum, fmt, as_json):
+    """Write the index of a feed directory (like opkg-make-index, createrepo_c, apt-ftparchive)."""
+    try:
+        f = get_format(fmt) if fmt else feedmod.detect_format(directory)
+    except ValueError as e:
+        raise BindistroError(str(e)) from None
+    try:
+        written, read, reused = feedmod.index(f, directory, all_versions, tuple(checksum) or ("md5", "sha256"))
+    except Exception as e:  # a broken package: name it and stop, leaving the old index
+        from ..formats.base import PackageError
+        if isinstance(e, PackageError):
+            raise BindistroError(f"{directory}: {e}") from None
+        raise
+    emit(as_json, {"directory": str(directory), "format": f.name, "written": [str(p) for p in written],
+                   "read": read, "reused": reused},
+         lambda r: out.print(f"indexed {r['directory']}: {r['read']} packages read, {r['reused']} reused"))
+
+@feed.command("add-custom")
+@click.argument("name")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--key", "fpr", required=True, help="Fingerprint of the feed owner's key (bindistro keys import).")
+@json_opt
+@click.pass_obj
+def feed_add_custom(proj: Project, name, directory, fpr, as_json):
+    """Publish your own packages into a separate feed signed with your own key."""
+    from ..custom import add
+    r = add(proj.spec, proj.store, name, directory, fpr)
+    emit(as_json, r, lambda r: out.print(f"custom feed {name}: {r['new_packages']} new packages in {', '.join(r['feeds'])}"))
+
+@feed.command("check")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["ipk", "rpm", "deb"]), help="Package format (default: detected).")
+@click.option("--keyring", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Public key(s) the feed's index signature must be made with.")
+@json_opt
+def feed_check(directory, fmt, keyring, as_json):
+    """Check a feed against its index (missing, unindexed, changed files) and its index signature."""
+    try:
+        f = get_format(fmt) if fmt else feedmod.detect_format(directory)
+    except ValueError as e:
+        raise BindistroError(str(e)) from None
+    problems, n = feedmod.check(f, directory, keyring.read_bytes() if keyring else None)
+    errors = [p for p in problems if p.severity == "error"]
+    data = {"directory": str(directory), "format": f.name, "packages": n, "ok": not errors,
+            "problems": [{"path": p.path, "message": p.message, "severity": p.severity} for p in problems]}
+
+    def human(d):
+        for p in problems:
+            err.print(f"bindistro: {p.severity}: {p}", markup=False)
+        out.print(f"{d['directory']}: {n} packages, {len(errors)} errors, {len(problems) - len(errors)} warnings")
+    emit(as_json, data, human)
+    if errors:
+        raise Reported()
+
+@click.command("device-config")
+@click.option("--machine", required=True)
+@click.option("--format", "fmt", type=click.Choice(["ipk", "rpm", "deb"]), help="Default: the spec's first format.")
+@click.option("--url", help="Where devices reach the publish tree (default: publish.url of the spec).")
+@click.option("--custom", "customs", multiple=True, help="Also use (and trust the key of) this custom feed.")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@json_opt
+@click.pass_obj
+def device_config(proj: Project, machine, fmt, url, customs, out_dir, as_json):
+    """Write a device's feed configuration, trusted keys and upgrade timer under OUT_DIR."""
+    from ..custom import custom_feeds
+    from ..device import write
+    try:
+        files = write(proj.spec, proj.store, machine, fmt or proj.spec.formats[0], out_dir, url,
+                      custom_feeds(proj.spec, list(customs)))
+    except ValueError as e:
+        raise BindistroError(str(e)) from None
+    emit(as_json, {"out": str(out_dir), "files": files}, lambda r: [out.print(f) for f in files])
+
+
+COMMANDS = [fsck, eol, feed, device_config]

@@ -1,0 +1,58 @@
+"""SAMPLE data: sample builds and the demo (the bindistro_sample package, loaded only here)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from .base import emit, json_opt, out
+
+
+@click.command("sample-build")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--release", "rel", type=click.IntRange(1), required=True, help="Release number to generate.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--inject", multiple=True, metavar="DEFECT",
+              help="Put a defect into this release on purpose (repeatable); see `--inject help`.")
+@click.option("--formats", default="ipk,rpm,deb", show_default=True, help="Package formats to build.")
+@json_opt
+def sample_build(out_dir, rel, seed, inject, formats, as_json):
+    """Write a Yocto-shaped SAMPLE build directory with real packages (sample data)."""
+    from bindistro_sample.build import generate
+    from bindistro_sample.defects import DEFECTS
+    if "help" in inject:
+        click.echo("\n".join(f"{k:<28} {v}" for k, v in DEFECTS.items()))
+        return
+    for d in inject:
+        if d not in DEFECTS:
+            raise click.UsageError(f"unknown defect {d!r} (known: {', '.join(DEFECTS)})")
+    fmts = [f.strip() for f in formats.split(",") if f.strip()]
+    for f in fmts:
+        if f not in ("ipk", "rpm", "deb"):
+            raise click.UsageError(f"unknown format {f!r}")
+    r = generate(out_dir, rel, seed, inject=list(inject), formats=fmts)
+    emit(as_json, r, lambda r: out.print(
+        f"SAMPLE DATA: release {r['release']} (seed {r['seed']}) in {r['out']}: {r['recipes']} recipes, "
+        f"{r['packages']} packages; changes: " + (", ".join(f"{c['kind']} {c['recipe']}" for c in r["changes"]) or "none")))
+
+@click.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--releases", "count", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@json_opt
+def demo(out_dir, count, seed, as_json):
+    """Sample builds of releases 1..N, each staged and released; leaves OUT/publish browsable."""
+    from bindistro_sample.demo import run
+    r = run(out_dir, count, seed)
+
+    def human(r):
+        t = Table("release", "candidate", "packages", "new files", "changes", title=f"SAMPLE distro in {r['out']}")
+        for x in r["releases"]:
+            t.add_row(x["release"], str(x["candidate"]), str(x["packages"]), str(x["new_files"]), x["changes"])
+        out.print(t)
+        out.print(f"publish tree: {r['publish']}")
+    emit(as_json, r, human)
+
+
+COMMANDS = [sample_build, demo]

@@ -1,0 +1,90 @@
+"""Every table of the metadata DB, in one place: the store owns the schema. Changing a table means
+a new migration in migrations/versions/ (and SCHEMA_VERSION below), never an edit of an old one."""
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table
+
+SCHEMA_VERSION = "0002"     # the newest migration; migrate.ensure() brings a database there
+
+md = MetaData()
+
+filestat = Table(
+    "filestat", md,
+    Column("path", String, primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("mtime_ns", Integer, nullable=False),
+    Column("inode", Integer, nullable=False),
+    Column("sha256", String, nullable=False),
+    Column("md5", String, nullable=False),
+)
+candidates = Table(
+    "candidates", md,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String, nullable=False),
+    Column("created", String, nullable=False),
+    Column("warnings", JSON, nullable=False, default=list),
+)
+artifacts = Table(
+    "artifacts", md,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("candidate", Integer, nullable=False, index=True),
+    Column("path", String, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("sha256", String, nullable=False, index=True),
+    Column("size", Integer, nullable=False),
+    Column("md5", String, nullable=False),
+    Column("format", String),
+    Column("name", String),
+    Column("version", String),
+    Column("arch", String),
+    Column("meta", JSON, nullable=False),
+)
+releases = Table(
+    "releases", md,
+    Column("name", String, primary_key=True),
+    Column("seq", Integer, nullable=False, unique=True),
+    Column("candidate", Integer, nullable=False),
+    Column("created", String, nullable=False),
+)
+# Every file ever published, so no later command can replace one with other content.
+published = Table(
+    "published", md,
+    Column("path", String, primary_key=True),
+    Column("sha256", String, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("release", String, nullable=False),
+)
+# rpm packages get their signature at release time; the signed file is what is published
+signed = Table(
+    "signed", md,
+    Column("unsigned", String, primary_key=True),
+    Column("sha256", String, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("md5", String, nullable=False),
+    Column("meta", JSON, nullable=False),
+    Column("key", String, nullable=False),
+)
+settings = Table(
+    "settings", md,
+    Column("key", String, primary_key=True),
+    Column("value", String, nullable=False),
+)
+
+# --- verify: the last report per candidate and the waivers of its findings
+reports = Table("reports", md, Column("candidate", Integer, primary_key=True), Column("created", String, nullable=False),
+                Column("gates", JSON, nullable=False), Column("findings", JSON, nullable=False))
+waivers = Table("waivers", md, Column("candidate", Integer, primary_key=True), Column("finding", String, primary_key=True),
+                Column("reason", String, nullable=False), Column("created", String, nullable=False))
+
+# --- PSIRT: vulnerability records, scan results per release, triage history
+cve_records = Table("cve_records", md, Column("id", String, primary_key=True), Column("source", String, nullable=False),
+                    Column("digest", String, nullable=False), Column("data", JSON, nullable=False),
+                    Column("imported", String, nullable=False))
+cve_scans = Table("cve_scans", md, Column("release", String, primary_key=True), Column("key", String, primary_key=True),
+                  Column("status", String, nullable=False), Column("data", JSON, nullable=False),
+                  Column("first_seen", String, nullable=False), Column("changed", String, nullable=False))
+cve_triage = Table("cve_triage", md, Column("seq", Integer, primary_key=True, autoincrement=True),
+                   Column("release", String, nullable=False), Column("cve", String, nullable=False),
+                   Column("package", String, nullable=False, default=""), Column("status", String, nullable=False),
+                   Column("justification", String, nullable=False, default=""), Column("note", String, nullable=False, default=""),
+                   Column("created", String, nullable=False))

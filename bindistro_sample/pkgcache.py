@@ -1,0 +1,77 @@
+"""SAMPLE DATA: built package files kept by what they were built from.
+
+The generator is deterministic (fixed times, SOURCE_DATE_EPOCH, sorted archives), so the same inputs
+give the same bytes. Releases of the sample share ~90 % of their packages and the tests build many
+variants of the same releases: a package is built once per machine and copied after that. The key
+covers the writer's inputs (the package with its recipe and files, the epoch), the writers' own
+source and the build tools' versions; a change to any of them builds afresh.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pickle
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bindistro.cache import cache_dir
+
+WRITERS = ("ipkbuild.py", "rpmbuild.py", "debbuild.py", "packages.py", "clib.py", "pkgcache.py")
+TOOLS = (["rpmbuild", "--version"], ["dpkg-deb", "--version"], ["ar", "--version"])
+
+
+@functools.cache
+def _salt() -> bytes:
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in WRITERS:
+        h.update((here / name).read_bytes())
+    for cmd in TOOLS:
+        try:
+            h.update(subprocess.run(cmd, capture_output=True).stdout[:200])
+        except OSError:
+            h.update(b"missing")
+    return h.digest()
+
+
+def root() -> Path:
+    return cache_dir() / "sample-packages"
+
+
+def key(writer: str, inputs) -> str:
+    h = hashlib.sha256(_salt())
+    h.update(writer.encode())
+    h.update(pickle.dumps(inputs, protocol=5))
+    return h.hexdigest()
+
+
+def built(writer: str, inputs, dest: Path, build) -> list[Path]:
+    """The files `build()` writes into `dest` for these inputs: from the cache when they were built
+    before, else built now and kept."""
+    if os.environ.get("BINDISTRO_SAMPLE_NOCACHE"):
+        return _as_list(build())
+    k = key(writer, inputs)
+    hit = root() / k[:2] / k
+    if hit.is_dir():
+        out = []
+        for f in sorted(hit.iterdir()):
+            shutil.copy2(f, dest / f.name)
+            out.append(dest / f.name)
+        return out
+    out = _as_list(build())
+    hit.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=hit.parent))
+    for f in out:
+        shutil.copy2(f, tmp / f.name)
+    try:
+        tmp.rename(hit)            # another process may have kept the same build meanwhile
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _as_list(x) -> list[Path]:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
