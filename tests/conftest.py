@@ -9,11 +9,29 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+try:
+    import xdist  # noqa: F401  (provides worker_id)
+except ImportError:          # without pytest-xdist: one process, the "master"
+    @pytest.fixture(scope="session")
+    def worker_id():
+        return "master"
+
 from bindistro.cli import main
 from bindistro_sample.build import generate
 
 REPO = Path(__file__).resolve().parent.parent
 REALDATA = Path(os.environ.get("BINDISTRO_REALDATA", REPO.parent / "shared" / "realdata"))
+
+
+# the SAMPLE distro built end to end (the demo, sample builds, projects made from them): minutes
+SLOW_FIXTURES = {"demo", "sample_build", "ipk_project", "rel1", "signed"}
+
+
+def pytest_collection_modifyitems(items):
+    # the fast layer (`-m "not slow"`) is everything that does not need the sample distro built
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def need_realdata(sub: str) -> Path:
@@ -55,11 +73,35 @@ def carry_pr(prev_build: Path, out: Path) -> Path:
     return out
 
 
+def link_copy(src: Path, dst: Path) -> Path:
+    """A copy of a project whose immutable files (store objects, tree generations, build outputs) are
+    hard links: seconds instead of minutes; never write through one of those."""
+    def cp(s, d):
+        if any(k in s for k in ("/objects/", "/snapshots/", "/builds/")):
+            os.link(s, d)
+        else:
+            shutil.copy2(s, d)
+    shutil.copytree(src, dst, symlinks=True, copy_function=cp,
+                    ignore=shutil.ignore_patterns("S.gpg-agent*", "*.lock"))
+    return dst
+
+
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory) -> Path:
-    """`bindistro demo --out DIR` (releases 1..3 of seed 1, all formats), run once per session."""
-    out = tmp_path_factory.mktemp("demo") / "demo"
-    Cli()("demo", "--out", out)
+def demo(tmp_path_factory, worker_id) -> Path:
+    """`bindistro demo --out DIR` (releases 1..3 of seed 1, all formats, every gate), run once per
+    session. Under pytest-xdist the first worker makes it and each worker gets its own copy."""
+    if worker_id == "master":
+        out = tmp_path_factory.mktemp("demo") / "demo"
+        Cli()("demo", "--out", out)
+    else:
+        import fcntl
+        shared = tmp_path_factory.getbasetemp().parent / "demo-shared"
+        with open(tmp_path_factory.getbasetemp().parent / "demo.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)          # the other worker waits while the first one builds
+            if not (shared / ".done").exists():
+                Cli()("demo", "--out", shared / "demo")
+                (shared / ".done").write_text("")
+        out = link_copy(shared / "demo", tmp_path_factory.mktemp("demo") / "demo")
     for n in (1, 2, 3):
         _BUILDS[(1, n)] = out / "builds" / f"release-{n}"
     return out

@@ -164,6 +164,7 @@ def test_sample_images_boot_on_both_machines(sample_build, cli):
 
 
 @needs_kernels
+@pytest.mark.slow
 def test_boot_panic_is_reported_with_console_lines(tmp_path, cli):
     proj = tmp_path / "p"
     cli("-C", proj, "init", "--sample")

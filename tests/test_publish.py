@@ -20,7 +20,7 @@ import pytest
 from bindistro import faults
 from bindistro.cli import main
 from bindistro.publish import public_files
-from conftest import Cli, copytree
+from conftest import Cli, copytree, link_copy
 from httpserve import serve, world_readable_copy
 
 pytestmark = pytest.mark.slow
@@ -44,17 +44,6 @@ def drop(proj: Path) -> None:
     shutil.rmtree(proj)
 
 
-def link_copy(src: Path, dst: Path) -> Path:
-    """A copy of a project: immutable files (store objects, tree generations) as hard links."""
-    def cp(s, d):
-        if "/objects/" in s or "/snapshots/" in s:
-            os.link(s, d)
-        else:
-            shutil.copy2(s, d)
-    shutil.copytree(src, dst, symlinks=True, copy_function=cp, ignore=shutil.ignore_patterns("S.gpg-agent*"))
-    return dst
-
-
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory, sample_build):
     """All three formats, signed; release 1 published, candidates 2 and 3 staged and verified."""
@@ -67,7 +56,7 @@ def signed(tmp_path_factory, sample_build):
     cli("-C", d, "keys", "generate", "--uid", "bindistro test <test@bindistro.invalid>")
     for n in (1, 2, 3):
         c = cli.json("-C", d, "stage", sample_build(n))["candidate"]
-        cli("-C", d, "verify", c)
+        cli("-C", d, "verify", c, "--gate", "closure")     # publishing is under test here, not the gates
         if n == 1:
             cli("-C", d, "release", c)
     # rpm signatures are made once per package and kept (release/sign.py); made here, ahead of the

@@ -103,9 +103,11 @@ def print_report(rep: dict) -> None:
 @click.option("--junit", "junit_out", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML.")
 @click.option("--opkg", type=click.Path(exists=True, dir_okay=False), help="The opkg binary for the ipk upgrade "
               "tests (default: tools.opkg of the spec, the build's opkg-native, the cache, PATH).")
+@click.option("--last", is_flag=True, help="Show the candidate's last stored report (with today's waivers) "
+              "instead of running the gates.")
 @json_opt
 @click.pass_obj
-def verify(proj: Project, candidate, only, html_out, junit_out, opkg, as_json):
+def verify(proj: Project, candidate, only, html_out, junit_out, opkg, last, as_json):
     """Run the verify gates on a candidate; exit 1 when there are unwaived errors."""
     from .. import verify as v
     from ..verify.render import to_html, to_junit
@@ -115,7 +117,12 @@ def verify(proj: Project, candidate, only, html_out, junit_out, opkg, as_json):
     for g in only:
         if g not in known:
             raise click.UsageError(f"unknown gate {g!r} (known: {', '.join(known)})")
-    rep = v.run(proj.spec, proj.store, candidate, list(only) or None)
+    if last:
+        rep = v.report(proj.store, candidate)
+        if rep is None:
+            raise BindistroError(f"candidate {candidate}: not verified yet (run `bindistro verify {candidate}`)")
+    else:
+        rep = v.run(proj.spec, proj.store, candidate, list(only) or None)
     if html_out:
         html_out.write_text(to_html(rep, f"{proj.spec.product} verify"))
     if junit_out:
@@ -123,6 +130,7 @@ def verify(proj: Project, candidate, only, html_out, junit_out, opkg, as_json):
     emit(as_json, rep, print_report)
     if v.unresolved_errors(rep):
         raise Reported()
+
 
 @click.command("boot")
 @click.argument("image", type=click.Path(exists=True, path_type=Path))

@@ -1,0 +1,44 @@
+"""Benchmarks never rot: each one runs at its --smoke size and prints its figures (never judged here:
+speed goals are ratios the benches print, not test assertions)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def smoke(name: str, *args: str) -> str:
+    r = subprocess.run([sys.executable, str(BENCH / name), "--smoke", *args], capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def test_every_bench_has_a_smoke_test():
+    here = Path(__file__).read_text()
+    assert all(f'"{p.name}"' in here for p in BENCH.glob("*.py"))
+
+
+def test_index_ipk():
+    assert "bindistro feed index, full:" in smoke("index_ipk.py")
+
+
+@pytest.mark.slow         # rpmbuild of 220 packages
+def test_publish_rpm():
+    assert "ratio (bindistro / createrepo_c --update)" in smoke("publish_rpm.py")
+
+
+@pytest.mark.slow
+def test_release_growth(tmp_path):
+    out = smoke("release_growth.py")
+    assert "median of the last 3" in out, out
+
+
+@pytest.mark.slow
+def test_upgrade_matrix(tmp_path):
+    out = smoke("upgrade_matrix.py", str(tmp_path / "w"))
+    assert "upgrade matrix:" in out and "wall time" in out, out
