@@ -27,11 +27,19 @@ REALDATA = Path(os.environ.get("BINDISTRO_REALDATA", REPO.parent / "shared" / "r
 SLOW_FIXTURES = {"demo", "sample_build", "ipk_project", "rel1", "signed"}
 
 
+LONGEST = ("test_publish.py", "test_property_cumulative.py", "test_ipk_upgrade.py")   # measured: --durations
+
+
 def pytest_collection_modifyitems(items):
     # the fast layer (`-m "not slow"`) is everything that does not need the sample distro built
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    # modules that need the demo go last: under xdist the workers start on everything else while the
+    # first one to need the demo builds it (stable sort: module order kept otherwise)
+    # and the longest modules first, so no worker is left with one at the end
+    late = {getattr(i, "module", None) for i in items if "demo" in getattr(i, "fixturenames", ())}
+    items.sort(key=lambda i: (getattr(i, "module", None) in late, Path(str(i.fspath)).name not in LONGEST))
 
 
 def need_realdata(sub: str) -> Path:
@@ -102,14 +110,13 @@ def demo(tmp_path_factory, worker_id) -> Path:
                 Cli()("demo", "--out", shared / "demo")
                 (shared / ".done").write_text("")
         out = link_copy(shared / "demo", tmp_path_factory.mktemp("demo") / "demo")
-    for n in (1, 2, 3):
-        _BUILDS[(1, n)] = out / "builds" / f"release-{n}"
     return out
 
 
 @pytest.fixture(scope="session")
-def sample_build(tmp_path_factory, demo):
-    """sample_build(release, seed=1) -> build dir, generated once per session (seed 1 comes from the demo)."""
+def sample_build(tmp_path_factory):
+    """sample_build(release, seed=1) -> build dir, generated once per session (independent of the demo,
+    so tests on sample builds need not wait for it; built packages come from the package cache)."""
     builds = tmp_path_factory.mktemp("sample-builds")
 
     def get(release: int, seed: int = 1) -> Path:

@@ -3,7 +3,6 @@ crash-safe, owned by one project, checkable with `fsck`."""
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import multiprocessing
 import os
@@ -21,7 +20,7 @@ from bindistro import faults
 from bindistro.cli import main
 from bindistro.publish import public_files
 from conftest import Cli, copytree, link_copy
-from httpserve import serve, world_readable_copy
+from httpserve import serve
 
 pytestmark = pytest.mark.slow
 
@@ -69,30 +68,6 @@ def signed(tmp_path_factory, sample_build):
     for c in (2, 3):
         Signer(sp, st).published_forms([a for a in st.db.candidate(c)[1] if a.kind == "package"])
     return d
-
-
-def test_demo_tree_is_served_to_another_user_and_fsck_passes(demo, cli):
-    data = fsck_ok(cli, demo)
-    assert data["checked"]["releases"] == 3 and data["checked"]["feeds"] == 15
-    pub = world_readable_copy(demo / "publish")
-    try:
-        files = dict(public_files(pub))
-        assert len(files) > 1500 and "releases.json" in files and "feeds/rpm/noarch/repodata/repomd.xml" in files
-        with serve(pub, user="nobody") as url:
-            host, port = url.removeprefix("http://").split(":")
-            conn = http.client.HTTPConnection(host, int(port), timeout=10)
-            for rel, p in files.items():
-                conn.request("GET", "/" + rel)
-                r = conn.getresponse()
-                body = r.read()
-                assert r.status == 200, f"{rel}: HTTP {r.status}"
-                assert body == p.read_bytes(), rel
-    finally:
-        shutil.rmtree(pub.parent)
-    # modes as published: files 0644, directories 0755, whatever the publisher's umask was
-    for rel, p in public_files(demo / "publish"):
-        assert stat.S_IMODE(p.stat().st_mode) == 0o644, rel
-        assert stat.S_IMODE(p.parent.stat().st_mode) == 0o755, rel
 
 
 def test_modes_hold_under_a_strict_umask(signed, cli, tmp_path):
