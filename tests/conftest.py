@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,23 +97,41 @@ def link_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+def _shared(config) -> Path:
+    # the directory above every xdist worker's basetemp (pytest-of-USER/pytest-N/)
+    return config._tmp_path_factory.getbasetemp().parent
+
+
+def pytest_sessionstart(session):
+    """Under xdist, the first worker starts the demo in the background at once: by the time the
+    modules that need it run (they are ordered last), it is built, and no worker waits idle."""
+    if getattr(session.config, "workerinput", {}).get("workerid") != "gw0":
+        return
+    shared = _shared(session.config) / "demo-shared"
+    shared.mkdir(parents=True, exist_ok=True)
+    bindistro = Path(sys.executable).parent / "bindistro"
+    script = f'"{bindistro}" demo --out "{shared}/demo" > "{shared}/demo.log" 2>&1 && touch "{shared}/.done" ' \
+             f'|| touch "{shared}/.failed"'
+    subprocess.Popen(["sh", "-c", script], start_new_session=True)
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory, worker_id) -> Path:
     """`bindistro demo --out DIR` (releases 1..3 of seed 1, all formats, every gate), run once per
-    session. Under pytest-xdist the first worker makes it and each worker gets its own copy."""
+    session. Under pytest-xdist it is built in the background from the session's start (see
+    pytest_sessionstart) and each worker gets its own hard-linked copy."""
     if worker_id == "master":
         out = tmp_path_factory.mktemp("demo") / "demo"
         Cli()("demo", "--out", out)
-    else:
-        import fcntl
-        shared = tmp_path_factory.getbasetemp().parent / "demo-shared"
-        with open(tmp_path_factory.getbasetemp().parent / "demo.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)          # the other worker waits while the first one builds
-            if not (shared / ".done").exists():
-                Cli()("demo", "--out", shared / "demo")
-                (shared / ".done").write_text("")
-        out = link_copy(shared / "demo", tmp_path_factory.mktemp("demo") / "demo")
-    return out
+        return out
+    shared = tmp_path_factory.getbasetemp().parent / "demo-shared"
+    deadline = time.monotonic() + 1800
+    while not (shared / ".done").exists():
+        if (shared / ".failed").exists() or time.monotonic() > deadline:
+            log = (shared / "demo.log").read_text()[-3000:] if (shared / "demo.log").exists() else "no log"
+            pytest.fail(f"the shared demo build failed:\n{log}")
+        time.sleep(1)
+    return link_copy(shared / "demo", tmp_path_factory.mktemp("demo") / "demo")
 
 
 @pytest.fixture(scope="session")
