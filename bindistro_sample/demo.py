@@ -13,11 +13,11 @@ from bindistro.stage import stage
 from bindistro.store import Store
 
 
-def run(out: Path, count: int = 3, seed: int = 1) -> dict:
+def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     path = out / specmod.SPEC_FILE
     if not path.exists():
-        sp = specmod.default_spec("sample-distro", sample=True)
+        sp = specmod.default_spec("sample-distro", sample=True, boot=boot)
         sp.formats = ["ipk", "rpm", "deb"]     # the demo publishes every format
         specmod.dump(sp, path)
     sp = specmod.load(path)

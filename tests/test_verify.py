@@ -42,12 +42,14 @@ def stage_build(cli, proj, out: Path, *inject):
 
 
 def test_clean_candidates_pass(demo, cli):
-    # the reports `demo` stored when it verified its candidates (every gate, boots and real PMs too)
+    # the reports `demo` stored when it verified its candidates (every gate, real PMs too; the boots
+    # are test_boot.py's and, after upgrades, test_ipk_upgrade.py's)
     for cand in (1, 2, 3):
         rep = cli.json("-C", demo, "verify", cand, "--last")
         assert rep["summary"]["error"] == 0, [f for f in rep["findings"] if f["severity"] == "error"][:5]
         assert {"logs", "config", "buildhistory", "closure", "upgrade", "prdb", "boot", "pm-upgrade",
                 "abi", "image-security"} <= set(rep["gates"])
+        assert any(f["rule"] == "boot.disabled" for f in rep["findings"])
         assert all(f.get("rule") for f in rep["findings"])
     # release 3 upgrade paths: first, last and n-2 (= first here), for every format and machine
     paths = {(f["details"]["format"], f["details"]["machine"], f["details"]["path"])

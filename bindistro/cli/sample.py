@@ -36,15 +36,18 @@ def sample_build(out_dir, rel, seed, inject, formats, as_json):
         f"SAMPLE DATA: release {r['release']} (seed {r['seed']}) in {r['out']}: {r['recipes']} recipes, "
         f"{r['packages']} packages; changes: " + (", ".join(f"{c['kind']} {c['recipe']}" for c in r["changes"]) or "none")))
 
+
 @click.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--releases", "count", type=click.IntRange(1), default=3, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--boot/--no-boot", default=True, show_default=True,
+              help="Boot gate (QEMU boots of each image, and of upgraded systems) in the demo's verify.")
 @json_opt
-def demo(out_dir, count, seed, as_json):
+def demo(out_dir, count, seed, boot, as_json):
     """Sample builds of releases 1..N, each staged and released; leaves OUT/publish browsable."""
     from bindistro_sample.demo import run
-    r = run(out_dir, count, seed)
+    r = run(out_dir, count, seed, boot=boot)
 
     def human(r):
         t = Table("release", "candidate", "packages", "new files", "changes", title=f"SAMPLE distro in {r['out']}")
