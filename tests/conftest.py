@@ -30,7 +30,7 @@ REALDATA = Path(os.environ.get("BINDISTRO_REALDATA", REPO.parent / "shared" / "r
 SLOW_FIXTURES = {"demo", "sample_build", "ipk_project", "rel1", "signed"}
 
 
-LONGEST = ("test_publish.py", "test_property_cumulative.py", "test_ipk_upgrade.py")   # measured: --durations
+LONGEST = ("test_publish.py", "test_publish_crash.py", "test_property_cumulative.py", "test_ipk_upgrade.py")   # measured: --durations
 
 
 def pytest_collection_modifyitems(items):
@@ -170,6 +170,34 @@ def tiny(tmp_path_factory) -> Path:
     c = sqlite3.connect(d / "proj" / "state" / "bindistro.db")
     c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     c.close()
+    return d
+
+
+@pytest.fixture(scope="session")
+def signed(tmp_path_factory, sample_build):
+    """All three formats, signed; release 1 published, candidates 2 and 3 staged and verified (closure
+    gate). Shared by the publishing tests, which work on hard-linked copies."""
+    cli = Cli()
+    d = tmp_path_factory.mktemp("publish") / "p"
+    cli("-C", d, "init", "--no-boot")
+    spec = d / "bindistro.yml"
+    spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n"))
+    os.environ.setdefault("BINDISTRO_KEY_PASSPHRASE", "")
+    cli("-C", d, "keys", "generate", "--uid", "bindistro test <test@bindistro.invalid>")
+    for n in (1, 2, 3):
+        c = cli.json("-C", d, "stage", sample_build(n))["candidate"]
+        cli("-C", d, "verify", c, "--gate", "closure")     # publishing is under test here, not the gates
+        if n == 1:
+            cli("-C", d, "release", c)
+    # rpm signatures are made once per package and kept (release/sign.py); made here, ahead of the
+    # releases, so the crash test's many runs spend their time in the publishing it kills
+    from bindistro import spec as specmod
+    from bindistro.release.sign import Signer
+    from bindistro.store import Store
+    sp = specmod.load(d / "bindistro.yml")
+    st = Store(sp.state_path)
+    for c in (2, 3):
+        Signer(sp, st).published_forms([a for a in st.db.candidate(c)[1] if a.kind == "package"])
     return d
 
 

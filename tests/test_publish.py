@@ -19,7 +19,7 @@ import pytest
 from bindistro import faults
 from bindistro.cli import main
 from bindistro.publish import public_files
-from conftest import Cli, copytree, link_copy
+from conftest import copytree, link_copy
 from httpserve import serve
 
 pytestmark = pytest.mark.slow
@@ -41,33 +41,6 @@ def drop(proj: Path) -> None:
     """Remove a project copy, and the gpg-agent its signing started."""
     subprocess.run(["gpgconf", "--homedir", str(proj / "state" / "gnupg"), "--kill", "gpg-agent"], capture_output=True)
     shutil.rmtree(proj)
-
-
-@pytest.fixture(scope="module")
-def signed(tmp_path_factory, sample_build):
-    """All three formats, signed; release 1 published, candidates 2 and 3 staged and verified."""
-    cli = Cli()
-    d = tmp_path_factory.mktemp("publish") / "p"
-    cli("-C", d, "init", "--no-boot")
-    spec = d / "bindistro.yml"
-    spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n"))
-    os.environ.setdefault("BINDISTRO_KEY_PASSPHRASE", "")
-    cli("-C", d, "keys", "generate", "--uid", "bindistro test <test@bindistro.invalid>")
-    for n in (1, 2, 3):
-        c = cli.json("-C", d, "stage", sample_build(n))["candidate"]
-        cli("-C", d, "verify", c, "--gate", "closure")     # publishing is under test here, not the gates
-        if n == 1:
-            cli("-C", d, "release", c)
-    # rpm signatures are made once per package and kept (release/sign.py); made here, ahead of the
-    # releases, so the crash test's many runs spend their time in the publishing it kills
-    from bindistro import spec as specmod
-    from bindistro.release.sign import Signer
-    from bindistro.store import Store
-    sp = specmod.load(d / "bindistro.yml")
-    st = Store(sp.state_path)
-    for c in (2, 3):
-        Signer(sp, st).published_forms([a for a in st.db.candidate(c)[1] if a.kind == "package"])
-    return d
 
 
 def test_modes_hold_under_a_strict_umask(signed, cli, tmp_path):
@@ -141,7 +114,11 @@ def _release_in_child(proj: Path, cand: int, kill_at: int = 0, log: Path | None 
     return os.waitpid(pid, 0)[1]
 
 
-def test_release_killed_at_any_point_leaves_the_previous_release(signed, cli, tmp_path):
+def crash_run(signed, cli, tmp_path, part: int, parts: int) -> None:
+    """Kill `release` at fault points spread over a whole run; each time the tree must read as before,
+    and the next run must recover and publish. The points are shared out over `parts` tests (so
+    xdist runs them side by side); part 0 also takes the first point of every kind and the last ones
+    (commit, switch) and checks that every kind was hit."""
     # count the fault points of one whole release
     probe = link_copy(signed, tmp_path / "probe")
     log = tmp_path / "points.log"
@@ -149,13 +126,13 @@ def test_release_killed_at_any_point_leaves_the_previous_release(signed, cli, tm
     points = [line.split() for line in log.read_text().splitlines()]
     total = len(points)
     assert total >= 30, total
-    # 30 points spread over the whole run, the last ones (commit, switch) included
     first = {}
     for n, what in points:
         first.setdefault(what, int(n))
-    picks = sorted({max(1, round(i * total / 30)) for i in range(1, 31)} | set(first.values()) |
-                   {int(n) for n, what in points if what in ("finished", "committed", "switch")})
-    assert len(picks) >= 30
+    spread = sorted({max(1, round(i * total / 30)) for i in range(1, 31)})
+    special = set(first.values()) | {int(n) for n, what in points if what in ("finished", "committed", "switch")}
+    assert len(set(spread) | special) >= 30
+    picks = sorted(set(spread[part::parts]) | (special if part == 0 else set()))
     before = tree_view(signed / "publish")
     kinds = set()
     for k in picks:
@@ -170,7 +147,12 @@ def test_release_killed_at_any_point_leaves_the_previous_release(signed, cli, tm
         listing = json.loads((proj / "publish" / "releases.json").read_text())
         assert [x["release"] for x in listing["releases"]] == ["1.1", "1.2"]
         drop(proj)
-    assert {"clone", "file", "write", "index", "finished", "committed", "switch"} <= kinds
+    if part == 0:
+        assert {"clone", "file", "write", "index", "finished", "committed", "switch"} <= kinds
+
+
+def test_release_killed_at_any_point_leaves_the_previous_release(signed, cli, tmp_path):
+    crash_run(signed, cli, tmp_path, 0, 2)      # part 1: test_publish_crash.py
 
 
 def test_two_concurrent_releases_serialize(signed, cli, tmp_path):
