@@ -390,7 +390,8 @@ def _describe(e: jsonschema.ValidationError) -> tuple[list, str]:
 
 
 def _key(path: list) -> str:
-    return ".".join(str(x) if not isinstance(x, int) else f"[{x}]" for x in path).replace(".[", "[") or "-"
+    parts = (f"[{x}]" if isinstance(x, int) else str(x) if str(x).isprintable() else repr(x) for x in path)
+    return ".".join(parts).replace(".[", "[") or "-"
 
 
 def _line_of(text: str, path: list) -> int | None:
