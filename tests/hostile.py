@@ -50,9 +50,9 @@ def ipk(ctl: bytes | None = None, data: list[tuple] | None = None, control_tar: 
 
 
 def gz_zeros(n: int) -> bytes:
-    """n zero bytes, gzip'd in chunks (a bomb without holding n bytes)."""
+    """n zero bytes, gzip'd in chunks (a bomb without holding n bytes); level 1: only the size counts."""
     buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=9, mtime=0) as g:
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=1, mtime=0) as g:
         chunk = bytes(1 << 20)
         for _ in range(n >> 20):
             g.write(chunk)

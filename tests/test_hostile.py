@@ -157,10 +157,10 @@ pkg_case("relative-symlink-escape", H.ipk(data=[("./usr/lib/x", "symlink", "../.
 pkg_case("absolute-member", H.ipk(data=[("/etc/passwd", b"root::0:0::/:/bin/sh\n")]))
 pkg_case("dotdot-member", H.ipk(data=[("./../../outside", b"x")]))
 pkg_case("hardlink-outside", H.ipk(data=[("./a", "hardlink", "../../etc/shadow")]))
-pkg_case("control-bomb", make=lambda: H.ipk(control_tar=H.tar_gz_of_zeros("./control", 100 << 20)))
-pkg_case("control-tar-bomb", make=lambda: H.ipk(control_tar=H.tar_gz_of_zeros("./junk", 100 << 20)))
+pkg_case("control-bomb", make=lambda: H.ipk(control_tar=H.tar_gz_of_zeros("./control", 24 << 20)))
+pkg_case("control-tar-bomb", make=lambda: H.ipk(control_tar=H.tar_gz_of_zeros("./junk", 24 << 20)))
 pkg_case("control-small-bomb", make=lambda: H.ipk(control_tar=H.tar_gz_of_zeros("./control", 8 << 20)))
-pkg_case("data-bomb", make=lambda: H.ipk(data_tar=H.tar_zst_of_zeros("./usr/share/zeros", 8 << 30),
+pkg_case("data-bomb", make=lambda: H.ipk(data_tar=H.tar_zst_of_zeros("./usr/share/zeros", 1 << 30),
                                          data_name="data.tar.zst"))
 pkg_case("newline-in-filename", H.ipk(), filename="evil\nPackage: injected_1.0_all.ipk")
 pkg_case("nul-in-field", H.ipk(H.control(extra="Depends: a\x00b\n")))
@@ -268,10 +268,10 @@ def _(w):
     with open(f, "wb") as fh, zstandard.ZstdCompressor(level=3).stream_writer(fh) as z:
         import tarfile
         ti = tarfile.TarInfo("index.json")
-        ti.size = 3 << 30
+        ti.size = 1 << 30
         z.write(ti.tobuf(format=tarfile.GNU_FORMAT))
         chunk = bytes(1 << 20)
-        for _ in range(3 << 10):
+        for _ in range(1 << 10):
             z.write(chunk)
     return ["-C", "proj", "cve", "scan", "--sbom", f], "image.spdx.tar.zst"
 
