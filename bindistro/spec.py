@@ -280,8 +280,7 @@ def load(path: Path) -> Spec:
         raise SpecError(p, "-", f"not valid YAML: {_short(str(e))}") from None
     if not isinstance(raw, dict):
         raise SpecError(p, "-", "must be a mapping")
-    validate(raw, p, text)
-    return parse(raw, path)
+    return parse(raw, path, text)
 
 
 def _check_events(text: str, p: str) -> None:
@@ -423,9 +422,11 @@ def _req(raw: dict, key: str, typ, p: str, default=None):
     return v
 
 
-def parse(raw: dict, path: Path) -> Spec:
+def parse(raw: dict, path: Path, text: str | None = None) -> Spec:
+    """A Spec from loaded YAML: the schema first (`text` lets its errors give the line), then the
+    checks a schema cannot express (templates, regular expressions, dates)."""
     p = str(path)
-    validate(raw, p)
+    validate(raw, p, text)
     prod = _req(raw, "product", dict, p)
     name = _req(prod, "name", str, p)
     if not _NAME_RE.fullmatch(name):

@@ -108,8 +108,7 @@ def os_problem(e: OSError) -> str:
     what = e.strerror or str(e)
     if isinstance(e, FileNotFoundError) and e.filename and not Path(str(e.filename)).is_absolute() and "/" not in str(e.filename):
         return f"{e.filename}: command not found (install it, see README)"
-    where = e.filename or getattr(e, "bindistro_path", None)
-    return f"{where}: {what}" if where else what
+    return f"{e.filename}: {what}" if e.filename else what
 
 def _remember_json(ctx, _param, value):
     ctx.meta["json"] = value   # so errors raised later are reported as JSON too
