@@ -36,7 +36,6 @@ def add(spec: Spec, store: Store, name: str, src: Path, fpr: str) -> dict:
                                      f"{meta['format']} signed by {meta['key']}; use another name for another format or key")
         problems, plan = [], []
         files = scan_files(fmt, src)
-        fmt.prepare([src / f for f in files])
         for rel in files:
             path = src / rel
             try:

@@ -80,7 +80,6 @@ def check(fmt: Format, feed_dir: Path, keys: bytes | None = None) -> tuple[list[
         problems.append(Problem(str(feed_dir), f"no {fmt.name} index found"))
     sums, names = {}, {}
     files = scan_files(fmt, feed_dir)
-    fmt.prepare([feed_dir / rel for rel in files])
     for rel in progress(files, f"checking {feed_dir.name or feed_dir}"):
         path = feed_dir / rel
         sha, md5, size = hash_file(path)

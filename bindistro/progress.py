@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -22,3 +23,15 @@ def progress(items: Sequence | Iterable, label: str, total: int | None = None):
         for it in items:
             yield it
             p.advance(t)
+
+
+@contextmanager
+def counter(label: str, total: int):
+    """A bar advanced by hand (`advance(n)`), for work done elsewhere (worker processes)."""
+    if not sys.stderr.isatty() or total < 20:
+        yield lambda n=1: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=_console, transient=True) as p:
+        t = p.add_task(label, total=total)
+        yield lambda n=1: p.advance(t, n)

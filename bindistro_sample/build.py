@@ -24,7 +24,7 @@ from bindistro.errors import BindistroError
 from bindistro.formats import get as get_format
 from bindistro.progress import progress
 from bindistro.yocto import layers as layersmod
-from . import bootimg, buildhistory, defects, pkgcache, spdx, state
+from . import bootimg, buildhistory, defects, pkgcache, spdx, state, world
 from .debbuild import write_deb
 from .ipkbuild import _tar, write_ipk
 from .rpmbuild import rpm_arch, write_rpms
@@ -246,7 +246,8 @@ def _console_log(release: int, m: MachineDef, npkgs: int) -> str:
             f"NOTE: Build {t} completed\n")
 
 
-def write_deploy(deploy: Path, pkgs: list[Pkg], release: int, formats=("ipk", "rpm", "deb")) -> None:
+def write_deploy(deploy: Path, pkgs: list[Pkg], release: int, formats=("ipk", "rpm", "deb"),
+                 world_pkgs: list[Pkg] = ()) -> None:
     """tmp/deploy/{ipk,rpm,deb}/<arch>/ with the indexes OE's package_*-index tasks write."""
     jobs = []
     for p in pkgs:
@@ -261,9 +262,12 @@ def write_deploy(deploy: Path, pkgs: list[Pkg], release: int, formats=("ipk", "r
         d = deploy / "rpm" / rpm_arch(arch)
         d.mkdir(parents=True, exist_ok=True)
         jobs.append((write_rpms, group, d))
+    jobs += world.deploy_jobs(deploy, world_pkgs, formats)
 
     def run(job):
         fn, what, d = job
+        if fn is world.write_job:
+            return what(d)
         sde = source_date_epoch((what[0] if isinstance(what, list) else what).recipe)
         if fn is write_rpms:
             pkgcache.built(fn.__name__, (what, sde), d,
@@ -291,8 +295,10 @@ def write_deploy(deploy: Path, pkgs: list[Pkg], release: int, formats=("ipk", "r
         subprocess.run(["createrepo_c", "--update", "-q", str(deploy / "rpm")], check=True, capture_output=True)
 
 
-def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), formats=("ipk", "rpm", "deb")) -> dict:
-    """Write release `release` of the sample build into `out`; returns a summary."""
+def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), formats=("ipk", "rpm", "deb"),
+             packages: int | None = None) -> dict:
+    """Write release `release` of the sample build into `out`; returns a summary. `packages`: grow
+    each machine's feeds to about that many package names with world recipes (world.py)."""
     if release < 1:
         raise ValueError("release must be 1 or more")
     out = out.resolve()
@@ -308,7 +314,8 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
     for d in ("tmp", "buildhistory", "sstate-cache"):
         shutil.rmtree(out / d, ignore_errors=True)
     (out / "cache" / "hashserv.db").unlink(missing_ok=True)
-    (out / MARKER).write_text(f"seed={seed} release={release} inject={','.join(inject)}\n")
+    (out / MARKER).write_text(f"seed={seed} release={release} inject={','.join(inject)}"
+                             + (f" packages={packages}" if packages else "") + "\n")
 
     history, changes = at_release(seed, release)
     recipes = history[-1]
@@ -320,7 +327,11 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
     pkgs = all_packages(recipes)
     changed_in_place = defects.on_packages(pkgs, recipes, history[-2] if release > 1 else {}, list(inject))
 
-    write_deploy(out / "tmp" / "deploy", pkgs, release, formats)
+    world_pkgs: list[Pkg] = []
+    if packages:
+        base = max(len({p.name for p in pkgs if p.arch in m.archs}) for m in MACHINES)
+        world_pkgs = world.all_packages(world.at_release(seed, release, packages, base), MACHINES)
+    write_deploy(out / "tmp" / "deploy", pkgs, release, formats, world_pkgs)
 
     stamp = when.strftime("%Y%m%d%H%M%S")
     images = {}
@@ -371,7 +382,8 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
         "bindistro SAMPLE DATA\n\nThis directory is laid out like a Yocto Project build directory, but no build ran:\n"
         f"`bindistro sample-build` wrote it (seed {seed}, release {release}). The packages are real ipk files\n"
         "with made-up contents. Do not install them on a device.\n")
-    return {"out": str(out), "release": release, "seed": seed, "packages": len(pkgs),
+    return {"out": str(out), "release": release, "seed": seed, "packages": len(pkgs) + len(world_pkgs),
+            "world_packages": len(world_pkgs),
             "recipes": len(recipes), "changes": [c.__dict__ for c in changes[-1]],
             "images": {k: len(v) for k, v in images.items()}, "inject": list(inject),
             "changed_in_place": changed_in_place, "formats": list(formats), "sstate_objects": sstate_objects,

@@ -36,7 +36,8 @@ def deb_control(p: Pkg) -> str:
     return "".join(f"{k}: {v}\n" for k, v in fields)
 
 
-def write_deb(p: Pkg, dest: Path, sde: int) -> Path:
+def write_deb(p: Pkg, dest: Path, sde: int, compress: str = "xz") -> Path:
+    """`compress`: OE's xz, or zstd for world-sized samples (xz on gigabytes takes an hour)."""
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
         root = Path(tmp) / "root"
         ctl = root / "DEBIAN"
@@ -52,7 +53,7 @@ def write_deb(p: Pkg, dest: Path, sde: int) -> Path:
             os.utime(q, (sde, sde), follow_symlinks=False)
         out = dest / deb_filename(p)
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(sde))
-        res = subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(out)],
+        res = subprocess.run(["dpkg-deb", "--root-owner-group", f"-Z{compress}", "--build", str(root), str(out)],
                              capture_output=True, text=True, env=env)
         if res.returncode != 0:
             raise RuntimeError(f"dpkg-deb failed for {p.name}: {res.stderr.strip()}")

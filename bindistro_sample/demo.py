@@ -13,7 +13,7 @@ from bindistro.stage import stage
 from bindistro.store import Store
 
 
-def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True) -> dict:
+def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: int | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     path = out / specmod.SPEC_FILE
     if not path.exists():
@@ -37,7 +37,7 @@ def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True) -> dict:
         if store.db.releases():
             # the cycle: restore the last release (PR values above all) before building the next
             restore(build, sp.publish_path, None, sp.publish_url, trust=project_trust(sp, own_tree=True))
-        g = generate(build, n, seed)
+        g = generate(build, n, seed, packages=packages)
         st = stage(store, build, sp)
         rep = verify.run(sp, store, st["candidate"])
         rel = release(sp, store, st["candidate"], name)

@@ -1,14 +1,14 @@
 """SAMPLE DATA: write real .ipk files the way OE's package_ipk/opkg-build does.
 
 ar members: debian-binary ("2.0\\n"), control.tar.gz, data.tar.zst; tar members prefixed "./"; the
-archive itself is made by GNU `ar` (deterministic mode). Same inputs give the same bytes, as a
-reproducible build would.
+archive is what GNU `ar rcD` (deterministic mode) writes, byte for byte (tests/test_sample_world.py
+compares), written here because one `ar` process per package was most of a world-sized build's time.
+Same inputs give the same bytes, as a reproducible build would.
 """
 from __future__ import annotations
 
 import gzip
 import io
-import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
@@ -65,17 +65,24 @@ def data_tar(pkg: Pkg, mtime: int) -> bytes:
     return zstandard.ZstdCompressor(level=3).compress(_tar(entries, mtime))
 
 
+def ar_archive(members: list[tuple[str, bytes]]) -> bytes:
+    """A GNU ar archive as `ar rcD` makes it: zero times and owners, mode 644, names ending in "/"."""
+    out = [b"!<arch>\n"]
+    for name, data in members:
+        head = f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{644:<8}{len(data):<10}`\n"
+        assert len(head) == 60 and len(name) < 16, name
+        out += [head.encode(), data, b"\n" if len(data) % 2 else b""]
+    return b"".join(out)
+
+
 def write_ipk(pkg: Pkg, dest: Path, mtime: int, fields: list[tuple[str, str]] | None = None,
               data: bytes | None = None) -> Path:
     """Build `pkg` into `dest` (a directory); returns the file. `fields`/`data` override for defects."""
     out = dest / pkg.filename
-    with tempfile.TemporaryDirectory(dir=dest) as tmp:
-        t = Path(tmp)
-        (t / "debian-binary").write_bytes(b"2.0\n")
-        (t / "control.tar.gz").write_bytes(control_tar(pkg, mtime, fields))
-        (t / "data.tar.zst").write_bytes(data if data is not None else data_tar(pkg, mtime))
-        tmp_out = t / "out.ipk"
-        subprocess.run(["ar", "rcD", str(tmp_out), "debian-binary", "control.tar.gz", "data.tar.zst"],
-                       cwd=t, check=True)
-        tmp_out.replace(out)
+    blob = ar_archive([("debian-binary", b"2.0\n"), ("control.tar.gz", control_tar(pkg, mtime, fields)),
+                       ("data.tar.zst", data if data is not None else data_tar(pkg, mtime))])
+    with tempfile.NamedTemporaryFile(dir=dest, prefix=".tmp-", delete=False) as f:
+        f.write(blob)
+    Path(f.name).chmod(0o644)
+    Path(f.name).replace(out)
     return out

@@ -21,6 +21,7 @@ class File:
     data: bytes = b""
     target: str = ""
     mode: int = 0o644
+    lazy: tuple[str, int] | None = None    # (key, size): bytes made when written (world.fill)
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Pkg:
 
     @property
     def size(self) -> int:
-        return sum(len(f.data) for f in self.files if f.kind == "file")
+        return sum(f.lazy[1] if f.lazy else len(f.data) for f in self.files if f.kind == "file")
 
     def control_fields(self) -> list[tuple[str, str]]:
         r = self.recipe

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bindistro.cache import cache_dir
 
-WRITERS = ("ipkbuild.py", "rpmbuild.py", "debbuild.py", "packages.py", "clib.py", "pkgcache.py")
+WRITERS = ("ipkbuild.py", "rpmbuild.py", "debbuild.py", "packages.py", "clib.py", "pkgcache.py", "world.py")
 TOOLS = (["rpmbuild", "--version"], ["dpkg-deb", "--version"], ["ar", "--version"])
 
 
@@ -48,28 +48,47 @@ def key(writer: str, inputs) -> str:
     return h.hexdigest()
 
 
-def built(writer: str, inputs, dest: Path, build) -> list[Path]:
-    """The files `build()` writes into `dest` for these inputs: from the cache when they were built
-    before, else built now and kept."""
+def lookup(writer: str, inputs) -> Path | None:
+    """The cache directory holding what `writer` made from `inputs`, if it was made before."""
     if os.environ.get("BINDISTRO_SAMPLE_NOCACHE"):
-        return _as_list(build())
+        return None
     k = key(writer, inputs)
     hit = root() / k[:2] / k
-    if hit.is_dir():
-        out = []
-        for f in sorted(hit.iterdir()):
-            shutil.copy2(f, dest / f.name)
-            out.append(dest / f.name)
-        return out
-    out = _as_list(build())
+    return hit if hit.is_dir() else None
+
+
+def copy_out(hit: Path, dest: Path) -> list[Path]:
+    out = []
+    for f in sorted(hit.iterdir()):
+        shutil.copy2(f, dest / f.name)
+        out.append(dest / f.name)
+    return out
+
+
+def keep(writer: str, inputs, files: list[Path]) -> None:
+    """Keep `files` as what `writer` made from `inputs`."""
+    if os.environ.get("BINDISTRO_SAMPLE_NOCACHE"):
+        return
+    k = key(writer, inputs)
+    hit = root() / k[:2] / k
     hit.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=hit.parent))
-    for f in out:
+    for f in files:
         shutil.copy2(f, tmp / f.name)
     try:
         tmp.rename(hit)            # another process may have kept the same build meanwhile
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def built(writer: str, inputs, dest: Path, build) -> list[Path]:
+    """The files `build()` writes into `dest` for these inputs: from the cache when they were built
+    before, else built now and kept."""
+    hit = lookup(writer, inputs)
+    if hit is not None:
+        return copy_out(hit, dest)
+    out = _as_list(build())
+    keep(writer, inputs, out)
     return out
 
 

@@ -122,3 +122,51 @@ def write_rpms(pkgs: list[Pkg], dest: Path, sde: int, config_noreplace: bool = T
             shutil.move(f, target)
             out.append(target)
         return out
+
+
+BATCH_MAIN = "bindistro-world-sample"
+
+
+def write_rpm_batch(pkgs: list[Pkg], dest: Path, sde: int) -> dict[str, Path]:
+    """Many packages of many recipes in one rpmbuild run (world-sized samples: one run per recipe
+    would take an hour): each is a subpackage with its own Version, Release, Epoch and License,
+    so its file is the one a build of its recipe alone would make, but for SOURCERPM (the batch's)
+    and the build time (one SOURCE_DATE_EPOCH). Returns {rpm file name: path}."""
+    with tempfile.TemporaryDirectory(dir=dest) as tmp:
+        t = Path(tmp)
+        tree = t / "tree"
+        for p in pkgs:
+            materialize(p.files, tree)
+        arch = rpm_arch(pkgs[0].arch)
+        head = [f"Name: {BATCH_MAIN}", "Version: 1", "Release: r0", "Summary: SAMPLE DATA world batch",
+                "License: MIT", "URL: https://sample.bindistro.invalid/", "Vendor: bindistro sample data",
+                "Packager: bindistro sample data <sample@bindistro.invalid>", "AutoReqProv: no", "",
+                "%description", "SAMPLE DATA.", ""]
+        for p in pkgs:
+            r = p.recipe
+            lines = _tags(p, BATCH_MAIN)
+            extra = [f"Version: {r.pkgv}", f"Release: {r.pkgr}", f"URL: https://sample.bindistro.invalid/{r.pn}"]
+            if r.pe:
+                extra.append(f"Epoch: {r.pe}")
+            head += lines[:3] + extra + lines[3:]
+        body = [f"%install\nmkdir -p %{{buildroot}}\ncp -a {tree}/. %{{buildroot}}/\n"]
+        for p in pkgs:
+            body += _files(p, BATCH_MAIN)
+        (t / "batch.spec").write_text("\n".join(head + body))
+        env = dict(os.environ, SOURCE_DATE_EPOCH=str(sde), HOME=str(t))
+        (t / ".rpmmacros").write_text("%_dbpath /var/lib/rpm\n")
+        cmd = ["rpmbuild", "-bb", "--quiet", "--target", arch,
+               "--define", f"_topdir {t / 'top'}", "--define", "_build_id_links none",
+               "--define", "__os_install_post %{nil}", "--define", "_buildhost sample.bindistro.invalid",
+               "--define", "use_source_date_epoch_as_buildtime 1", "--define", "clamp_mtime_to_source_date_epoch 1",
+               "--define", "_binary_payload w3.zstdio", "--define", "_unpackaged_files_terminate_build 0",
+               "--define", "_rpmfilename %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm",
+               str(t / "batch.spec")]
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if res.returncode != 0:
+            raise RuntimeError(f"rpmbuild failed for a world batch ({arch}): {res.stderr.strip()[-500:]}")
+        out = {}
+        for f in (t / "top" / "RPMS").rglob("*.rpm"):
+            shutil.move(f, dest / f.name)
+            out[f.name] = dest / f.name
+        return out

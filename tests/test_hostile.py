@@ -2,7 +2,9 @@
 each run as the real CLI in its own copy of a small released project, under a memory limit.
 
 Each case must end with exit 1 (2 for usage), exactly one `bindistro: error:` line that names the bad
-file, no traceback, and the store and the published tree byte-identical before and after.
+file, no traceback, and the store and the published tree byte-identical before and after. A hostile
+payload is staged (stage reads control data only) and refused by `release`: the published tree stays
+byte-identical, the store keeps the verify report that says why.
 """
 from __future__ import annotations
 
@@ -152,16 +154,31 @@ def pkg_case(name, data: bytes | None = None, filename: str = "evil_1.0-r0_all.i
     CASES[f"package/{name}"] = prep
 
 
-pkg_case("symlink-then-file-through-it", H.ipk(data=[("./lnk", "symlink", "/tmp"), ("./lnk/pwned", b"x")]))
-pkg_case("relative-symlink-escape", H.ipk(data=[("./usr/lib/x", "symlink", "../../../../etc/shadow")]))
-pkg_case("absolute-member", H.ipk(data=[("/etc/passwd", b"root::0:0::/:/bin/sh\n")]))
-pkg_case("dotdot-member", H.ipk(data=[("./../../outside", b"x")]))
-pkg_case("hardlink-outside", H.ipk(data=[("./a", "hardlink", "../../etc/shadow")]))
+def payload_case(name, data: bytes | None = None, make=None):
+    """A hostile payload: stage reads control data only and accepts it; the payload gate (which
+    release runs when the report lacks it) must find it, and `release` refuse it."""
+    filename = "evil_1.0-r0_all.ipk"
+
+    def prep(w: Path):
+        feed = w / "in" / "build" / "tmp" / "deploy" / "ipk" / "all"
+        H.write(feed / "base-files_1.0-r0_all.ipk", H.ipk(H.control("base-files")))
+        H.write(feed / filename, make() if make else data)
+        r = run([BIN, "-C", "proj", "stage", "in/build", "--json"], w)
+        assert r.returncode == 0, r.stderr
+        return ["-C", "proj", "release", str(json.loads(r.stdout)["candidate"])], filename
+    CASES[f"payload/{name}"] = prep
+
+
+payload_case("symlink-then-file-through-it", H.ipk(data=[("./lnk", "symlink", "/tmp"), ("./lnk/pwned", b"x")]))
+payload_case("relative-symlink-escape", H.ipk(data=[("./usr/lib/x", "symlink", "../../../../etc/shadow")]))
+payload_case("absolute-member", H.ipk(data=[("/etc/passwd", b"root::0:0::/:/bin/sh\n")]))
+payload_case("dotdot-member", H.ipk(data=[("./../../outside", b"x")]))
+payload_case("hardlink-outside", H.ipk(data=[("./a", "hardlink", "../../etc/shadow")]))
 pkg_case("control-bomb", make=lambda: H.ipk(control_tar=H.tar_gz_of_zeros("./control", 24 << 20)))
 pkg_case("control-tar-bomb", make=lambda: H.ipk(control_tar=H.tar_gz_of_zeros("./junk", 24 << 20)))
 pkg_case("control-small-bomb", make=lambda: H.ipk(control_tar=H.tar_gz_of_zeros("./control", 8 << 20)))
-pkg_case("data-bomb", make=lambda: H.ipk(data_tar=H.tar_zst_of_zeros("./usr/share/zeros", 1 << 30),
-                                         data_name="data.tar.zst"))
+payload_case("data-bomb", make=lambda: H.ipk(data_tar=H.tar_zst_of_zeros("./usr/share/zeros", 1 << 30),
+                                             data_name="data.tar.zst"))
 pkg_case("newline-in-filename", H.ipk(), filename="evil\nPackage: injected_1.0_all.ipk")
 pkg_case("nul-in-field", H.ipk(H.control(extra="Depends: a\x00b\n")))
 pkg_case("newline-injected-field", H.ipk(H.control(extra="Depends: a\n\nPackage: injected\nVersion: 1\n")))
@@ -173,7 +190,7 @@ pkg_case("control-latin1", H.ipk(b"Package: h\xe9llo\nVersion: 1\nArchitecture: 
 pkg_case("control-missing-version", H.ipk(b"Package: hello\nArchitecture: all\n"))
 pkg_case("no-control-file", H.ipk(control_tar=H.tar([("./other", b"x")])))
 pkg_case("control-not-tar", H.ipk(control_tar=b"\x1f\x8b\x08garbage"))
-pkg_case("data-corrupt", H.ipk(data_tar=b"\x1f\x8b\x08\x00" + os.urandom(200)))
+payload_case("data-corrupt", H.ipk(data_tar=b"\x1f\x8b\x08\x00" + os.urandom(200)))
 pkg_case("empty-file", b"")
 
 
@@ -381,6 +398,10 @@ def _one(base: Path, name: str, prep) -> str | None:
         problems.append(f"exit {r.returncode}")
     if "Traceback" in r.stderr or "internal error" in r.stderr:
         problems.append("traceback / internal error")
+    payload = name.startswith("payload/")
+    if payload:     # release names each unwaived finding, then says it refused: one line more
+        lines = [l for l in lines if "refused: fix the build" not in l]
+        errors = [l for l in errors if l in lines]
     if len(errors) != 1:
         problems.append(f"{len(errors)} error lines")
     elif must_name not in errors[0]:
@@ -392,6 +413,8 @@ def _one(base: Path, name: str, prep) -> str | None:
     if others:
         problems.append(f"other output on stderr: {others[:2]}")
     for what, a, b in zip(("state dir", "publish tree", "database"), before, after):
+        if payload and what != "publish tree":
+            continue    # the verify report and the payload gate's cache are kept: that is verify's work
         if a != b:
             changed = sorted(set(a) ^ set(b)) if isinstance(a, dict) else []
             changed += sorted(k for k in (set(a) & set(b) if isinstance(a, dict) else []) if a[k] != b[k])

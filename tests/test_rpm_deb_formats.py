@@ -24,11 +24,23 @@ def flip(path, offset):
     path.write_bytes(bytes(b))
 
 
-@pytest.mark.parametrize("where,words", [("payload", "digest"), ("header", "not a readable rpm")])
+def test_broken_rpm_payload_is_found_by_the_payload_gate(cli, project, sample_build, tmp_path):
+    """Stage reads the header only; the payload gate checks rpm's payload digest and release refuses."""
+    feed, path = lone_feed(tmp_path, one(sample_build(1), "rpm", "core2_64", "htop-3*.rpm"))
+    flip(path, len(path.read_bytes()) - 100)
+    cand = cli.json("-C", project, "stage", feed)["candidate"]
+    rep = cli.json("-C", project, "verify", cand, "--gate", "closure", ok=False)
+    bad = [f for f in rep["findings"] if f["rule"] == "payload.problem"]
+    assert len(bad) == 1 and "digest" in bad[0]["message"] and bad[0]["subject"].endswith(path.name)
+    r = cli("-C", project, "release", cand, ok=False)
+    assert r.exit_code == 1 and path.name in r.stderr and "digest" in r.stderr
+
+
+@pytest.mark.parametrize("where,words", [("header", "not a readable rpm")])
 def test_broken_rpm(cli, project, sample_build, tmp_path, where, words):
     feed, path = lone_feed(tmp_path, one(sample_build(1), "rpm", "core2_64", "htop-3*.rpm"))
     data = path.read_bytes()
-    flip(path, len(data) - 100 if where == "payload" else data.find(b"\x8e\xad\xe8\x01", 100) + 200)
+    flip(path, data.find(b"\x8e\xad\xe8\x01", 100) + 200)
     r = cli("-C", project, "stage", feed, ok=False)
     assert r.exit_code == 1
     lines = r.stderr.splitlines()

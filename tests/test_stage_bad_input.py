@@ -60,11 +60,31 @@ def make_feed(tmp_path, defect):
 
 
 @pytest.mark.parametrize("defect,words", [
-    ("not-ar", "not an ar archive"),
-    ("missing-version", "control lacks field Version"),
     ("absolute", "absolute path"),
     ("dotdot", "contains '..'"),
     ("symlink-outside", "points outside the package"),
+])
+def test_bad_payload_is_refused_at_release(cli, project, tmp_path, defect, words):
+    """Stage reads control data only (at hashing speed); the payload gate, which always runs, finds
+    the member and release refuses the candidate, whatever gates were asked for."""
+    feed, path = make_feed(tmp_path, defect)
+    cand = cli.json("-C", project, "stage", feed)["candidate"]
+    rep = cli.json("-C", project, "verify", cand, "--gate", "closure", ok=False)
+    bad = [f for f in rep["findings"] if f["gate"] == "payload" and f["severity"] == "error"]
+    assert bad and all(words in f["message"] and f["subject"].endswith(path.name) for f in bad), rep["findings"]
+    assert bad[0]["rule"] == "payload.problem"
+    r = cli("-C", project, "release", cand, ok=False)
+    assert r.exit_code == 1
+    lines = [l for l in r.stderr.splitlines() if l]
+    assert any(path.name in l and words in l for l in lines), r.stderr
+    assert all(l.startswith("bindistro: ") for l in lines)
+    assert cli.json("-C", project, "releases") == []
+    assert not (project / "publish" / "releases.json").exists()
+
+
+@pytest.mark.parametrize("defect,words", [
+    ("not-ar", "not an ar archive"),
+    ("missing-version", "control lacks field Version"),
     ("non-utf8", "not UTF-8"),
 ])
 def test_bad_package(cli, project, tmp_path, defect, words):

@@ -61,7 +61,7 @@ def test_old_state_dir_is_migrated(tmp_path):
     with store.db.engine.connect() as c:
         assert c.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == SCHEMA_VERSION
         tables = {r[0] for r in c.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"cve_records", "cve_scans", "cve_triage"} <= tables          # created by the migration
+    assert {"cve_records", "cve_scans", "cve_triage", "payload_checks"} <= tables    # created by the migrations
     assert [r.name for r in store.db.releases()] == ["1.1"]
     rep = verify.report(store, 1)
     f = rep["findings"][0]

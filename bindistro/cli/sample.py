@@ -16,8 +16,10 @@ from .base import emit, json_opt, out
 @click.option("--inject", multiple=True, metavar="DEFECT",
               help="Put a defect into this release on purpose (repeatable); see `--inject help`.")
 @click.option("--formats", default="ipk,rpm,deb", show_default=True, help="Package formats to build.")
+@click.option("--packages", type=click.IntRange(1, 200_000), default=None, metavar="N",
+              help="World-sized: grow each machine's feeds to about N package names (e.g. 20000).")
 @json_opt
-def sample_build(out_dir, rel, seed, inject, formats, as_json):
+def sample_build(out_dir, rel, seed, inject, formats, packages, as_json):
     """Write a Yocto-shaped SAMPLE build directory with real packages (sample data)."""
     from bindistro_sample.build import generate
     from bindistro_sample.defects import DEFECTS
@@ -31,7 +33,7 @@ def sample_build(out_dir, rel, seed, inject, formats, as_json):
     for f in fmts:
         if f not in ("ipk", "rpm", "deb"):
             raise click.UsageError(f"unknown format {f!r}")
-    r = generate(out_dir, rel, seed, inject=list(inject), formats=fmts)
+    r = generate(out_dir, rel, seed, inject=list(inject), formats=fmts, packages=packages)
     emit(as_json, r, lambda r: out.print(
         f"SAMPLE DATA: release {r['release']} (seed {r['seed']}) in {r['out']}: {r['recipes']} recipes, "
         f"{r['packages']} packages; changes: " + (", ".join(f"{c['kind']} {c['recipe']}" for c in r["changes"]) or "none")))
@@ -43,11 +45,13 @@ def sample_build(out_dir, rel, seed, inject, formats, as_json):
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--boot/--no-boot", default=True, show_default=True,
               help="Boot gate (QEMU boots of each image, and of upgraded systems) in the demo's verify.")
+@click.option("--packages", type=click.IntRange(1, 200_000), default=None, metavar="N",
+              help="World-sized: about N package names per machine's feeds (see sample-build).")
 @json_opt
-def demo(out_dir, count, seed, boot, as_json):
+def demo(out_dir, count, seed, boot, packages, as_json):
     """Sample builds of releases 1..N, each staged and released; leaves OUT/publish browsable."""
     from bindistro_sample.demo import run
-    r = run(out_dir, count, seed, boot=boot)
+    r = run(out_dir, count, seed, boot=boot, packages=packages)
 
     def human(r):
         t = Table("release", "candidate", "packages", "new files", "changes", title=f"SAMPLE distro in {r['out']}")

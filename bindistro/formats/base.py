@@ -62,12 +62,30 @@ class Format:
     name: str = ""
     suffix: str = ""
 
-    def read(self, path: Path, deep: bool = True) -> PackageInfo:
-        """Parse a package; `deep` also checks the payload. Raises PackageError."""
+    def read(self, path: Path, deep: bool = False) -> PackageInfo:
+        """Parse a package's control data (never its payload: staging reads each file once, at
+        the speed of hashing); `deep` adds inspect()'s problems. Raises PackageError."""
+        info = self.read_control(path)
+        if deep:
+            found = self.inspect(path)
+            if found.problems:
+                raise PackageError(found.problems)
+            info.files = found.files
+        return info
+
+    def read_control(self, path: Path, name: str | None = None) -> PackageInfo:
+        """The control data (header) only; `name`: the file's name in its feed, when `path` is a
+        copy under another name."""
         raise NotImplementedError
 
-    def prepare(self, paths: list[Path]) -> None:
-        """Called before reading many packages, for checks that are cheaper in one batch."""
+    def inspect(self, path: Path) -> Inspection:
+        """Unpack the payload as a stream (bounded) and report what it holds: the `payload` gate's
+        work, cached per object, so each package version is inspected once in its life."""
+        raise NotImplementedError
+
+    def inspect_many(self, paths: list[Path]) -> dict[str, "Inspection"]:
+        """inspect() of many files (a format may do it in one batch)."""
+        return {str(p): self.inspect(p) for p in paths}
 
     def find_indexes(self, feed_dir: Path) -> list[Path]:
         """Index files under `feed_dir` (each lists files relative to its own directory)."""
@@ -228,26 +246,37 @@ def extract_tar(tf: tarfile.TarFile, dest: Path) -> None:
         target.chmod(m.mode & 0o7777)
 
 
-def tar_problems(tf: tarfile.TarFile, what: str, names: list[str] | None = None) -> list[str]:
-    """Members that would escape the install root: absolute paths, '..', links pointing outside,
-    members placed under a symlink the package itself ships."""
-    out = []
+@dataclass
+class Inspection:
+    """What a package's payload holds, as far as the gates need it (formats/*.inspect)."""
+    problems: list[str] = field(default_factory=list)   # members that would escape the install root
+    files: list[str] = field(default_factory=list)      # member names, as in the payload
+    setuid: list[str] = field(default_factory=list)     # files with the setuid or setgid bit
+    unpacked: int = 0                                    # bytes of file data
+
+
+def inspect_tar(tf: tarfile.TarFile, what: str) -> Inspection:
+    """Members that would escape the install root (absolute paths, '..', links pointing outside,
+    members placed under a symlink the package itself ships), and the payload's file list."""
+    out = Inspection()
     links: set[str] = set()
     for m in tf:
         n = m.name
-        if names is not None:
-            names.append(n)
+        out.files.append(n)
+        out.unpacked += m.size if m.isfile() else 0
+        if m.isfile() and m.mode & 0o6000:
+            out.setuid.append(n)
         if n.startswith("/"):
-            out.append(f"{what}: member {n!r} has an absolute path")
+            out.problems.append(f"{what}: member {n!r} has an absolute path")
             continue
         parts = n.split("/")
         if ".." in parts:
-            out.append(f"{what}: member {n!r} contains '..'")
+            out.problems.append(f"{what}: member {n!r} contains '..'")
             continue
         norm = [p for p in parts if p not in ("", ".")]
         through = next(("/".join(norm[:i]) for i in range(1, len(norm)) if "/".join(norm[:i]) in links), None)
         if through:     # the package manager would write through the link, wherever it points
-            out.append(f"{what}: member {n!r} lies under the symlink {through!r} of the same package")
+            out.problems.append(f"{what}: member {n!r} lies under the symlink {through!r} of the same package")
             continue
         if m.issym():
             links.add("/".join(norm))
@@ -258,8 +287,26 @@ def tar_problems(tf: tarfile.TarFile, what: str, names: list[str] | None = None)
             base = posixpath.dirname(posixpath.normpath(n)) if m.issym() else ""
             resolved = posixpath.normpath(posixpath.join(base, target))
             if resolved == ".." or resolved.startswith("../") or resolved.startswith("/"):
-                out.append(f"{what}: {'symlink' if m.issym() else 'hard link'} {n!r} -> {target!r} points outside the package")
+                out.problems.append(f"{what}: {'symlink' if m.issym() else 'hard link'} {n!r} -> {target!r} "
+                                    "points outside the package")
     return out
+
+
+def inspect_ar_payload(path: Path, what: str = "") -> Inspection:
+    """inspect_tar over the data.tar.* member of an ipk or deb; a payload that cannot be read is a
+    problem (decompression bounded by open_tar)."""
+    from debian import arfile
+    try:
+        ar = arfile.ArFile(str(path))
+        data = next((n for n in ar.getnames() if n.startswith("data.tar")), None)
+    except (arfile.ArError, OSError, ValueError) as e:
+        return Inspection([f"not an ar archive ({e})"])
+    if data is None:
+        return Inspection(["no data.tar.* member"])
+    try:
+        return inspect_tar(open_tar(data, ar.getmember(data)), what or data)
+    except ARCHIVE_ERRORS as e:
+        return Inspection([f"{what or data} is not a readable tar ({e})"])
 
 
 # --- feed checking: the same for every format ----------------------------------------------------

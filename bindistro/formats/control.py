@@ -1,8 +1,10 @@
 """Debian-style control data, shared by ipk and deb."""
 from __future__ import annotations
 
+import os
 import re
 
+import apt_pkg
 from debian import deb822
 
 from .base import PackageError
@@ -16,7 +18,16 @@ def parse_control(data: bytes, what: str = "control") -> dict:
     paragraphs = [p for p in re.split(r"\n[ \t]*\n", text.strip("\n")) if p.strip()]
     if len(paragraphs) > 1:     # dpkg and opkg read one; a second would be a package nobody built
         raise PackageError([f"{what} holds {len(paragraphs)} paragraphs, not one"])
-    return dict(deb822.Deb822(text))
+    return _section(text)
+
+
+def _section(text: str) -> dict:
+    # apt's own parser (python3-apt): ten times deb822's speed, which a 20,000-package feed needs
+    try:
+        sec = apt_pkg.TagSection(text.strip("\n") + "\n")
+    except ValueError:
+        return dict(deb822.Deb822(text))
+    return {k: sec[k] for k in sec.keys()}
 
 
 def missing_fields(fields: dict, required: tuple[str, ...]) -> list[str]:
@@ -25,6 +36,14 @@ def missing_fields(fields: dict, required: tuple[str, ...]) -> list[str]:
 
 
 def read_paragraphs(data: bytes) -> list[dict]:
-    import io
-    return [dict(p) for p in deb822.Deb822.iter_paragraphs(io.StringIO(data.decode("utf-8")), use_apt_pkg=False)
-            if p]
+    """Every paragraph of a Packages index or dpkg/opkg status file (UnicodeDecodeError if not UTF-8)."""
+    data.decode("utf-8")
+    fd = os.memfd_create("index")
+    with os.fdopen(fd, "w+b") as f:
+        f.write(data)
+        f.seek(0)
+        try:
+            return [d for d in ({k: s[k] for k in s.keys()} for s in apt_pkg.TagFile(f)) if d]
+        except (SystemError, ValueError):
+            return [dict(p) for p in deb822.Deb822.iter_paragraphs(data.decode("utf-8").splitlines(True),
+                                                                    use_apt_pkg=False) if p]

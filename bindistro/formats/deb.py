@@ -17,8 +17,8 @@ from debian import arfile
 from debian.debian_support import version_compare
 
 from ..store.objects import write_bytes_atomic
-from .base import (ARCHIVE_ERRORS, Format, IndexEntry, Indexed, PackageError, PackageInfo, open_tar, packages_indexes,
-                   read_control, read_packages, tar_problems)
+from .base import (ARCHIVE_ERRORS, Format, IndexEntry, Indexed, Inspection, PackageError, PackageInfo,
+                   inspect_ar_payload, packages_indexes, read_control, read_packages)
 from .control import missing_fields, parse_control, read_paragraphs
 
 REQUIRED = ("Package", "Version", "Architecture")
@@ -34,7 +34,7 @@ class Deb(Format):
     name = "deb"
     suffix = ".deb"
 
-    def read(self, path: Path, deep: bool = True) -> PackageInfo:
+    def read_control(self, path: Path, name: str | None = None) -> PackageInfo:
         try:
             ar = arfile.ArFile(str(path))
         except (arfile.ArError, OSError, ValueError) as e:
@@ -50,18 +50,14 @@ class Deb(Format):
             raise PackageError(["control.tar has no control file"])
         fields = parse_control(raw)
         problems = missing_fields(fields, REQUIRED)
-        files: list[str] = []
-        data = next((n for n in names if n.startswith("data.tar")), None)
-        if data is None:
+        if not any(n.startswith("data.tar") for n in names):
             problems.append("no data.tar.* member")
-        elif deep:
-            try:
-                problems += tar_problems(open_tar(data, ar.getmember(data)), "data.tar", files)
-            except ARCHIVE_ERRORS as e:
-                problems.append(f"data.tar is not readable ({e})")
         if problems:
             raise PackageError(problems)
-        return PackageInfo(fields["Package"], fields["Version"], fields["Architecture"], fields, files)
+        return PackageInfo(fields["Package"], fields["Version"], fields["Architecture"], fields)
+
+    def inspect(self, path: Path) -> Inspection:
+        return inspect_ar_payload(path, "data.tar")
 
     def extract(self, path: Path, dest: Path) -> None:
         dest.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from debian.debian_support import version_compare
 
 from ..store.objects import write_bytes_atomic
 from .base import (ARCHIVE_ERRORS, Format, IndexEntry, Indexed, PackageError, PackageInfo, extract_tar, open_tar,
-                   packages_indexes, read_control, read_packages, tar_problems)
+                   packages_indexes, read_control, read_packages, Inspection, inspect_ar_payload)
 from .control import missing_fields, parse_control, read_paragraphs
 
 # (lower-case control field, index field name) in opkg-make-index's order; None marks the sums.
@@ -36,7 +36,7 @@ class Ipk(Format):
     name = "ipk"
     suffix = ".ipk"
 
-    def read(self, path: Path, deep: bool = True) -> PackageInfo:
+    def read_control(self, path: Path, name: str | None = None) -> PackageInfo:
         try:
             ar = arfile.ArFile(str(path))
         except (arfile.ArError, OSError, ValueError) as e:
@@ -58,16 +58,12 @@ class Ipk(Format):
             raise PackageError(problems + [f"{ctl} has no control file"])
         fields = parse_control(control, "control")
         problems += missing_fields(fields, REQUIRED)
-        files: list[str] = []
-        if deep and data:
-            try:
-                problems += tar_problems(open_tar(data, ar.getmember(data)), data, files)
-            except ARCHIVE_ERRORS as e:
-                problems.append(f"{data} is not a readable tar ({e})")
         if problems:
             raise PackageError(problems)
-        return PackageInfo(fields["Package"], fields["Version"], fields["Architecture"], fields,
-                           files)
+        return PackageInfo(fields["Package"], fields["Version"], fields["Architecture"], fields)
+
+    def inspect(self, path: Path) -> Inspection:
+        return inspect_ar_payload(path)
 
     def extract(self, path: Path, dest: Path) -> None:
         ar = arfile.ArFile(str(path))

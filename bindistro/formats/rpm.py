@@ -17,7 +17,7 @@ import createrepo_c as cr
 import rpm
 
 from ..store.objects import write_bytes_atomic
-from .base import Format, IndexEntry, Indexed, PackageError, PackageInfo, extract_tar, open_tar
+from .base import Format, IndexEntry, Indexed, Inspection, PackageError, PackageInfo, extract_tar, open_tar
 
 _TS = None
 
@@ -54,28 +54,12 @@ class Rpm(Format):
     name = "rpm"
     suffix = ".rpm"
 
-    def __init__(self):
-        self._digests: dict[str, str | None] = {}
-
-    def prepare(self, paths: list[Path]) -> None:
-        for i in range(0, len(paths), 500):
-            self._digests.update(check_digests(paths[i:i + 500]))
-
     def feed_name(self, arch: str) -> str:
         return "noarch" if arch == "all" else arch.replace("-", "_")
 
-    def read(self, path: Path, deep: bool = True) -> PackageInfo:
-        try:
-            with open(path, "rb") as f:
-                hdr = _ts().hdrFromFdno(f.fileno())
-        except (rpm.error, OSError) as e:
-            raise PackageError([f"not a readable rpm ({e})"]) from None
+    def read_control(self, path: Path, name: str | None = None) -> PackageInfo:
+        hdr = self._header(path)
         problems = []
-        if deep:
-            key = str(path)
-            bad = self._digests.pop(key) if key in self._digests else check_digests([path])[key]
-            if bad:
-                problems.append(f"broken header or payload digest: {bad}")
         names = [n.decode() if isinstance(n, bytes) else n for n in hdr[rpm.RPMTAG_FILENAMES]]
         links = [n.decode() if isinstance(n, bytes) else n for n in hdr[rpm.RPMTAG_FILELINKTOS]]
         for n, target in zip(names, links):
@@ -91,7 +75,7 @@ class Rpm(Format):
         if problems:
             raise PackageError(problems)
         try:
-            pkg = cr.package_from_rpm(str(path), cr.SHA256, path.name, None, 10)
+            pkg = cr.package_from_rpm(str(path), cr.SHA256, name or path.name, None, 10)
         except Exception as e:
             raise PackageError([f"createrepo_c cannot read it ({e})"]) from None
         primary, filelists, other = cr.xml_dump(pkg)
@@ -99,6 +83,38 @@ class Rpm(Format):
         fields = {"Name": pkg.name, "Epoch": pkg.epoch or "0", "Version": pkg.version, "Release": pkg.release,
                   "Arch": pkg.arch, "Summary": pkg.summary, "xml": [primary, filelists, other]}
         return PackageInfo(pkg.name, version, pkg.arch, fields, names)
+
+    def _header(self, path: Path):
+        try:
+            with open(path, "rb") as f:
+                return _ts().hdrFromFdno(f.fileno())
+        except (rpm.error, OSError) as e:
+            raise PackageError([f"not a readable rpm ({e})"]) from None
+
+    def inspect(self, path: Path) -> Inspection:
+        return self.inspect_many([path])[str(path)]
+
+    def inspect_many(self, paths: list[Path]) -> dict[str, Inspection]:
+        """Header and payload digests (one rpmkeys run per 500 files: the payload is hashed, not
+        unpacked) and the file list from the header."""
+        out: dict[str, Inspection] = {}
+        for i in range(0, len(paths), 500):
+            for key, bad in check_digests(paths[i:i + 500]).items():
+                found = Inspection([f"broken header or payload digest: {bad}"] if bad else [])
+                try:
+                    hdr = self._header(Path(key))
+                except PackageError as e:
+                    found.problems += e.problems
+                    out[key] = found
+                    continue
+                names = [n.decode() if isinstance(n, bytes) else n for n in hdr[rpm.RPMTAG_FILENAMES]]
+                modes = hdr[rpm.RPMTAG_FILEMODES] or []
+                sizes = hdr[rpm.RPMTAG_FILESIZES] or []
+                found.files = names
+                found.setuid = [n for n, m in zip(names, modes) if m & 0o6000 and (m & 0o170000) == 0o100000]
+                found.unpacked = sum(sizes)
+                out[key] = found
+        return out
 
     def extract(self, path: Path, dest: Path) -> None:
         # rpm2archive turns the payload into a tar (rpm's own tool; cpio is not needed)

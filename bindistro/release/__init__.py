@@ -91,7 +91,8 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
                     "recovered": True}
     _refuse_twice(store, cid)
     from .. import verify
-    rep = verify.report(store, cid) or verify.run(spec, store, cid)
+    rep = verify.report(store, cid)
+    rep = verify.with_mandatory(spec, store, cid, rep) if rep else verify.run(spec, store, cid)
     errors = verify.unresolved_errors(rep)
     if errors:
         raise BadInput([Problem(f"candidate {cid}", f"[{f['gate']} {f['id']}] {f['subject']}: {f['message']}")

@@ -6,10 +6,13 @@ found, so bad input leaves the store as it was.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,12 +20,13 @@ from .. import model
 from ..errors import BadInput, Problem
 from ..feed import detect_format
 from ..formats import FORMATS, Format
-from ..formats.base import PackageError, compare_with_index, index_entries, scan_files
+from ..formats.base import PackageInfo, compare_with_index, index_entries, scan_files
 from ..model import Artifact
-from ..progress import progress
+from ..progress import counter
 from ..spec import Spec
 from ..store import Store
-from ..store.objects import ChangedWhileReading, hash_file
+from ..store.objects import makedirs, sync_fs
+from .ingest import Job, Result, ingest_all
 
 
 def sqlite_snapshot(src: Path, dest: Path) -> None:
@@ -87,52 +91,106 @@ def _rel(p: Path, root: Path) -> str:
     return str(p.relative_to(root))
 
 
+@dataclass
+class _Pending:
+    job: Job
+    art: dict                  # Artifact fields but the sums
+    feed: tuple | None = None  # (feed index in Stager.feeds, path below the feed dir) for packages
+
+
 class Stager:
+    """Collects what a build holds (stage_feed, stage_images, stage_topdir), then reads it all in
+    one pass (run): each new file once, unchanged ones (same size, mtime and inode as when they
+    were hashed, object present) not at all."""
+
     def __init__(self, store: Store, spec: Spec | None = None):
         self.store = store
         self.spec = spec
         self.problems: list[Problem] = []
         self.arts: list[Artifact] = []
-        self.srcs: list[Path] = []        # source file of each artifact, same order
-        self.stats: list[dict] = []
+        self.tmps: list[tuple[Path, str]] = []      # (copy in the incoming dir, sha256) to store
+        self.stats: list[dict] = []                 # filestat rows of files hashed now
+        self.pending: list[_Pending] = []
+        self.feeds: list[tuple[Format, Path, dict]] = []
+        self.hashed = self.cached = 0
+        self.root = ""                              # what is staged (for messages)
 
-    def _add(self, path: Path, art_kw: dict, root: Path) -> Artifact:
-        sha, md5, size, row = self.store.hash(path)
-        a = Artifact(path=_rel(path, root), sha256=sha, md5=md5, size=size, **art_kw)
-        self.arts.append(a)
-        self.srcs.append(path)
-        self.stats.append(row)
-        return a
+    def _add(self, path: Path, art_kw: dict, root: Path, fmt: str | None = None, feed=None) -> None:
+        self.pending.append(_Pending(Job(str(path), fmt, None, True), dict(path=_rel(path, root), **art_kw), feed))
 
     def stage_feed(self, fmt: Format, feed_dir: Path, root: Path) -> None:
         entries, probs = index_entries(fmt, feed_dir)
         self.problems += probs
-        sums, names = {}, {}
-        files = scan_files(fmt, feed_dir)
-        fmt.prepare([feed_dir / rel for rel in files])
-        for rel in progress(files, f"staging {fmt.name} {feed_dir.name}"):
+        self.feeds.append((fmt, feed_dir, entries))
+        for rel in scan_files(fmt, feed_dir):
             path = feed_dir / rel
             if CONTROL_CHARS.search(rel):
                 # a newline in a file name would write a stanza of its own into the signed index
                 self.problems.append(Problem(repr(str(path)), "file name holds a control character"))
                 continue
-            try:
-                info = fmt.read(path, deep=True)
-            except PackageError as e:
-                self.problems += [Problem(str(path), m) for m in e.problems]
-                sha, md5, size, _ = self.store.hash(path)
-                sums[rel] = (sha, md5, size)
+            self._add(path, dict(kind=model.PACKAGE, format=fmt.name), root, fmt.name, (len(self.feeds) - 1, rel))
+
+    def run(self, incoming: Path) -> None:
+        """Hash, copy and parse everything pending; fills arts, problems, tmps and stats."""
+        objects = self.store.objects
+        by_fmt: dict[str, list[_Pending]] = {}
+        for p in self.pending:
+            j = p.job
+            j.known = self.store.known(Path(j.path), os.stat(j.path)) if not p.art.get("snapshot") else None
+            j.copy = not (j.known and objects.has(j.known[0]))
+            if j.fmt and not j.copy:
+                by_fmt.setdefault(j.fmt, []).append(p)
+        # unchanged package files staged before: their control data is in the DB already
+        done: dict[int, Result] = {}
+        for fmt, group in by_fmt.items():
+            fields = self.store.db.package_fields(fmt, sorted({p.job.known[0] for p in group}))
+            for p in group:
+                hit = fields.get(p.job.known[0])
+                if hit:
+                    st = os.stat(p.job.path)
+                    arch = hit[2].get("Architecture") or hit[2].get("Arch") or ""
+                    done[id(p)] = Result(p.job.known[0], p.job.known[1], st.st_size,
+                                         (st.st_size, st.st_mtime_ns, st.st_ino), None,
+                                         PackageInfo(hit[0], hit[1], arch, hit[2]))
+        todo = [p for p in self.pending if id(p) not in done]
+        with counter("staging: hashing and reading new files", len(todo)) as advance:
+            results = ingest_all([p.job for p in todo], incoming, objects.root, advance)
+        done.update({id(p): r for p, r in zip(todo, results)})
+        sums: list[dict] = [{} for _ in self.feeds]
+        names: list[dict] = [{} for _ in self.feeds]
+        for p in self.pending:
+            r = done[id(p)]
+            path = p.job.path
+            if r.tmp and not r.problems:
+                self.tmps.append((Path(r.tmp), r.sha256))
+            if r.sha256:
+                if p.job.copy or not p.job.known:
+                    self.hashed += 1
+                    if not p.art.get("snapshot"):
+                        self.stats.append(dict(path=path, size=r.stat[0], mtime_ns=r.stat[1], inode=r.stat[2],
+                                               sha256=r.sha256, md5=r.md5))
+                else:
+                    self.cached += 1
+            if p.feed is not None and r.sha256:
+                sums[p.feed[0]][p.feed[1]] = (r.sha256, r.md5, r.size)
+            if r.problems:
+                self.problems += [Problem(path, m) for m in r.problems]
                 continue
-            bad = unsafe_fields(info, fmt.feed_arch(info, rel))
-            if bad:
-                self.problems += [Problem(str(path), m) for m in bad]
-                continue
-            a = self._add(path, dict(kind=model.PACKAGE, format=fmt.name, name=info.name,
-                                     version=info.version, arch=fmt.feed_arch(info, rel),
-                                     meta=info.fields), root)
-            sums[rel] = (a.sha256, a.md5, a.size)
-            names[rel] = (info.name, info.version, info.arch)
-        self.problems += compare_with_index(fmt, feed_dir, entries, sums, names)
+            art = dict(p.art)
+            art.pop("snapshot", None)
+            if p.job.fmt:
+                fmt = self.feeds[p.feed[0]][0]
+                info = r.info
+                arch = fmt.feed_arch(info, p.feed[1])
+                bad = unsafe_fields(info, arch)
+                if bad:
+                    self.problems += [Problem(path, m) for m in bad]
+                    continue
+                art.update(name=info.name, version=info.version, arch=arch, meta=info.fields)
+                names[p.feed[0]][p.feed[1]] = (info.name, info.version, info.arch)
+            self.arts.append(Artifact(sha256=r.sha256, md5=r.md5, size=r.size, **art))
+        for (fmt, feed_dir, entries), s, n in zip(self.feeds, sums, names):
+            self.problems += compare_with_index(fmt, feed_dir, entries, s, n)
 
     def stage_images(self, images: Path, root: Path) -> None:
         for mdir in sorted(p for p in images.iterdir() if p.is_dir()):
@@ -141,6 +199,11 @@ class Stager:
                 if f.is_file() and not f.is_symlink():
                     self._add(f, dict(kind=model.IMAGE, name=f.name, arch=mdir.name,
                                       meta={"machine": mdir.name}), root)
+
+    def _add_tmp(self, src: Path, rel: str, kind: str, name: str) -> None:
+        """A file made here (a snapshot, a bundle): stored, never remembered by its stat."""
+        self.pending.append(_Pending(Job(str(src), None, None, True),
+                                     dict(path=rel, kind=kind, name=name, snapshot=True)))
 
     def _add_snapshot(self, path: Path, kind: str, root: Path, tmpdir: Path) -> None:
         """A live SQLite database (the PR server or hash server may be writing it): stored as a
@@ -151,10 +214,7 @@ class Stager:
         except sqlite3.Error as e:
             self.problems.append(Problem(str(path), f"cannot read this SQLite database ({e})"))
             return
-        sha, md5, size = hash_file(snap)
-        self.arts.append(Artifact(path=_rel(path, root), kind=kind, sha256=sha, md5=md5, size=size, name=path.name))
-        self.srcs.append(snap)
-        self.stats.append(None)
+        self._add_tmp(snap, _rel(path, root), kind, path.name)
 
     def stage_topdir(self, top: Path, tmpdir: Path) -> None:
         for rel, kind in (("conf/local.conf", model.CONF), ("conf/bblayers.conf", model.CONF),
@@ -184,11 +244,8 @@ class Stager:
             if r.returncode != 0:
                 self.problems.append(Problem(str(bh), f"cannot bundle buildhistory: {r.stderr.strip().splitlines()[-1:]}"))
             else:
-                sha, md5, size, _ = self.store.hash(bundle)
-                self.arts.append(Artifact(path="buildhistory.bundle", kind=model.BUILDHISTORY, sha256=sha,
-                                          md5=md5, size=size, name="buildhistory.bundle"))
-                self.srcs.append(bundle)
-                self.stats.append(None)
+                self._add_tmp(bundle, "buildhistory.bundle", model.BUILDHISTORY, "buildhistory.bundle")
+
 
     def check_arches(self) -> None:
         if not self.spec:
@@ -224,11 +281,12 @@ def stage(store: Store, path: Path, spec: Spec | None = None, kas_files: list[Pa
     path = path.resolve()
     lay = discover(path)
     st = Stager(store, spec)
+    st.root = str(path)
     for k in kas_files:
         for f in (k, k.with_name(k.stem + ".lock.yml")):
             if f.is_file():
                 st._add(f.resolve(), dict(kind=model.CONF, name=f.name), f.resolve().parent)
-                st.arts[-1].path = f"kas/{f.name}"
+                st.pending[-1].art["path"] = f"kas/{f.name}"
     try:
         found = find_layers(lay.topdir, list(kas_files), list(layer_files))
     except (ValueError, OSError, KeyError) as e:
@@ -241,17 +299,14 @@ def stage(store: Store, path: Path, spec: Spec | None = None, kas_files: list[Pa
             st.stage_images(lay.deploy / "images", path)
         if lay.topdir:
             st.stage_topdir(lay.topdir, Path(tmp))
-        st.check_arches()
-        errors = [p for p in st.problems if p.severity == "error"]
-        if errors:
-            raise BadInput(st.problems)
-        if not st.arts:
-            raise BadInput([Problem(str(path), "nothing to stage: no packages, images or build artifacts")])
-        for a, src in zip(st.arts, progress(st.srcs, "storing objects")):
-            try:
-                store.objects.add(src, a.sha256)
-            except ChangedWhileReading:
-                raise BadInput([Problem(str(src), "changed while it was staged; stage again when the build is done")]) from None
+        makedirs(store.objects.root)
+        # the copies are renamed into place, so they are made on the objects' filesystem
+        incoming = Path(tempfile.mkdtemp(prefix=".tmp-incoming-", dir=store.objects.root))
+        try:
+            st.run(incoming)
+            _commit(store, st, incoming)
+        finally:
+            shutil.rmtree(incoming, ignore_errors=True)
         if layer_data:
             sha = store.objects.add_bytes(layer_data[0])
             st.arts.append(Artifact(path="layers.json", kind=model.LAYERS, sha256=sha, size=len(layer_data[0]),
@@ -260,10 +315,26 @@ def stage(store: Store, path: Path, spec: Spec | None = None, kas_files: list[Pa
         created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         with store.db.begin() as conn:
             cid = store.db.add_candidate(conn, str(path), created, st.arts, warnings)
-            store.db.save_filestats(conn, [r for r in st.stats if r])
+            store.db.save_filestats(conn, st.stats)
     out = summary(cid, str(path), created, st.arts, warnings)
-    out["hashed"], out["hash_cache_hits"] = store.hashed, store.cached
+    out["hashed"], out["hash_cache_hits"] = st.hashed, st.cached
     return out
+
+
+def _commit(store: Store, st: Stager, incoming: Path) -> None:
+    """Refuse on any error; else move the new copies into the object store."""
+    st.check_arches()
+    errors = [p for p in st.problems if p.severity == "error"]
+    if errors:
+        raise BadInput(st.problems)
+    if not st.arts:
+        raise BadInput([Problem(st.root, "nothing to stage: no packages, images or build artifacts")])
+    if st.tmps:
+        sync_fs(incoming)       # the copies' bytes are durable before any gets its final name
+        # a fresh store makes thousands of directories: mkdir waits on the disk, so in threads
+        with ThreadPoolExecutor(8) as ex:
+            list(ex.map(lambda t: store.objects.adopt(*t), st.tmps))
+        sync_fs(incoming)       # and so are the names
 
 
 def summary(cid: int, source: str, created: str, arts: list[Artifact], warnings: list[str]) -> dict:

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from .db import MetaDB
-from .objects import ObjectStore, hash_file
+from .objects import ObjectStore
 
 
 class Store:
@@ -18,21 +18,14 @@ class Store:
         self.hashed = 0   # files read to hash them
         self.cached = 0   # files whose recorded (size, mtime, inode) spared the read
 
-    def hash(self, path: Path) -> tuple[str, str, int, dict]:
-        """(sha256, md5, size, filestat row). Unchanged files (size, mtime, inode) are not re-read."""
-        st = os.stat(path)
-        key = str(path.resolve())
+    def known(self, path: Path, st: os.stat_result) -> tuple[str, str] | None:
+        """(sha256, md5) of `path` as hashed before, when its (size, mtime, inode) still match."""
         if self._stats is None:
             self._stats = self.db.all_filestats()
-        cached = self._stats.get(key)
+        cached = self._stats.get(str(path))
         if cached and cached[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
-            sha, md5 = cached[3], cached[4]
-            self.cached += 1
-        else:
-            sha, md5, _ = hash_file(path)
-            self.hashed += 1
-        row = dict(path=key, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino, sha256=sha, md5=md5)
-        return sha, md5, st.st_size, row
+            return cached[3], cached[4]
+        return None
 
     def referenced_objects(self) -> set[str]:
         """Every object hash the DB relies on (artifacts, signed and published forms, and hashes that

@@ -3,13 +3,14 @@ The tables are in schema.py; migrate.py brings an older database up to them."""
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable
 
 from sqlalchemy import create_engine, event, func, insert, select, update
 
 from ..model import Artifact, Release
 from . import migrate
-from .schema import artifacts, candidates, filestat, published, releases, settings
+from .schema import artifacts, candidates, filestat, payload_checks, published, releases, settings
 
 class MetaDB:
     def __init__(self, url: str):
@@ -39,9 +40,24 @@ class MetaDB:
 
     @staticmethod
     def save_filestats(conn, rows: Iterable[dict]) -> None:
-        for row in rows:
-            conn.execute(filestat.delete().where(filestat.c.path == row["path"]))
-            conn.execute(insert(filestat), row)
+        rows = list(rows)
+        for i in range(0, len(rows), 500):
+            part = rows[i:i + 500]
+            conn.execute(filestat.delete().where(filestat.c.path.in_([r["path"] for r in part])))
+            conn.execute(insert(filestat), part)
+
+    def package_fields(self, fmt: str, shas: list[str]) -> dict[str, tuple[str, str, dict]]:
+        """sha256 -> (name, version, control fields) of package files staged before: an unchanged
+        file is not read again."""
+        out = {}
+        with self.engine.connect() as c:
+            for i in range(0, len(shas), 500):
+                q = select(artifacts.c.sha256, artifacts.c.name, artifacts.c.version, artifacts.c.meta).where(
+                    (artifacts.c.kind == "package") & (artifacts.c.format == fmt)
+                    & artifacts.c.sha256.in_(shas[i:i + 500]))
+                for r in c.execute(q):
+                    out[r.sha256] = (r.name, r.version, r.meta)
+        return out
 
     @staticmethod
     def add_candidate(conn, source: str, created: str, arts: list[Artifact], warnings: list[str]) -> int:
@@ -123,3 +139,27 @@ class MetaDB:
     @classmethod
     def set_generation(cls, conn, n: int) -> None:
         cls.put_setting(conn, "publish.generation", n)
+
+    def payload_checks(self, shas: list[str]) -> dict[str, dict]:
+        """sha256 -> the payload gate's result for package objects inspected before."""
+        out = {}
+        with self.engine.connect() as c:
+            for i in range(0, len(shas), 500):
+                for r in c.execute(select(payload_checks).where(payload_checks.c.sha256.in_(shas[i:i + 500]))):
+                    out[r.sha256] = {"problems": r.problems, "setuid": r.setuid, "unpacked": r.unpacked}
+        return out
+
+    def payload_files(self, sha256: str) -> list[str] | None:
+        """The member names of an inspected package object."""
+        with self.engine.connect() as c:
+            blob = c.execute(select(payload_checks.c.files).where(payload_checks.c.sha256 == sha256)).scalar()
+        return json.loads(zlib.decompress(blob)) if blob is not None else None
+
+    def save_payload_checks(self, rows: list[dict]) -> None:
+        """rows: sha256, format, problems, setuid, files (list), unpacked, checked."""
+        with self.begin() as c:
+            for i in range(0, len(rows), 500):
+                part = rows[i:i + 500]
+                c.execute(payload_checks.delete().where(payload_checks.c.sha256.in_([r["sha256"] for r in part])))
+                c.execute(insert(payload_checks), [dict(r, files=zlib.compress(json.dumps(r["files"]).encode(), 6))
+                                                   for r in part])

@@ -130,6 +130,18 @@ def write_bytes_atomic(dest: Path, data: bytes, mode: int = FILE_MODE) -> None:
         raise
 
 
+def sync_fs(path: Path) -> None:
+    """Make everything written to `path`'s filesystem durable (syncfs(2); sync(2) where it is missing)."""
+    import ctypes
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if getattr(libc, "syncfs", None) is None or libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
 def is_enospc(e: OSError) -> bool:
     return e.errno in (errno.ENOSPC, errno.EDQUOT)
 
@@ -194,7 +206,24 @@ class ObjectStore:
 
     def _record(self, sha: str) -> None:
         if self._created is not None:
-            self._created.append(sha)
+            self._created.append(sha)      # list.append is atomic: adopt() runs in threads
+
+    def adopt(self, tmp: Path, sha256: str) -> None:
+        """Rename a complete copy made in the store's filesystem (stage/ingest.py) into place as
+        object `sha256`. The caller has synced the filesystem first (sync_fs): one sync for a
+        whole build instead of an fsync per file."""
+        dest = self.path(sha256)
+        if dest.exists():
+            tmp.unlink(missing_ok=True)
+            return
+        os.chmod(tmp, OBJECT_MODE)
+        makedirs(dest.parent)
+        try:
+            os.replace(tmp, dest)
+        except BaseException as e:
+            _name(e, dest)
+            raise
+        self._record(sha256)
 
     def add_bytes(self, data: bytes) -> str:
         sha = hashlib.sha256(data).hexdigest()

@@ -2,9 +2,9 @@
 a new migration in migrations/versions/ (and SCHEMA_VERSION below), never an edit of an old one."""
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Integer, MetaData, String, Table
+from sqlalchemy import JSON, Column, Integer, LargeBinary, MetaData, String, Table
 
-SCHEMA_VERSION = "0002"     # the newest migration; migrate.ensure() brings a database there
+SCHEMA_VERSION = "0003"     # the newest migration; migrate.ensure() brings a database there
 
 md = MetaData()
 
@@ -75,6 +75,13 @@ reports = Table("reports", md, Column("candidate", Integer, primary_key=True), C
                 Column("gates", JSON, nullable=False), Column("findings", JSON, nullable=False))
 waivers = Table("waivers", md, Column("candidate", Integer, primary_key=True), Column("finding", String, primary_key=True),
                 Column("reason", String, nullable=False), Column("created", String, nullable=False))
+
+# --- the payload gate's result per package object: objects never change, so each package version
+# is unpacked and inspected once in its life (problems, file list zlib-compressed JSON, setuid files)
+payload_checks = Table("payload_checks", md, Column("sha256", String, primary_key=True),
+                       Column("format", String, nullable=False), Column("problems", JSON, nullable=False),
+                       Column("setuid", JSON, nullable=False), Column("files", LargeBinary, nullable=False),
+                       Column("unpacked", Integer, nullable=False), Column("checked", String, nullable=False))
 
 # --- PSIRT: vulnerability records, scan results per release, triage history
 cve_records = Table("cve_records", md, Column("id", String, primary_key=True), Column("source", String, nullable=False),

@@ -98,7 +98,10 @@ def all_gates() -> dict[str, object]:
     return out
 
 
-def run(spec: Spec, store: Store, cid: int, only: list[str] | None = None) -> dict:
+MANDATORY = ("payload",)   # run whatever --gate says: they keep hostile packages off devices
+
+
+def _context(spec: Spec, store: Store, cid: int) -> Context:
     got = store.db.candidate(cid)
     if not got:
         raise BindistroError(f"candidate {cid}: no such candidate (see `bindistro show`)")
@@ -107,20 +110,47 @@ def run(spec: Spec, store: Store, cid: int, only: list[str] | None = None) -> di
     rels = [r for r in store.db.releases() if r.candidate < cid]
     work = store.dir / "work"
     work.mkdir(exist_ok=True)
-    ctx = Context(spec, store, cid, arts, rels, work)
+    return Context(spec, store, cid, arts, rels, work)
+
+
+def _run_gates(ctx: Context, names) -> tuple[list[str], list[Finding]]:
     findings: list[Finding] = []
     ran = []
     for name, mod in all_gates().items():
-        if only and name not in only:
+        if name not in names:
             continue
         ran.append(name)
         ctx.done[name] = mod.run(ctx)
         findings += ctx.done[name]
+    return ran, findings
+
+
+def _save(store: Store, cid: int, gates: list[str], findings: list[dict]) -> None:
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    data = list({f.id: f.to_dict() for f in findings}.values())   # same finding from two feeds: once
+    data = list({f["id"]: f for f in findings}.values())   # same finding from two feeds: once
     with store.db.begin() as c:
         c.execute(delete(reports).where(reports.c.candidate == cid))
-        c.execute(insert(reports).values(candidate=cid, created=created, gates=ran, findings=data))
+        c.execute(insert(reports).values(candidate=cid, created=created, gates=gates, findings=data))
+
+
+def run(spec: Spec, store: Store, cid: int, only: list[str] | None = None) -> dict:
+    ctx = _context(spec, store, cid)
+    names = set(all_gates()) if not only else set(only) | set(MANDATORY)
+    ran, findings = _run_gates(ctx, names)
+    _save(store, cid, ran, [f.to_dict() for f in findings])
+    return report(store, cid)
+
+
+def with_mandatory(spec: Spec, store: Store, cid: int, rep: dict) -> dict:
+    """`rep` with the mandatory gates' findings added, when it was made without them (a report
+    from before they were mandatory)."""
+    missing = [g for g in MANDATORY if g not in rep["gates"]]
+    if not missing:
+        return rep
+    with store.db.engine.connect() as c:
+        old = c.execute(select(reports).where(reports.c.candidate == cid)).first()
+    ran, findings = _run_gates(_context(spec, store, cid), missing)
+    _save(store, cid, list(old.gates) + ran, list(old.findings) + [f.to_dict() for f in findings])
     return report(store, cid)
 
 
