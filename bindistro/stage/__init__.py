@@ -112,7 +112,7 @@ class Stager:
         self.stats: list[dict] = []                 # filestat rows of files hashed now
         self.pending: list[_Pending] = []
         self.feeds: list[tuple[Format, Path, dict]] = []
-        self.hashed = self.cached = 0
+        self.hashed = self.cached = self.hashed_bytes = 0
         self.root = ""                              # what is staged (for messages)
 
     def _add(self, path: Path, art_kw: dict, root: Path, fmt: str | None = None, feed=None) -> None:
@@ -163,10 +163,12 @@ class Stager:
             path = p.job.path
             if r.tmp and not r.problems:
                 self.tmps.append((Path(r.tmp), r.sha256))
-            if r.sha256:
+            made_here = p.art.get("snapshot")
+            if r.sha256 and made_here != "db":
                 if p.job.copy or not p.job.known:
                     self.hashed += 1
-                    if not p.art.get("snapshot"):
+                    self.hashed_bytes += r.size
+                    if not made_here:
                         self.stats.append(dict(path=path, size=r.stat[0], mtime_ns=r.stat[1], inode=r.stat[2],
                                                sha256=r.sha256, md5=r.md5))
                 else:
@@ -200,10 +202,11 @@ class Stager:
                     self._add(f, dict(kind=model.IMAGE, name=f.name, arch=mdir.name,
                                       meta={"machine": mdir.name}), root)
 
-    def _add_tmp(self, src: Path, rel: str, kind: str, name: str) -> None:
-        """A file made here (a snapshot, a bundle): stored, never remembered by its stat."""
+    def _add_tmp(self, src: Path, rel: str, kind: str, name: str, what: str = "file") -> None:
+        """A file made here (a database snapshot, a bundle): stored, never remembered by its stat;
+        a database snapshot is not counted as a file read either."""
         self.pending.append(_Pending(Job(str(src), None, None, True),
-                                     dict(path=rel, kind=kind, name=name, snapshot=True)))
+                                     dict(path=rel, kind=kind, name=name, snapshot=what)))
 
     def _add_snapshot(self, path: Path, kind: str, root: Path, tmpdir: Path) -> None:
         """A live SQLite database (the PR server or hash server may be writing it): stored as a
@@ -214,7 +217,7 @@ class Stager:
         except sqlite3.Error as e:
             self.problems.append(Problem(str(path), f"cannot read this SQLite database ({e})"))
             return
-        self._add_tmp(snap, _rel(path, root), kind, path.name)
+        self._add_tmp(snap, _rel(path, root), kind, path.name, "db")
 
     def stage_topdir(self, top: Path, tmpdir: Path) -> None:
         for rel, kind in (("conf/local.conf", model.CONF), ("conf/bblayers.conf", model.CONF),
@@ -317,7 +320,7 @@ def stage(store: Store, path: Path, spec: Spec | None = None, kas_files: list[Pa
             cid = store.db.add_candidate(conn, str(path), created, st.arts, warnings)
             store.db.save_filestats(conn, st.stats)
     out = summary(cid, str(path), created, st.arts, warnings)
-    out["hashed"], out["hash_cache_hits"] = st.hashed, st.cached
+    out["hashed"], out["hash_cache_hits"], out["hashed_bytes"] = st.hashed, st.cached, st.hashed_bytes
     return out
 
 
