@@ -247,8 +247,9 @@ def _console_log(release: int, m: MachineDef, npkgs: int) -> str:
 
 
 def write_deploy(deploy: Path, pkgs: list[Pkg], release: int, formats=("ipk", "rpm", "deb"),
-                 world_pkgs: list[Pkg] = ()) -> None:
-    """tmp/deploy/{ipk,rpm,deb}/<arch>/ with the indexes OE's package_*-index tasks write."""
+                 world_pkgs: list[Pkg] = (), before: Path | None = None) -> None:
+    """tmp/deploy/{ipk,rpm,deb}/<arch>/ with the indexes OE's package_*-index tasks write;
+    `before`: the previous build's deploy dirs, whose unchanged files are kept."""
     jobs = []
     for p in pkgs:
         for fmt in [f for f in ("ipk", "deb") if f in formats]:
@@ -263,6 +264,9 @@ def write_deploy(deploy: Path, pkgs: list[Pkg], release: int, formats=("ipk", "r
         d.mkdir(parents=True, exist_ok=True)
         jobs.append((write_rpms, group, d))
     jobs += world.deploy_jobs(deploy, world_pkgs, formats)
+    if before is not None:
+        for _fn, _what, d in jobs:
+            pkgcache.REUSE[d] = before / d.relative_to(deploy)
 
     def run(job):
         fn, what, d = job
@@ -274,9 +278,12 @@ def write_deploy(deploy: Path, pkgs: list[Pkg], release: int, formats=("ipk", "r
                            lambda: fn(what, d, sde, config_noreplace=what[0].recipe.config_noreplace))
         else:
             pkgcache.built(fn.__name__, (what, sde), d, lambda: fn(what, d, sde))
-    with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as ex:
-        for _ in progress(ex.map(run, jobs), f"sample-build release {release}: packages", total=len(jobs)):
-            pass
+    try:
+        with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as ex:
+            for _ in progress(ex.map(run, jobs), f"sample-build release {release}: packages", total=len(jobs)):
+                pass
+    finally:
+        pkgcache.REUSE.clear()
 
     if "ipk" in formats:
         ipk = get_format("ipk")
@@ -309,8 +316,16 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists() and not restored:
         raise BindistroError(f"{out}: exists and is not a bindistro sample build; refusing to overwrite")
     out.mkdir(parents=True, exist_ok=True)
-    # a rebuild replaces its outputs wholesale (files are unlinked, never rewritten in place);
-    # cache/prserv.sqlite3 is the PR server's memory and stays, as in a real build directory
+    # a rebuild replaces its outputs (files are unlinked, never rewritten in place), but package
+    # files that did not change stay as they were, as in OE: they are moved aside and taken back
+    # (pkgcache.REUSE). cache/prserv.sqlite3 is the PR server's memory and stays, as in a build dir.
+    old_deploy = out / "tmp-deploy-before"
+    shutil.rmtree(old_deploy, ignore_errors=True)
+    if (out / "tmp" / "deploy").is_dir():
+        old_deploy.mkdir()
+        for fmt in ("ipk", "rpm", "deb"):
+            if (out / "tmp" / "deploy" / fmt).is_dir():
+                (out / "tmp" / "deploy" / fmt).rename(old_deploy / fmt)
     for d in ("tmp", "buildhistory", "sstate-cache"):
         shutil.rmtree(out / d, ignore_errors=True)
     (out / "cache" / "hashserv.db").unlink(missing_ok=True)
@@ -331,7 +346,10 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
     if packages:
         base = max(len({p.name for p in pkgs if p.arch in m.archs}) for m in MACHINES)
         world_pkgs = world.all_packages(world.at_release(seed, release, packages, base), MACHINES)
-    write_deploy(out / "tmp" / "deploy", pkgs, release, formats, world_pkgs)
+    try:
+        write_deploy(out / "tmp" / "deploy", pkgs, release, formats, world_pkgs, old_deploy)
+    finally:
+        shutil.rmtree(old_deploy, ignore_errors=True)
 
     stamp = when.strftime("%Y%m%d%H%M%S")
     images = {}

@@ -57,10 +57,22 @@ def lookup(writer: str, inputs) -> Path | None:
     return hit if hit.is_dir() else None
 
 
+# deploy dir -> the same dir of the build before (write_deploy moves it aside): a package that did
+# not change keeps its file (inode, mtime), as in an OE build, where an unchanged package's
+# do_package_write task does not run again
+REUSE: dict[Path, Path] = {}
+
+
 def copy_out(hit: Path, dest: Path) -> list[Path]:
     out = []
+    old_dir = REUSE.get(dest)
     for f in sorted(hit.iterdir()):
-        shutil.copy2(f, dest / f.name)
+        old = old_dir / f.name if old_dir else None
+        st = f.stat()
+        if old is not None and old.is_file() and (old.stat().st_size, old.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns):
+            os.replace(old, dest / f.name)
+        else:
+            shutil.copy2(f, dest / f.name)
         out.append(dest / f.name)
     return out
 

@@ -42,3 +42,9 @@ def test_release_growth(tmp_path):
 def test_upgrade_matrix(tmp_path):
     out = smoke("upgrade_matrix.py", str(tmp_path / "w"))
     assert "upgrade matrix:" in out and "wall time" in out, out
+
+
+@pytest.mark.slow
+def test_scale():
+    out = smoke("scale.py")
+    assert "scale: 400 packages" in out and "peak RSS" in out, out

@@ -149,9 +149,9 @@ class Stager:
                 if hit:
                     st = os.stat(p.job.path)
                     arch = hit[2].get("Architecture") or hit[2].get("Arch") or ""
-                    done[id(p)] = Result(p.job.known[0], p.job.known[1], st.st_size,
-                                         (st.st_size, st.st_mtime_ns, st.st_ino), None,
-                                         PackageInfo(hit[0], hit[1], arch, hit[2]))
+                    done[id(p)] = Result(sha256=p.job.known[0], md5=p.job.known[1], size=st.st_size,
+                                         stat=(st.st_size, st.st_mtime_ns, st.st_ino),
+                                         info=PackageInfo(hit[0], hit[1], arch, hit[2]))
         todo = [p for p in self.pending if id(p) not in done]
         with counter("staging: hashing and reading new files", len(todo)) as advance:
             results = ingest_all([p.job for p in todo], incoming, objects.root, advance)
@@ -295,6 +295,10 @@ def stage(store: Store, path: Path, spec: Spec | None = None, kas_files: list[Pa
     except (ValueError, OSError, KeyError) as e:
         raise BadInput([Problem(str((list(layer_files) + list(kas_files) or [path])[0]), f"cannot read layers: {e}")]) from None
     layer_data = (L.to_json(found[0]).encode(), found[1]) if found else None
+    return _stage(store, st, lay, path, layer_data)
+
+
+def _stage(store: Store, st: Stager, lay: Layout, path: Path, layer_data) -> dict:
     with tempfile.TemporaryDirectory(dir=store.dir) as tmp, store.objects.adding(store.referenced_objects):
         for fmt, feed_dir in lay.feeds:
             st.stage_feed(fmt, feed_dir, path)

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Distro scale: a world-sized sample (`sample-build --packages N`) through stage, verify (by gate),
+release and feed index, for R releases with ~5 % churn each. Each step runs as the real CLI in its
+own process and is measured there: wall time, peak RSS (the step and its workers), bytes it read
+(/proc/PID/io, page cache included); stage is compared with its floor, the time to sha256 + md5 the
+bytes it hashed at this machine's rates (measured in the same run, over the cores stage uses). The
+reference tools run on the same trees in the same run: `createrepo_c --update`, `apt-ftparchive
+packages`, and `opkg-make-index` when it is on PATH.
+
+    .venv/bin/python bench/scale.py [--packages 20000] [--releases 20] [--formats ipk,rpm,deb] [--smoke] [--json]
+
+--smoke: 400 packages, 2 releases (does it run? CI runs this; figures are printed, never judged).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent / "bindistro"
+GATES = ("payload", "closure", "upgrade")      # the gates whose cost grows with the feed
+
+
+def rates() -> dict:
+    """sha256 and md5 speed of this machine (bytes/s, one core)."""
+    buf = os.urandom(64 << 20)
+    out = {}
+    for name in ("sha256", "md5"):
+        t = time.perf_counter()
+        hashlib.new(name, buf).digest()
+        out[name] = len(buf) / (time.perf_counter() - t)
+    return out
+
+
+def step(argv: list, cwd: Path | None = None) -> dict:
+    """Run one command; wall time, peak RSS of it and its children, bytes read, its stdout."""
+    with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
+        t = time.perf_counter()
+        p = subprocess.Popen([str(a) for a in argv], cwd=cwd, stdout=fo, stderr=fe, text=True)
+        # wait4: this command's own peak RSS, its worker processes' included
+        _pid, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t
+        p.returncode = os.waitstatus_to_exitcode(status)
+        fo.seek(0)
+        fe.seek(0)
+        out, err = fo.read(), fe.read()
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, argv))}: exit {p.returncode}\n{err[-2000:]}")
+    return {"seconds": round(wall, 3), "peak_rss_mb": round(ru.ru_maxrss / 1024), "stdout": out}
+
+
+def io_step(argv: list, cwd: Path | None = None) -> dict:
+    """step() plus the bytes the command and its workers read (a wrapper reads /proc/self/io of the
+    command's process tree as it exits)."""
+    wrapper = ("import os, runpy, sys, atexit\n"
+               "def report():\n"
+               "    io = dict(l.split(': ') for l in open('/proc/self/io').read().split('\\n') if l)\n"
+               "    open(os.environ['SCALE_IO'], 'w').write(io['rchar'])\n"
+               "atexit.register(report)\n"
+               "sys.argv = sys.argv[1:]\n"
+               "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    with tempfile.NamedTemporaryFile() as f:
+        os.environ["SCALE_IO"] = f.name
+        r = step([sys.executable, "-c", wrapper, *argv], cwd)
+        r["read_mb_main"] = round(int(Path(f.name).read_text() or 0) / 1e6, 1)
+    return r
+
+
+def cli(*args) -> list:
+    return [BIN, *args]
+
+
+def tool_time(argv: list, cwd: Path | None = None) -> float:
+    t = time.perf_counter()
+    subprocess.run([str(a) for a in argv], cwd=cwd, check=True, capture_output=True)
+    return round(time.perf_counter() - t, 3)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--packages", type=int, default=20000)
+    ap.add_argument("--releases", type=int, default=20)
+    ap.add_argument("--formats", default="ipk,rpm,deb")
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--keep", type=Path, help="work here and keep it (default: a temporary directory)")
+    a = ap.parse_args()
+    if a.smoke:
+        a.packages, a.releases = 400, 2
+    fmts = a.formats.split(",")
+    os.environ.setdefault("BINDISTRO_KEY_PASSPHRASE", "")
+    hashing = rates()
+    cores = os.cpu_count() or 1
+    print(f"this machine: sha256 {hashing['sha256'] / 1e9:.2f} GB/s, md5 {hashing['md5'] / 1e9:.2f} GB/s per core, "
+          f"{cores} cores", file=sys.stderr)
+    tmp = a.keep or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    proj = tmp / "proj"
+    rows = []
+    try:
+        step(cli("-C", proj, "init", "--no-boot"))
+        spec = proj / "bindistro.yml"
+        spec.write_text(spec.read_text().replace("- ipk\n", "".join(f"- {f}\n" for f in fmts)))
+        step(cli("-C", proj, "keys", "generate", "--uid", "bench <bench@bindistro.invalid>"))
+        for k in range(1, a.releases + 1):
+            build = tmp / "build"
+            row: dict = {"release": k}
+            r = step(cli("sample-build", build, "--release", k, "--packages", a.packages, "--formats", ",".join(fmts),
+                         "--json"))
+            made = json.loads(r["stdout"])
+            row["sample_build"] = {"seconds": r["seconds"], "peak_rss_mb": r["peak_rss_mb"], "packages": made["packages"]}
+            r = io_step(cli("-C", proj, "stage", build, "--json"))
+            st = json.loads(r.pop("stdout"))
+            floor = st["hashed_bytes"] * (1 / hashing["sha256"] + 1 / hashing["md5"]) / min(cores, 8)
+            row["stage"] = dict(r, hashed_files=st["hashed"], hashed_mb=round(st["hashed_bytes"] / 1e6, 1),
+                                floor_seconds=round(floor, 3),
+                                over_floor=round(r["seconds"] / floor, 2) if floor > 0.05 else None)
+            cand = st["candidate"]
+            row["verify"] = {}
+            for g in GATES:
+                r = io_step(cli("-C", proj, "verify", cand, "--gate", g, "--json"))
+                r.pop("stdout")
+                row["verify"][g] = r
+            r = io_step(cli("-C", proj, "release", cand, "--json"))
+            r.pop("stdout")
+            row["release"] = r
+            row["index"] = {}
+            for fmt in fmts:
+                deploy = build / "tmp" / "deploy" / fmt
+                feeds = [x for x in deploy.iterdir() if x.is_dir()]
+                for d in sorted(feeds, key=lambda x: -len(list(x.glob(f"*.{fmt}"))))[:1]:     # the largest
+                    feed = tmp / "index" / fmt
+                    shutil.rmtree(feed, ignore_errors=True)
+                    shutil.copytree(d, feed, ignore=shutil.ignore_patterns("Packages*", "Release", "repodata"))
+                    ours = step(cli("feed", "index", feed))["seconds"]
+                    again = step(cli("feed", "index", feed))["seconds"]
+                    ref = {}
+                    if fmt == "rpm":
+                        ref["createrepo_c"] = tool_time(["createrepo_c", "-q", feed])
+                        ref["createrepo_c --update"] = tool_time(["createrepo_c", "-q", "--update", feed])
+                    elif fmt == "deb":
+                        ref["apt-ftparchive packages"] = tool_time(["sh", "-c", "apt-ftparchive packages . > /dev/null"], feed)
+                    elif shutil.which("opkg-make-index"):
+                        ref["opkg-make-index"] = tool_time(["opkg-make-index", "-p", feed / "Packages", feed])
+                    row["index"][fmt] = {"feed": d.name, "packages": len(list(feed.glob(f"*.{fmt}"))),
+                                         "full": ours, "unchanged": again, "reference": ref}
+            rows.append(row)
+            s = row["stage"]
+            print(f"release {k:>2}: build {row['sample_build']['seconds']:6.1f} s | stage {s['seconds']:6.2f} s "
+                  f"({s['hashed_mb']} MB new, floor {s['floor_seconds']} s, {s['peak_rss_mb']} MB RSS) | verify "
+                  + " ".join(f"{g} {v['seconds']:.2f} s" for g, v in row["verify"].items())
+                  + f" | release {row['release']['seconds']:6.2f} s ({row['release']['peak_rss_mb']} MB RSS)",
+                  file=sys.stderr)
+    finally:
+        if not a.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    rel = [r["release"]["seconds"] for r in rows]
+    summary = {"packages": a.packages, "releases": a.releases, "formats": fmts, "cores": cores,
+               "sha256_gbps": round(hashing["sha256"] / 1e9, 2), "md5_gbps": round(hashing["md5"] / 1e9, 2),
+               "release_last_over_second": round(rel[-1] / rel[1], 2) if len(rel) > 1 else None,
+               "peak_rss_mb": max(max(r["stage"]["peak_rss_mb"], r["release"]["peak_rss_mb"],
+                                      *(v["peak_rss_mb"] for v in r["verify"].values())) for r in rows),
+               "rows": rows}
+    if a.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        print(f"scale: {a.packages} packages x {','.join(fmts)} x 2 machines, {a.releases} releases: "
+              f"release {a.releases} / release 2 = {summary['release_last_over_second']}x (goal <= 1.2); "
+              f"peak RSS {summary['peak_rss_mb']} MB (goal <= 1024)")
+        for fmt, x in rows[-1]["index"].items():
+            print(f"  index {fmt}/{x['feed']} ({x['packages']} packages): full {x['full']} s, unchanged "
+                  f"{x['unchanged']} s; reference: {x['reference'] or 'none on PATH'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
