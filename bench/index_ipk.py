@@ -62,6 +62,7 @@ def main() -> None:
             ref_full = timed(lambda: subprocess.run([opkg, "--checksum", "md5", "--checksum", "sha256",
                                                      "-p", str(ref / "Packages"), str(ref)], check=True,
                                                     capture_output=True))
+        unchanged = timed(lambda: feed.index(ipk, d))
         make(d, n, extra)
         incr = timed(lambda: feed.index(ipk, d))
         if opkg:
@@ -71,6 +72,7 @@ def main() -> None:
                                                     capture_output=True))
     print(f"packages: {n}, added: {extra}")
     print(f"bindistro feed index, full:        {full:8.2f} s  ({n / full:,.0f} pkg/s)")
+    print(f"bindistro feed index, unchanged:   {unchanged:8.2f} s")
     print(f"bindistro feed index, +1 %:        {incr:8.2f} s")
     if opkg:
         print(f"opkg-make-index, full:             {ref_full:8.2f} s   ratio {full / ref_full:.2f}x")

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import Problem
+from .errors import BadInput, Problem
 from .formats import FORMATS, Format
 from .formats.base import (Indexed, PackageError, PackageInfo, compare_with_index, index_entries,
                            scan_files, stamp_of)
-from .progress import progress
+from .progress import counter, progress
 from .store.objects import hash_file
 
 
@@ -35,21 +35,33 @@ def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
         for idx in fmt.find_indexes(feed_dir):
             if fmt.index_dir(idx) == feed_dir:
                 old = {e.filename: e for e in fmt.read_index(idx)}
-    items, read, reused = [], 0, 0
+    items: list[Indexed | None] = []
+    todo: list[tuple[int, str, int]] = []
     files = scan_files(fmt, feed_dir)
-    for rel in progress(files, f"indexing {feed_dir.name or feed_dir}"):
-        path = feed_dir / rel
-        stamp = stamp_of(path)
+    for rel in files:
+        stamp = stamp_of(feed_dir / rel)
         e = old.get(rel)
         if e and stamps.get(rel) == stamp and all(c in e.sums for c in checksums):
             info = PackageInfo(e.name, e.version, e.arch, e.fields)
             items.append(Indexed(rel, info, e.size, e.sums.get("md5", ""), e.sums.get("sha256", ""), stamp))
-            reused += 1
             continue
-        info = fmt.read(path, deep=False)
-        sha, md5, size = hash_file(path)
-        items.append(Indexed(rel, info, size, md5, sha, stamp))
-        read += 1
+        todo.append((len(items), rel, stamp))
+        items.append(None)
+    if not todo and old and hasattr(fmt, "render") and (feed_dir / "Packages").is_file():
+        text = fmt.render(items, all_versions, checksums).encode()
+        if (feed_dir / "Packages").read_bytes() == text:
+            return [], 0, len(items)    # nothing changed: the index on disk is this index
+    # new or changed files: hashed and read in worker processes (stage/ingest.py), each once
+    from .stage.ingest import Job, ingest_all
+    with counter(f"indexing {feed_dir.name or feed_dir}", len(todo)) as advance:
+        results = ingest_all([Job(str(feed_dir / rel), fmt.name, None, False) for _, rel, _ in todo],
+                             feed_dir, feed_dir, advance)
+    bad = [Problem(str(feed_dir / rel), m) for (_, rel, _), r in zip(todo, results) for m in r.problems]
+    if bad:
+        raise BadInput(bad)
+    for (n, rel, stamp), r in zip(todo, results):
+        items[n] = Indexed(rel, r.info, r.size, r.md5, r.sha256, stamp)
+    read, reused = len(todo), len(items) - len(todo)
     return fmt.write_index(feed_dir, items, all_versions, checksums), read, reused
 
 

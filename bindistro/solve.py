@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 import tempfile
 
 import solv
@@ -89,6 +90,38 @@ class Pool:
         text = "; ".join(dict.fromkeys(chain)) or str(problem)
         # the stand-in arch means nothing to the reader
         return re.sub(rf"\.{_ARCH[self.fmt][0]}\b", "", text)
+
+    def installable(self, sols: list) -> dict[int, list[str]]:
+        """solvable id -> the problems installing it alone meets, for each of `sols` that cannot be
+        installed. One weak job for all first (a weak job that cannot be met is dropped, not an
+        error); only the ones it dropped are solved one by one, for their own explanation."""
+        solver = self.pool.Solver()
+        self._solvers.append(solver)
+        flags = solv.Job.SOLVER_SOLVABLE | solv.Job.SOLVER_INSTALL | solv.Job.SOLVER_WEAK
+        solver.solve([self.pool.Job(flags, s.id) for s in sols])
+        got = {s.id for s in solver.transaction().newsolvables()}
+        out = {}
+        for s in sols:
+            if s.id not in got:
+                problems, _ = self.solve([self.install_job(s)])
+                if problems:
+                    out[s.id] = problems
+        return out
+
+    @contextmanager
+    def installed(self, arts: list[Artifact]):
+        """The pool with `arts` as the installed system, for the body only (the feeds stay loaded)."""
+        repo = self.add("installed", arts, installed=True)
+        self.pool.addfileprovides()
+        self.pool.createwhatprovides()
+        try:
+            yield repo
+        finally:
+            self.pool.installed = None
+            for s in repo.solvables:
+                self.by_key[(s.name, s.evr)] = [x for x in self.by_key.get((s.name, s.evr), []) if x.repo != repo]
+            repo.free(False)
+            self.pool.createwhatprovides()
 
     def install_job(self, s):
         return self.pool.Job(solv.Job.SOLVER_SOLVABLE | solv.Job.SOLVER_INSTALL, s.id)

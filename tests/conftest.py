@@ -27,7 +27,7 @@ REALDATA = Path(os.environ.get("BINDISTRO_REALDATA", REPO.parent / "shared" / "r
 
 
 # the SAMPLE distro built end to end (the demo, sample builds, projects made from them): minutes
-SLOW_FIXTURES = {"demo", "sample_build", "ipk_project", "rel1", "signed"}
+SLOW_FIXTURES = {"demo", "sample_build", "ipk_project", "rel1", "signed", "small_signed"}
 
 
 LONGEST = ("test_publish.py", "test_publish_crash.py", "test_property_cumulative.py", "test_ipk_upgrade.py")   # measured: --durations
@@ -198,6 +198,27 @@ def signed(tmp_path_factory, sample_build):
     st = Store(sp.state_path)
     for c in (2, 3):
         Signer(sp, st).published_forms([a for a in st.db.candidate(c)[1] if a.kind == "package"])
+    return d
+
+
+@pytest.fixture(scope="session")
+def small_signed(tmp_path_factory):
+    """Like `signed`, with a dozen small packages per format instead of the sample distro: for the
+    crash test, which releases it some forty times and needs every kind of step, not many packages."""
+    from bindistro_sample.churn import write_churn
+    cli = Cli()
+    d = tmp_path_factory.mktemp("publish-small") / "p"
+    cli("-C", d, "init", "--no-boot")
+    spec = d / "bindistro.yml"
+    spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n"))
+    os.environ.setdefault("BINDISTRO_KEY_PASSPHRASE", "")
+    cli("-C", d, "keys", "generate", "--uid", "bindistro test <test@bindistro.invalid>")
+    for n in (1, 2, 3):
+        build = write_churn(d.parent / f"deploy-{n}", n, 12, prefix="crash")
+        c = cli.json("-C", d, "stage", build)["candidate"]
+        cli("-C", d, "verify", c, "--gate", "closure")
+        if n == 1:
+            cli("-C", d, "release", c)
     return d
 
 

@@ -151,8 +151,8 @@ def crash_run(signed, cli, tmp_path, part: int, parts: int) -> None:
         assert {"clone", "file", "write", "index", "finished", "committed", "switch"} <= kinds
 
 
-def test_release_killed_at_any_point_leaves_the_previous_release(signed, cli, tmp_path):
-    crash_run(signed, cli, tmp_path, 0, 2)      # part 1: test_publish_crash.py
+def test_release_killed_at_any_point_leaves_the_previous_release(small_signed, cli, tmp_path):
+    crash_run(small_signed, cli, tmp_path, 0, 2)      # part 1: test_publish_crash.py
 
 
 def test_two_concurrent_releases_serialize(signed, cli, tmp_path):

@@ -9,5 +9,5 @@ from test_publish import crash_run
 pytestmark = pytest.mark.slow
 
 
-def test_release_killed_at_any_point_part_2(signed, cli, tmp_path):
-    crash_run(signed, cli, tmp_path, 1, 2)
+def test_release_killed_at_any_point_part_2(small_signed, cli, tmp_path):
+    crash_run(small_signed, cli, tmp_path, 1, 2)

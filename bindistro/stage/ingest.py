@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..formats import get as get_format
 from ..formats.base import PackageError, PackageInfo
+from ..store.objects import hash_file
 
 CHUNK = 1 << 20
 PARALLEL_FROM = 64          # fewer files than this: a worker pool costs more than it saves
@@ -25,7 +26,7 @@ class Job:
     path: str
     fmt: str | None            # package format, None for other artifacts
     known: tuple | None        # (sha256, md5) when the file's stat matches what was hashed before
-    copy: bool                 # False: the store holds the object already (known sums)
+    copy: bool                 # copy into the incoming dir; False with no known sums: hash only
 
 
 @dataclass
@@ -63,6 +64,8 @@ def ingest(job: Job, incoming: str, objects: str, n: int) -> Result:
     if job.known and not job.copy:
         res.sha256, res.md5 = job.known
         res.size = st.st_size
+    elif not job.copy:
+        res.sha256, res.md5, res.size = hash_file(Path(job.path))
     else:
         res.tmp = os.path.join(incoming, f"{n}")
         res.sha256, res.md5, res.size = copy_hashing(job.path, res.tmp)

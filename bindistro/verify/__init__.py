@@ -34,15 +34,34 @@ class Context:
     work: Path
     _arts: dict = field(default_factory=dict)
     done: dict = field(default_factory=dict)   # gate -> its findings in this run (gates run in name order)
+    _released: list | None = None
+    _feeds: dict = field(default_factory=dict)
+    _pools: dict = field(default_factory=dict)
 
     def feed_set(self, fmt: str, machine) -> tuple[list[Artifact], list[Artifact]]:
         """(cumulative feed contents after this candidate, the candidate's own packages) for a machine."""
-        names = {get_format(fmt).feed_name(a) for a in machine.archs}
-        cand = [a for a in self.artifacts if a.kind == model.PACKAGE and a.format == fmt and a.arch in names]
-        keys = {(a.arch, a.filename) for a in cand}
-        old = [a for a in self.store.db.released_packages()
-               if a.format == fmt and a.arch in names and (a.arch, a.filename) not in keys]
-        return old + cand, cand
+        key = (fmt, machine.name)
+        if key not in self._feeds:
+            if self._released is None:      # read once per run: at distro scale it is most of the DB
+                self._released = self.store.db.released_packages()
+            names = {get_format(fmt).feed_name(a) for a in machine.archs}
+            cand = [a for a in self.artifacts if a.kind == model.PACKAGE and a.format == fmt and a.arch in names]
+            keys = {(a.arch, a.filename) for a in cand}
+            old = [a for a in self._released
+                   if a.format == fmt and a.arch in names and (a.arch, a.filename) not in keys]
+            self._feeds[key] = (old + cand, cand)
+        return self._feeds[key]
+
+    def feed_pool(self, fmt: str, machine):
+        """A solver pool holding feed_set()'s cumulative feeds, loaded once per run for every gate."""
+        key = (fmt, machine.name)
+        if key not in self._pools:
+            from ..solve import Pool
+            pool = Pool(fmt)
+            pool.add("feeds", self.feed_set(fmt, machine)[0])
+            pool.ready()
+            self._pools[key] = pool
+        return self._pools[key]
 
     def image_set(self, rel: Release, machine) -> list[tuple[str, str]]:
         """(name, version) of every package in the image `rel` shipped for `machine` (its manifest)."""

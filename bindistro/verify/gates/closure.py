@@ -1,7 +1,6 @@
 """Closure: every package of the candidate installs from the feeds its machine uses (libsolv)."""
 from __future__ import annotations
 
-from ...solve import Pool
 from ..finding import Finding
 
 NAME = "closure"
@@ -14,13 +13,12 @@ def run(ctx) -> list[Finding]:
             allpkgs, cand = ctx.feed_set(fmt, m)
             if not cand:
                 continue
-            pool = Pool(fmt)
-            pool.add("feeds", allpkgs)
-            pool.ready()
+            pool = ctx.feed_pool(fmt, m)
+            sols = {a.name + " " + a.version: s for a in cand for s in pool.by_key.get((a.name, a.version), [])[:1]}
+            bad = pool.installable(list(sols.values()))
             for a in cand:
                 for s in pool.by_key.get((a.name, a.version), [])[:1]:
-                    problems, _ = pool.solve([pool.install_job(s)])
-                    for p in problems:
+                    for p in bad.get(s.id, []):
                         out.append(Finding("error", NAME, "closure.uninstallable", a.name, f"{fmt} {a.name} {a.version} cannot be installed on "
                                            f"{m.name}: {p}", {"machine": m.name, "format": fmt}, scope=f'{fmt}/{m.name}/{a.version}'))
     return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import solv
 
-from ...solve import Pool
 from ..finding import Finding
 
 NAME = "upgrade"
@@ -29,27 +28,31 @@ def run(ctx) -> list[Finding]:
                 if len(installed) < len(wanted):
                     out.append(Finding("warning", NAME, "upgrade.not-in-feeds", subject, f"{fmt}/{m.name}: {len(wanted) - len(installed)} packages "
                                        f"of the {rel.name} image are not in the feeds", scope=f'{fmt}/{m.name}'))
-                pool = Pool(fmt)
-                pool.add("installed", installed, installed=True)
-                pool.add("feeds", allpkgs)
-                pool.ready()
-                problems, trans = pool.solve([pool.upgrade_all_job()])
-                ctxinfo = {"from": rel.name, "path": why, "machine": m.name, "format": fmt}
-                for p in problems:
-                    out.append(Finding("error", NAME, "upgrade.unsolvable", subject, f"{fmt}/{m.name}: upgrading the {rel.name} image ({why}) "
-                                       f"is unsolvable: {p}", ctxinfo, scope=f'{fmt}/{m.name}/{p}'))
-                if trans is None:
-                    continue
-                replaced = set()
-                for s in trans.newsolvables():
-                    replaced.add(s.name)
-                    for dep in (solv.SOLVABLE_PROVIDES, solv.SOLVABLE_OBSOLETES):
-                        replaced |= {str(d).split(" ")[0] for d in s.lookup_deparray(dep)}
-                for s in trans.steps():
-                    if trans.steptype(s, solv.Transaction.SOLVER_TRANSACTION_SHOW_ACTIVE) == solv.Transaction.SOLVER_TRANSACTION_ERASE \
-                            and s.name not in replaced:
-                        out.append(Finding("error", NAME, "upgrade.removes", s.name, f"{fmt}/{m.name}: upgrading the {rel.name} image ({why}) "
-                                           f"removes {s.name} and nothing replaces it", ctxinfo, scope=f'{fmt}/{m.name}/{rel.name}'))
-                out.append(Finding("info", NAME, "upgrade.clean", subject, f"{fmt}/{m.name}: {rel.name} image ({why}) upgrades cleanly: "
-                                   f"{len(trans.newsolvables())} packages new or upgraded", ctxinfo, scope=f'{fmt}/{m.name}'))
+                pool = ctx.feed_pool(fmt, m)
+                with pool.installed(installed):
+                    problems, trans = pool.solve([pool.upgrade_all_job()])
+                    out += _findings(fmt, m, why, rel, subject, problems, trans)
+    return out
+
+
+def _findings(fmt, m, why, rel, subject, problems, trans) -> list[Finding]:
+    out = []
+    ctxinfo = {"from": rel.name, "path": why, "machine": m.name, "format": fmt}
+    for p in problems:
+        out.append(Finding("error", NAME, "upgrade.unsolvable", subject, f"{fmt}/{m.name}: upgrading the {rel.name} image ({why}) "
+                           f"is unsolvable: {p}", ctxinfo, scope=f'{fmt}/{m.name}/{p}'))
+    if trans is None:
+        return out
+    replaced = set()
+    for s in trans.newsolvables():
+        replaced.add(s.name)
+        for dep in (solv.SOLVABLE_PROVIDES, solv.SOLVABLE_OBSOLETES):
+            replaced |= {str(d).split(" ")[0] for d in s.lookup_deparray(dep)}
+    for s in trans.steps():
+        if trans.steptype(s, solv.Transaction.SOLVER_TRANSACTION_SHOW_ACTIVE) == solv.Transaction.SOLVER_TRANSACTION_ERASE \
+                and s.name not in replaced:
+            out.append(Finding("error", NAME, "upgrade.removes", s.name, f"{fmt}/{m.name}: upgrading the {rel.name} image ({why}) "
+                               f"removes {s.name} and nothing replaces it", ctxinfo, scope=f'{fmt}/{m.name}/{rel.name}'))
+    out.append(Finding("info", NAME, "upgrade.clean", subject, f"{fmt}/{m.name}: {rel.name} image ({why}) upgrades cleanly: "
+                       f"{len(trans.newsolvables())} packages new or upgraded", ctxinfo, scope=f'{fmt}/{m.name}'))
     return out
