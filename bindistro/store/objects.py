@@ -194,7 +194,7 @@ class ObjectStore:
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def has(self, sha256: str) -> bool:
-        return self.path(sha256).exists()
+        return os.path.exists(f"{self.root}/{sha256[:2]}/{sha256[2:4]}/{sha256}")
 
     def add(self, src: Path, sha256: str) -> Path:
         """Copy `src` in as object `sha256`; the copy is checked against that hash."""
