@@ -9,7 +9,7 @@ packages`, and `opkg-make-index` when it is on PATH.
 
     .venv/bin/python bench/scale.py [--packages 20000] [--releases 20] [--formats ipk,rpm,deb] [--smoke] [--json]
 
---smoke: 400 packages, 2 releases (does it run? CI runs this; figures are printed, never judged).
+--smoke: 300 packages, ipk, 2 releases (does it run? CI runs this; figures are printed, never judged).
 """
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, help="work here and keep it (default: a temporary directory)")
     a = ap.parse_args()
     if a.smoke:
-        a.packages, a.releases = 400, 2
+        a.packages, a.releases, a.formats = 300, 2, "ipk"
     fmts = a.formats.split(",")
     os.environ.setdefault("BINDISTRO_KEY_PASSPHRASE", "")
     hashing = rates()

@@ -73,6 +73,19 @@ def _files(p: Pkg, main: str) -> list[str]:
     return lines
 
 
+def _rpmbuild(t: Path, spec: Path, arch: str, sde: int, payload: str) -> subprocess.CompletedProcess:
+    """rpmbuild -bb in the private directory `t` (its own HOME, so no user's macros), reproducibly."""
+    env = dict(os.environ, SOURCE_DATE_EPOCH=str(sde), HOME=str(t))
+    (t / ".rpmmacros").write_text("%_dbpath /var/lib/rpm\n")
+    cmd = ["rpmbuild", "-bb", "--quiet", "--target", arch,
+           "--define", f"_topdir {t / 'top'}", "--define", "_build_id_links none",
+           "--define", "__os_install_post %{nil}", "--define", "_buildhost sample.bindistro.invalid",
+           "--define", "use_source_date_epoch_as_buildtime 1", "--define", "clamp_mtime_to_source_date_epoch 1",
+           "--define", f"_binary_payload {payload}", "--define", "_unpackaged_files_terminate_build 0",
+           "--define", "_rpmfilename %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm", str(spec)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env)
+
+
 def write_rpms(pkgs: list[Pkg], dest: Path, sde: int, config_noreplace: bool = True) -> list[Path]:
     """Build every package of one recipe and arch (`pkgs`) with one rpmbuild run into `dest`."""
     r = pkgs[0].recipe
@@ -104,16 +117,7 @@ def write_rpms(pkgs: list[Pkg], dest: Path, sde: int, config_noreplace: bool = T
         if not config_noreplace:
             spec = spec.replace("%config(noreplace)", "%config")
         (t / f"{main}.spec").write_text(spec)
-        env = dict(os.environ, SOURCE_DATE_EPOCH=str(sde), HOME=str(t))
-        (t / ".rpmmacros").write_text("%_dbpath /var/lib/rpm\n")
-        cmd = ["rpmbuild", "-bb", "--quiet", "--target", arch,
-               "--define", f"_topdir {t / 'top'}", "--define", "_build_id_links none",
-               "--define", "__os_install_post %{nil}", "--define", "_buildhost sample.bindistro.invalid",
-               "--define", "use_source_date_epoch_as_buildtime 1", "--define", "clamp_mtime_to_source_date_epoch 1",
-               "--define", "_binary_payload w19.zstdio", "--define", "_unpackaged_files_terminate_build 0",
-               "--define", "_rpmfilename %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm",
-               str(t / f"{main}.spec")]
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        res = _rpmbuild(t, t / f"{main}.spec", arch, sde, "w19.zstdio")
         if res.returncode != 0:
             raise RuntimeError(f"rpmbuild failed for {main} ({arch}): {res.stderr.strip()[-500:]}")
         out = []
@@ -153,16 +157,7 @@ def write_rpm_batch(pkgs: list[Pkg], dest: Path, sde: int) -> dict[str, Path]:
         for p in pkgs:
             body += _files(p, BATCH_MAIN)
         (t / "batch.spec").write_text("\n".join(head + body))
-        env = dict(os.environ, SOURCE_DATE_EPOCH=str(sde), HOME=str(t))
-        (t / ".rpmmacros").write_text("%_dbpath /var/lib/rpm\n")
-        cmd = ["rpmbuild", "-bb", "--quiet", "--target", arch,
-               "--define", f"_topdir {t / 'top'}", "--define", "_build_id_links none",
-               "--define", "__os_install_post %{nil}", "--define", "_buildhost sample.bindistro.invalid",
-               "--define", "use_source_date_epoch_as_buildtime 1", "--define", "clamp_mtime_to_source_date_epoch 1",
-               "--define", "_binary_payload w3.zstdio", "--define", "_unpackaged_files_terminate_build 0",
-               "--define", "_rpmfilename %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm",
-               str(t / "batch.spec")]
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        res = _rpmbuild(t, t / "batch.spec", arch, sde, "w3.zstdio")    # zstd -19 on gigabytes: hours
         if res.returncode != 0:
             raise RuntimeError(f"rpmbuild failed for a world batch ({arch}): {res.stderr.strip()[-500:]}")
         out = {}

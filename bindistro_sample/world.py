@@ -199,13 +199,6 @@ def packages(w: WorldRecipe, arch: str) -> list[Pkg]:
                 suffix, "/usr/share/locale" if "-locale-" in name else "/usr/lib")
             p.files = _files(name, ident, _size(rng, 4 if suffix == "dbg" else 1), rng, where)
             out.append(p)
-    for p in out:
-        seen, uniq = set(), []
-        for f in p.files:
-            if f.path not in seen:
-                seen.add(f.path)
-                uniq.append(f)
-        p.files = uniq
     return out
 
 

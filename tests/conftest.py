@@ -173,32 +173,37 @@ def tiny(tmp_path_factory) -> Path:
     return d
 
 
-@pytest.fixture(scope="session")
-def signed(tmp_path_factory, sample_build):
-    """All three formats, signed; release 1 published, candidates 2 and 3 staged and verified (closure
-    gate). Shared by the publishing tests, which work on hard-linked copies."""
+def signed_project(d: Path, builds) -> Path:
+    """All three formats, signed; release 1 published from builds[0], the others staged and verified
+    (closure gate: publishing is under test, not the gates), their rpm signatures made ahead (they
+    are made once per package and kept, release/sign.py), so the crash test's many runs spend their
+    time in the publishing it kills."""
     cli = Cli()
-    d = tmp_path_factory.mktemp("publish") / "p"
     cli("-C", d, "init", "--no-boot")
     spec = d / "bindistro.yml"
     spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n"))
     os.environ.setdefault("BINDISTRO_KEY_PASSPHRASE", "")
     cli("-C", d, "keys", "generate", "--uid", "bindistro test <test@bindistro.invalid>")
-    for n in (1, 2, 3):
-        c = cli.json("-C", d, "stage", sample_build(n))["candidate"]
-        cli("-C", d, "verify", c, "--gate", "closure")     # publishing is under test here, not the gates
+    for n, build in enumerate(builds, 1):
+        c = cli.json("-C", d, "stage", build)["candidate"]
+        cli("-C", d, "verify", c, "--gate", "closure")
         if n == 1:
             cli("-C", d, "release", c)
-    # rpm signatures are made once per package and kept (release/sign.py); made here, ahead of the
-    # releases, so the crash test's many runs spend their time in the publishing it kills
     from bindistro import spec as specmod
     from bindistro.release.sign import Signer
     from bindistro.store import Store
     sp = specmod.load(d / "bindistro.yml")
     st = Store(sp.state_path)
-    for c in (2, 3):
+    for c in range(2, len(builds) + 1):
         Signer(sp, st).published_forms([a for a in st.db.candidate(c)[1] if a.kind == "package"])
     return d
+
+
+@pytest.fixture(scope="session")
+def signed(tmp_path_factory, sample_build):
+    """Release 1 of the sample published, candidates 2 and 3 ready (signed_project). Shared by the
+    publishing tests, which work on hard-linked copies."""
+    return signed_project(tmp_path_factory.mktemp("publish") / "p", [sample_build(n) for n in (1, 2, 3)])
 
 
 @pytest.fixture(scope="session")
@@ -206,20 +211,8 @@ def small_signed(tmp_path_factory):
     """Like `signed`, with a dozen small packages per format instead of the sample distro: for the
     crash test, which releases it some forty times and needs every kind of step, not many packages."""
     from bindistro_sample.churn import write_churn
-    cli = Cli()
-    d = tmp_path_factory.mktemp("publish-small") / "p"
-    cli("-C", d, "init", "--no-boot")
-    spec = d / "bindistro.yml"
-    spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n"))
-    os.environ.setdefault("BINDISTRO_KEY_PASSPHRASE", "")
-    cli("-C", d, "keys", "generate", "--uid", "bindistro test <test@bindistro.invalid>")
-    for n in (1, 2, 3):
-        build = write_churn(d.parent / f"deploy-{n}", n, 12, prefix="crash")
-        c = cli.json("-C", d, "stage", build)["candidate"]
-        cli("-C", d, "verify", c, "--gate", "closure")
-        if n == 1:
-            cli("-C", d, "release", c)
-    return d
+    base = tmp_path_factory.mktemp("publish-small")
+    return signed_project(base / "p", [write_churn(base / f"deploy-{n}", n, 12, prefix="crash") for n in (1, 2, 3)])
 
 
 @pytest.fixture
