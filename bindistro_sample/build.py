@@ -344,8 +344,7 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
 
     world_pkgs: list[Pkg] = []
     if packages:
-        base = max(len({p.name for p in pkgs if p.arch in m.archs}) for m in MACHINES)
-        world_pkgs = world.all_packages(world.at_release(seed, release, packages, base), MACHINES)
+        world_pkgs = world.all_packages(world.at_release(seed, release, packages), MACHINES)
     try:
         write_deploy(out / "tmp" / "deploy", pkgs, release, formats, world_pkgs, old_deploy)
     finally:

@@ -58,10 +58,15 @@ def _name(i: int) -> str:
     return f"{w}{n}" if n else w
 
 
-def plan(seed: int, count: int, base: int) -> list[WorldRecipe]:
-    """The world recipes at release 1 so that each machine's feeds hold ~`count` names (`base` of them
-    the base distro's)."""
-    want = max(0, count - base)
+BASE_NAMES = 170    # package names the base distro puts in each machine's feeds at release 1
+
+
+def plan(seed: int, count: int) -> list[WorldRecipe]:
+    """The world recipes so that each machine's feeds hold ~`count` names with the base distro's.
+    It depends on (seed, count) only: were it sized from the base distro of each release, a recipe
+    would get other packages at the same version, which release refuses (published bytes never
+    change)."""
+    want = max(0, count - BASE_NAMES)
     out: list[WorldRecipe] = []
     got = 0
     for fam, share, kind, per in FAMILIES:
@@ -99,9 +104,9 @@ def plan(seed: int, count: int, base: int) -> list[WorldRecipe]:
     return out
 
 
-def at_release(seed: int, release: int, count: int, base: int) -> list[WorldRecipe]:
+def at_release(seed: int, release: int, count: int) -> list[WorldRecipe]:
     """The world recipes of `release`: each release bumps ~5 % of them (version or PR)."""
-    recipes = plan(seed, count, base)
+    recipes = plan(seed, count)
     for n in range(2, release + 1):
         rng = _rng(seed, "world-churn", n)
         for w in rng.sample(recipes, k=max(1, int(len(recipes) * CHURN))) if recipes else ():
