@@ -3,8 +3,8 @@
 Objects are immutable and read-only (0444). They are never hard links to files outside the store:
 a build keeps writing to its files (the PR server to its database, the next build to its deploy
 dir), and a shared inode would change a stored and published object under its name. Objects are
-copies (a reflink where the filesystem offers one), hashed while they are copied, fsynced and
-renamed into place, so a crash never leaves a half-written object under its final name.
+copies, hashed while they are copied, made durable (fsync, or one syncfs for a whole stage:
+adopt()) and renamed into place, so a crash never leaves a half-written object under its final name.
 """
 from __future__ import annotations
 
