@@ -28,6 +28,7 @@ class Pool:
         self.pool.setarch(_ARCH[fmt][0])
         self.by_key: dict[tuple[str, str], list] = {}
         self._solvers = []   # python-solv segfaults if a Solver is collected while its results are used
+        self._stale = False  # an installed repo was freed: whatprovides must be rebuilt before solving
 
     def add(self, name: str, arts: list[Artifact], installed: bool = False):
         repo = self.pool.add_repo(name)
@@ -76,7 +77,13 @@ class Pool:
         self.pool.addfileprovides()
         self.pool.createwhatprovides()
 
+    def _fresh(self) -> None:
+        if self._stale:
+            self.pool.createwhatprovides()
+            self._stale = False
+
     def solve(self, jobs) -> tuple[list[str], object]:
+        self._fresh()
         solver = self.pool.Solver()
         self._solvers.append(solver)
         problems = solver.solve(jobs)
@@ -95,6 +102,7 @@ class Pool:
         """solvable id -> the problems installing it alone meets, for each of `sols` that cannot be
         installed. One weak job for all first (a weak job that cannot be met is dropped, not an
         error); only the ones it dropped are solved one by one, for their own explanation."""
+        self._fresh()
         solver = self.pool.Solver()
         self._solvers.append(solver)
         flags = solv.Job.SOLVER_SOLVABLE | solv.Job.SOLVER_INSTALL | solv.Job.SOLVER_WEAK
@@ -112,7 +120,8 @@ class Pool:
     def installed(self, arts: list[Artifact]):
         """The pool with `arts` as the installed system, for the body only (the feeds stay loaded)."""
         repo = self.add("installed", arts, installed=True)
-        self.pool.addfileprovides()
+        if self.fmt == "rpm":       # file dependencies (/bin/sh) exist in rpm only
+            self.pool.addfileprovides()
         self.pool.createwhatprovides()
         try:
             yield repo
@@ -121,7 +130,7 @@ class Pool:
             for s in repo.solvables:
                 self.by_key[(s.name, s.evr)] = [x for x in self.by_key.get((s.name, s.evr), []) if x.repo != repo]
             repo.free(False)
-            self.pool.createwhatprovides()
+            self._stale = True      # the next solve re-indexes (the next installed() does anyway)
 
     def install_job(self, s):
         return self.pool.Job(solv.Job.SOLVER_SOLVABLE | solv.Job.SOLVER_INSTALL, s.id)
