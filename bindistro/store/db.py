@@ -2,6 +2,7 @@
 The tables are in schema.py; migrate.py brings an older database up to them."""
 from __future__ import annotations
 
+import hashlib
 import json
 import zlib
 from collections.abc import Iterable
@@ -10,7 +11,7 @@ from sqlalchemy import create_engine, event, func, insert, select, update
 
 from ..model import Artifact, Release
 from . import migrate
-from .schema import artifacts, candidates, filestat, payload_checks, published, releases, settings
+from .schema import artifacts, candidates, filestat, package_meta, payload_checks, published, releases, settings
 
 class MetaDB:
     def __init__(self, url: str):
@@ -57,16 +58,19 @@ class MetaDB:
                     & artifacts.c.sha256.in_(shas[i:i + 500]))
                 for r in c.execute(q):
                     out[r.sha256] = (r.name, r.version, r.meta)
-        return out
+            metas = _metas(c, [(s, fmt) for s, v in out.items() if v[2] == {}])
+        return {s: (n, v, m if m != {} else metas[(s, fmt)]) for s, (n, v, m) in out.items()}
 
     @staticmethod
     def add_candidate(conn, source: str, created: str, arts: list[Artifact], warnings: list[str]) -> int:
         cid = conn.execute(insert(candidates).values(source=source, created=created,
                                                      warnings=warnings)).inserted_primary_key[0]
         if arts:
+            own = _store_metas(conn, [a for a in arts if a.kind == "package"])
             conn.execute(insert(artifacts), [
                 dict(candidate=cid, path=a.path, kind=a.kind, sha256=a.sha256, size=a.size, md5=a.md5,
-                     format=a.format, name=a.name, version=a.version, arch=a.arch, meta=a.meta)
+                     format=a.format, name=a.name, version=a.version, arch=a.arch,
+                     meta=a.meta if a.kind != "package" or id(a) in own else {})
                 for a in arts])
         return cid
 
@@ -75,10 +79,8 @@ class MetaDB:
             row = c.execute(select(candidates).where(candidates.c.id == cid)).first()
             if not row:
                 return None
-            arts = [Artifact(path=r.path, kind=r.kind, sha256=r.sha256, size=r.size, md5=r.md5,
-                             format=r.format, name=r.name, version=r.version, arch=r.arch, meta=r.meta)
-                    for r in c.execute(select(artifacts).where(artifacts.c.candidate == cid)
-                                       .order_by(artifacts.c.id))]
+            arts = _with_metas(c, c.execute(select(artifacts).where(artifacts.c.candidate == cid)
+                                            .order_by(artifacts.c.id)).all())
         return row, arts
 
     def candidates(self):
@@ -111,9 +113,7 @@ class MetaDB:
                      .where(artifacts.c.kind == "package")
                      .group_by(artifacts.c.format, artifacts.c.arch, artifacts.c.sha256))
             q = select(artifacts).where(artifacts.c.id.in_(first)).order_by(artifacts.c.id)
-            return [Artifact(path=r.path, kind=r.kind, sha256=r.sha256, size=r.size, md5=r.md5,
-                             format=r.format, name=r.name, version=r.version, arch=r.arch, meta=r.meta)
-                    for r in c.execute(q)]
+            return _with_metas(c, c.execute(q).all())
 
     def get_setting(self, key: str) -> str | None:
         with self.engine.connect() as c:
@@ -163,3 +163,51 @@ class MetaDB:
                 c.execute(payload_checks.delete().where(payload_checks.c.sha256.in_([r["sha256"] for r in part])))
                 c.execute(insert(payload_checks), [dict(r, files=zlib.compress(json.dumps(r["files"]).encode(), 6))
                                                    for r in part])
+
+
+def _digest(meta) -> str:
+    return hashlib.sha1(json.dumps(meta, sort_keys=True).encode()).hexdigest()
+
+
+def _metas(conn, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """(sha256, format) -> control data, from package_meta."""
+    out = {}
+    for fmt in {f for _, f in keys}:
+        shas = sorted({s for s, f in keys if f == fmt})
+        for i in range(0, len(shas), 500):
+            q = select(package_meta.c.sha256, package_meta.c.meta).where(
+                (package_meta.c.format == fmt) & package_meta.c.sha256.in_(shas[i:i + 500]))
+            out.update({(r.sha256, fmt): r.meta for r in conn.execute(q)})
+    return out
+
+
+def _with_metas(conn, rows) -> list[Artifact]:
+    metas = _metas(conn, [(r.sha256, r.format) for r in rows if r.kind == "package" and r.meta == {}])
+    return [Artifact(path=r.path, kind=r.kind, sha256=r.sha256, size=r.size, md5=r.md5, format=r.format,
+                     name=r.name, version=r.version, arch=r.arch,
+                     meta=metas.get((r.sha256, r.format), r.meta) if r.kind == "package" and r.meta == {} else r.meta)
+            for r in rows]
+
+
+def _store_metas(conn, pkgs: list[Artifact]) -> set[int]:
+    """Put new packages' control data into package_meta; the id()s of those whose data differs from
+    what is kept for the same file (they keep their own in the artifact row)."""
+    known: dict[tuple[str, str], str] = {}
+    for fmt in {a.format for a in pkgs}:
+        shas = sorted({a.sha256 for a in pkgs if a.format == fmt})
+        for i in range(0, len(shas), 500):
+            q = select(package_meta.c.sha256, package_meta.c.digest).where(
+                (package_meta.c.format == fmt) & package_meta.c.sha256.in_(shas[i:i + 500]))
+            known.update({(r.sha256, fmt): r.digest for r in conn.execute(q)})
+    new, own = [], set()
+    for a in pkgs:
+        d = _digest(a.meta)
+        k = (a.sha256, a.format)
+        if k not in known:
+            known[k] = d
+            new.append(dict(sha256=a.sha256, format=a.format, digest=d, meta=a.meta))
+        elif known[k] != d:
+            own.add(id(a))
+    if new:
+        conn.execute(insert(package_meta), new)
+    return own

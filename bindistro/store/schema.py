@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Column, Integer, LargeBinary, MetaData, String, Table
 
-SCHEMA_VERSION = "0003"     # the newest migration; migrate.ensure() brings a database there
+SCHEMA_VERSION = "0004"     # the newest migration; migrate.ensure() brings a database there
 
 md = MetaData()
 
@@ -75,6 +75,13 @@ reports = Table("reports", md, Column("candidate", Integer, primary_key=True), C
                 Column("gates", JSON, nullable=False), Column("findings", JSON, nullable=False))
 waivers = Table("waivers", md, Column("candidate", Integer, primary_key=True), Column("finding", String, primary_key=True),
                 Column("reason", String, nullable=False), Column("created", String, nullable=False))
+
+# --- a package file's control data (rpm: its createrepo XML chunks), once per (sha256, format): every
+# candidate lists every package of its build, so a row per artifact grew the DB by tens of MB per
+# candidate at distro scale. An artifact row's meta is {} when it is here (`digest`: of the JSON).
+package_meta = Table("package_meta", md, Column("sha256", String, primary_key=True),
+                     Column("format", String, primary_key=True), Column("digest", String, nullable=False),
+                     Column("meta", JSON, nullable=False))
 
 # --- the payload gate's result per package object: objects never change, so each package version
 # is unpacked and inspected once in its life (problems, file list zlib-compressed JSON, setuid files)
