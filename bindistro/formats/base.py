@@ -78,6 +78,11 @@ class Format:
         copy under another name."""
         raise NotImplementedError
 
+    def fields_fit(self, fields: dict, name: str) -> bool:
+        """Whether control data stored for these bytes holds for them under file name `name` (rpm's
+        repodata location is the file name; control data elsewhere is the bytes' alone)."""
+        return True
+
     def inspect(self, path: Path) -> Inspection:
         """Unpack the payload as a stream (bounded) and report what it holds: the `payload` gate's
         work, cached per object, so each package version is inspected once in its life."""

@@ -84,6 +84,10 @@ class Rpm(Format):
                   "Arch": pkg.arch, "Summary": pkg.summary, "xml": [primary, filelists, other]}
         return PackageInfo(pkg.name, version, pkg.arch, fields, names)
 
+    def fields_fit(self, fields: dict, name: str) -> bool:
+        xml = fields.get("xml") or [""]
+        return f'<location href="{name}"' in xml[0]
+
     def _header(self, path: Path):
         try:
             with open(path, "rb") as f:

@@ -20,6 +20,7 @@ from .. import model
 from ..errors import BadInput, Problem
 from ..feed import detect_format
 from ..formats import FORMATS, Format
+from ..formats import get as get_format
 from ..formats.base import PackageInfo, compare_with_index, index_entries, scan_files
 from ..model import Artifact
 from ..progress import counter
@@ -146,7 +147,7 @@ class Stager:
             fields = self.store.db.package_fields(fmt, sorted({p.job.known[0] for p in group}))
             for p in group:
                 hit = fields.get(p.job.known[0])
-                if hit:
+                if hit and get_format(fmt).fields_fit(hit[2], os.path.basename(p.job.path)):
                     st = os.stat(p.job.path)
                     arch = hit[2].get("Architecture") or hit[2].get("Arch") or ""
                     done[id(p)] = Result(sha256=p.job.known[0], md5=p.job.known[1], size=st.st_size,

@@ -49,17 +49,14 @@ class MetaDB:
 
     def package_fields(self, fmt: str, shas: list[str]) -> dict[str, tuple[str, str, dict]]:
         """sha256 -> (name, version, control fields) of package files staged before: an unchanged
-        file is not read again."""
+        file is not read again (one row per file, however many candidates listed it)."""
         out = {}
         with self.engine.connect() as c:
             for i in range(0, len(shas), 500):
-                q = select(artifacts.c.sha256, artifacts.c.name, artifacts.c.version, artifacts.c.meta).where(
-                    (artifacts.c.kind == "package") & (artifacts.c.format == fmt)
-                    & artifacts.c.sha256.in_(shas[i:i + 500]))
-                for r in c.execute(q):
-                    out[r.sha256] = (r.name, r.version, r.meta)
-            metas = _metas(c, [(s, fmt) for s, v in out.items() if v[2] == {}])
-        return {s: (n, v, m if m != {} else metas[(s, fmt)]) for s, (n, v, m) in out.items()}
+                q = select(package_meta.c.sha256, package_meta.c.name, package_meta.c.version, package_meta.c.meta
+                           ).where((package_meta.c.format == fmt) & package_meta.c.sha256.in_(shas[i:i + 500]))
+                out.update({r.sha256: (r.name, r.version, r.meta) for r in c.execute(q)})
+        return out
 
     @staticmethod
     def add_candidate(conn, source: str, created: str, arts: list[Artifact], warnings: list[str]) -> int:
@@ -205,7 +202,7 @@ def _store_metas(conn, pkgs: list[Artifact]) -> set[int]:
         k = (a.sha256, a.format)
         if k not in known:
             known[k] = d
-            new.append(dict(sha256=a.sha256, format=a.format, digest=d, meta=a.meta))
+            new.append(dict(sha256=a.sha256, format=a.format, digest=d, name=a.name, version=a.version, meta=a.meta))
         elif known[k] != d:
             own.add(id(a))
     if new:

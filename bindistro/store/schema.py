@@ -81,6 +81,7 @@ waivers = Table("waivers", md, Column("candidate", Integer, primary_key=True), C
 # candidate at distro scale. An artifact row's meta is {} when it is here (`digest`: of the JSON).
 package_meta = Table("package_meta", md, Column("sha256", String, primary_key=True),
                      Column("format", String, primary_key=True), Column("digest", String, nullable=False),
+                     Column("name", String, nullable=False), Column("version", String, nullable=False),
                      Column("meta", JSON, nullable=False))
 
 # --- the payload gate's result per package object: objects never change, so each package version

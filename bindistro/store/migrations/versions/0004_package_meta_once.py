@@ -15,22 +15,25 @@ down_revision = "0003"
 def upgrade() -> None:
     op.create_table("package_meta", sa.Column("sha256", sa.String, primary_key=True),
                     sa.Column("format", sa.String, primary_key=True), sa.Column("digest", sa.String, nullable=False),
+                    sa.Column("name", sa.String, nullable=False), sa.Column("version", sa.String, nullable=False),
                     sa.Column("meta", sa.JSON, nullable=False))
     conn = op.get_bind()
     arts = sa.table("artifacts", sa.column("id", sa.Integer), sa.column("kind", sa.String),
-                    sa.column("sha256", sa.String), sa.column("format", sa.String), sa.column("meta", sa.JSON))
+                    sa.column("sha256", sa.String), sa.column("format", sa.String), sa.column("name", sa.String),
+                    sa.column("version", sa.String), sa.column("meta", sa.JSON))
     meta = sa.table("package_meta", sa.column("sha256", sa.String), sa.column("format", sa.String),
-                    sa.column("digest", sa.String), sa.column("meta", sa.JSON))
+                    sa.column("digest", sa.String), sa.column("name", sa.String), sa.column("version", sa.String),
+                    sa.column("meta", sa.JSON))
     seen: dict[tuple[str, str], str] = {}
     new, moved = [], []
-    rows = conn.execute(sa.select(arts.c.id, arts.c.sha256, arts.c.format, arts.c.meta)
+    rows = conn.execute(sa.select(arts.c.id, arts.c.sha256, arts.c.format, arts.c.name, arts.c.version, arts.c.meta)
                         .where(arts.c.kind == "package").order_by(arts.c.id)).all()
-    for aid, sha, fmt, m in rows:
+    for aid, sha, fmt, name, version, m in rows:
         m = json.loads(m) if isinstance(m, str) else m
         digest = hashlib.sha1(json.dumps(m, sort_keys=True).encode()).hexdigest()
         if (sha, fmt) not in seen:
             seen[(sha, fmt)] = digest
-            new.append(dict(sha256=sha, format=fmt, digest=digest, meta=m))
+            new.append(dict(sha256=sha, format=fmt, digest=digest, name=name, version=version, meta=m))
         if seen[(sha, fmt)] == digest:
             moved.append(aid)
     for i in range(0, len(new), 500):
