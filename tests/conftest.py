@@ -102,10 +102,13 @@ def _shared(config) -> Path:
     return config._tmp_path_factory.getbasetemp().parent
 
 
-def pytest_sessionstart(session):
-    """Under xdist, the first worker starts the demo in the background at once: by the time the
-    modules that need it run (they are ordered last), it is built, and no worker waits idle."""
+def pytest_collection_finish(session):
+    """Under xdist, the first worker starts the demo in the background as soon as the tests are
+    collected, when any selected test needs it: by the time the modules that need it run (they are
+    ordered last), it is built, and no worker waits idle. (The fast layer needs none.)"""
     if getattr(session.config, "workerinput", {}).get("workerid") != "gw0":
+        return
+    if not any("demo" in getattr(i, "fixturenames", ()) for i in session.items):
         return
     shared = _shared(session.config) / "demo-shared"
     shared.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """Bad input: one clear line per problem naming the file, exit 1, nothing stored."""
 import io
+import json
 import tarfile
 
 import pytest
@@ -196,3 +197,22 @@ def test_names_that_would_reach_an_index_or_a_path(cli, project, tmp_path, defec
     assert r.exit_code == 1 and any(words in l for l in lines), r.stderr
     assert "Traceback" not in r.stderr and all(l.startswith("bindistro: ") for l in lines)
     assert not (project / "state" / "objects").exists() or not any((project / "state" / "objects").rglob("*"))
+
+
+def test_release_runs_the_payload_gate_on_a_report_made_without_it(cli, project, tmp_path):
+    """A report from before the payload gate was mandatory (its gates lack it): release runs the
+    gate, adds its findings to the report and refuses the hostile package."""
+    import sqlite3
+    feed, path = make_feed(tmp_path, "absolute")
+    cand = cli.json("-C", project, "stage", feed)["candidate"]
+    cli.json("-C", project, "verify", cand, "--gate", "closure", ok=False)
+    db = sqlite3.connect(project / "state" / "bindistro.db")
+    gates, findings = db.execute("select gates, findings from reports where candidate = ?", (cand,)).fetchone()
+    old = [f for f in json.loads(findings) if f["gate"] != "payload"]
+    db.execute("update reports set gates = ?, findings = ? where candidate = ?", (json.dumps(["closure"]), json.dumps(old), cand))
+    db.commit()
+    db.close()
+    r = cli("-C", project, "release", cand, ok=False)
+    assert r.exit_code == 1 and "absolute path" in r.stderr and path.name in r.stderr
+    rep = cli.json("-C", project, "verify", cand, "--last", ok=None)
+    assert "payload" in rep["gates"] and "closure" in rep["gates"]
