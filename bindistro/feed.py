@@ -51,8 +51,8 @@ def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
         text = fmt.render(items, all_versions, checksums).encode()
         if (feed_dir / "Packages").read_bytes() == text:
             return [], 0, len(items)    # nothing changed: the index on disk is this index
-    # new or changed files: hashed and read in worker processes (stage/ingest.py), each once
-    from .stage.ingest import Job, ingest_all
+    # new or changed files: hashed and read in worker processes (ingest.py), each once
+    from .ingest import Job, ingest_all
     with counter(f"indexing {feed_dir.name or feed_dir}", len(todo)) as advance:
         results = ingest_all([Job(str(feed_dir / rel), fmt.name, None, False) for _, rel, _ in todo],
                              feed_dir, feed_dir, advance)

@@ -27,7 +27,7 @@ from ..progress import counter
 from ..spec import Spec
 from ..store import Store
 from ..store.objects import makedirs, sync_fs
-from .ingest import Job, Result, ingest_all
+from ..ingest import Job, Result, ingest_all
 
 
 def sqlite_snapshot(src: Path, dest: Path) -> None:

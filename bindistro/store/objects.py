@@ -209,7 +209,7 @@ class ObjectStore:
             self._created.append(sha)      # list.append is atomic: adopt() runs in threads
 
     def adopt(self, tmp: Path, sha256: str) -> None:
-        """Rename a complete copy made in the store's filesystem (stage/ingest.py) into place as
+        """Rename a complete copy made in the store's filesystem (ingest.py) into place as
         object `sha256`. The caller has synced the filesystem first (sync_fs): one sync for a
         whole build instead of an fsync per file."""
         dest = self.path(sha256)

@@ -13,9 +13,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..formats import get as get_format
-from ..formats.base import PackageError, PackageInfo
-from ..store.objects import hash_file
+from .formats import get as get_format
+from .formats.base import PackageError, PackageInfo
+from .store.objects import hash_file
 
 CHUNK = 1 << 20
 PARALLEL_FROM = 64          # fewer files than this: a worker pool costs more than it saves
