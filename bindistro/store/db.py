@@ -71,13 +71,16 @@ class MetaDB:
                 for a in arts])
         return cid
 
-    def candidate(self, cid: int):
+    def candidate(self, cid: int, kinds: tuple[str, ...] | None = None):
+        """(candidate row, its artifacts), or only those of `kinds`."""
         with self.engine.connect() as c:
             row = c.execute(select(candidates).where(candidates.c.id == cid)).first()
             if not row:
                 return None
-            arts = _with_metas(c, c.execute(select(artifacts).where(artifacts.c.candidate == cid)
-                                            .order_by(artifacts.c.id)).all())
+            q = select(artifacts).where(artifacts.c.candidate == cid)
+            if kinds:
+                q = q.where(artifacts.c.kind.in_(kinds))
+            arts = _with_metas(c, c.execute(q.order_by(artifacts.c.id)).all())
         return row, arts
 
     def candidates(self):

@@ -37,6 +37,7 @@ class Context:
     _released: list | None = None
     _feeds: dict = field(default_factory=dict)
     _pools: dict = field(default_factory=dict)
+    _images: dict = field(default_factory=dict)
 
     def feed_set(self, fmt: str, machine) -> tuple[list[Artifact], list[Artifact]]:
         """(cumulative feed contents after this candidate, the candidate's own packages) for a machine."""
@@ -65,7 +66,9 @@ class Context:
 
     def image_set(self, rel: Release, machine) -> list[tuple[str, str]]:
         """(name, version) of every package in the image `rel` shipped for `machine` (its manifest)."""
-        for a in self.release_artifacts(rel):
+        if rel.name not in self._images:     # images only: a release lists its whole build
+            self._images[rel.name] = self.store.db.candidate(rel.candidate, kinds=(model.IMAGE,))[1]
+        for a in self._images[rel.name]:
             if a.kind == model.IMAGE and a.name.endswith(".manifest") and a.meta.get("machine") == machine.name:
                 text = self.store.objects.path(a.sha256).read_text()
                 return [(l.split()[0], l.split()[2]) for l in text.splitlines() if len(l.split()) >= 3]
