@@ -55,7 +55,7 @@ def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
     from .ingest import Job, ingest_all
     with counter(f"indexing {feed_dir.name or feed_dir}", len(todo)) as advance:
         results = ingest_all([Job(str(feed_dir / rel), fmt.name, None, False) for _, rel, _ in todo],
-                             feed_dir, feed_dir, advance)
+                             feed_dir, advance)
     bad = [Problem(str(feed_dir / rel), m) for (_, rel, _), r in zip(todo, results) for m in r.problems]
     if bad:
         raise BadInput(bad)

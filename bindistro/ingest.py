@@ -6,7 +6,6 @@ core: hashing releases the GIL, parsing control data does not.
 """
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -15,9 +14,8 @@ from pathlib import Path
 
 from .formats import get as get_format
 from .formats.base import PackageError, PackageInfo
-from .store.objects import hash_file
+from .store.objects import copy_hashing, hash_file
 
-CHUNK = 1 << 20
 PARALLEL_FROM = 64          # fewer files than this: a worker pool costs more than it saves
 
 
@@ -40,24 +38,7 @@ class Result:
     problems: list[str] = field(default_factory=list)
 
 
-def copy_hashing(src: str, dest: str) -> tuple[str, str, int]:
-    sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
-    with open(src, "rb") as fi:
-        try:
-            with open(dest, "wb") as fo:
-                while chunk := fi.read(CHUNK):
-                    sha.update(chunk)
-                    md5.update(chunk)
-                    size += len(chunk)
-                    fo.write(chunk)
-        except OSError as e:
-            if e.filename is None:      # ENOSPC/EROFS from write() name no file: name the copy
-                e.filename = dest
-            raise
-    return sha.hexdigest(), md5.hexdigest(), size
-
-
-def ingest(job: Job, incoming: str, objects: str, n: int) -> Result:
+def ingest(job: Job, incoming: str, n: int) -> Result:
     st = os.stat(job.path)
     res = Result(stat=(st.st_size, st.st_mtime_ns, st.st_ino))
     read_from = job.path
@@ -68,7 +49,7 @@ def ingest(job: Job, incoming: str, objects: str, n: int) -> Result:
         res.sha256, res.md5, res.size = hash_file(Path(job.path))
     else:
         res.tmp = os.path.join(incoming, f"{n}")
-        res.sha256, res.md5, res.size = copy_hashing(job.path, res.tmp)
+        res.sha256, res.md5, res.size = copy_hashing(Path(job.path), Path(res.tmp), sync=False)
         after = os.stat(job.path)
         if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or res.size != st.st_size:
             res.problems.append("changed while it was staged; stage again when the build is done")
@@ -82,18 +63,18 @@ def ingest(job: Job, incoming: str, objects: str, n: int) -> Result:
     return res
 
 
-def _batch(jobs: list[tuple[int, Job]], incoming: str, objects: str) -> list[tuple[int, Result]]:
-    return [(n, ingest(j, incoming, objects, n)) for n, j in jobs]
+def _batch(jobs: list[tuple[int, Job]], incoming: str) -> list[tuple[int, Result]]:
+    return [(n, ingest(j, incoming, n)) for n, j in jobs]
 
 
-def ingest_all(jobs: list[Job], incoming: Path, objects: Path, progress=None) -> list[Result]:
+def ingest_all(jobs: list[Job], incoming: Path, progress=None) -> list[Result]:
     """Results in the order of `jobs`; `progress(k)` is called as k more are done."""
     out: list[Result | None] = [None] * len(jobs)
     numbered = list(enumerate(jobs))
     workers = min(os.cpu_count() or 1, 8)
     if len(jobs) < PARALLEL_FROM or workers < 2:
         for n, j in numbered:
-            out[n] = ingest(j, str(incoming), str(objects), n)
+            out[n] = ingest(j, str(incoming), n)
             if progress:
                 progress(1)
         return out
@@ -101,7 +82,7 @@ def ingest_all(jobs: list[Job], incoming: Path, objects: Path, progress=None) ->
     size = max(8, len(jobs) // (workers * 16))
     batches = [numbered[i:i + size] for i in range(0, len(numbered), size)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
-        for done in ex.map(_batch, batches, [str(incoming)] * len(batches), [str(objects)] * len(batches)):
+        for done in ex.map(_batch, batches, [str(incoming)] * len(batches)):
             for n, r in done:
                 out[n] = r
             if progress:

@@ -135,9 +135,11 @@ class Stager:
         """Hash, copy and parse everything pending; fills arts, problems, tmps and stats."""
         objects = self.store.objects
         by_fmt: dict[str, list[_Pending]] = {}
+        stats = {}
         for p in self.pending:
             j = p.job
-            j.known = self.store.known(Path(j.path), os.stat(j.path)) if not p.art.get("snapshot") else None
+            stats[id(p)] = os.stat(j.path)
+            j.known = self.store.known(Path(j.path), stats[id(p)]) if not p.art.get("snapshot") else None
             j.copy = not (j.known and objects.has(j.known[0]))
             if j.fmt and not j.copy:
                 by_fmt.setdefault(j.fmt, []).append(p)
@@ -148,14 +150,14 @@ class Stager:
             for p in group:
                 hit = fields.get(p.job.known[0])
                 if hit and get_format(fmt).fields_fit(hit[2], os.path.basename(p.job.path)):
-                    st = os.stat(p.job.path)
+                    st = stats[id(p)]
                     arch = hit[2].get("Architecture") or hit[2].get("Arch") or ""
                     done[id(p)] = Result(sha256=p.job.known[0], md5=p.job.known[1], size=st.st_size,
                                          stat=(st.st_size, st.st_mtime_ns, st.st_ino),
                                          info=PackageInfo(hit[0], hit[1], arch, hit[2]))
         todo = [p for p in self.pending if id(p) not in done]
         with counter("staging: hashing and reading new files", len(todo)) as advance:
-            results = ingest_all([p.job for p in todo], incoming, objects.root, advance)
+            results = ingest_all([p.job for p in todo], incoming, advance)
         done.update({id(p): r for p, r in zip(todo, results)})
         sums: list[dict] = [{} for _ in self.feeds]
         names: list[dict] = [{} for _ in self.feeds]

@@ -15,8 +15,6 @@ class Store:
         self.objects = ObjectStore(state_dir / "objects")
         self.db = MetaDB(db_url or f"sqlite:///{state_dir / 'bindistro.db'}")
         self._stats: dict[str, tuple] | None = None
-        self.hashed = 0   # files read to hash them
-        self.cached = 0   # files whose recorded (size, mtime, inode) spared the read
 
     def known(self, path: Path, st: os.stat_result) -> tuple[str, str] | None:
         """(sha256, md5) of `path` as hashed before, when its (size, mtime, inode) still match."""

@@ -70,8 +70,9 @@ def _tmp_beside(dest: Path) -> Path:
     return Path(tmp)
 
 
-def copy_hashing(src: Path, dest: Path) -> tuple[str, str, int]:
-    """Copy `src` to the new file `dest` (reflink if possible) and return the copy's sums."""
+def copy_hashing(src: Path, dest: Path, sync: bool = True) -> tuple[str, str, int]:
+    """Copy `src` to the new file `dest` (reflink if possible) and return the copy's sums; `sync`:
+    fsync it (stage syncs the whole filesystem once instead, objects.adopt)."""
     with open(src, "rb") as fi, open(dest, "wb") as fo:
         try:
             fcntl.ioctl(fo.fileno(), FICLONE, fi.fileno())
@@ -79,17 +80,23 @@ def copy_hashing(src: Path, dest: Path) -> tuple[str, str, int]:
         except OSError:
             cloned = False
         if cloned:
-            fo.flush()
-            os.fsync(fo.fileno())
+            if sync:
+                fo.flush()
+                os.fsync(fo.fileno())
             return hash_file(dest)
         sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
-        while chunk := fi.read(CHUNK):
-            sha.update(chunk)
-            md5.update(chunk)
-            size += len(chunk)
-            fo.write(chunk)
-        fo.flush()
-        os.fsync(fo.fileno())
+        try:
+            while chunk := fi.read(CHUNK):
+                sha.update(chunk)
+                md5.update(chunk)
+                size += len(chunk)
+                fo.write(chunk)
+            fo.flush()
+            if sync:
+                os.fsync(fo.fileno())
+        except OSError as e:
+            _name(e, dest)      # ENOSPC/EROFS from write() name no file
+            raise
     return sha.hexdigest(), md5.hexdigest(), size
 
 
