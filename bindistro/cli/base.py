@@ -102,6 +102,10 @@ class Group(click.Group):
             err.print(f"bindistro: internal error: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
                       f" (a bug: please report it at {REPORT_URL} with the output of --debug)", markup=False)
             sys.exit(1)
+        finally:
+            store = getattr(ctx.obj, "_store", None)
+            if store is not None:
+                store.close()
 
 def os_problem(e: OSError) -> str:
     """One line for an environment fault, naming the file where the OS told us which."""

@@ -195,7 +195,7 @@ def history_diff(old, new, repo, as_json):
     for rev in (old, new):
         if sp.run(["git", "-C", str(repo), "rev-parse", "--verify", "-q", rev + "^{commit}"], capture_output=True).returncode:
             raise BindistroError(f"{repo}: {rev}: not a commit of this git repository")
-    findings = bh.compare(bh.read_rev(repo, old), bh.read_rev(repo, new))
+    findings = bh.diff_revs(repo, old, new)
     data = {"old": old, "new": new, "findings": [f.to_dict() for f in findings]}
 
     def human(d):

@@ -16,6 +16,12 @@ class Store:
         self.db = MetaDB(db_url or f"sqlite:///{state_dir / 'bindistro.db'}")
         self._stats: dict[str, tuple] | None = None
 
+    def close(self) -> None:
+        """Close the DB's pooled connections now: SQLite removes its WAL file when the last one
+        closes, which must not happen at a garbage collector's whim (a copy of the state dir, a
+        test's snapshot of it, would race with it)."""
+        self.db.engine.dispose()
+
     def known(self, path: Path, st: os.stat_result) -> tuple[str, str] | None:
         """(sha256, md5) of `path` as hashed before, when its (size, mtime, inode) still match."""
         if self._stats is None:

@@ -35,30 +35,72 @@ def parse_kv(text: str) -> dict[str, str]:
     return out
 
 
-def read_rev(repo: Path, rev: str = "HEAD") -> State:
-    names = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", "--name-only", rev],
+def _wanted(name: str) -> bool:
+    return ((name.startswith("packages/") and name.endswith("/latest") and name.count("/") == 4)
+            or (name.startswith("images/") and name.rsplit("/", 1)[-1] in IMAGE_FILES))
+
+
+def _tree(repo: Path, rev: str) -> dict[str, str]:
+    """The files of `rev` that buildhistory comparison reads, by path -> blob id."""
+    lines = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", "--full-tree", rev],
                            capture_output=True, text=True, check=True).stdout.splitlines()
-    wanted = [n for n in names
-              if (n.startswith("packages/") and n.endswith("/latest") and n.count("/") == 4)
-              or (n.startswith("images/") and n.rsplit("/", 1)[-1] in IMAGE_FILES)]
-    st = State()
-    if not wanted:
-        return st
-    p = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch"], input="".join(f"{rev}:{n}\n" for n in wanted).encode(),
-                       capture_output=True, check=True)
-    data, pos = p.stdout, 0
-    for name in wanted:
+    out = {}
+    for line in lines:
+        meta, _, name = line.partition("\t")
+        parts = meta.split()
+        if len(parts) == 3 and parts[1] == "blob" and _wanted(name):
+            out[name] = parts[2]
+    return out
+
+
+def _blobs(repo: Path, oids: set[str]) -> dict[str, str]:
+    """Blob id -> text, one `git cat-file --batch` for all of them."""
+    order = sorted(oids)
+    if not order:
+        return {}
+    data = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch"], input="".join(f"{o}\n" for o in order).encode(),
+                          capture_output=True, check=True).stdout
+    out, pos = {}, 0
+    for oid in order:
         header_end = data.index(b"\n", pos)
-        parts = data[pos:header_end].split()
-        size = int(parts[2])
-        body = data[header_end + 1:header_end + 1 + size].decode("utf-8", "replace")
+        size = int(data[pos:header_end].split()[2])
+        out[oid] = data[header_end + 1:header_end + 1 + size].decode("utf-8", "replace")
         pos = header_end + 1 + size + 1
+    return out
+
+
+def _state(tree: dict[str, str], texts: dict[str, str]) -> State:
+    st = State()
+    for name, oid in tree.items():
         if name.startswith("packages/"):
-            st.packages[name[: -len("/latest")]] = parse_kv(body)
+            st.packages[name[: -len("/latest")]] = parse_kv(texts[oid])
         else:
             d, _, f = name.rpartition("/")
-            st.images.setdefault(d, {})[f] = body
+            st.images.setdefault(d, {})[f] = texts[oid]
     return st
+
+
+def read_rev(repo: Path, rev: str = "HEAD") -> State:
+    tree = _tree(repo, rev)
+    return _state(tree, _blobs(repo, set(tree.values())))
+
+
+def diff_revs(repo: Path, old: str, new: str, gate: str = "buildhistory") -> list[Finding]:
+    """compare() of two revisions of one repository, reading only the files that differ (git's blob
+    ids say which): a buildhistory of a few thousand packages changes a few per build, and reading
+    every file of both revisions was 3 s per pair. Every package of `new` is read only when one was
+    dropped (is it provided or replaced by another?)."""
+    ta, tb = _tree(repo, old), _tree(repo, new)
+    changed = {n for n in ta.keys() | tb.keys() if ta.get(n) != tb.get(n)}
+    images = {n.rpartition("/")[0] for n in changed if n.startswith("images/")}
+    keep = changed | {n for n in ta.keys() | tb.keys() if n.rpartition("/")[0] in images}
+    sa = {n: o for n, o in ta.items() if n in keep}
+    sb = {n: o for n, o in tb.items() if n in keep}
+    dropped = any(n.startswith("packages/") and n not in tb for n in sa)
+    every_new = {n: o for n, o in tb.items() if n.startswith("packages/")} if dropped else {}
+    texts = _blobs(repo, set(sa.values()) | set(sb.values()) | set(every_new.values()))
+    provided = provides(_state(every_new, texts)) if dropped else None
+    return compare(_state(sa, texts), _state(sb, texts), gate, provided)
 
 
 def _evr(f: dict) -> tuple[str, str, str]:
@@ -90,12 +132,21 @@ def _pkgname(path: str, fields: dict) -> str:
     return fields.get("PKG") or path.rsplit("/", 1)[-1]
 
 
-def compare(old: State, new: State, gate: str = "buildhistory") -> list[Finding]:
+def provides(st: State) -> set[str]:
+    """Every name the packages of `st` are, provide or replace."""
+    out = set()
+    for path, f in st.packages.items():
+        out |= set(_names(f.get("RPROVIDES", ""))) | set(_names(f.get("RREPLACES", "")))
+        out.add(_pkgname(path, f))
+    return out
+
+
+def compare(old: State, new: State, gate: str = "buildhistory", provided: set[str] | None = None) -> list[Finding]:
+    """Findings from `old` to `new`; `provided` (default: what `new` provides) decides whether a
+    dropped package is replaced."""
     out: list[Finding] = []
-    provided = set()
-    for path, f in new.packages.items():
-        provided |= set(_names(f.get("RPROVIDES", ""))) | set(_names(f.get("RREPLACES", "")))
-        provided.add(_pkgname(path, f))
+    if provided is None:
+        provided = provides(new)
     for path in sorted(set(old.packages) | set(new.packages)):
         a, b = old.packages.get(path), new.packages.get(path)
         name = _pkgname(path, b or a)
