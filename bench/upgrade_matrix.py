@@ -7,7 +7,8 @@ to the sum of its parts run one after another, and the goal (<= 300 s on 2 cores
 
     .venv/bin/python bench/upgrade_matrix.py [--smoke] [WORKDIR]
 
---smoke: ipk only, release 1 published, release 2 as the candidate (one path per machine).
+--smoke: ipk only, release 1 published (no baseline boots), release 2 as the candidate (one path per
+machine).
 """
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def main() -> None:
         g = generate(build, n, 1, formats=formats)
         cand = stage(store, build, sp)["candidate"]
         if n < last:
-            verify.run(sp, store, cand, ["closure", "boot"])     # the boot results are a baseline
+            # the boot results are a baseline (the smoke runs the code paths, not a comparison)
+            verify.run(sp, store, cand, ["closure"] if a.smoke else ["closure", "boot"])
             release(sp, store, cand, sp.format_release_name(n))
         print(f"release {n}: {g['packages']} packages per format", file=sys.stderr)
     t0 = time.monotonic()

@@ -159,7 +159,7 @@ def write_boot_files(idir: Path, m: MachineDef, pkgs: list[Pkg], base: str, stam
     if got is None:
         return False
     kernel, busybox = got
-    ktype = bootimg.MACHINE_QB[m.name]["kernel_imagetype"]
+    ktype = bootimg.kernel_type(m.name, kernel)
     kfile = f"{ktype}-6.1-r0-{m.name}-{stamp}.bin"
     dest = idir / kfile
     dest.unlink(missing_ok=True)
@@ -172,7 +172,7 @@ def write_boot_files(idir: Path, m: MachineDef, pkgs: list[Pkg], base: str, stam
         (idir / link).symlink_to(kfile)
     files = [f for p in pkgs for f in p.files] + list(extra) + bootimg.boot_files(m.name, busybox, panic)
     bootimg.write_initramfs(files, idir / f"{base}-{stamp}.cpio.gz", mtime)
-    bootimg.write_qemuboot(idir / f"{base}-{stamp}.qemuboot.conf", m.name, f"{base}-{stamp}", base, kfile, "cpio.gz")
+    bootimg.write_qemuboot(idir / f"{base}-{stamp}.qemuboot.conf", m.name, f"{base}-{stamp}", base, kfile, "cpio.gz", ktype)
     return True
 
 

@@ -30,7 +30,19 @@ REALDATA = Path(os.environ.get("BINDISTRO_REALDATA", REPO.parent / "shared" / "r
 SLOW_FIXTURES = {"demo", "sample_build", "ipk_project", "rel1", "signed", "small_signed"}
 
 
-LONGEST = ("test_publish.py", "test_publish_crash.py", "test_property_cumulative.py", "test_ipk_upgrade.py")   # measured: --durations
+# seconds per module on 2 cores (measured with BINDISTRO_TEST_TIMELINE, demo waits left out): the
+# order the workers take modules in (longest first, so none is left alone with a long one at the end)
+COST = {"test_verify.py": 70, "test_publish.py": 80, "test_ipk_upgrade.py": 80, "test_hostile.py": 55,
+        "test_property_cumulative.py": 54, "test_gates2.py": 48, "test_bench.py": 45, "test_signing.py": 37,
+        "test_boot.py": 25, "test_restore.py": 20, "test_custom_and_sstate.py": 23, "test_cycle.py": 16,
+        "test_publish_crash.py": 12, "test_sample_world.py": 12}
+FIRST_UNITS = 4     # what xdist hands out before the first worker finishes a module (2 per worker)
+
+
+def pytest_configure(config):
+    # xdist orders modules by their number of tests unless told not to; the order below is better
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(items):
@@ -38,11 +50,17 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-    # modules that need the demo go last: under xdist the workers start on everything else while the
-    # first one to need the demo builds it (stable sort: module order kept otherwise)
-    # and the longest modules first, so no worker is left with one at the end
-    late = {getattr(i, "module", None) for i in items if "demo" in getattr(i, "fixturenames", ())}
-    items.sort(key=lambda i: (getattr(i, "module", None) in late, Path(str(i.fspath)).name not in LONGEST))
+    # longest modules first; the ones that need the demo not among the first handed out: under xdist
+    # it is built in the background meanwhile, and no worker waits for it
+    def name(i):
+        return Path(str(i.fspath)).name
+    late = {name(i) for i in items if "demo" in getattr(i, "fixturenames", ())}
+    order = sorted(dict.fromkeys(name(i) for i in items), key=lambda n: -COST.get(n, 1))    # stable: xdist
+    # workers must all collect the same order
+    early = [n for n in order if n not in late][:FIRST_UNITS]
+    order = early + [n for n in order if n not in early]
+    rank = {n: k for k, n in enumerate(order)}
+    items.sort(key=lambda i: rank[name(i)])
 
 
 def need_realdata(sub: str) -> Path:
@@ -231,3 +249,18 @@ def copytree(src: Path, dst: Path) -> Path:
         if not p.is_symlink():
             p.chmod(p.stat().st_mode | 0o200)
     return dst
+
+
+def pytest_runtest_logstart(nodeid, location):
+    """BINDISTRO_TEST_TIMELINE=FILE: when each test starts on which worker (to see idle workers)."""
+    path = os.environ.get("BINDISTRO_TEST_TIMELINE")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{time.time():.1f} {os.environ.get('PYTEST_XDIST_WORKER', 'master')} start {nodeid}\n")
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    path = os.environ.get("BINDISTRO_TEST_TIMELINE")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{time.time():.1f} {os.environ.get('PYTEST_XDIST_WORKER', 'master')} end {nodeid}\n")
