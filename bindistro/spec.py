@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import os
 import re
 import string
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .errors import SpecError
+from .errors import BindistroError, SpecError
 
 SPEC_FILE = "bindistro.yml"
 KNOWN_FORMATS = ("ipk", "rpm", "deb")
@@ -123,6 +124,7 @@ class Spec:
     publish_dir: str = "publish"
     publish_url: str = "http://localhost:8000"
     state_dir: str = "state"
+    database: str | None = None               # state.database: a PostgreSQL URL (default: SQLite in state_dir)
     eol: dt.date | None = None
     targets: list[str] = field(default_factory=list)
     signing_key: str | None = None            # fingerprint that signs new releases
@@ -148,6 +150,17 @@ class Spec:
     @property
     def state_path(self) -> Path:
         return self.resolve(self.state_dir)
+
+    @property
+    def database_url(self) -> str | None:
+        """The metadata DB: BINDISTRO_DATABASE, else state.database, else None (SQLite in the state dir)."""
+        env = os.environ.get("BINDISTRO_DATABASE")
+        if env:
+            problem = database_url_problem(env)
+            if problem:
+                raise BindistroError(f"BINDISTRO_DATABASE: {problem}")
+            return env
+        return self.database
 
     @property
     def publish_path(self) -> Path:
@@ -176,6 +189,7 @@ class Spec:
             "feeds": {"layout": "per-arch"},
             "publish": {"dir": self.publish_dir, "url": self.publish_url},
             "state_dir": self.state_dir,
+            **({"state": {"database": self.database}} if self.database else {}),
             "targets": list(self.targets),
             "keys": {"signing": self.signing_key, "previous": list(self.previous_keys),
                      "ipk_feed_signature": self.ipk_feed_signature, "sign_ipk_packages": self.sign_ipk_packages,
@@ -477,6 +491,10 @@ def parse(raw: dict, path: Path, text: str | None = None) -> Spec:
     publish_dir = str(pub.get("dir", "publish"))
     publish_url = str(pub.get("url", "http://localhost:8000"))
     state_dir = str(raw.get("state_dir", "state"))
+    state = raw.get("state") or {}
+    database = state.get("database") if isinstance(state, dict) else None
+    if database is not None and database_url_problem(database):
+        raise SpecError(p, "state.database", database_url_problem(database))
 
     eol = raw.get("eol")
     if isinstance(eol, str):
@@ -519,10 +537,24 @@ def parse(raw: dict, path: Path, text: str | None = None) -> Spec:
 
     return Spec(product=name, version=version, opkg=tools.get("opkg"), boot=boot, security=security, image_security=ImageSecurity(list(units)), release_name=release_name, machines=machines,
                 formats=list(formats), publish_dir=publish_dir, publish_url=publish_url,
-                state_dir=state_dir, eol=eol, targets=list(targets), signing_key=signing,
+                state_dir=state_dir, database=database, eol=eol, targets=list(targets), signing_key=signing,
                 previous_keys=list(previous), ipk_feed_signature=sigtype,
                 sign_ipk_packages=bool(keys.get("sign_ipk_packages", False)), sstate_keys=list(sstate_keys),
                 require_signed_sstate=bool(keys.get("require_signed_sstate", False)), path=path)
+
+
+DATABASE_URL = re.compile(r"^(sqlite|postgresql)(\+[a-z0-9]+)?://")
+
+
+def database_url_problem(url) -> str | None:
+    """Why `url` is no metadata DB URL for the store; None when it is one. Never one holding a
+    password: PGPASSWORD or ~/.pgpass keep it out of a file that is committed and shared."""
+    if not isinstance(url, str) or not DATABASE_URL.match(url):
+        return "must be a postgresql://USER@HOST/DB URL (or sqlite:///PATH)"
+    from urllib.parse import urlsplit
+    if urlsplit(url).password:
+        return "holds a password: give it in PGPASSWORD or ~/.pgpass instead"
+    return None
 
 
 def parse_security(raw, p: str) -> Security:

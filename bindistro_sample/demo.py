@@ -10,7 +10,7 @@ from bindistro.release import release
 from bindistro.restore import project_trust, restore
 from .build import generate
 from bindistro.stage import stage
-from bindistro.store import Store
+from bindistro.store import open_store
 
 
 def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: int | None = None) -> dict:
@@ -21,7 +21,7 @@ def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: i
         sp.formats = ["ipk", "rpm", "deb"]     # the demo publishes every format
         specmod.dump(sp, path)
     sp = specmod.load(path)
-    store = Store(sp.state_path)
+    store = open_store(sp)
     if not sp.signing_key:
         # a throw-away key, named as such, so the demo signs everything it publishes
         sp.signing_key = Keyring(store.dir / "gnupg").generate(

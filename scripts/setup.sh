@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 DEBS=(rpm createrepo-c dnf dnf-plugins-core python3-solv python3-rpm python3-createrepo-c gnupg
       abigail-tools dpkg-dev apt apt-utils zstd busybox-static binutils git python3-venv chromium
-      qemu-system-x86 qemu-system-arm rpm2cpio gcc)
+      qemu-system-x86 qemu-system-arm rpm2cpio gcc postgresql)
 . scripts/debs.sh
 install_debs "${DEBS[@]}"
 
@@ -20,6 +20,6 @@ bash scripts/setup-qemu-user.sh
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
-if ! .venv/bin/python -c "import bindistro, bindistro_sample, pytest, hypothesis, xdist, jsonschema, alembic" 2>/dev/null; then
+if ! .venv/bin/python -c "import bindistro, bindistro_sample, pytest, hypothesis, xdist, jsonschema, alembic, psycopg" 2>/dev/null; then
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 fi

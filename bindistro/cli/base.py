@@ -12,7 +12,7 @@ from rich.console import Console
 
 from .. import spec as specmod
 from ..errors import BadInput, BindistroError
-from ..store import Store
+from ..store import Store, open_store
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -41,7 +41,7 @@ class Project:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.spec.state_path)
+            self._store = open_store(self.spec)
         return self._store
 
 def emit(as_json: bool, data, human) -> None:

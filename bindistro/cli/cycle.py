@@ -10,7 +10,7 @@ from rich.table import Table
 
 from .. import spec as specmod
 from ..errors import BindistroError
-from ..store import Store
+from ..store import open_store
 from .base import Project, Reported, emit, err, json_opt, out
 
 
@@ -19,9 +19,11 @@ from .base import Project, Reported, emit, err, json_opt, out
 @click.option("--force", is_flag=True, help="Overwrite an existing bindistro.yml.")
 @click.option("--sample", is_flag=True, help="Boot-test settings for the SAMPLE images (marker of their /init, no login).")
 @click.option("--boot/--no-boot", default=True, show_default=True, help="Enable the QEMU boot gate.")
+@click.option("--database", metavar="URL", help="Metadata DB shared by several hosts: postgresql://USER@HOST/DB "
+              "(password in PGPASSWORD or ~/.pgpass). Default: SQLite in the state directory.")
 @json_opt
 @click.pass_obj
-def init(proj: Project, product, force, sample, boot, as_json):
+def init(proj: Project, product, force, sample, boot, database, as_json):
     """Write a default distro spec (bindistro.yml) and state directories."""
     d = (proj.dir or Path.cwd())
     d.mkdir(parents=True, exist_ok=True)
@@ -29,13 +31,15 @@ def init(proj: Project, product, force, sample, boot, as_json):
     if path.exists() and not force:
         raise BindistroError(f"{path}: exists already (use --force to overwrite)")
     sp = specmod.default_spec(product, sample=sample, boot=boot)
+    sp.database = database
     sp.path = path
     specmod.parse(sp.to_dict(), path)   # the default must be valid
     specmod.dump(sp, path)
     sp = specmod.load(path)
-    Store(sp.state_path)
+    open_store(sp)
     sp.publish_path.mkdir(parents=True, exist_ok=True)
-    emit(as_json, {"spec": str(path), "state": str(sp.state_path), "publish": str(sp.publish_path)},
+    emit(as_json, {"spec": str(path), "state": str(sp.state_path), "publish": str(sp.publish_path),
+                   "database": sp.database_url or str(sp.state_path / "bindistro.db")},
          lambda r: out.print(f"wrote {r['spec']}; state in {r['state']}, publishing to {r['publish']}"))
 
 @click.command()

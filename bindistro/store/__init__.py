@@ -8,6 +8,11 @@ from .db import MetaDB
 from .objects import ObjectStore
 
 
+def open_store(spec) -> "Store":
+    """The store of a project: its state dir, and its metadata DB (spec.database_url)."""
+    return Store(spec.state_path, spec.database_url)
+
+
 class Store:
     def __init__(self, state_dir: Path, db_url: str | None = None):
         self.dir = state_dir

@@ -2,29 +2,66 @@
 The tables are in schema.py; migrate.py brings an older database up to them."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import sys
 import zlib
 from collections.abc import Iterable
 
-from sqlalchemy import create_engine, event, func, insert, select, update
+from sqlalchemy import create_engine, event, func, insert, select, text
+from sqlalchemy.exc import OperationalError
 
+from ..errors import BindistroError
 from ..model import Artifact, Release
 from . import migrate
 from .schema import artifacts, candidates, filestat, package_meta, payload_checks, published, releases, settings
 
+def engine_url(url: str) -> str:
+    # postgresql:// means psycopg 3: SQLAlchemy's default driver for it is psycopg2
+    return "postgresql+psycopg://" + url[len("postgresql://"):] if url.startswith("postgresql://") else url
+
+
+def advisory_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"bindistro:{name}".encode()).digest()[:8], "big", signed=True)
+
+
 class MetaDB:
     def __init__(self, url: str):
-        self.engine = create_engine(url, future=True)
+        self.engine = create_engine(engine_url(url), future=True)
+        self.where = self.engine.url.render_as_string(hide_password=True)
         if url.startswith("sqlite"):
             @event.listens_for(self.engine, "connect")
             def _pragmas(conn, _rec):  # WAL: readers never block the one writer
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-        migrate.ensure(self.engine)
+        try:
+            migrate.ensure(self.engine)
+        except OperationalError as e:     # unreachable server, wrong user, no such database
+            raise BindistroError(f"{self.where}: {str(e.orig).strip().splitlines()[0]}") from None
 
     def begin(self):
         return self.engine.begin()
+
+    @contextlib.contextmanager
+    def lock(self, name: str, what: str):
+        """One holder of `name` at a time among every host sharing this DB: a PostgreSQL advisory
+        lock on a connection of its own, released when it closes (also when the process is killed).
+        SQLite lives on one host, where the caller's file lock already serialises."""
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        key = advisory_key(name)
+        with self.engine.connect() as c:
+            c.execution_options(isolation_level="AUTOCOMMIT")
+            if not c.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                print(f"bindistro: waiting for the {name} lock in {self.where} ({what}: another host or "
+                      "command holds it)", file=sys.stderr)
+                c.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                c.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
     # filestat cache: skip re-hashing unchanged files
     def cached_hash(self, path: str, size: int, mtime_ns: int, inode: int) -> tuple[str, str] | None:
@@ -43,9 +80,7 @@ class MetaDB:
     def save_filestats(conn, rows: Iterable[dict]) -> None:
         rows = list(rows)
         for i in range(0, len(rows), 500):
-            part = rows[i:i + 500]
-            conn.execute(filestat.delete().where(filestat.c.path.in_([r["path"] for r in part])))
-            conn.execute(insert(filestat), part)
+            upsert(conn, filestat, rows[i:i + 500], ["path"])
 
     def package_fields(self, fmt: str, shas: list[str]) -> dict[str, tuple[str, str, dict]]:
         """sha256 -> (name, version, control fields) of package files staged before: an unchanged
@@ -126,10 +161,7 @@ class MetaDB:
 
     @staticmethod
     def put_setting(conn, key: str, value) -> None:
-        if conn.execute(select(settings).where(settings.c.key == key)).first():
-            conn.execute(update(settings).where(settings.c.key == key).values(value=json.dumps(value)))
-        else:
-            conn.execute(insert(settings).values(key=key, value=json.dumps(value)))
+        upsert(conn, settings, [{"key": key, "value": json.dumps(value)}], ["key"])
 
     # the publish tree's generation this state committed (publish.py switches the tree to it)
     def generation(self) -> int:
@@ -159,10 +191,25 @@ class MetaDB:
         """rows: sha256, format, problems, setuid, files (list), unpacked, checked."""
         with self.begin() as c:
             for i in range(0, len(rows), 500):
-                part = rows[i:i + 500]
-                c.execute(payload_checks.delete().where(payload_checks.c.sha256.in_([r["sha256"] for r in part])))
-                c.execute(insert(payload_checks), [dict(r, files=zlib.compress(json.dumps(r["files"]).encode(), 6))
-                                                   for r in part])
+                upsert(c, payload_checks, [dict(r, files=zlib.compress(json.dumps(r["files"]).encode(), 6))
+                                           for r in rows[i:i + 500]], ["sha256"])
+
+
+def upsert(conn, table, rows: list[dict], keys: list[str], replace: bool = True) -> None:
+    """INSERT … ON CONFLICT (keys) DO UPDATE (or DO NOTHING): one statement, so concurrent writers on
+    PostgreSQL cannot both see a key missing and both insert it."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    q = dialect_insert(table)
+    if replace:
+        q = q.on_conflict_do_update(index_elements=keys, set_={c: q.excluded[c] for c in rows[0] if c not in keys})
+    else:
+        q = q.on_conflict_do_nothing(index_elements=keys)
+    conn.execute(q, rows)
 
 
 def _digest(meta) -> str:
@@ -208,6 +255,6 @@ def _store_metas(conn, pkgs: list[Artifact]) -> set[int]:
             new.append(dict(sha256=a.sha256, format=a.format, digest=d, name=a.name, version=a.version, meta=a.meta))
         elif known[k] != d:
             own.add(id(a))
-    if new:
-        conn.execute(insert(package_meta), new)
+    if new:     # another stager (another host) may add the same file meanwhile: its row stands
+        upsert(conn, package_meta, new, ["sha256", "format"], replace=False)
     return own

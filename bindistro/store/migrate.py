@@ -43,6 +43,18 @@ def ensure(engine) -> None:
     legacy = version is None and bool(tables & BASELINE_TABLES)
     if legacy and not BASELINE_TABLES <= tables:
         raise SchemaError(f"{where}: not a bindistro state database (tables {', '.join(sorted(tables))})")
+    if engine.dialect.name == "postgresql":
+        # hosts sharing the DB: one upgrades, the others wait and find it done
+        from .db import advisory_key
+        with engine.connect() as c:
+            c.execution_options(isolation_level="AUTOCOMMIT")
+            c.execute(text("SELECT pg_advisory_lock(:k)"), {"k": advisory_key("schema")})
+            try:
+                if current(c) != SCHEMA_VERSION:
+                    upgrade(engine, stamp_first=BASELINE if legacy and current(c) is None else None)
+            finally:
+                c.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": advisory_key("schema")})
+        return
     upgrade(engine, stamp_first=BASELINE if legacy else None)
 
 

@@ -100,12 +100,13 @@ def copy_hashing(src: Path, dest: Path, sync: bool = True) -> tuple[str, str, in
     return sha.hexdigest(), md5.hexdigest(), size
 
 
-def place(src: Path, dest: Path, mode: int = FILE_MODE, sha256: str | None = None) -> None:
-    """Put a copy of `src` at `dest` atomically (temporary name, fsync, rename), with `mode`.
-    With `sha256`, the copy must have that hash (else ChangedWhileReading, and nothing is placed)."""
+def place(src: Path, dest: Path, mode: int = FILE_MODE, sha256: str | None = None, sync: bool = True) -> None:
+    """Put a copy of `src` at `dest` atomically (temporary name, fsync unless the caller syncs the
+    filesystem once itself, rename), with `mode`. With `sha256`, the copy must have that hash (else
+    ChangedWhileReading, and nothing is placed)."""
     tmp = _tmp_beside(dest)
     try:
-        got = copy_hashing(src, tmp)[0]
+        got = copy_hashing(src, tmp, sync)[0]
         if sha256 and got != sha256:
             raise ChangedWhileReading(f"{src}: changed while it was read (sha256 {got[:12]}…, expected {sha256[:12]}…)")
         os.chmod(tmp, mode)
@@ -122,13 +123,14 @@ def _name(e: BaseException, dest: Path) -> None:
         e.filename = str(dest.parent)
 
 
-def write_bytes_atomic(dest: Path, data: bytes, mode: int = FILE_MODE) -> None:
+def write_bytes_atomic(dest: Path, data: bytes, mode: int = FILE_MODE, sync: bool = True) -> None:
     tmp = _tmp_beside(dest)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, dest)
     except BaseException as e:

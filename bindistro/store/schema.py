@@ -2,18 +2,18 @@
 a new migration in migrations/versions/ (and SCHEMA_VERSION below), never an edit of an old one."""
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Integer, LargeBinary, MetaData, String, Table
+from sqlalchemy import JSON, BigInteger, Column, Integer, LargeBinary, MetaData, String, Table
 
-SCHEMA_VERSION = "0004"     # the newest migration; migrate.ensure() brings a database there
+SCHEMA_VERSION = "0005"     # the newest migration; migrate.ensure() brings a database there
 
 md = MetaData()
 
 filestat = Table(
     "filestat", md,
     Column("path", String, primary_key=True),
-    Column("size", Integer, nullable=False),
-    Column("mtime_ns", Integer, nullable=False),
-    Column("inode", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("inode", BigInteger, nullable=False),
     Column("sha256", String, nullable=False),
     Column("md5", String, nullable=False),
 )
@@ -31,7 +31,7 @@ artifacts = Table(
     Column("path", String, nullable=False),
     Column("kind", String, nullable=False),
     Column("sha256", String, nullable=False, index=True),
-    Column("size", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
     Column("md5", String, nullable=False),
     Column("format", String),
     Column("name", String),
@@ -51,7 +51,7 @@ published = Table(
     "published", md,
     Column("path", String, primary_key=True),
     Column("sha256", String, nullable=False),
-    Column("size", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
     Column("release", String, nullable=False),
 )
 # rpm packages get their signature at release time; the signed file is what is published
@@ -59,7 +59,7 @@ signed = Table(
     "signed", md,
     Column("unsigned", String, primary_key=True),
     Column("sha256", String, nullable=False),
-    Column("size", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
     Column("md5", String, nullable=False),
     Column("meta", JSON, nullable=False),
     Column("key", String, nullable=False),
