@@ -131,3 +131,50 @@ def test_two_hosts_release_one_at_a_time(pg, tmp_path, monkeypatch):
     run("-C", a, "fsck", "--publish")
     # a candidate is released once only, whichever host asks
     assert run("-C", b, "release", cands[1], ok=False).returncode == 1
+
+
+def test_verify_jobs_on_two_hosts_collect_what_a_local_verify_finds(pg, tmp_path, monkeypatch):
+    """`verify --plan`'s jobs split between two hosts (two state dirs, one DB), then `--collect`: the
+    same findings as `verify` run in one place; the CI configurations name every planned job."""
+    import yaml
+    monkeypatch.setenv("BINDISTRO_KEY_PASSPHRASE", "")
+    url = pg.new_database()
+    a, cli = tmp_path / "a", Cli()
+    cli("-C", a, "init", "--no-boot", "--database", url)
+    spec = a / "bindistro.yml"
+    spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n"))
+    cli("-C", a, "release", cli.json("-C", a, "stage", churn(tmp_path / "d1", 1, 3))["candidate"])
+    cand = cli.json("-C", a, "stage", churn(tmp_path / "d2", 2, 3))["candidate"]
+    def seen(findings):
+        # the payload gate's summary counts what was unpacked now: the local run left its cache warm
+        return {(f["id"], f["severity"], f["message"] if f["rule"] != "payload.summary" else "") for f in findings}
+    local = seen(cli.json("-C", a, "verify", cand, ok=None)["findings"])
+    plan = cli.json("-C", a, "verify", cand, "--plan")
+    ids = [j["id"] for j in plan]
+    assert {"closure:rpm:qemuarm64", "upgrade:deb:qemux86-64", "pm-upgrade:ipk:qemux86-64", "logs"} <= set(ids)
+    assert all(j["stage"] == 2 for j in plan if j["gate"] == "pm-upgrade")
+    b = link_copy(a, tmp_path / "b")
+    r = cli("-C", a, "verify", cand, "--collect", ok=False)
+    assert r.exit_code == 1 and "not run yet" in r.stderr
+    for stage in (1, 2):          # the CI engine's stages; within one, the hosts run side by side
+        mine = [j["id"] for j in plan if j["stage"] == stage]
+        pairs = [mine[i:i + 2] for i in range(0, len(mine), 2)]
+        for pair in pairs:
+            procs = [subprocess.Popen([str(BIN), "-C", str((a, b)[k]), "verify", str(cand), "--job", j],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                     for k, j in enumerate(pair)]
+            for p in procs:
+                _, err = p.communicate(timeout=300)
+                assert p.returncode == 0, err
+    collected = cli.json("-C", b, "verify", cand, "--collect", ok=None)
+    assert seen(collected["findings"]) == local
+    assert cli.json("-C", a, "verify", cand, "--last", ok=None)["findings"] == collected["findings"]
+    # the CI configurations run exactly the planned jobs
+    gl = yaml.safe_load(cli("-C", a, "ci", "gitlab", cand).stdout)
+    assert sorted(j for k in gl if k.startswith("verify-") for j in gl[k]["parallel"]["matrix"][0]["JOB"]) == sorted(ids)
+    assert gl["collect"]["stage"] == "collect"
+    bb = cli("-C", a, "ci", "buildbot", cand).stdout
+    compile(bb, "master.cfg", "exec")
+    assert all(f'"{i}"' in bb for i in ids)
+    r = cli("-C", a, "verify", cand, "--job", "nope", ok=False)
+    assert r.exit_code == 1 and "no verify job 'nope'" in r.stderr

@@ -109,11 +109,18 @@ def print_report(rep: dict) -> None:
               "tests (default: tools.opkg of the spec, the build's opkg-native, the cache, PATH).")
 @click.option("--last", is_flag=True, help="Show the candidate's last stored report (with today's waivers) "
               "instead of running the gates.")
+@click.option("--plan", is_flag=True, help="List the independent jobs of this verify (gate x format x machine), "
+              "with cost estimates and stages, for a CI engine to run in parallel.")
+@click.option("--job", "job_id", metavar="ID", help="Run one job of the plan and store its findings (any host "
+              "sharing the state DB and objects).")
+@click.option("--collect", is_flag=True, help="Merge every planned job's findings into the report (fails while "
+              "a job has not run).")
 @json_opt
 @click.pass_obj
-def verify(proj: Project, candidate, only, html_out, junit_out, opkg, last, as_json):
+def verify(proj: Project, candidate, only, html_out, junit_out, opkg, last, plan, job_id, collect, as_json):
     """Run the verify gates on a candidate; exit 1 when there are unwaived errors."""
     from .. import verify as v
+    from ..verify import jobs
     from ..verify.render import to_html, to_junit
     if opkg:
         proj.spec.opkg = str(Path(opkg).resolve())     # for this run, as tools.opkg would say
@@ -121,10 +128,23 @@ def verify(proj: Project, candidate, only, html_out, junit_out, opkg, last, as_j
     for g in only:
         if g not in known:
             raise click.UsageError(f"unknown gate {g!r} (known: {', '.join(known)})")
+    if sum(map(bool, (last, plan, job_id, collect))) > 1:
+        raise click.UsageError("--last, --plan, --job and --collect exclude each other")
+    if plan:
+        emit(as_json, [j.to_dict() for j in jobs.plan(proj.spec, proj.store, candidate, list(only) or None)],
+             lambda js: [out.print(f"{j['id']:<40} stage {j['stage']}  ~{j['cost']} s", markup=False) for j in js])
+        return
+    if job_id:
+        done = jobs.run_job(proj.spec, proj.store, candidate, job_id, list(only) or None)
+        emit(as_json, done, lambda d: out.print(f"candidate {d['candidate']}: job {d['job']} done on {d['host']} in "
+                                                f"{d['seconds']} s, {d['findings']} findings stored", markup=False))
+        return
     if last:
         rep = v.report(proj.store, candidate)
         if rep is None:
             raise BindistroError(f"candidate {candidate}: not verified yet (run `bindistro verify {candidate}`)")
+    elif collect:
+        rep = jobs.collect(proj.spec, proj.store, candidate, list(only) or None)
     else:
         rep = v.run(proj.spec, proj.store, candidate, list(only) or None)
     if html_out:

@@ -2,9 +2,9 @@
 a new migration in migrations/versions/ (and SCHEMA_VERSION below), never an edit of an old one."""
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, Integer, LargeBinary, MetaData, String, Table
+from sqlalchemy import JSON, BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table
 
-SCHEMA_VERSION = "0005"     # the newest migration; migrate.ensure() brings a database there
+SCHEMA_VERSION = "0006"     # the newest migration; migrate.ensure() brings a database there
 
 md = MetaData()
 
@@ -103,3 +103,9 @@ cve_triage = Table("cve_triage", md, Column("seq", Integer, primary_key=True, au
                    Column("package", String, nullable=False, default=""), Column("status", String, nullable=False),
                    Column("justification", String, nullable=False, default=""), Column("note", String, nullable=False, default=""),
                    Column("created", String, nullable=False))
+
+# --- verify as jobs (verify/jobs.py): each job's findings until `verify --collect` merges them
+verify_jobs = Table("verify_jobs", md, Column("candidate", Integer, primary_key=True), Column("job", String, primary_key=True),
+                    Column("gate", String, nullable=False), Column("findings", JSON, nullable=False),
+                    Column("host", String, nullable=False), Column("seconds", Float, nullable=False),
+                    Column("created", String, nullable=False))

@@ -38,6 +38,14 @@ class Context:
     _feeds: dict = field(default_factory=dict)
     _pools: dict = field(default_factory=dict)
     _images: dict = field(default_factory=dict)
+    only: dict = field(default_factory=dict)    # a verify job's slice: {"format": F, "machine": M}
+
+    def formats(self) -> list[str]:
+        """The formats this run checks: the spec's, or the one of a verify job's slice."""
+        return [f for f in self.spec.formats if self.only.get("format", f) == f]
+
+    def machines(self) -> list:
+        return [m for m in self.spec.machines if self.only.get("machine", m.name) == m.name]
 
     def feed_set(self, fmt: str, machine) -> tuple[list[Artifact], list[Artifact]]:
         """(cumulative feed contents after this candidate, the candidate's own packages) for a machine."""

@@ -11,13 +11,17 @@ from ...errors import BindistroError
 from ..finding import Finding
 
 NAME = "boot"
+SPLIT = ("machine",)
+COST = 15
 
 
 def run(ctx) -> list[Finding]:
     cfg = ctx.spec.boot
     if not cfg.enabled:
         return [Finding("info", NAME, "boot.disabled", "-", "boot test disabled in the spec (boot.enabled: false)")]
-    images = [a for a in ctx.artifacts if a.kind == model.IMAGE]
+    machines = {m.name for m in ctx.machines()} if ctx.only.get("machine") else None
+    images = [a for a in ctx.artifacts if a.kind == model.IMAGE
+              and (machines is None or (a.meta.get("machine") or a.arch) in machines)]
     confs = [a for a in images if a.name.endswith(".qemuboot.conf")]
     if not images:
         return [Finding("info", NAME, "boot.no-images", "-", "no images in the candidate: nothing to boot")]

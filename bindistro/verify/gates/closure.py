@@ -4,12 +4,13 @@ from __future__ import annotations
 from ..finding import Finding
 
 NAME = "closure"
+SPLIT = ("format", "machine")    # verify jobs: one per slice (verify/jobs.py)
 
 
 def run(ctx) -> list[Finding]:
     out = []
-    for fmt in ctx.spec.formats:
-        for m in ctx.spec.machines:
+    for fmt in ctx.formats():
+        for m in ctx.machines():
             allpkgs, cand = ctx.feed_set(fmt, m)
             if not cand:
                 continue

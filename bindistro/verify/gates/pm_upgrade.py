@@ -15,6 +15,9 @@ from ...pm.upgrade import DebRoot, IpkRoot, PathResult, RpmRoot, find_opkg, make
 from ..finding import Finding
 
 NAME = "pm-upgrade"
+SPLIT = ("format", "machine")
+AFTER = ("boot",)      # boot after upgrade compares with the fresh image's boot (ctx.done["boot"])
+COST = 40
 
 
 def run(ctx) -> list[Finding]:
@@ -23,7 +26,7 @@ def run(ctx) -> list[Finding]:
         return [Finding("info", NAME, "pm-upgrade.first-release", "-", "first release: no earlier release to upgrade from")]
     out, jobs, cleanup = [], [], []
     opkg = None
-    for fmt in ctx.spec.formats:
+    for fmt in ctx.formats():
         if fmt == "ipk":
             opkg = find_opkg(ctx.spec, Path(ctx.store.db.candidate(ctx.candidate)[0].source))
             if not opkg:
@@ -31,7 +34,7 @@ def run(ctx) -> list[Finding]:
                                    "the build's opkg-native, `bash scripts/build-opkg.sh`, or opkg on PATH); ipk "
                                    "upgrades are checked by the upgrade gate's solver only"))
                 continue
-        for m in ctx.spec.machines:
+        for m in ctx.machines():
             cpu = machine_cpu(m.archs)
             if not can_run(cpu):
                 out.append(Finding("info", NAME, "pm-upgrade.solver-only", f"{fmt}/{m.name}", f"solver only: this host cannot execute "

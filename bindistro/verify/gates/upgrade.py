@@ -8,6 +8,7 @@ import solv
 from ..finding import Finding
 
 NAME = "upgrade"
+SPLIT = ("format", "machine")
 
 
 def run(ctx) -> list[Finding]:
@@ -15,8 +16,8 @@ def run(ctx) -> list[Finding]:
     sources = ctx.solver_sources()      # every path a device can take; the real PMs run four of them
     if not sources:
         return [Finding("info", NAME, "upgrade.first-release", "-", "first release: no earlier release to upgrade from")]
-    for fmt in ctx.spec.formats:
-        for m in ctx.spec.machines:
+    for fmt in ctx.formats():
+        for m in ctx.machines():
             allpkgs, _cand = ctx.feed_set(fmt, m)
             by_nv = {(a.name, a.version): a for a in allpkgs}
             for why, rel in sources:
