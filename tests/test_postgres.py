@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from bindistro.store.schema import SCHEMA_VERSION
 from conftest import Cli, link_copy
 from pgserver import PgServer, available
 
@@ -74,7 +75,7 @@ def test_whole_cycle_gives_the_same_releases_on_both_back_ends(pg, tmp_path, mon
     assert not (tmp_path / "pg" / "state" / "bindistro.db").exists()     # nothing went to SQLite
     e = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     with e.connect() as c:
-        assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+        assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_VERSION
         assert c.execute(sa.text("SELECT count(*) FROM releases")).scalar() == 3
         # 64-bit where files need it: an mtime in nanoseconds does not fit PostgreSQL's integer
         assert c.execute(sa.text("SELECT max(mtime_ns) FROM filestat")).scalar() > 2 ** 31

@@ -25,10 +25,16 @@ def ci():
     """Configurations for existing CI engines (verify jobs in parallel)."""
 
 
-@ci.command("gitlab")
-@click.argument("candidate", type=int)
-@click.option("--gate", "only", multiple=True, help="Plan only this gate (repeatable).")
-@click.pass_obj
+def engine(name: str):
+    """A `ci NAME CAND [--gate G]…` command."""
+    def wrap(f):
+        f = click.pass_obj(f)
+        f = click.option("--gate", "only", multiple=True, help="Plan only this gate (repeatable).")(f)
+        return ci.command(name)(click.argument("candidate", type=int)(f))
+    return wrap
+
+
+@engine("gitlab")
 def gitlab(proj: Project, candidate, only):
     """A GitLab CI child pipeline: parallel:matrix per stage, then --collect."""
     jobs = _jobs(proj, candidate, only)
@@ -46,10 +52,7 @@ def gitlab(proj: Project, candidate, only):
     click.echo("\n".join(lines), nl=False)
 
 
-@ci.command("buildbot")
-@click.argument("candidate", type=int)
-@click.option("--gate", "only", multiple=True, help="Plan only this gate (repeatable).")
-@click.pass_obj
+@engine("buildbot")
 def buildbot(proj: Project, candidate, only):
     """A Buildbot master.cfg fragment: one builder per job, a stage's builders triggered together."""
     jobs = _jobs(proj, candidate, only)
