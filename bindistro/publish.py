@@ -317,6 +317,9 @@ def transaction(spec, store, what: str):
             raise
         if g.dir.name.startswith(".tmp-"):
             g.abandon()          # the body decided there was nothing to publish
+        elif spec.publish_target:
+            from . import s3     # the generation is committed and visible; the bucket follows it
+            s3.upload(tree.root, spec.publish_target)
 
 
 def settle(spec, store, what: str = "recover") -> int | None:

@@ -123,6 +123,7 @@ class Spec:
     formats: list[str] = field(default_factory=lambda: ["ipk"])
     publish_dir: str = "publish"
     publish_url: str = "http://localhost:8000"
+    publish_target: str | None = None         # s3://BUCKET/PREFIX: the tree is uploaded there too (s3.py)
     state_dir: str = "state"
     database: str | None = None               # state.database: a PostgreSQL URL (default: SQLite in state_dir)
     eol: dt.date | None = None
@@ -187,7 +188,8 @@ class Spec:
             "machines": {m.name: {"archs": list(m.archs)} for m in self.machines},
             "formats": list(self.formats),
             "feeds": {"layout": "per-arch"},
-            "publish": {"dir": self.publish_dir, "url": self.publish_url},
+            "publish": {"dir": self.publish_dir, "url": self.publish_url}
+                       | ({"target": self.publish_target} if self.publish_target else {}),
             "state_dir": self.state_dir,
             **({"state": {"database": self.database}} if self.database else {}),
             "targets": list(self.targets),
@@ -490,6 +492,10 @@ def parse(raw: dict, path: Path, text: str | None = None) -> Spec:
         raise SpecError(p, "publish", "must be a mapping with dir and url")
     publish_dir = str(pub.get("dir", "publish"))
     publish_url = str(pub.get("url", "http://localhost:8000"))
+    publish_target = pub.get("target")
+    if publish_target is not None and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$", str(publish_target)):
+        raise SpecError(p, "publish.target", "must be s3://BUCKET[/PREFIX] (endpoint and credentials come from "
+                        "the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
     state_dir = str(raw.get("state_dir", "state"))
     state = raw.get("state") or {}
     database = state.get("database") if isinstance(state, dict) else None
@@ -536,7 +542,7 @@ def parse(raw: dict, path: Path, text: str | None = None) -> Spec:
         raise SpecError(p, "tools.opkg", "must be a path to an opkg binary")
 
     return Spec(product=name, version=version, opkg=tools.get("opkg"), boot=boot, security=security, image_security=ImageSecurity(list(units)), release_name=release_name, machines=machines,
-                formats=list(formats), publish_dir=publish_dir, publish_url=publish_url,
+                formats=list(formats), publish_dir=publish_dir, publish_url=publish_url, publish_target=publish_target,
                 state_dir=state_dir, database=database, eol=eol, targets=list(targets), signing_key=signing,
                 previous_keys=list(previous), ipk_feed_signature=sigtype,
                 sign_ipk_packages=bool(keys.get("sign_ipk_packages", False)), sstate_keys=list(sstate_keys),

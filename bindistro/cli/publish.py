@@ -28,13 +28,16 @@ def fsck(proj: Project, do_store, publish_to, repair, keyring, as_json):
     from .. import fsck as fsckmod
     both = not do_store and publish_to is None
     spec = store = None
-    if publish_to:
-        root = Path(publish_to)
+    if publish_to and publish_to.startswith("s3://"):
+        rep = _fsck_s3(publish_to, repair, keyring)
     else:
-        spec, store = proj.spec, proj.store
-        root = spec.publish_path
-    rep = fsckmod.run(spec, store, root, do_store=both or do_store, do_publish=both or publish_to is not None,
-                      repair=repair, keyring=keyring.read_bytes() if keyring else None)
+        if publish_to:
+            root = Path(publish_to)
+        else:
+            spec, store = proj.spec, proj.store
+            root = spec.publish_path
+        rep = fsckmod.run(spec, store, root, do_store=both or do_store, do_publish=both or publish_to is not None,
+                          repair=repair, keyring=keyring.read_bytes() if keyring else None)
     data = {"ok": not rep.errors, "checked": rep.checked, "repaired": rep.repaired,
             "problems": [{"path": p.path, "message": p.message, "severity": p.severity} for p in rep.problems]}
 
@@ -47,6 +50,39 @@ def fsck(proj: Project, do_store, publish_to, repair, keyring, as_json):
     emit(as_json, data, human)
     if rep.errors:
         raise Reported()
+
+def _fsck_s3(target: str, repair: bool, keyring):
+    """The bucket checked like a tree: downloaded into a temporary dir, problems named by their URL."""
+    import tempfile
+    from .. import fsck as fsckmod
+    from .. import s3
+    if repair:
+        raise BindistroError("--repair works on local trees only: repair the tree, then `bindistro upload`")
+    with tempfile.TemporaryDirectory(prefix="bindistro-fsck-s3-") as tmp:
+        s3.download(target, Path(tmp))
+        rep = fsckmod.run(None, None, Path(tmp), do_store=False, keyring=keyring.read_bytes() if keyring else None)
+    base = target.rstrip("/")
+    for p in rep.problems:
+        p.subject, p.message = p.subject.replace(tmp, base), p.message.replace(tmp, base)
+    return rep
+
+
+@click.command()
+@json_opt
+@click.pass_obj
+def upload(proj: Project, as_json):
+    """Upload the publish tree to publish.target (s3://…): new objects first, indexes and signatures
+    last; resumes an interrupted upload. Publishing commands do this themselves."""
+    from .. import publish, s3
+    sp = proj.spec
+    if not sp.publish_target:
+        raise BindistroError(f"{sp.path}: publish.target is not set (s3://BUCKET/PREFIX)")
+    with publish.lock(sp.state_path, "upload"), proj.store.db.lock("publish", "upload"):
+        counts = s3.upload(sp.publish_path, sp.publish_target)
+    emit(as_json, {"target": sp.publish_target, **counts},
+         lambda d: out.print(f"{d['target']}: {d['uploaded']} objects uploaded ({d['uploaded_bytes']} bytes), "
+                             f"{d['rewritten']} indexes rewritten, {d['skipped']} already there", markup=False))
+
 
 @click.command()
 @click.option("--date", "when", type=click.DateTime(["%Y-%m-%d"]), help="EOL date (default: today).")
@@ -147,4 +183,4 @@ def device_config(proj: Project, machine, fmt, url, customs, out_dir, as_json):
     emit(as_json, {"out": str(out_dir), "files": files}, lambda r: [out.print(f) for f in files])
 
 
-COMMANDS = [fsck, eol, feed, device_config]
+COMMANDS = [fsck, eol, feed, device_config, upload]

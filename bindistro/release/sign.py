@@ -70,6 +70,13 @@ class Signer:
 
     def sign_feed(self, fmt: str, feed_dir: Path) -> list[Path]:
         if not self.keys:
+            # the generation holds the last release's signature of this feed (a hard link): a new
+            # index beside it would go out with a signature of another file
+            for name in ("Packages.asc", "Packages.sig", "Release.gpg", "InRelease", "repodata/repomd.xml.asc"):
+                if (feed_dir / name).exists():
+                    raise BindistroError(f"{feed_dir.name}/{name}: this feed was published signed, and "
+                                         f"{self.spec.path} names no signing key (keys.signing): refusing to "
+                                         "publish it unsigned")
             return []
         if fmt == "ipk":
             armor = self.spec.ipk_feed_signature == "asc"

@@ -1,0 +1,158 @@
+"""Publishing to any S3 API (behind a CDN): the local publish tree stays the one atomic source; after
+each publishing command its current generation is uploaded to `publish.target: s3://BUCKET/PREFIX`.
+
+S3 has no atomic switch of many keys, so the order is what keeps readers safe:
+  1. immutable files (packages, images, manifests, content-named repodata …) first, each a
+     conditional write (If-None-Match: *): a key that exists is never overwritten, and one holding
+     other bytes stops the upload with an error — published bytes never change, here either;
+  2. then the few files a release rewrites (MUTABLE): in each feed the index before its signature,
+     and releases.json, SECURITY.md and security.txt last.
+A device reading index then signature sees a mismatched pair only while one object is written.
+Immutable keys get `Cache-Control: public, max-age=31536000, immutable`, the rewritten ones a short
+max-age, so a CDN serves no stale index for longer than that. Every key already there with the same
+MD5 (its ETag) and size is skipped: an interrupted upload resumes without re-sending anything.
+Endpoint and credentials come from the environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, …), never
+from the spec.
+"""
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+import re
+from pathlib import Path
+
+from .errors import BindistroError
+
+MUTABLE = {"Packages", "Packages.gz", "Packages.xz", "Packages.stamps", "Packages.asc", "Packages.sig",
+           "Release", "Release.gpg", "InRelease", "repomd.xml", "repomd.xml.asc", "repomd.xml.key",
+           "releases.json", "SECURITY.md", "security.txt"}
+SIGNATURES = (".asc", ".sig", ".gpg", "InRelease")
+LAST = {"releases.json", "SECURITY.md", "security.txt"}
+IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
+SHORT_CACHE = "public, max-age=60"
+TARGET = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?$")
+
+
+class S3Error(BindistroError):
+    pass
+
+
+def parse(target: str) -> tuple[str, str]:
+    m = TARGET.match(target)
+    if not m:
+        raise S3Error(f"{target}: not an s3://BUCKET/PREFIX target")
+    prefix = (m.group(2) or "").strip("/")
+    return m.group(1), prefix + "/" if prefix else ""
+
+
+def client():
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise S3Error("boto3 is not installed (pip install 'bindistro[s3]')") from None
+    return boto3.client("s3", config=Config(retries={"max_attempts": 5, "mode": "standard"}))
+
+
+def mutable(rel: str) -> bool:
+    return rel.rsplit("/", 1)[-1] in MUTABLE
+
+
+def _order(rel: str) -> tuple:
+    name = rel.rsplit("/", 1)[-1]
+    return (name in LAST, rel.rsplit("/", 1)[0], name.endswith(SIGNATURES), rel)
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def listing(s3, bucket: str, prefix: str) -> dict[str, tuple[str, int]]:
+    """key -> (md5 from the ETag of a single-part upload, size)."""
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for o in page.get("Contents", []):
+            out[o["Key"]] = (o["ETag"].strip('"'), o["Size"])
+    return out
+
+
+def _error(e) -> str:
+    return getattr(e, "response", {}).get("Error", {}).get("Code", "") or type(e).__name__
+
+
+def upload(root: Path, target: str, progress=None) -> dict:
+    """Bring the bucket to the tree `root` shows readers; returns counts."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from .publish import public_files
+    bucket, prefix = parse(target)
+    s3 = client()
+    try:
+        there = listing(s3, bucket, prefix)
+    except (ClientError, BotoCoreError) as e:
+        raise S3Error(f"s3://{bucket}/{prefix}: cannot list ({_error(e)}: {e})") from None
+    files = sorted(public_files(root), key=lambda f: (mutable(f[0]), _order(f[0])))
+    counts = {"uploaded": 0, "uploaded_bytes": 0, "skipped": 0, "rewritten": 0}
+    for rel, path in files:
+        key = prefix + rel
+        md5, size = _md5(path), path.stat().st_size
+        if there.get(key) == (md5, size):
+            counts["skipped"] += 1
+            continue
+        if key in there and not mutable(rel):
+            raise S3Error(f"s3://{bucket}/{key}: holds other bytes than {rel} of the tree; a published "
+                          "object is never overwritten (who else writes to this bucket?)")
+        extra = {"CacheControl": SHORT_CACHE if mutable(rel) else IMMUTABLE_CACHE,
+                 "ContentType": mimetypes.guess_type(rel)[0] or "application/octet-stream"}
+        if not mutable(rel):
+            extra["IfNoneMatch"] = "*"
+        try:
+            with open(path, "rb") as body:
+                s3.put_object(Bucket=bucket, Key=key, Body=body, ContentMD5=_b64(md5), **extra)
+        except ClientError as e:
+            if _error(e) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                head = s3.head_object(Bucket=bucket, Key=key)
+                if head["ETag"].strip('"') == md5:     # another uploader of this tree was first
+                    counts["skipped"] += 1
+                    continue
+                raise S3Error(f"s3://{bucket}/{key}: written meanwhile with other bytes than {rel}; "
+                              "not overwritten") from None
+            raise S3Error(f"s3://{bucket}/{key}: upload failed ({_error(e)}); run `bindistro upload` "
+                          "to resume") from None
+        except BotoCoreError as e:
+            raise S3Error(f"s3://{bucket}/{key}: upload failed ({e}); run `bindistro upload` to resume") from None
+        counts["rewritten" if key in there else "uploaded"] += 1
+        counts["uploaded_bytes"] += size
+        if progress:
+            progress(rel)
+    return counts
+
+
+def _b64(md5_hex: str) -> str:
+    import base64
+    return base64.b64encode(bytes.fromhex(md5_hex)).decode()
+
+
+def download(target: str, dest: Path, limit: int = 64 << 30) -> int:
+    """Every object under the target into `dest` (for fsck: the bucket checked like a tree);
+    `limit` bounds what an untrusted bucket may make us write."""
+    bucket, prefix = parse(target)
+    s3 = client()
+    total = 0
+    os.chmod(dest, 0o755)       # a tree as a web server serves it
+    for key, (_md5v, size) in listing(s3, bucket, prefix).items():
+        rel = key[len(prefix):]
+        if not rel or rel.startswith("/") or ".." in rel.split("/") or rel.endswith("/"):
+            raise S3Error(f"s3://{bucket}/{key}: a key no tree can hold")
+        total += size
+        if total > limit:
+            raise S3Error(f"s3://{bucket}/{prefix}: more than {limit >> 30} GiB; not downloaded")
+        out = dest / rel
+        out.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        s3.download_file(bucket, key, str(out))
+        os.chmod(out, 0o644)
+    return total
