@@ -319,7 +319,11 @@ def transaction(spec, store, what: str):
             g.abandon()          # the body decided there was nothing to publish
         elif spec.publish_target:
             from . import s3     # the generation is committed and visible; the bucket follows it
-            s3.upload(tree.root, spec.publish_target)
+            try:
+                s3.upload(tree.root, spec.publish_target)
+            except s3.S3Error as e:
+                raise s3.S3Error(f"{e} — {tree.root} shows generation {g.n}; until an upload finishes, "
+                                 "the bucket may serve some of the previous indexes (run `bindistro upload`)") from None
 
 
 def settle(spec, store, what: str = "recover") -> int | None:
