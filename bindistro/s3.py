@@ -153,6 +153,13 @@ def download(target: str, dest: Path, limit: int = 64 << 30) -> int:
             raise S3Error(f"s3://{bucket}/{prefix}: more than {limit >> 30} GiB; not downloaded")
         out = dest / rel
         out.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        s3.download_file(bucket, key, str(out))
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]     # one request (download_file: HEAD + GET)
+        with open(out, "wb") as f:
+            got = 0
+            while chunk := body.read(1 << 20):
+                got += len(chunk)
+                if got > size:      # listed as `size`: an object that grows while read is not trusted
+                    raise S3Error(f"s3://{bucket}/{key}: longer than the {size} bytes listed")
+                f.write(chunk)
         os.chmod(out, 0o644)
     return total

@@ -44,8 +44,8 @@ def s3(s3server, monkeypatch):
          "Resource": f"arn:aws:s3:::{BUCKET}/*"}]}))
     yield c
     for page in c.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
-        for o in page.get("Contents", []):
-            c.delete_object(Bucket=BUCKET, Key=o["Key"])
+        if page.get("Contents"):
+            c.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": o["Key"]} for o in page["Contents"]]})
     c.delete_bucket(Bucket=BUCKET)
 
 
