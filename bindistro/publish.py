@@ -320,7 +320,7 @@ def transaction(spec, store, what: str):
         elif spec.publish_target:
             from . import s3     # the generation is committed and visible; the bucket follows it
             try:
-                s3.upload(tree.root, spec.publish_target)
+                s3.upload(public_files(tree.root), spec.publish_target)
             except s3.S3Error as e:
                 raise s3.S3Error(f"{e} — {tree.root} shows generation {g.n}; until an upload finishes, "
                                  "the bucket may serve some of the previous indexes (run `bindistro upload`)") from None

@@ -85,17 +85,17 @@ def _error(e) -> str:
     return getattr(e, "response", {}).get("Error", {}).get("Code", "") or type(e).__name__
 
 
-def upload(root: Path, target: str, progress=None) -> dict:
-    """Bring the bucket to the tree `root` shows readers; returns counts."""
+def upload(files, target: str, progress=None) -> dict:
+    """Bring the bucket to the tree readers see, `files` = its (rel path, real path) pairs
+    (publish.public_files); returns counts."""
     from botocore.exceptions import BotoCoreError, ClientError
-    from .publish import public_files
     bucket, prefix = parse(target)
     s3 = client()
     try:
         there = listing(s3, bucket, prefix)
     except (ClientError, BotoCoreError) as e:
         raise S3Error(f"s3://{bucket}/{prefix}: cannot list ({_error(e)}: {e})") from None
-    files = sorted(public_files(root), key=lambda f: (mutable(f[0]), _order(f[0])))
+    files = sorted(files, key=lambda f: (mutable(f[0]), _order(f[0])))
     counts = {"uploaded": 0, "uploaded_bytes": 0, "skipped": 0, "rewritten": 0}
     for rel, path in files:
         key = prefix + rel
