@@ -48,3 +48,9 @@ def test_upgrade_matrix(tmp_path):
 def test_scale():
     out = smoke("scale.py")
     assert "scale: 300 packages" in out and "peak RSS" in out, out
+
+
+@pytest.mark.slow         # a local S3 server, the sample released twice into it
+def test_s3_publish():
+    out = smoke("s3_publish.py")
+    assert "s3 publish: 300 packages" in out and "a second upload sent 0" in out, out
