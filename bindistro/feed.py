@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import BadInput, Problem
+from .model import FEED_SIGNATURES
 from .formats import FORMATS, Format
 from .formats.base import (Indexed, PackageError, PackageInfo, compare_with_index, index_entries,
                            scan_files, stamp_of)
@@ -65,13 +66,9 @@ def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
     return fmt.write_index(feed_dir, items, all_versions, checksums), read, reused
 
 
-SIGNATURES = {"ipk": ("Packages.asc", "Packages.sig"), "deb": ("InRelease", "Release.gpg"),
-              "rpm": ("repodata/repomd.xml.asc",)}
-
-
 def signature_problems(fmt: Format, feed_dir: Path, keys: bytes | None) -> list[Problem]:
     """The index signature of a feed, checked when the feed has one (with fsck's checks)."""
-    present = [n for n in SIGNATURES[fmt.name] if (feed_dir / n).exists()]
+    present = [n for n in FEED_SIGNATURES[fmt.name] if (feed_dir / n).exists()]
     if not present:
         return []
     if keys is None:

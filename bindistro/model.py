@@ -19,6 +19,10 @@ SSTATE = "sstate"
 LAYERS = "layers"         # layer URLs and commits of the build (JSON list)
 GENERATED = "generated"   # written by bindistro at release time (setup-layers.json, PR export, ...)
 
+# The index signatures a feed of each format may carry (as OE's signing classes name them).
+FEED_SIGNATURES = {"ipk": ("Packages.asc", "Packages.sig"), "deb": ("InRelease", "Release.gpg"),
+                   "rpm": ("repodata/repomd.xml.asc",)}
+
 
 @dataclass
 class Artifact:

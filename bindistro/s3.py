@@ -23,15 +23,14 @@ import re
 from pathlib import Path
 
 from .errors import BindistroError
+from .model import FEED_SIGNATURES
 
-MUTABLE = {"Packages", "Packages.gz", "Packages.xz", "Packages.stamps", "Packages.asc", "Packages.sig",
-           "Release", "Release.gpg", "InRelease", "repomd.xml", "repomd.xml.asc", "repomd.xml.key",
-           "releases.json", "SECURITY.md", "security.txt"}
-SIGNATURES = (".asc", ".sig", ".gpg", "InRelease")
+SIGNATURES = {n.rsplit("/", 1)[-1] for names in FEED_SIGNATURES.values() for n in names}
 LAST = {"releases.json", "SECURITY.md", "security.txt"}
+MUTABLE = {"Packages", "Packages.gz", "Packages.xz", "Packages.stamps", "Release", "repomd.xml"} | SIGNATURES | LAST
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
 SHORT_CACHE = "public, max-age=60"
-TARGET = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?$")
+TARGET = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(\S*))?$")
 
 
 class S3Error(BindistroError):
@@ -61,15 +60,12 @@ def mutable(rel: str) -> bool:
 
 def _order(rel: str) -> tuple:
     name = rel.rsplit("/", 1)[-1]
-    return (name in LAST, rel.rsplit("/", 1)[0], name.endswith(SIGNATURES), rel)
+    return (name in LAST, rel.rsplit("/", 1)[0], name in SIGNATURES, rel)
 
 
 def _md5(path: Path) -> str:
-    h = hashlib.md5()
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def listing(s3, bucket: str, prefix: str) -> dict[str, tuple[str, int]]:

@@ -493,7 +493,8 @@ def parse(raw: dict, path: Path, text: str | None = None) -> Spec:
     publish_dir = str(pub.get("dir", "publish"))
     publish_url = str(pub.get("url", "http://localhost:8000"))
     publish_target = pub.get("target")
-    if publish_target is not None and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$", str(publish_target)):
+    from .s3 import TARGET      # one definition of an S3 target (s3.py imports nothing heavy)
+    if publish_target is not None and not TARGET.match(str(publish_target)):
         raise SpecError(p, "publish.target", "must be s3://BUCKET[/PREFIX] (endpoint and credentials come from "
                         "the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
     state_dir = str(raw.get("state_dir", "state"))

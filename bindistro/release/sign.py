@@ -14,7 +14,7 @@ from sqlalchemy import insert, select
 from ..errors import BindistroError
 from ..formats.rpm import Rpm
 from ..keys import Keyring
-from ..model import Artifact
+from ..model import FEED_SIGNATURES, Artifact
 from ..spec import Spec
 from ..store import Store
 from ..store.schema import signed
@@ -72,7 +72,7 @@ class Signer:
         if not self.keys:
             # the generation holds the last release's signature of this feed (a hard link): a new
             # index beside it would go out with a signature of another file
-            for name in ("Packages.asc", "Packages.sig", "Release.gpg", "InRelease", "repodata/repomd.xml.asc"):
+            for name in FEED_SIGNATURES[fmt]:
                 if (feed_dir / name).exists():
                     raise BindistroError(f"{feed_dir.name}/{name}: this feed was published signed, and "
                                          f"{self.spec.path} names no signing key (keys.signing): refusing to "

@@ -1,8 +1,8 @@
 """Verify as independent jobs for an existing CI engine (GitLab, Buildbot …): no scheduler of ours.
 
 `plan` splits a verify run into jobs — a gate, or a gate for one format and/or machine when the gate
-declares `SPLIT` — each with an estimated cost and a stage (a gate listed in another's `AFTER` runs in
-an earlier stage). `run_job` runs one on any host sharing the state DB and the objects and stores its
+declares `SPLIT` — each with an estimated cost and a stage (a gate whose `AFTER` names a planned gate
+runs in stage 2). `run_job` runs one on any host sharing the state DB and the objects and stores its
 findings; `collect` merges every planned job's findings into the candidate's report, exactly what
 a local `verify` of the same gates writes (waivers apply as always).
 """
@@ -35,10 +35,10 @@ class Job:
 
 
 def plan(spec, store, cid: int, only: list[str] | None = None) -> list[Job]:
-    _context(spec, store, cid)      # the candidate exists
+    if not any(r.id == cid for r in store.db.candidates()):
+        raise BindistroError(f"candidate {cid}: no such candidate (see `bindistro show`)")
     gates = all_gates()
     names = [n for n in gates if not only or n in only or n in MANDATORY]
-    later = {a for n in names for a in getattr(gates[n], "AFTER", ()) if a in names}
     out = []
     for name in names:
         mod = gates[name]
@@ -49,7 +49,7 @@ def plan(spec, store, cid: int, only: list[str] | None = None) -> list[Job]:
         for f in fmts:
             for m in machines:
                 jid = ":".join(x for x in (name, f, m) if x)
-                out.append(Job(jid, name, f, m, stage if name not in later else 1, getattr(mod, "COST", 2)))
+                out.append(Job(jid, name, f, m, stage, getattr(mod, "COST", 2)))
     return out
 
 
