@@ -20,6 +20,6 @@ bash scripts/setup-qemu-user.sh
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
-if ! .venv/bin/python -c "import bindistro, bindistro_sample, pytest, hypothesis, xdist, jsonschema, alembic, psycopg, boto3, moto" 2>/dev/null; then
+if ! .venv/bin/python -c "import bindistro, bindistro_sample, pytest, hypothesis, xdist, jsonschema, alembic, psycopg, boto3, moto, jinja2, playwright" 2>/dev/null; then
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 fi

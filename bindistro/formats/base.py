@@ -136,6 +136,32 @@ class Format:
     def read_stamps(self, feed_dir: Path) -> dict[str, int]:
         return {}
 
+    def details(self, fields: dict) -> dict:
+        """What a feed viewer shows of a package, from its stored control data: summary,
+        description, license, homepage, and the relations (each a list of names, alternatives
+        flattened; versions dropped: the viewer links names)."""
+        f = {k.lower(): str(v) for k, v in fields.items() if isinstance(v, str)}
+        desc = f.get("description", "")
+        out = {"summary": desc.split("\n", 1)[0].strip(), "description": desc.strip(),
+               "license": f.get("license", ""), "homepage": f.get("homepage", ""), "section": f.get("section", "")}
+        for rel in RELATIONS:
+            out[rel] = relation_names(f.get(rel, ""))
+        return out
+
+
+# relations a viewer links, as control files name them (rpm: requires, recommends, provides, obsoletes, conflicts)
+RELATIONS = ("depends", "recommends", "provides", "replaces", "conflicts")
+
+
+def relation_names(value: str) -> list[str]:
+    """`a (>= 1), b | c, d:any` -> [a, b, c, d]."""
+    out = []
+    for alt in value.replace("|", ",").split(","):
+        name = alt.strip().split(" ", 1)[0].split("(", 1)[0].split(":", 1)[0]
+        if name and name not in out:
+            out.append(name)
+    return out
+
 
 # --- payload checks shared by all formats -------------------------------------------------------
 

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import createrepo_c as cr
 import rpm
+from xml.etree import ElementTree
 
 from ..store.objects import write_bytes_atomic
 from .base import Format, IndexEntry, Indexed, Inspection, PackageError, PackageInfo, extract_tar, open_tar
 
 _TS = None
+_NS = {"c": "http://linux.duke.edu/metadata/common", "rpm": "http://linux.duke.edu/metadata/rpm"}
 
 
 def _ts():
@@ -196,6 +198,29 @@ class Rpm(Format):
             write_bytes_atomic(repodata / "repomd.xml", repomd.xml_dump().encode())
         written.append(repodata / "repomd.xml")
         return written
+
+    def details(self, fields: dict) -> dict:
+        """From the stored primary.xml chunk (createrepo_c wrote it; its prefixes need the
+        namespaces of the <metadata> element around it)."""
+        xml = (fields.get("xml") or [""])[0]
+        try:
+            pkg = ElementTree.fromstring(f'<metadata xmlns="{_NS["c"]}" xmlns:rpm="{_NS["rpm"]}">{xml}</metadata>')[0]
+        except (ElementTree.ParseError, IndexError):
+            return super().details({"Description": fields.get("Summary", "")})
+        text = lambda path: (pkg.findtext(path, "", _NS) or "").strip()     # noqa: E731
+
+        def names(tag: str) -> list[str]:
+            out = []
+            for e in pkg.iterfind(f"c:format/rpm:{tag}/rpm:entry", _NS):
+                n = e.get("name", "")
+                if n and n not in out and not n.startswith("rpmlib("):
+                    out.append(n)
+            return out
+        return {"summary": text("c:summary"), "description": text("c:description"),
+                "license": text("c:format/rpm:license"), "homepage": text("c:url"),
+                "section": text("c:format/rpm:group"), "depends": names("requires"),
+                "recommends": names("recommends"), "provides": names("provides"),
+                "replaces": names("obsoletes"), "conflicts": names("conflicts")}
 
     @staticmethod
     def _chunks(path: Path, href: str) -> list[str]:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from ..errors import BindistroError
 from ..model import Artifact, Release
 from . import migrate
-from .schema import artifacts, candidates, filestat, package_meta, payload_checks, published, releases, settings
+from .schema import artifacts, candidates, filestat, package_meta, payload_checks, published, releases, settings, signed
 
 def engine_url(url: str) -> str:
     # postgresql:// means psycopg 3: SQLAlchemy's default driver for it is psycopg2
@@ -186,6 +186,28 @@ class MetaDB:
         with self.engine.connect() as c:
             blob = c.execute(select(payload_checks.c.files).where(payload_checks.c.sha256 == sha256)).scalar()
         return json.loads(zlib.decompress(blob)) if blob is not None else None
+
+    def payload_files_of(self, shas: list[str]) -> dict[str, list[str]]:
+        """sha256 -> member names, for every inspected object of `shas`."""
+        out = {}
+        with self.engine.connect() as c:
+            for i in range(0, len(shas), 500):
+                q = select(payload_checks.c.sha256, payload_checks.c.files).where(payload_checks.c.sha256.in_(shas[i:i + 500]))
+                out.update({r.sha256: json.loads(zlib.decompress(r.files)) for r in c.execute(q)})
+        return out
+
+    def published_meta(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[dict, str]]:
+        """(sha256, format) of published package files -> (control data, sha256 of the file as
+        staged): a signed rpm's data is kept beside its signature, under the signed file's hash."""
+        out: dict[tuple[str, str], tuple[dict, str]] = {}
+        rpms = sorted({s for s, f in keys if f == "rpm"})
+        with self.engine.connect() as c:
+            for i in range(0, len(rpms), 500):
+                q = select(signed.c.sha256, signed.c.unsigned, signed.c.meta).where(signed.c.sha256.in_(rpms[i:i + 500]))
+                out.update({(r.sha256, "rpm"): (r.meta, r.unsigned) for r in c.execute(q)})
+            rest = [k for k in keys if k not in out]
+            out.update({k: (m, k[0]) for k, m in _metas(c, rest).items()})
+        return out
 
     def save_payload_checks(self, rows: list[dict]) -> None:
         """rows: sha256, format, problems, setuid, files (list), unpacked, checked."""

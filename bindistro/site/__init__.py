@@ -1,0 +1,170 @@
+"""The feed viewer: a static site (site/) and a JSON API (api/v1/) in the publish tree, written by every
+release into the generation it publishes (so pages, feeds and manifests switch together), and by
+`bindistro site build` for a whole tree. No server process: any web server or CDN serves them.
+
+Pages and API documents are rewritten only when their bytes change: a generation's files are hard
+links shared with the generations before it, so an unchanged page costs nothing."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup, escape
+
+from ..progress import progress
+from ..spec import Spec
+from ..store import Store
+from ..store.objects import makedirs, write_bytes_atomic
+from . import api as apimod
+from .data import collect
+
+HERE = Path(__file__).parent
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+class Writer:
+    def __init__(self, root: Path):
+        self.root = root
+        self.written = self.same = self.bytes = 0
+
+    def put(self, rel: str, data: bytes) -> None:
+        p = self.root / rel
+        self.bytes += len(data)
+        try:
+            if p.stat().st_size == len(data) and p.read_bytes() == data:
+                self.same += 1
+                return
+        except FileNotFoundError:
+            makedirs(p.parent)
+        write_bytes_atomic(p, data, sync=False)      # the generation is synced as a whole
+        self.written += 1
+
+    def json(self, rel: str, doc) -> None:
+        self.put(rel, json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def snippets(product: str, url: str, feeds: dict[str, list[str]]) -> dict[str, str]:
+    """How a device uses the feeds, per format (device-config writes the full set for a machine)."""
+    out = {}
+    for fmt, paths in feeds.items():
+        if fmt == "ipk":
+            out[fmt] = "# /etc/opkg/base-feeds.conf\n" + "".join(
+                f"src/gz {product}-{p.rsplit('/', 1)[-1]} {url}/{p}\n" for p in paths)
+        elif fmt == "rpm":
+            out[fmt] = "".join(f"# /etc/yum.repos.d/{product}-{p.rsplit('/', 1)[-1]}.repo\n[{product}-{p.rsplit('/', 1)[-1]}]\n"
+                               f"baseurl={url}/{p}\ngpgcheck=1\nrepo_gpgcheck=1\n\n" for p in paths)
+        else:
+            out[fmt] = f"# /etc/apt/sources.list.d/{product}.list\n" + "".join(
+                f"deb [signed-by=/etc/apt/keyrings/{product}.asc] {url}/{p} ./\n" for p in paths)
+    return out
+
+
+def build(spec: Spec, store: Store, root: Path, report_html=None) -> dict:
+    """Write site/ and api/v1/ of the tree or generation at `root` (its releases.json and manifests
+    are the current ones). `report_html(candidate)`: a release's stored verify report as HTML."""
+    d = collect(spec, store, root)
+    a = apimod.Api(d)
+    w = Writer(root)
+    env = _env()
+    today = dt.date.today().isoformat()
+    supported = {r["release"] for r in d.releases
+                 if not (d.eol and d.eol <= today) and not (r["eol"] and r["eol"][:10] <= today)}
+    latest = d.releases[-1]["release"] if d.releases else None
+    index = a.index()
+
+    def page(rel: str, template: str, depth: int, **kw) -> None:
+        top = "../" * depth
+        html = env.get_template(template).render(
+            product=d.product, latest=latest, top=top, root="../" + top, index=index,
+            pkg=lambda n: Markup(f'<a href="{top}packages/{n}.html">{escape(n)}</a>')
+            if n in a.by_name and apimod.safe(n) else n,
+            rel=lambda r: Markup(f'<a href="{top}releases/{r}.html">{escape(r)}</a>'),
+            cve=lambda c: Markup(f'<a href="{top}cves/{c}.html">{escape(c)}</a>') if apimod.safe(c) else c,
+            size=_size, **kw)
+        w.put(f"site/{rel}", html.encode())
+
+    # the API
+    v = f"api/{apimod.VERSION}"
+    w.json(f"{v}/index.json", index)
+    for schema in sorted((HERE / "schema").glob("*.json")):
+        w.put(f"{v}/schema/{schema.name}", schema.read_bytes())
+    rel_docs = [a.release(i) for i in range(len(d.releases))]
+    for doc in rel_docs:
+        w.json(f"{v}/releases/{doc['release']}.json", doc)
+    for fmt in d.formats:
+        w.json(f"{v}/versions/{fmt}.json", a.versions(fmt))
+    shards = a.shards()
+    for rel, doc in shards.items():
+        w.json(f"{v}/{rel}", doc)
+    pkg_docs = {}
+    for name in progress(sorted(a.by_name), "site: packages"):
+        if apimod.safe(name):
+            pkg_docs[name] = doc = a.package(name)
+            w.json(f"{v}/packages/{name}.json", doc)
+            page(f"packages/{name}.html", "package.html", 1, p=doc)
+
+    # the pages
+    for name in ("site.css", "site.js"):
+        w.put(f"site/static/{name}", (HERE / "static" / name).read_bytes())
+    page("index.html", "home.html", 0, eol=d.eol, supported=supported, snippets=snippets(d.product, d.url, index["feeds"]))
+    page("search.html", "search.html", 0)
+    page("device.html", "device.html", 0)
+    for doc, r in zip(rel_docs, d.releases):
+        page(f"releases/{doc['release']}.html", "release.html", 1, r=doc)
+        if report_html and r.get("candidate") is not None:
+            html = report_html(r["candidate"], doc["release"])
+            if html:
+                w.put(f"site/releases/{doc['release']}/verify.html", html.encode())
+    letters = sorted({apimod.letter(n) for n in pkg_docs})
+    for i, l in enumerate(letters):
+        names = sorted(shards.get(f"names/{l}.json", {}).get("entries", {}).items())
+        page("packages/index.html" if i == 0 else f"packages/index-{l}.html", "letters.html", 1,
+             letters=letters, this=l, names=[(n, row) for n, row in names if n in pkg_docs])
+    if not letters:
+        page("packages/index.html", "letters.html", 1, letters=[], this="", names=[])
+    for key, doc in shards.items():
+        if key.startswith("cves/"):
+            page(f"{key[:-5]}.html", "cve.html", 1, c=doc)
+    return {"releases": len(d.releases), "packages": len(pkg_docs), "files_written": w.written,
+            "files_unchanged": w.same, "bytes": w.bytes}
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def verify_html(store: Store):
+    """report_html for build(): the stored report of a release's candidate, as `verify --html` writes it."""
+    from .. import verify
+    from ..verify.render import to_html
+
+    def render(cid: int, release: str) -> str | None:
+        rep = verify.report(store, cid)
+        return to_html(rep, f"verify report of release {release} (candidate {cid})") if rep else None
+    return render
+
+
+def rebuild(spec: Spec, store: Store) -> dict:
+    """`bindistro site build`: the site of the whole tree, in a generation of its own."""
+    from .. import publish
+    with publish.transaction(spec, store, "site build") as g:
+        if not (g.dir / "releases.json").exists():
+            from ..errors import BindistroError
+            raise BindistroError(f"{spec.publish_path}: nothing published yet (no releases.json)")
+        stats = build(spec, store, g.dir, verify_html(store))
+
+        def record(n: int) -> None:
+            with store.db.begin() as conn:
+                store.db.set_generation(conn, n)
+        g.commit(record)
+    return stats

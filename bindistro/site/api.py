@@ -1,0 +1,211 @@
+"""The JSON API (static files under api/v1/), made from SiteData. Its schema is in schema/*.json,
+published beside it; a change that breaks a reader is api/v2, never an edit of v1's meaning.
+
+Lookups a static site must answer without a server are sharded by a hash a browser computes as
+cheaply as we do (FNV-1a of the UTF-8 key, two hex digits: 256 shards): a search fetches one shard."""
+from __future__ import annotations
+
+import re
+
+from ..formats import get as get_format
+from .data import PackageFile, SiteData
+
+VERSION = "v1"
+STATUSES = ("affected", "under_investigation", "fixed", "not_affected")
+_PAGE_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def shard(key: str) -> str:
+    """FNV-1a (32-bit) of the key's UTF-8 bytes, low byte as two hex digits (site/static/site.js
+    computes the same)."""
+    h = 0x811C9DC5
+    for b in key.encode():
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return f"{h & 0xFF:02x}"
+
+
+def letter(name: str) -> str:
+    c = name[:1].lower()
+    return c if c.isascii() and c.isalnum() else "_"
+
+
+def safe(name: str) -> bool:
+    """Whether a name can be a file name of the site (package and release names always are; a
+    hostile one is listed but gets no page)."""
+    return bool(_PAGE_SAFE.fullmatch(name)) and len(name) <= 200
+
+
+def file_paths(members: list[str]) -> list[str]:
+    """Payload member names as absolute paths, directories that hold other members left out."""
+    paths = sorted({"/" + m.lstrip("./") for m in members if m.strip("./")})
+    return [p for i, p in enumerate(paths) if not (i + 1 < len(paths) and paths[i + 1].startswith(p + "/"))]
+
+
+class Api:
+    """Every document of api/v1, keyed by its path below api/v1/."""
+
+    def __init__(self, d: SiteData):
+        self.d = d
+        self.names = [r["release"] for r in d.releases]
+        self.per_release = [d.in_release(i) for i in range(len(d.releases))]
+        self.by_name: dict[str, list[PackageFile]] = {}
+        for f in d.files.values():
+            self.by_name.setdefault(f.name, []).append(f)
+        self.newest = {n: self._newest(fs) for n, fs in self.by_name.items()}
+        self.provided_by: dict[str, set[str]] = {}
+        for n, per_fmt in self.newest.items():
+            for f in per_fmt.values():
+                for p in self.d.details[f.path]["provides"]:
+                    if p != n:
+                        self.provided_by.setdefault(p, set()).add(n)
+        self.rdepends: dict[str, set[str]] = {}
+        for n, per_fmt in self.newest.items():
+            for f in per_fmt.values():
+                det = self.d.details[f.path]
+                for dep in det["depends"] + det["recommends"]:
+                    for target in {dep} | self.provided_by.get(dep, set()):
+                        if target != n:
+                            self.rdepends.setdefault(target, set()).add(n)
+        self.cves_of: dict[str, list[dict]] = {}
+        for rel, found in d.cves.items():
+            for c in found:
+                self.cves_of.setdefault(c["package"], []).append(dict(c, release=rel))
+
+    @staticmethod
+    def _newest(files: list[PackageFile]) -> dict[str, PackageFile]:
+        out: dict[str, PackageFile] = {}
+        for f in files:
+            old = out.get(f.format)     # the one shipped last; of those, the highest version
+            if old is None or max(f.releases) > max(old.releases) or (
+                    max(f.releases) == max(old.releases) and get_format(f.format).version_cmp(f.version, old.version) > 0):
+                out[f.format] = f
+        return out
+
+    # --- documents ---------------------------------------------------------------------------------
+    def index(self) -> dict:
+        d = self.d
+        latest = d.releases[-1]["release"] if d.releases else None
+        return {"api": VERSION, "product": d.product, "eol": d.eol, "url": d.url, "latest": latest,
+                "formats": d.formats,
+                "releases": [{"release": r["release"], "sequence": r["sequence"], "created": r["created"],
+                              "eol": r["eol"], "manifest": r["manifest"], "signed": r["signed"],
+                              "summary": r["verify"].get("summary", {})} for r in d.releases],
+                "feeds": d.releases[-1]["feeds"] if d.releases else {},
+                "keys": d.keys, "packages": len(self.by_name),
+                "security": {"policy": "SECURITY.md", "contact": ".well-known/security.txt"}}
+
+    def release(self, i: int) -> dict:
+        r = self.d.releases[i]
+        now = self.per_release[i]
+        found = self.d.cves.get(r["release"], [])
+        counts = {s: sum(1 for c in found if c["status"] == s) for s in STATUSES}
+        return {"api": VERSION, "release": r["release"], "sequence": r["sequence"], "created": r["created"],
+                "eol": r["eol"], "previous": self.names[i - 1] if i else None, "manifest": r["manifest"],
+                "signed": r["signed"], "feeds": r["feeds"],
+                "verify": {"summary": r["verify"].get("summary", {}), "gates": r["verify"].get("gates", []),
+                           "created": r["verify"].get("created"), "waivers": len(r["waivers"]),
+                           "report": f"site/releases/{r['release']}/verify.html"},
+                "cve": {"counts": counts, "findings": found},
+                "images": [{"machine": a.get("machine", ""), "name": a["path"].rsplit("/", 1)[-1], "path": a["path"],
+                            "size": a["size"], "sha256": a["sha256"]} for a in r["images"]],
+                "changes": self.changes(i),
+                "packages": {fmt: sorted([f.name, f.version, f.arch] for (x, _), f in now.items() if x == fmt)
+                             for fmt in self.d.formats}}
+
+    def changes(self, i: int) -> dict:
+        now = self.per_release[i]
+        before = self.per_release[i - 1] if i else {}
+        out = {"added": [], "upgraded": [], "downgraded": [], "removed": []}
+        for (fmt, name), f in sorted(now.items()):
+            old = before.get((fmt, name))
+            if old is None:
+                out["added"].append({"name": name, "format": fmt, "arch": f.arch, "version": f.version})
+                continue
+            c = get_format(fmt).version_cmp(f.version, old.version)
+            if c:
+                out["upgraded" if c > 0 else "downgraded"].append(
+                    {"name": name, "format": fmt, "arch": f.arch, "from": old.version, "version": f.version})
+        for (fmt, name), old in sorted(before.items()):
+            if (fmt, name) not in now:
+                by = sorted(n for (x, n), f in now.items() if x == fmt and
+                            (name in self.d.details[f.path]["replaces"] or name in self.d.details[f.path]["provides"]))
+                out["removed"].append({"name": name, "format": fmt, "arch": old.arch, "from": old.version,
+                                       "replaced_by": by})
+        return out
+
+    def package(self, name: str) -> dict:
+        files = sorted(self.by_name[name], key=lambda f: (f.format, f.arch, min(f.releases)))
+        newest = self.newest[name]
+        head = self.d.details[next(iter(newest.values())).path]
+        return {"api": VERSION, "name": name, "summary": head["summary"], "description": head["description"],
+                "license": head["license"], "homepage": head["homepage"], "section": head["section"],
+                "versions": [{"version": f.version, "format": f.format, "arch": f.arch, "feed": f.feed,
+                              "path": f.path, "size": f.size, "sha256": f.sha256,
+                              "first": self.names[min(f.releases)], "last": self.names[max(f.releases)],
+                              "releases": [self.names[i] for i in f.releases]} for f in files],
+                "newest": {fmt: {"version": f.version, "arch": f.arch, "path": f.path,
+                                 **{k: [x for x in self.d.details[f.path][k] if x != name] for k in
+                                    ("depends", "recommends", "provides", "replaces", "conflicts")},
+                                 "files": file_paths(self.d.contents.get(f.staged, []))}
+                           for fmt, f in sorted(newest.items())},
+                "required_by": sorted(self.rdepends.get(name, ())),
+                "cves": sorted(self.cves_of.get(name, []), key=lambda c: (c["cve"], c["release"]))}
+
+    def versions(self, fmt: str) -> dict:
+        """name -> [[version, arch, [[first, last] release index ranges]]]: what release shipped
+        which version, for the device check (in the browser and `bindistro device check`)."""
+        out: dict[str, list] = {}
+        for f in self.d.files.values():
+            if f.format == fmt:
+                out.setdefault(f.name, []).append([f.version, f.arch, _ranges(f.releases)])
+        return {"api": VERSION, "format": fmt, "releases": self.names, "packages": dict(sorted(out.items()))}
+
+    def shards(self) -> dict[str, dict]:
+        """names/<letter>.json, provides/<xx>.json, files/<xx>.json, cves/<ID>.json, cves.json."""
+        # every shard exists, empty or not: a search never meets a 404 (browsers log those as errors)
+        docs: dict[str, dict] = {f"{kind}/{i:02x}.json": {} for kind in ("provides", "files") for i in range(256)}
+        docs.update({f"names/{c}.json": {} for c in "0123456789abcdefghijklmnopqrstuvwxyz_"})
+        for name in sorted(self.by_name):
+            newest = self.newest[name]
+            f = next(iter(newest.values()))
+            docs.setdefault(f"names/{letter(name)}.json", {})[name] = [f.version, self.d.details[f.path]["summary"][:80]]
+        for name, per_fmt in self.newest.items():
+            for f in per_fmt.values():
+                for p in self.d.details[f.path]["provides"]:
+                    if p == name:
+                        continue
+                    lst = docs.setdefault(f"provides/{shard(p)}.json", {}).setdefault(p, [])
+                    if [name, f.format] not in lst:
+                        lst.append([name, f.format])
+        # file path -> who ships it: [name, format, feed, first version, first release, last version, last release]
+        seen: dict[tuple[str, str, str], list] = {}
+        for f in sorted(self.d.files.values(), key=lambda f: min(f.releases)):
+            for p in file_paths(self.d.contents.get(f.staged, [])):
+                k = (p, f.name, f.feed)
+                row = seen.get(k)
+                if row is None:
+                    row = seen[k] = [f.name, f.format, f.feed, f.version, self.names[min(f.releases)],
+                                     f.version, self.names[max(f.releases)]]
+                    docs.setdefault(f"files/{shard(p.rsplit('/', 1)[-1])}.json", {}).setdefault(p, []).append(row)
+                elif max(f.releases) >= self.names.index(row[6]):
+                    row[5], row[6] = f.version, self.names[max(f.releases)]
+        ids: dict[str, list] = {}
+        for rel, found in self.d.cves.items():
+            for c in found:
+                ids.setdefault(c["cve"], []).append(dict(c, release=rel))
+        for cid, rows in ids.items():
+            if safe(cid):
+                docs[f"cves/{cid}.json"] = {"api": VERSION, "cve": cid, "findings": rows}
+        docs["cves.json"] = {"api": VERSION, "cves": {cid: sorted({r["status"] for r in rows}) for cid, rows in sorted(ids.items())}}
+        return {k: ({"api": VERSION, "entries": dict(sorted(v.items()))} if k.startswith(("names/", "provides/", "files/")) else v)
+                for k, v in docs.items()}
+
+
+def _ranges(idx: list[int]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for i in sorted(set(idx)):
+        if out and out[-1][1] == i - 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return out

@@ -1,0 +1,118 @@
+"""The data of the feed viewer, read from what a publish tree serves: releases.json and each release's
+signed manifest (which files, which release), plus what the store knows of those files (control
+data, the payload gate's file lists, CVE scans). Every API document and every page is made from the
+one `SiteData` this returns, so the site, the JSON API and `device check` cannot disagree."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import BindistroError
+from ..formats import get as get_format
+from ..spec import Spec
+from ..store import Store
+
+SBOM_SUFFIXES = (".spdx.json", ".spdx.tar.zst")
+MAX_MANIFEST = 1 << 30       # our own signed files; bounded all the same
+
+
+@dataclass
+class PackageFile:
+    """One published package file and the releases that carried it."""
+    name: str
+    version: str
+    format: str
+    arch: str
+    path: str                # in the publish tree
+    size: int
+    sha256: str
+    staged: str              # sha256 of the file as staged (a signed rpm's differs): the payload gate's key
+    releases: list[int] = field(default_factory=list)     # indexes into SiteData.releases
+
+    @property
+    def feed(self) -> str:
+        return self.path.rsplit("/", 1)[0]
+
+
+@dataclass
+class SiteData:
+    product: str
+    eol: str | None
+    formats: list[str]
+    releases: list[dict]                        # releases.json entries + manifest fields, in sequence order
+    files: dict[str, PackageFile]               # publish path -> package file
+    details: dict[str, dict]                    # publish path -> Format.details() of its control data
+    contents: dict[str, list[str]]              # staged sha256 -> payload member names
+    cves: dict[str, list[dict]]                 # release -> CVE findings
+    keys: list[dict]
+    url: str
+
+    def in_release(self, i: int) -> dict[tuple[str, str], PackageFile]:
+        """(format, name) -> the package file release i ships (its newest, if the build had two)."""
+        out: dict[tuple[str, str], PackageFile] = {}
+        for f in self.files.values():
+            if i in f.releases:
+                k = (f.format, f.name)
+                if k not in out or get_format(f.format).version_cmp(f.version, out[k].version) > 0:
+                    out[k] = f
+        return out
+
+
+def _read_json(path: Path, what: str):
+    try:
+        if path.stat().st_size > MAX_MANIFEST:
+            raise BindistroError(f"{path}: larger than {MAX_MANIFEST >> 20} MB")
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise BindistroError(f"{path}: missing ({what})") from None
+    except ValueError as e:
+        raise BindistroError(f"{path}: not JSON ({str(e)[:100]})") from None
+
+
+def collect(spec: Spec, store: Store, root: Path) -> SiteData:
+    """The data of the tree (or generation) at `root`, which this project published."""
+    listing = _read_json(root / "releases.json", "the release listing")
+    rels = []
+    files: dict[str, PackageFile] = {}
+    for i, entry in enumerate(listing.get("releases", [])):
+        m = _read_json(root / entry["manifest"], f"manifest of release {entry['release']}")
+        rels.append({"release": entry["release"], "sequence": entry["sequence"], "created": entry["created"],
+                     "candidate": m.get("candidate"), "manifest": entry["manifest"], "eol": m.get("eol"),
+                     "verify": m.get("verify") or {}, "feeds": m.get("feeds") or {},
+                     "signed": (root / (entry["manifest"] + ".asc")).exists(),
+                     "waivers": m.get("waivers") or [],
+                     "images": [a for a in m.get("artifacts", []) if a.get("kind") == "image"]})
+        for a in m.get("artifacts", []):
+            if a.get("kind") != "package":
+                continue
+            f = files.get(a["path"])
+            if f is None:
+                f = files[a["path"]] = PackageFile(a["name"], a["version"], a["format"], a["arch"], a["path"],
+                                                   a["size"], a["sha256"], a["sha256"])
+            f.releases.append(i)
+    metas = store.db.published_meta(sorted({(f.sha256, f.format) for f in files.values()}))
+    details = {}
+    for path, f in files.items():
+        meta, f.staged = metas.get((f.sha256, f.format), ({}, f.sha256))
+        details[path] = get_format(f.format).details(meta)
+    contents = store.db.payload_files_of(sorted({f.staged for f in files.values()}))
+    records = None
+
+    def scan(rel: dict) -> list[dict]:
+        """The release's last `cve scan`, or (never scanned) its image SBOMs against the records now."""
+        nonlocal records
+        from .. import cve
+        found = cve.last_scan(store, rel["release"])
+        sboms = [(a["path"], store.objects.path(a["sha256"])) for a in rel["images"] if a["path"].endswith(SBOM_SUFFIXES)]
+        if not found and sboms:
+            records = cve.load_records(store) if records is None else records
+            found = cve.evaluate(sboms, records, cve.triage_map(store, rel["release"]))
+        return [{"cve": f["cve"], "package": f["package"], "version": f.get("version", ""), "status": f["status"],
+                 "reason": f.get("reason", ""), "severity": f.get("severity", "unknown")} for f in found]
+    cves = {r["release"]: scan(r) for r in rels}
+    keys = [{"fingerprint": k, "path": f"keys/{k}.asc"} for k in [spec.signing_key, *spec.previous_keys]
+            if k and (root / "keys" / f"{k}.asc").exists()]
+    return SiteData(listing.get("product", spec.product), listing.get("eol"), list(spec.formats), rels, files,
+                    details, contents, cves, keys, spec.publish_url.rstrip("/"))
+

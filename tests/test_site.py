@@ -1,0 +1,252 @@
+"""Feed viewer (site/ + api/v1/), device check and deployed SBOM, on the demo tree and real package
+managers' own records of what they installed; the browser test drives Debian's Chromium."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from bindistro.manifest import ManifestError, parse
+from bindistro.pm.upgrade import DebRoot, IpkRoot, RpmRoot, find_opkg
+from bindistro.site.api import shard
+from httpserve import free_port
+
+SCHEMA_OF = {"index.json": "index", "cves.json": "cves", "releases/": "release", "packages/": "package",
+             "versions/": "versions", "names/": "shard", "provides/": "shard", "files/": "shard", "cves/": "cve"}
+
+
+# --- fast: manifest formats ---------------------------------------------------------------------
+
+def test_manifest_formats_told_by_content():
+    opkg = "Package: busybox\nVersion: 1.36.1-r0.1\nStatus: install ok installed\nArchitecture: core2-64\nInstalled-Time: 1\n\n" \
+           "Package: gone\nVersion: 1\nStatus: deinstall ok not-installed\n"
+    m = parse(opkg)
+    assert (m.kind, m.format, [(p.name, p.version) for p in m.packages]) == ("opkg-status", "ipk", [("busybox", "1.36.1-r0.1")])
+    assert parse(opkg.replace("Installed-Time: 1\n", "")).kind == "dpkg-status"
+    m = parse("busybox (none):1.36.1-r0.1 core2_64\nfoo 2:1.0-r0 noarch\n")
+    assert m.kind == "rpm-qa" and [p.version for p in m.packages] == ["1.36.1-r0.1", "2:1.0-r0"]
+    assert parse("busybox core2-64 1.36.1-r0.1\n").kind == "oe-manifest"
+    assert parse("busybox 1.36.1-r0.1\n").kind == "aktualizr"
+    for bad, line in (("busybox 1.0\nthis line has four words\n", 2), ("", 1), ("a b c\nd e\n", 2)):
+        with pytest.raises(ManifestError, match=f"line {line}"):
+            parse(bad)
+
+
+def test_device_check_refuses_an_unknown_manifest(project, cli, tmp_path):
+    f = tmp_path / "odd.txt"
+    f.write_text("just some words on a line\n")
+    r = cli("-C", project, "device", "check", f, ok=False)
+    assert r.exit_code == 1 and "odd.txt: line 1: not a line of a known manifest format" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+# --- the demo tree ------------------------------------------------------------------------------
+
+def api_docs(pub: Path):
+    for p in sorted((pub / "api/v1").rglob("*.json")):
+        rel = str(p.relative_to(pub / "api/v1"))
+        if rel.startswith("schema/"):
+            continue
+        kind = next(v for k, v in SCHEMA_OF.items() if rel == k or (k.endswith("/") and rel.startswith(k)))
+        yield rel, kind, json.loads(p.read_text())
+
+
+def test_release_publishes_site_and_api(demo, cli):
+    pub = demo / "publish"
+    schemas = {p.name.split(".")[0]: json.loads(p.read_text()) for p in (pub / "api/v1/schema").glob("*.json")}
+    n = 0
+    for rel, kind, doc in api_docs(pub):
+        jsonschema.Draft202012Validator(schemas[kind]).validate(doc)
+        n += 1
+    assert n > 500
+    idx = json.loads((pub / "api/v1/index.json").read_text())
+    assert [r["release"] for r in idx["releases"]] == ["1.1", "1.2", "1.3"] and idx["latest"] == "1.3"
+    htop = json.loads((pub / "api/v1/packages/htop.json").read_text())
+    assert {v["version"] for v in htop["versions"]} == {"3.3.0-r0.0", "3.3.1-r0.0"}
+    assert {v["format"] for v in htop["versions"]} == {"ipk", "rpm", "deb"}
+    v = next(v for v in htop["versions"] if v["version"] == "3.3.0-r0.0" and v["format"] == "ipk" and v["arch"] == "core2-64")
+    assert (v["first"], v["last"], v["releases"]) == ("1.1", "1.2", ["1.1", "1.2"])
+    assert (pub / v["path"]).is_file() and htop["newest"]["ipk"]["files"] == ["/usr/bin/htop"]
+    assert htop["license"] and "libc6" in htop["newest"]["ipk"]["depends"]
+    r13 = json.loads((pub / "api/v1/releases/1.3.json").read_text())
+    assert {"name": "htop", "format": "ipk", "arch": "core2-64", "from": "3.3.0-r0.0", "version": "3.3.1-r0.0"} in r13["changes"]["upgraded"]
+    gone = [c for c in r13["changes"]["removed"] if c["name"] == "ifupdown"]
+    assert gone and all(c["replaced_by"] == ["iproute2"] for c in gone)
+    assert r13["cve"]["counts"]["fixed"] >= 2 and r13["images"] and (pub / r13["verify"]["report"]).is_file()
+    files = json.loads((pub / f"api/v1/files/{shard('busybox')}.json").read_text())["entries"]
+    assert ["busybox", "ipk", "feeds/ipk/core2-64", "1.36.1-r0.0", "1.1", "1.36.1-r0.1", "1.3"] in files["/bin/busybox"]
+    prov = json.loads((pub / f"api/v1/provides/{shard('ifupdown')}.json").read_text())["entries"]
+    assert ["iproute2", "ipk"] in prov["ifupdown"]
+    for page in ("index.html", "search.html", "device.html", "releases/1.3.html", "packages/htop.html",
+                 "packages/index.html", "cves/CVE-2022-28391.html", "releases/1.3/verify.html"):
+        assert (pub / "site" / page).is_file(), page
+    # rebuilt with nothing new: not one byte differs, so the new generation shares every page's inode
+    old = (pub / "site/packages/htop.html").resolve().stat().st_ino
+    r = cli.json("-C", demo, "site", "build")
+    assert r["files_written"] == 0 and r["files_unchanged"] > 500
+    assert (pub / "site/packages/htop.html").resolve().stat().st_ino == old
+    cli("-C", demo, "fsck", "--publish")          # exit 0: the tree as a reader sees it is whole
+
+
+def image_manifest(pub: Path, rel: str, machine: str = "qemux86-64") -> Path:
+    return next((pub / "images" / rel / machine).glob("*.manifest"))
+
+
+def files_for(pub: Path, fmt: str, entries: list[tuple[str, str]], feeds: tuple[str, ...]) -> list[Path]:
+    out = []
+    for name, version in entries:
+        doc = json.loads((pub / f"api/v1/packages/{name}.json").read_text())
+        v = next(v for v in doc["versions"] if v["format"] == fmt and v["version"] == version
+                 and v["feed"].rsplit("/", 1)[-1] in feeds)
+        out.append(pub / v["path"])
+    return out
+
+
+def check(cli, demo, manifest: Path, *args) -> dict:
+    r = cli("-C", demo, "device", "check", manifest, *args, "--json", ok=None)
+    d = json.loads(r.stdout)
+    assert r.exit_code == (0 if d["ok"] else 1), r.stderr
+    return d
+
+
+def test_device_check_every_manifest_format(demo, cli, tmp_path):
+    """Release 1.2's x86 image installed by real opkg, dpkg and rpm; their own records name it."""
+    pub = demo / "publish"
+    oe = image_manifest(pub, "1.2")
+    entries = [(n, v) for n, _a, v in (l.split() for l in oe.read_text().splitlines())]
+    made = {"oe-manifest": oe}
+    akt = tmp_path / "package.manifest"
+    akt.write_text("".join(f"{n} {v}\n" for n, v in entries))
+    made["aktualizr"] = akt
+    ipk = IpkRoot(tmp_path / "ipk", pub / "feeds/ipk/core2-64", ["all", "core2-64", "qemux86_64"], find_opkg())
+    ipk.install(files_for(pub, "ipk", entries, ("all", "core2-64", "qemux86_64")))
+    made["opkg-status"] = ipk.root / "var/lib/opkg/status"
+    deb = DebRoot(tmp_path / "deb", pub / "feeds/deb/core2-64")
+    deb.install(files_for(pub, "deb", entries, ("all", "core2-64", "qemux86_64")))
+    made["dpkg-status"] = deb.root / "var/lib/dpkg/status"
+    rpm = RpmRoot(tmp_path / "rpm", pub / "feeds/rpm/core2_64", ["noarch", "core2_64", "qemux86_64"])
+    rpm.install(files_for(pub, "rpm", entries, ("noarch", "core2_64", "qemux86_64")))
+    qa = rpm._rpm("-qa", "--qf", "%{NAME} %{EPOCH}:%{VERSION}-%{RELEASE} %{ARCH}\n")
+    made["rpm-qa"] = tmp_path / "rpm-qa.txt"
+    made["rpm-qa"].write_text(qa.stdout)
+    # dpkg notes the file-less packagegroup as "disappeared" (replaced by the others' files): its record
+    # lacks it, and the device still matches the release exactly
+    count = {k: len(entries) for k in made} | {"dpkg-status": len(deb.installed())}
+    assert count["dpkg-status"] >= len(entries) - 1
+    for kind, path in made.items():
+        d = check(cli, demo, path)
+        assert (d["manifest"], d["release"], d["exact"], d["packages"]) == (kind, "1.2", True, count[kind]), (kind, d)
+        assert [u["name"] for u in d["upgrades"]] == ["libz1"] and d["ok"]
+    assert check(cli, demo, made["dpkg-status"])["format"] == "deb"
+    assert check(cli, demo, made["oe-manifest"], "--release", "1.1")["release"] == "1.1"
+
+
+def test_device_check_reports_each_difference(demo, cli, tmp_path):
+    pub = demo / "publish"
+    lines = image_manifest(pub, "1.3").read_text().splitlines()
+    out = []
+    for l in lines:
+        n, a, v = l.split()
+        out.append(f"{n} {a} {'1.3.1-r0.0' if n == 'libz1' else '1.36.1-r9' if n == 'busybox' else v}")
+    f = tmp_path / "odd.manifest"
+    f.write_text("\n".join(out + ["my-own-tool core2-64 1.0-r0"]) + "\n")
+    d = check(cli, demo, f)
+    assert d["release"] == "1.3" and not d["exact"] and not d["ok"]
+    assert d["older"] == [{"name": "libz1", "installed": "1.3.1-r0.0", "release": "1.3.2-r0.0"}]
+    assert d["newer"] == [{"name": "busybox", "installed": "1.36.1-r9", "release": "1.36.1-r0.1"}]
+    assert d["foreign"] == [{"name": "my-own-tool", "installed": "1.0-r0"}]
+    assert d["unpublished"] == [{"name": "busybox", "installed": "1.36.1-r9"}]
+    r = cli("-C", demo, "device", "check", f, ok=False)
+    assert r.exit_code == 1 and "not from this distribution: my-own-tool 1.0-r0" in r.stdout
+
+
+def test_deployed_sbom_of_a_device_with_one_more_package(demo, cli, tmp_path):
+    pub = demo / "publish"
+    f = tmp_path / "device.manifest"
+    f.write_text(image_manifest(pub, "1.2").read_text() + "htop core2-64 3.3.0-r0.0\n")
+    out = tmp_path / "device.spdx.json"
+    cli("-C", demo, "device", "sbom", f, "-o", out)
+    doc = json.loads(out.read_text())
+    sbom = next(e for e in doc["@graph"] if e["type"] == "software_Sbom")
+    assert sbom["software_sbomType"] == ["deployed"]
+    pkgs = {e["name"]: e for e in doc["@graph"] if e["type"] == "software_Package"}
+    assert len(pkgs) == len(f.read_text().splitlines())
+    htop = pkgs["htop"]
+    assert "3.3.0-r0.0" in htop["software_packageUrl"] and htop["software_primaryPurpose"] == "install"
+    lic = [e for e in doc["@graph"] if e.get("relationshipType") == "hasDeclaredLicense" and e["from"] == htop["spdxId"]]
+    expr = next(e for e in doc["@graph"] if e.get("spdxId") == lic[0]["to"][0])
+    assert expr["simplelicensing_licenseExpression"] == "GPL-2.0-only"
+    assert pkgs["busybox"].get("externalIdentifier")           # CPE from the release's image SBOM
+    scan = cli.json("-C", demo, "cve", "scan", "--sbom", out)
+    dev = check(cli, demo, f)
+    key = lambda fs: sorted((x["cve"], x["package"], x["status"]) for x in fs)   # noqa: E731
+    assert key(scan["findings"]) == key(dev["cves"]) and ("CVE-2022-28391", "busybox", "fixed") in key(dev["cves"])
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@contextlib.contextmanager
+def bindistro_serve(proj: Path):
+    """`bindistro serve` on a free port, until the block ends."""
+    port = free_port()
+    p = subprocess.Popen([str(Path(sys.executable).parent / "bindistro"), "-C", str(proj), "serve", "--port", str(port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert f"http://127.0.0.1:{port}/site/index.html" in p.stdout.readline()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        p.terminate()
+        p.wait(5)
+
+
+def test_browser_walk_search_and_device_check(demo, tmp_path):
+    from playwright import sync_api          # scripts/setup.sh installs it; it drives Debian's chromium
+    pub = demo / "publish"
+    shots = Path(os.environ.get("BINDISTRO_ARTIFACTS", tmp_path)) / "site"
+    shots.mkdir(parents=True, exist_ok=True)
+    problems = []
+    with bindistro_serve(demo) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.goto(f"{url}/site/index.html")
+        page.screenshot(path=str(shots / "home.png"), full_page=True)
+        page.click("a[href='releases/1.3.html']")
+        assert page.url.endswith("/site/releases/1.3.html")
+        page.click("a[href$='packages/htop.html'] >> nth=0")
+        assert page.url.endswith("/site/packages/htop.html")
+        page.screenshot(path=str(shots / "package-htop.png"), full_page=True)
+        href = page.get_attribute("a.dl >> nth=0", "href")
+        got = page.request.get(page.url.rsplit("/", 1)[0] + "/" + href)
+        assert got.status == 200 and got.body() == (pub / "site/packages" / href).resolve().read_bytes()
+
+        def search(q: str) -> str:
+            page.goto(f"{url}/site/search.html?q={q}")
+            page.wait_for_selector("#timing")
+            page.screenshot(path=str(shots / f"search-{q.strip('/').replace('/', '_')}.png"), full_page=True)
+            return page.inner_text("#results")
+        text = search("htop")
+        assert "every version of htop (12)" in text and "3.3.0-r0.0" in text and "3.3.1-r0.0" in text
+        text = search("/bin/busybox")
+        assert "/bin/busybox\tbusybox\tfeeds/ipk/core2-64\t1.36.1-r0.0 (1.1)\t1.36.1-r0.1 (1.3)" in text
+        assert "provides ifupdown" in search("ifupdown") and "iproute2" in search("ifupdown")
+        text = search("CVE-2022-28391")
+        assert all(f"{r}\tbusybox\t1.36.1\tfixed" in text for r in ("1.1", "1.2", "1.3"))
+        page.goto(f"{url}/site/device.html")
+        page.set_input_files("#manifest", str(image_manifest(pub, "1.2")))
+        page.wait_for_selector("#verdict")
+        verdict = page.inner_text("#verdict")
+        page.screenshot(path=str(shots / "device-check.png"), full_page=True)
+        assert "release 1.2, 1 upgrades available" in verdict, verdict
+        browser.close()
+    assert problems == []
