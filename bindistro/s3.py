@@ -5,8 +5,8 @@ S3 has no atomic switch of many keys, so the order is what keeps readers safe:
   1. immutable files (packages, images, manifests, content-named repodata …) first, each a
      conditional write (If-None-Match: *): a key that exists is never overwritten, and one holding
      other bytes stops the upload with an error — published bytes never change, here either;
-  2. then the few files a release rewrites (MUTABLE): in each feed the index before its signature,
-     and releases.json, SECURITY.md and security.txt last.
+  2. then the files a release rewrites (MUTABLE): in each feed the index before its signature,
+     the feed viewer's site/ and api/, and releases.json, SECURITY.md and security.txt last.
 A device reading index then signature sees a mismatched pair only while one object is written.
 Immutable keys get `Cache-Control: public, max-age=31536000, immutable`, the rewritten ones a short
 max-age, so a CDN serves no stale index for longer than that. Every key already there with the same
@@ -54,8 +54,11 @@ def client():
     return boto3.client("s3", config=Config(retries={"max_attempts": 5, "mode": "standard"}))
 
 
+VIEWER = ("site/", "api/")     # the feed viewer's pages and API documents change with every release
+
+
 def mutable(rel: str) -> bool:
-    return rel.rsplit("/", 1)[-1] in MUTABLE
+    return rel.rsplit("/", 1)[-1] in MUTABLE or rel.startswith(VIEWER)
 
 
 def _order(rel: str) -> tuple:

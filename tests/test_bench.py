@@ -54,3 +54,9 @@ def test_scale():
 def test_s3_publish():
     out = smoke("s3_publish.py")
     assert "s3 publish: 300 packages" in out and "a second upload sent 0" in out, out
+
+
+@pytest.mark.slow         # a 300-package sample released three times, a browser searching it
+def test_site():
+    out = smoke("site.py")
+    assert "first page" in out and "within budget: True" in out, out

@@ -272,3 +272,55 @@ def test_eol(cli, project, sample_build):
     changed = {k for k in after if after[k] != before[k]}
     assert {"releases.json", "SECURITY.md"} <= changed <= {"releases.json", "SECURITY.md", ".well-known/security.txt"}
     assert "EOL" in cli("-C", project, "releases").stdout
+
+
+# bitbake's hash-equivalence tables as lib/hashserv/sqlite.py defines them: (name, type, unique?)
+_BB_UNIHASH = {"v2": [("method", "TEXT NOT NULL", True), ("taskhash", "TEXT NOT NULL", True), ("unihash", "TEXT NOT NULL", False)]}
+_BB_UNIHASH["v3"] = _BB_UNIHASH["v2"] + [("gc_mark", "TEXT NOT NULL", False)]
+
+
+def bitbake_db(path: Path, version: str) -> None:
+    """A hashserv.db as a bitbake of that schema creates it (its _make_table), with one row of its own."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cols = _BB_UNIHASH[version]
+    fields = " ".join(f"{n} {t}," for n, t, _ in cols)
+    unique = ", ".join(n for n, _, u in cols if u)
+    con = sqlite3.connect(path)
+    con.execute(f"CREATE TABLE unihashes_{version} (id INTEGER PRIMARY KEY AUTOINCREMENT, {fields} UNIQUE({unique}))")
+    con.execute(f"INSERT INTO unihashes_{version} ({', '.join(n for n, _, _ in cols)}) VALUES "
+                f"({', '.join(['?'] * len(cols))})", ["TaskSigMD5", "local-task", "local-unihash", ""][:len(cols)])
+    con.commit()
+    con.close()
+
+
+def unihash_rows(db: Path) -> dict[str, int]:
+    con = sqlite3.connect(db)
+    try:
+        return {t: con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                for (t,) in con.execute("SELECT name FROM sqlite_master WHERE name LIKE 'unihashes_%'")}
+    finally:
+        con.close()
+
+
+def test_restore_seeds_the_hashserv_schema_the_builds_bitbake_reads(released, cli, tmp_path):
+    pub, key = released / "p" / "publish", released / "distro.asc"
+    snapshot = unihash_rows(released / "b1" / "cache" / "hashserv.db")["unihashes_v3"]
+    # 1. a build whose bitbake (found in the layers dir) still uses unihashes_v2
+    layers = tmp_path / "layers"
+    src = layers / "poky" / "bitbake" / "lib" / "hashserv" / "sqlite.py"
+    src.parent.mkdir(parents=True)
+    src.write_text('_make_table(cursor, "unihashes_v2", UNIHASH_TABLE_DEFINITION)\n')
+    r = cli.json("restore", tmp_path / "old", "--from", pub, "--keyring", key, "--layers-dir", layers)
+    assert r["hashserv"]["schema"] == "v2" and "unihashes_v2" in r["hashserv"]["detected"]
+    assert unihash_rows(tmp_path / "old/cache/hashserv.db") == {"unihashes_v2": snapshot}
+    # 2. a build dir whose database a v2 bitbake made already: its own row stays, the release's join it
+    bitbake_db(tmp_path / "own/cache/hashserv.db", "v2")
+    r = cli("restore", tmp_path / "own", "--from", pub, "--keyring", key)
+    assert "rows added to unihashes_v2" in r.stdout
+    assert unihash_rows(tmp_path / "own/cache/hashserv.db") == {"unihashes_v2": snapshot + 1}
+    # 3. a v3 database stays v3; and with nothing to tell, the snapshot's own schema, said so
+    bitbake_db(tmp_path / "new/cache/hashserv.db", "v3")
+    assert cli.json("restore", tmp_path / "new", "--from", pub, "--keyring", key)["hashserv"]["schema"] == "v3"
+    assert unihash_rows(tmp_path / "new/cache/hashserv.db") == {"unihashes_v3": snapshot + 1}
+    r = cli.json("restore", tmp_path / "none", "--from", pub, "--keyring", key, "--layers-dir", tmp_path / "empty")
+    assert r["hashserv"]["schema"] == "v3" and r["hashserv"]["detected"] == "the build's bitbake was not found"

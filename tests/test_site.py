@@ -71,7 +71,8 @@ def test_release_publishes_site_and_api(demo, cli):
     assert {v["version"] for v in htop["versions"]} == {"3.3.0-r0.0", "3.3.1-r0.0"}
     assert {v["format"] for v in htop["versions"]} == {"ipk", "rpm", "deb"}
     v = next(v for v in htop["versions"] if v["version"] == "3.3.0-r0.0" and v["format"] == "ipk" and v["arch"] == "core2-64")
-    assert (v["first"], v["last"], v["releases"]) == ("1.1", "1.2", ["1.1", "1.2"])
+    assert (v["first"], v["last"]) == ("1.1", "1.2")
+    assert {w["last"] for w in htop["versions"] if w["version"] == "3.3.1-r0.0"} == {None}     # still shipped
     assert (pub / v["path"]).is_file() and htop["newest"]["ipk"]["files"] == ["/usr/bin/htop"]
     assert htop["license"] and "libc6" in htop["newest"]["ipk"]["depends"]
     r13 = json.loads((pub / "api/v1/releases/1.3.json").read_text())
@@ -80,7 +81,7 @@ def test_release_publishes_site_and_api(demo, cli):
     assert gone and all(c["replaced_by"] == ["iproute2"] for c in gone)
     assert r13["cve"]["counts"]["fixed"] >= 2 and r13["images"] and (pub / r13["verify"]["report"]).is_file()
     files = json.loads((pub / f"api/v1/files/{shard('busybox')}.json").read_text())["entries"]
-    assert ["busybox", "ipk", "feeds/ipk/core2-64", "1.36.1-r0.0", "1.1", "1.36.1-r0.1", "1.3"] in files["/bin/busybox"]
+    assert ["busybox", "ipk", "feeds/ipk/core2-64", "1.36.1-r0.0", "1.1", "1.36.1-r0.1", None] in files["/bin/busybox"]
     prov = json.loads((pub / f"api/v1/provides/{shard('ifupdown')}.json").read_text())["entries"]
     assert ["iproute2", "ipk"] in prov["ifupdown"]
     for page in ("index.html", "search.html", "device.html", "releases/1.3.html", "packages/htop.html",
@@ -238,7 +239,7 @@ def test_browser_walk_search_and_device_check(demo, tmp_path):
         text = search("htop")
         assert "every version of htop (12)" in text and "3.3.0-r0.0" in text and "3.3.1-r0.0" in text
         text = search("/bin/busybox")
-        assert "/bin/busybox\tbusybox\tfeeds/ipk/core2-64\t1.36.1-r0.0 (1.1)\t1.36.1-r0.1 (1.3)" in text
+        assert "/bin/busybox\tbusybox\tfeeds/ipk/core2-64\t1.36.1-r0.0 (1.1)\t1.36.1-r0.1 (current)" in text
         assert "provides ifupdown" in search("ifupdown") and "iproute2" in search("ifupdown")
         text = search("CVE-2022-28391")
         assert all(f"{r}\tbusybox\t1.36.1\tfixed" in text for r in ("1.1", "1.2", "1.3"))

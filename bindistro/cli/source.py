@@ -55,6 +55,10 @@ def restore(proj: Project, build_dir, rel, source, url, hashserv_upstream, layer
         out.print(f"restored release {r['release']} into {r['build']}: {r['conf']}")
         if "prserv" in r:
             out.print(f"  PR database: {r['prserv']['rows']} entries, {r['prserv']['added']} added, {r['prserv']['raised']} raised")
+        if "hashserv" in r:
+            h = r["hashserv"]
+            out.print(f"  hash equivalence: {h['rows_added']} rows added to unihashes_{h['schema']}"
+                      f" ({h['detected']})", markup=False)
         for l in r.get("layers", []):
             out.print(f"  layer {l['layer']}: {l['status']}")
     emit(as_json, r, human)

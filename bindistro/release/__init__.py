@@ -210,7 +210,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, arts, name, s
     # 4. the listing, then the DB row and the generation in one transaction, then the switch
     rel = Release(name, seq, cid, created)
     write_listing(spec, store, g.dir, extra=rel)
-    site.build(spec, store, g.dir, site.verify_html(store))     # the feed viewer switches with the feeds
+    site.build(spec, store, g.dir, site.release_files(spec, store))     # the feed viewer switches with the feeds
 
     def record(n: int) -> None:
         with store.db.begin() as conn:
@@ -251,7 +251,7 @@ def relist(spec: Spec, store: Store, what: str) -> None:
     """Publish a new listing (after `eol`, or a policy change) in a generation of its own."""
     with publish.transaction(spec, store, what) as g:
         write_listing(spec, store, g.dir)
-        site.build(spec, store, g.dir, site.verify_html(store))
+        site.build(spec, store, g.dir, site.release_files(spec, store))
 
         def record(n: int) -> None:
             with store.db.begin() as conn:

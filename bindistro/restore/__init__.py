@@ -154,26 +154,80 @@ def conf_text(manifest: dict, url: str, hashserv_upstream: str | None) -> str:
     return "\n".join(lines)
 
 
-def seed_hashserv(db: Path, snapshot: Path) -> int:
-    """Add the snapshot's rows to the build's hash-equivalence database; existing rows win."""
+# bitbake's hash-equivalence tables (lib/hashserv/sqlite.py): unihashes_v2 until 2023, then
+# unihashes_v3 (+ gc_mark); outhashes_v2 in both. A bitbake of v3 upgrades a v2 table at start; one
+# of v2 never reads v3: so the snapshot's rows go into the table the build's bitbake reads.
+UNIHASH_COLUMNS = {"v2": ("method", "taskhash", "unihash"), "v3": ("method", "taskhash", "unihash", "gc_mark")}
+OUTHASH_COLUMNS = ("method", "taskhash", "outhash", "created", "owner", "PN", "PV", "PR", "task", "outhash_siginfo")
+
+
+def _create(con, table: str, cols: list[tuple[str, str]], unique: list[str]) -> None:
+    fields = " ".join(f"{n} {t}," for n, t in cols)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY AUTOINCREMENT, {fields} UNIQUE({', '.join(unique)}))")
+
+
+def _tables(con, schema: str = "main") -> set[str]:
+    return {r[0] for r in con.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type='table'")}
+
+
+def hashserv_schema(build: Path, layers_dir: Path | None) -> tuple[str | None, str]:
+    """(v2 | v3 | None, how it was told): the build's own database first, then its bitbake's source."""
+    db = build / "cache" / "hashserv.db"
+    if db.is_file():
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            names = _tables(con)
+        except sqlite3.DatabaseError as e:
+            raise BindistroError(f"{db}: not a readable hash-equivalence database ({e})") from None
+        finally:
+            con.close()
+        for v in ("v3", "v2"):
+            if f"unihashes_{v}" in names:
+                return v, f"{db} has unihashes_{v}"
+    for base in dict.fromkeys([(layers_dir or build.parent).resolve(), build.parent.resolve()]):
+        for src in sorted(base.glob("*/lib/hashserv/sqlite.py")) + sorted(base.glob("*/bitbake/lib/hashserv/sqlite.py")):
+            text = src.read_text(errors="replace")
+            for v in ("v3", "v2"):
+                if f'"unihashes_{v}"' in text:
+                    return v, f"{src} creates unihashes_{v}"
+    return None, "the build's bitbake was not found"
+
+
+def seed_hashserv(db: Path, snapshot: Path, schema: str | None = None) -> dict:
+    """Add the snapshot's rows to the build's hash-equivalence database, in the unihash table of
+    `schema` (None: the snapshot's own); existing rows win."""
     db.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(db)
     con.execute("ATTACH DATABASE ? AS snap", (f"file:{snapshot}?mode=ro",))
     added = 0
-    with con:
-        for table in ("unihashes_v3", "outhashes_v2"):
-            exists = con.execute("SELECT sql FROM snap.sqlite_master WHERE name=?", (table,)).fetchone()
-            if not exists:
-                continue
-            if not con.execute("SELECT name FROM main.sqlite_master WHERE name=?", (table,)).fetchone():
-                con.execute(exists[0])
-            cols = [r[1] for r in con.execute(f"PRAGMA snap.table_info({table})") if r[1] != "id"]
-            before = con.total_changes
-            con.execute(f"INSERT OR IGNORE INTO main.{table} ({','.join(cols)}) SELECT {','.join(cols)} FROM snap.{table}")
-            added += con.total_changes - before
-    con.execute("DETACH DATABASE snap")
-    con.close()
-    return added
+    try:
+        snap = _tables(con, "snap")
+        src = next((v for v in ("v3", "v2") if f"unihashes_{v}" in snap), None)
+        schema = schema or src or "v3"
+        with con:
+            if src:
+                _create(con, f"unihashes_{schema}", [(c, "TEXT NOT NULL") for c in UNIHASH_COLUMNS[schema]],
+                        ["method", "taskhash"])
+                cols = UNIHASH_COLUMNS[schema]
+                # a v2 snapshot has no gc_mark: '' is what bitbake's own v2 -> v3 upgrade writes
+                picked = [c if c in UNIHASH_COLUMNS[src] else "''" for c in cols]
+                before = con.total_changes
+                con.execute(f"INSERT OR IGNORE INTO main.unihashes_{schema} ({','.join(cols)}) "
+                            f"SELECT {','.join(picked)} FROM snap.unihashes_{src}")
+                added += con.total_changes - before
+            if "outhashes_v2" in snap:
+                _create(con, "outhashes_v2", [(c, "TEXT NOT NULL" if c in ("method", "taskhash", "outhash") else
+                                               "DATETIME" if c == "created" else "TEXT") for c in OUTHASH_COLUMNS],
+                        ["method", "taskhash", "outhash"])
+                have = {r[1] for r in con.execute("PRAGMA snap.table_info(outhashes_v2)")}
+                cols = [c for c in OUTHASH_COLUMNS if c in have]
+                before = con.total_changes
+                con.execute(f"INSERT OR IGNORE INTO main.outhashes_v2 ({','.join(cols)}) SELECT {','.join(cols)} FROM snap.outhashes_v2")
+                added += con.total_changes - before
+    finally:
+        con.execute("DETACH DATABASE snap")
+        con.close()
+    return {"rows_added": added, "schema": schema, "snapshot_schema": src}
 
 
 def checkout_layers(layers: list[L.Layer], base: Path) -> list[dict]:
@@ -229,7 +283,10 @@ def restore(build: Path, publish: Path, release: str | None = None, url: str | N
         added, raised = prserv.import_rows(build / "cache" / "prserv.sqlite3", prrows)
         result["prserv"] = {"rows": len(prrows), "added": added, "raised": raised}
     if hashdb is not None:
-        result["hashserv_rows_added"] = seed_hashserv(build / "cache" / "hashserv.db", hashdb)
+        schema, why = hashserv_schema(build, layers_dir)
+        seeded = seed_hashserv(build / "cache" / "hashserv.db", hashdb, schema)
+        result["hashserv_rows_added"] = seeded["rows_added"]
+        result["hashserv"] = dict(seeded, detected=why)
     if layers is not None:
         result["layers"] = checkout_layers(layers, (layers_dir or build.parent).resolve())
     return result

@@ -33,20 +33,22 @@ class Writer:
         self.root = root
         self.written = self.same = self.bytes = 0
 
-    def put(self, rel: str, data: bytes) -> None:
+    def put(self, rel: str, data: bytes) -> bool:
+        """Write `rel` unless it holds these bytes already; whether it was written."""
         p = self.root / rel
         self.bytes += len(data)
         try:
             if p.stat().st_size == len(data) and p.read_bytes() == data:
                 self.same += 1
-                return
+                return False
         except FileNotFoundError:
             makedirs(p.parent)
         write_bytes_atomic(p, data, sync=False)      # the generation is synced as a whole
         self.written += 1
+        return True
 
-    def json(self, rel: str, doc) -> None:
-        self.put(rel, json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode())
+    def json(self, rel: str, doc) -> bool:
+        return self.put(rel, json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def snippets(product: str, url: str, feeds: dict[str, list[str]]) -> dict[str, str]:
@@ -65,9 +67,14 @@ def snippets(product: str, url: str, feeds: dict[str, list[str]]) -> dict[str, s
     return out
 
 
-def build(spec: Spec, store: Store, root: Path, report_html=None) -> dict:
+def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool = False) -> dict:
     """Write site/ and api/v1/ of the tree or generation at `root` (its releases.json and manifests
-    are the current ones). `report_html(candidate)`: a release's stored verify report as HTML."""
+    are the current ones). `release_files(candidate, release)`: {file name: text} written under
+    site/releases/<release>/ once (a released candidate's report and notes do not change).
+
+    A page is made from its API document alone: when the document's bytes did not change and the
+    page exists, it is not rendered again (a release renders the pages of what changed); `force`
+    renders every page (templates of a newer bindistro)."""
     d = collect(spec, store, root)
     a = apimod.Api(d)
     w = Writer(root)
@@ -78,7 +85,10 @@ def build(spec: Spec, store: Store, root: Path, report_html=None) -> dict:
     latest = d.releases[-1]["release"] if d.releases else None
     index = a.index()
 
-    def page(rel: str, template: str, depth: int, **kw) -> None:
+    def page(rel: str, template: str, depth: int, changed: bool = True, **kw) -> None:
+        if not (changed or force) and (root / "site" / rel).exists():
+            w.same += 1
+            return
         top = "../" * depth
         html = env.get_template(template).render(
             product=d.product, latest=latest, top=top, root="../" + top, index=index,
@@ -95,19 +105,16 @@ def build(spec: Spec, store: Store, root: Path, report_html=None) -> dict:
     for schema in sorted((HERE / "schema").glob("*.json")):
         w.put(f"{v}/schema/{schema.name}", schema.read_bytes())
     rel_docs = [a.release(i) for i in range(len(d.releases))]
-    for doc in rel_docs:
-        w.json(f"{v}/releases/{doc['release']}.json", doc)
+    rel_changed = [w.json(f"{v}/releases/{doc['release']}.json", doc) for doc in rel_docs]
     for fmt in d.formats:
         w.json(f"{v}/versions/{fmt}.json", a.versions(fmt))
     shards = a.shards()
-    for rel, doc in shards.items():
-        w.json(f"{v}/{rel}", doc)
+    shard_changed = {rel: w.json(f"{v}/{rel}", doc) for rel, doc in shards.items()}
     pkg_docs = {}
     for name in progress(sorted(a.by_name), "site: packages"):
         if apimod.safe(name):
             pkg_docs[name] = doc = a.package(name)
-            w.json(f"{v}/packages/{name}.json", doc)
-            page(f"packages/{name}.html", "package.html", 1, p=doc)
+            page(f"packages/{name}.html", "package.html", 1, w.json(f"{v}/packages/{name}.json", doc), p=doc)
 
     # the pages
     for name in ("site.css", "site.js"):
@@ -115,22 +122,23 @@ def build(spec: Spec, store: Store, root: Path, report_html=None) -> dict:
     page("index.html", "home.html", 0, eol=d.eol, supported=supported, snippets=snippets(d.product, d.url, index["feeds"]))
     page("search.html", "search.html", 0)
     page("device.html", "device.html", 0)
-    for doc, r in zip(rel_docs, d.releases):
-        page(f"releases/{doc['release']}.html", "release.html", 1, r=doc)
-        if report_html and r.get("candidate") is not None:
-            html = report_html(r["candidate"], doc["release"])
-            if html:
-                w.put(f"site/releases/{doc['release']}/verify.html", html.encode())
+    for doc, r, changed in zip(rel_docs, d.releases, rel_changed):
+        page(f"releases/{doc['release']}.html", "release.html", 1, changed, r=doc)
+        if release_files and r.get("candidate") is not None and (
+                force or not (root / f"site/releases/{doc['release']}/verify.html").exists()):
+            for name, text in release_files(r["candidate"], doc["release"]).items():
+                w.put(f"site/releases/{doc['release']}/{name}", text.encode())
     letters = sorted({apimod.letter(n) for n in pkg_docs})
     for i, l in enumerate(letters):
         names = sorted(shards.get(f"names/{l}.json", {}).get("entries", {}).items())
         page("packages/index.html" if i == 0 else f"packages/index-{l}.html", "letters.html", 1,
+             shard_changed.get(f"names/{l}.json", True) or i == 0,
              letters=letters, this=l, names=[(n, row) for n, row in names if n in pkg_docs])
     if not letters:
         page("packages/index.html", "letters.html", 1, letters=[], this="", names=[])
     for key, doc in shards.items():
         if key.startswith("cves/"):
-            page(f"{key[:-5]}.html", "cve.html", 1, c=doc)
+            page(f"{key[:-5]}.html", "cve.html", 1, shard_changed[key], c=doc)
     return {"releases": len(d.releases), "packages": len(pkg_docs), "files_written": w.written,
             "files_unchanged": w.same, "bytes": w.bytes}
 
@@ -143,15 +151,19 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def verify_html(store: Store):
-    """report_html for build(): the stored report of a release's candidate, as `verify --html` writes it."""
+def release_files(spec: Spec, store: Store):
+    """release_files for build(): the stored verify report of a release's candidate as `verify
+    --html` writes it, and its release notes as `bindistro notes` writes them."""
     from .. import verify
+    from ..notes import release_notes
     from ..verify.render import to_html
 
-    def render(cid: int, release: str) -> str | None:
+    def files(cid: int, release: str) -> dict[str, str]:
         rep = verify.report(store, cid)
-        return to_html(rep, f"verify report of release {release} (candidate {cid})") if rep else None
-    return render
+        html = to_html(rep, f"verify report of release {release} (candidate {cid})") if rep else \
+            f"<!doctype html><title>{release}</title><p>No verify report is stored for candidate {cid}.</p>\n"
+        return {"verify.html": html, "notes.md": release_notes(spec, store, cid)}
+    return files
 
 
 def rebuild(spec: Spec, store: Store) -> dict:
@@ -161,7 +173,7 @@ def rebuild(spec: Spec, store: Store) -> dict:
         if not (g.dir / "releases.json").exists():
             from ..errors import BindistroError
             raise BindistroError(f"{spec.publish_path}: nothing published yet (no releases.json)")
-        stats = build(spec, store, g.dir, verify_html(store))
+        stats = build(spec, store, g.dir, release_files(spec, store), force=True)
 
         def record(n: int) -> None:
             with store.db.begin() as conn:

@@ -5,6 +5,7 @@ Lookups a static site must answer without a server are sharded by a hash a brows
 cheaply as we do (FNV-1a of the UTF-8 key, two hex digits: 256 shards): a search fetches one shard."""
 from __future__ import annotations
 
+import functools
 import re
 
 from ..formats import get as get_format
@@ -15,6 +16,7 @@ STATUSES = ("affected", "under_investigation", "fixed", "not_affected")
 _PAGE_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def shard(key: str) -> str:
     """FNV-1a (32-bit) of the key's UTF-8 bytes, low byte as two hex digits (site/static/site.js
     computes the same)."""
@@ -66,10 +68,22 @@ class Api:
                     for target in {dep} | self.provided_by.get(dep, set()):
                         if target != n:
                             self.rdepends.setdefault(target, set()).add(n)
+        self._paths: dict[str, list[str]] = {}
         self.cves_of: dict[str, list[dict]] = {}
         for rel, found in d.cves.items():
             for c in found:
                 self.cves_of.setdefault(c["package"], []).append(dict(c, release=rel))
+
+    def paths(self, f: PackageFile) -> list[str]:
+        if f.staged not in self._paths:
+            self._paths[f.staged] = file_paths(self.d.contents.get(f.staged, []))
+        return self._paths[f.staged]
+
+    def last(self, f: PackageFile) -> str | None:
+        """The last release that shipped `f`; None while the latest release still does (so a page
+        changes when its package does, not with every release)."""
+        i = max(f.releases)
+        return None if i == len(self.names) - 1 else self.names[i]
 
     @staticmethod
     def _newest(files: list[PackageFile]) -> dict[str, PackageFile]:
@@ -141,12 +155,11 @@ class Api:
                 "license": head["license"], "homepage": head["homepage"], "section": head["section"],
                 "versions": [{"version": f.version, "format": f.format, "arch": f.arch, "feed": f.feed,
                               "path": f.path, "size": f.size, "sha256": f.sha256,
-                              "first": self.names[min(f.releases)], "last": self.names[max(f.releases)],
-                              "releases": [self.names[i] for i in f.releases]} for f in files],
+                              "first": self.names[min(f.releases)], "last": self.last(f)} for f in files],
                 "newest": {fmt: {"version": f.version, "arch": f.arch, "path": f.path,
                                  **{k: [x for x in self.d.details[f.path][k] if x != name] for k in
                                     ("depends", "recommends", "provides", "replaces", "conflicts")},
-                                 "files": file_paths(self.d.contents.get(f.staged, []))}
+                                 "files": self.paths(f)}
                            for fmt, f in sorted(newest.items())},
                 "required_by": sorted(self.rdepends.get(name, ())),
                 "cves": sorted(self.cves_of.get(name, []), key=lambda c: (c["cve"], c["release"]))}
@@ -177,18 +190,20 @@ class Api:
                     lst = docs.setdefault(f"provides/{shard(p)}.json", {}).setdefault(p, [])
                     if [name, f.format] not in lst:
                         lst.append([name, f.format])
-        # file path -> who ships it: [name, format, feed, first version, first release, last version, last release]
-        seen: dict[tuple[str, str, str], list] = {}
+        # file path -> who ships it: [name, format, feed, first version, first release, last version,
+        # last release (None: the latest still does)]
+        seen: dict[tuple[str, str, str], tuple[list, list]] = {}
         for f in sorted(self.d.files.values(), key=lambda f: min(f.releases)):
-            for p in file_paths(self.d.contents.get(f.staged, [])):
+            for p in self.paths(f):
                 k = (p, f.name, f.feed)
-                row = seen.get(k)
-                if row is None:
-                    row = seen[k] = [f.name, f.format, f.feed, f.version, self.names[min(f.releases)],
-                                     f.version, self.names[max(f.releases)]]
+                if k not in seen:
+                    row = [f.name, f.format, f.feed, f.version, self.names[min(f.releases)], f.version, self.last(f)]
+                    seen[k] = (row, [max(f.releases)])
                     docs.setdefault(f"files/{shard(p.rsplit('/', 1)[-1])}.json", {}).setdefault(p, []).append(row)
-                elif max(f.releases) >= self.names.index(row[6]):
-                    row[5], row[6] = f.version, self.names[max(f.releases)]
+                else:
+                    row, end = seen[k]
+                    if max(f.releases) >= end[0]:
+                        row[5], row[6], end[0] = f.version, self.last(f), max(f.releases)
         ids: dict[str, list] = {}
         for rel, found in self.d.cves.items():
             for c in found:

@@ -51,7 +51,7 @@ var bindistro = (function () {
         var rows = [];
         Object.keys(d.entries).forEach(function (p) {
           if (p === q || (q.indexOf("/") < 0 && p.slice(p.lastIndexOf("/") + 1) === q))
-            d.entries[p].forEach(function (e) { rows.push([p, pkgLink(e[0]), e[2], e[3] + " (" + e[4] + ")", e[5] + " (" + e[6] + ")"]); });
+            d.entries[p].forEach(function (e) { rows.push([p, pkgLink(e[0]), e[2], e[3] + " (" + e[4] + ")", e[5] + " (" + (e[6] || "current") + ")"]); });
         });
         if (rows.length) sections.push(["files", table(["path", "package", "feed", "first shipped", "last shipped"], rows), rows.length]);
       }));
@@ -66,7 +66,7 @@ var bindistro = (function () {
           var exact = names.indexOf(q) >= 0 ? get(api + "packages/" + q + ".json") : Promise.resolve(null);
           return exact.then(function (p) {
             if (p) sections.unshift(["every version of " + q, table(["version", "format", "arch", "first", "last", ""], p.versions.map(function (v) {
-              return [v.version, v.format, v.arch, v.first, v.last, el("a", "download", {href: root + v.path})];
+              return [v.version, v.format, v.arch, v.first, v.last || "current", el("a", "download", {href: root + v.path})];
             })), p.versions.length]);
             if (names.length) sections.push(["package names", table(["package", "newest version", "summary"], names.slice(0, 200).map(function (n) {
               return [pkgLink(n), d.entries[n][0], d.entries[n][1]];
