@@ -85,7 +85,7 @@ def test_release_publishes_site_and_api(demo, cli):
     prov = json.loads((pub / f"api/v1/provides/{shard('ifupdown')}.json").read_text())["entries"]
     assert ["iproute2", "ipk"] in prov["ifupdown"]
     for page in ("index.html", "search.html", "device.html", "releases/1.3.html", "packages/htop.html",
-                 "packages/index.html", "cves/CVE-2022-28391.html", "releases/1.3/verify.html"):
+                 "packages/index.html", "cves/CVE-2022-28391.html", "releases/1.3/verify.html", "releases/1.3/notes.md"):
         assert (pub / "site" / page).is_file(), page
     # rebuilt with nothing new: not one byte differs, so the new generation shares every page's inode
     old = (pub / "site/packages/htop.html").resolve().stat().st_ino

@@ -109,7 +109,8 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
     for fmt in d.formats:
         w.json(f"{v}/versions/{fmt}.json", a.versions(fmt))
     shards = a.shards()
-    shard_changed = {rel: w.json(f"{v}/{rel}", doc) for rel, doc in shards.items()}
+    shard_changed = {rel: w.json(f"{v}/{rel}", doc) for rel, doc in shards.items()}     # (letter pages: all
+    # rendered, at most 37, as each links every letter)
     pkg_docs = {}
     for name in progress(sorted(a.by_name), "site: packages"):
         if apimod.safe(name):
@@ -132,7 +133,6 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
     for i, l in enumerate(letters):
         names = sorted(shards.get(f"names/{l}.json", {}).get("entries", {}).items())
         page("packages/index.html" if i == 0 else f"packages/index-{l}.html", "letters.html", 1,
-             shard_changed.get(f"names/{l}.json", True) or i == 0,
              letters=letters, this=l, names=[(n, row) for n, row in names if n in pkg_docs])
     if not letters:
         page("packages/index.html", "letters.html", 1, letters=[], this="", names=[])
