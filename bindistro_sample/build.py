@@ -141,13 +141,20 @@ def rootfs_generated(machine: str, inject: list[str]) -> list[File]:
     return out
 
 
-def write_rootfs(pkgs: list[Pkg], dest: Path, mtime: int, extra: list[File] = ()) -> None:
+def rootfs_removed(inject: list[str]) -> set[str]:
+    """Package files a rootfs post-process step deletes (defects only)."""
+    return {"/usr/lib/systemd/system/sshdgenkeys.service"} if "no-first-boot-keys" in inject else set()
+
+
+def write_rootfs(pkgs: list[Pkg], dest: Path, mtime: int, extra: list[File] = (), removed: set[str] = frozenset()) -> None:
     seen: dict[str, File] = {}
     for p in pkgs:
         for f in p.files:
             seen[f.path] = f
     for f in extra:
         seen[f.path] = f
+    for path in removed:
+        seen.pop(path, None)
     entries = [("./", File("/", "dir"))] + [("." + path, seen[path]) for path in sorted(seen)]
     dest.write_bytes(zstandard.ZstdCompressor(level=3).compress(_tar(entries, mtime)))
 
@@ -359,7 +366,7 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
         idir.mkdir(parents=True, exist_ok=True)
         base = f"{IMAGE}-{m.name}.rootfs"
         extra = rootfs_generated(m.name, list(inject))
-        write_rootfs(ip, idir / f"{base}-{stamp}.tar.zst", mtime, extra)
+        write_rootfs(ip, idir / f"{base}-{stamp}.tar.zst", mtime, extra, rootfs_removed(list(inject)))
         (idir / f"{base}-{stamp}.manifest").write_text("".join(f"{p.name} {p.arch} {p.version}\n" for p in ip))
         (idir / f"{base}-{stamp}.spdx.json").write_bytes(spdx.write_sbom(ip, f"{base}-{stamp}", when.isoformat()))
         suffixes = [".tar.zst", ".manifest", ".spdx.json"]

@@ -22,10 +22,12 @@ DEFECTS = {
     "root-password": "the image's /etc/shadow has a preset root password",
     "host-keys": "the image ships SSH host keys (/etc/ssh/ssh_host_ed25519_key)",
     "extra-service": "the image enables telnetd.service, which is not in the spec's allowlist",
+    "no-first-boot-keys": "the image drops openssh's sshdgenkeys.service: nothing makes SSH host keys on first boot",
 }
 
 # defects that do not need an earlier release to compare with
-ANY_RELEASE = {"boot-panic", "debug-tweaks", "log-error", "root-password", "host-keys", "extra-service"}
+ANY_RELEASE = {"boot-panic", "debug-tweaks", "log-error", "root-password", "host-keys", "extra-service",
+               "no-first-boot-keys"}
 
 
 def _bump(r: Recipe) -> None:

@@ -149,6 +149,23 @@ def hello_lib(r: Recipe, arch: str, ident: tuple, debug: bool = False) -> list[F
             File(f"/usr/lib/{clib.SONAME}", "symlink", target=real)]
 
 
+# as OE's openssh recipe installs them: sshd per connection (socket activated), wanting the unit that
+# makes the host keys on first boot (so no two devices share them)
+SSHD_UNITS = {
+    "sshd.socket": "[Unit]\nConflicts=sshd.service\n\n[Socket]\nListenStream=22\nAccept=yes\n\n[Install]\nWantedBy=sockets.target\n",
+    "sshd@.service": "[Unit]\nDescription=OpenSSH Per-Connection Daemon\nWants=sshdgenkeys.service\nAfter=sshdgenkeys.service\n\n"
+                     "[Service]\nExecStart=-/usr/sbin/sshd -i\nStandardInput=socket\n",
+    "sshdgenkeys.service": "[Unit]\nDescription=OpenSSH Key Generation\nConditionPathExists=|!/etc/ssh/ssh_host_ed25519_key\n\n"
+                           "[Service]\nExecStart=/usr/bin/ssh-keygen -A\nType=oneshot\nRemainAfterExit=yes\n",
+}
+
+
+def openssh_units(ident: tuple) -> list[File]:
+    out = [D("/usr/sbin"), File("/usr/sbin/sshd", data=_blob(*ident, "sshd", size=9000), mode=0o755),
+           D("/usr/lib/systemd"), D("/usr/lib/systemd/system")]
+    return out + [File(f"/usr/lib/systemd/system/{n}", data=t.encode()) for n, t in SSHD_UNITS.items()]
+
+
 def build_packages(r: Recipe, arch: str) -> list[Pkg]:
     """Binary packages of recipe `r` built for package architecture `arch`."""
     v = r.version
@@ -195,6 +212,8 @@ def build_packages(r: Recipe, arch: str) -> list[Pkg]:
         files.append(File(c, data=f"# {c} of {r.pn} (bindistro sample data)\n# version {v}\nsetting = default\n".encode()))
     if r.pn == "busybox":
         files += busybox_files(arch)
+    if r.pn == "openssh":
+        files += openssh_units(ident)
     m.conffiles = list(r.conffiles)
     m.files = files
     if r.pn == "bindistro-hello":

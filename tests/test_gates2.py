@@ -72,6 +72,8 @@ CASES = [
     ("root-password", ("ipk",), "image-security", [("qemux86-64", "user root has a preset password")]),
     ("host-keys", ("ipk",), "image-security", [("qemux86-64", "/etc/ssh/ssh_host_ed25519_key")]),
     ("extra-service", ("ipk",), "image-security", [("qemux86-64", "telnetd.service is enabled by default")]),
+    ("no-first-boot-keys", ("ipk",), "image-security",
+     [("qemux86-64", "/usr/sbin/sshd is installed but nothing makes SSH host keys on first boot")]),
 ]
 
 
