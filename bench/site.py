@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -50,7 +49,11 @@ def search_bytes(pub: Path, q: str) -> int:
         files = [api / "cves.json", api / f"cves/{q.upper()}.json"]
     else:
         base = q.rsplit("/", 1)[-1]
-        files.append(api / f"files/{shard(base)}.json")
+        if "/" in q:
+            digits = json.loads((api / "index.json").read_text())["shards"]["files"]
+            files += [api / "index.json", api / f"files/{shard(q, digits)}.json"]
+        else:
+            files.append(api / f"basenames/{shard(base)}.json")
         if not q.startswith("/"):
             files += [api / f"provides/{shard(q)}.json", api / f"names/{letter(q)}.json", api / f"packages/{q}.json"]
     files.append(pub / "site/search.html")
@@ -134,7 +137,7 @@ def main() -> int:
         prov = next((p for n in some[:2000] for f in json.loads((pub / f"api/v1/packages/{n}.json").read_text())["newest"].values()
                      for p in f["provides"]), name)
         cves = json.loads((pub / "api/v1/cves.json").read_text())["cves"]
-        queries = [name, path, prov] + ([next(iter(cves))] if cves else [])
+        queries = [name, path, path.rsplit("/", 1)[-1], prov] + ([next(iter(cves))] if cves else [])
         transfers = {q: search_bytes(pub, q) for q in queries}
         first = (pub / "site/index.html").stat().st_size + (pub / "site/static/site.css").stat().st_size
         res = {"packages": idx["packages"], "releases": len(idx["releases"]), "release_seconds": rows,

@@ -18,6 +18,8 @@ SAMPLE-aware note: everything here comes from the published release {release}; n
 - `conf/bindistro.conf` — sstate mirror, hash equivalence, PR server and feed settings of the release.
 - `conf/custom-feed.conf` — settings for publishing your own packages next to the official feed.
 - `prserv-export.conf` — the official PR values (`bitbake-prserv-tool export` format).
+- `SOURCES.txt` — where the release's sources are (the archiver's output, `sources/<target>/<PF>/` of
+  the publish tree): {sources}
 
 ## Transition to custom builds
 
@@ -67,9 +69,13 @@ def write_bundle(publish: Path, release: str, out: Path, url: str | None) -> dic
     (out / "conf" / "bindistro.conf").write_text(conf_text(m, url or f"file://{publish}", None))
     (out / "conf" / "custom-feed.conf").write_text(CUSTOM_FEED.format(product=m.get("product"), release=m["release"]))
     sdk = [a["path"] for a in m["artifacts"] if a["kind"] == "image" and ("sdk" in a["path"].lower())]
+    base = url or f"file://{publish}"
+    srcs = sorted(a["path"] for a in m["artifacts"] if a["kind"] == "sources")
+    (out / "SOURCES.txt").write_text("".join(f"{base}/{p}\n" for p in srcs))
     (out / "README.md").write_text(README.format(
         product=m.get("product"), release=m["release"],
         sstate=f"{url or 'file://' + str(publish)}/{info['sstate_mirror']}" if info.get("sstate_mirror") else "not published",
+        sources=f"{len(srcs)} files" if srcs else "none in this release's manifest (an earlier release may hold them)",
         sdk=", ".join(sdk) if sdk else "this release publishes no SDK installer; build one with `bitbake <image> -c populate_sdk_ext`."))
-    files += ["conf/bindistro.conf", "conf/custom-feed.conf", "README.md"]
+    files += ["conf/bindistro.conf", "conf/custom-feed.conf", "README.md", "SOURCES.txt"]
     return {"release": m["release"], "out": str(out), "files": files}

@@ -17,6 +17,7 @@ LOG = "log"
 SBOM = "sbom"
 SSTATE = "sstate"
 LAYERS = "layers"         # layer URLs and commits of the build (JSON list)
+SOURCES = "sources"       # archiver output: tmp/deploy/sources/<TARGET_SYS>/<PF>/<file>
 GENERATED = "generated"   # written by bindistro at release time (setup-layers.json, PR export, ...)
 
 # The index signatures a feed of each format may carry (as OE's signing classes name them).

@@ -90,6 +90,21 @@ DEFAULT_UNITS = ["getty@.service", "serial-getty@.service", "systemd-networkd.se
                  "remote-fs.target", "machines.target", "getty.target"]
 
 
+# OE's copyleft_filter.bbclass defaults: recipes whose licenses match are the ones whose sources ship
+COPYLEFT_INCLUDE = ["GPL*", "LGPL*", "AGPL*"]
+COPYLEFT_EXCLUDE = ["CLOSED", "Proprietary"]
+
+
+@dataclass
+class Sources:
+    copyleft: list[str] = field(default_factory=lambda: list(COPYLEFT_INCLUDE))     # license globs
+    exclude: list[str] = field(default_factory=lambda: list(COPYLEFT_EXCLUDE))
+    exceptions: dict[str, str] = field(default_factory=dict)                         # recipe -> reason
+
+    def to_dict(self) -> dict:
+        return {"copyleft": list(self.copyleft), "exclude": list(self.exclude), "exceptions": dict(self.exceptions)}
+
+
 @dataclass
 class ImageSecurity:
     allowed_units: list[str] = field(default_factory=lambda: list(DEFAULT_UNITS))
@@ -138,6 +153,7 @@ class Spec:
     boot: Boot = field(default_factory=Boot)
     security: Security = field(default_factory=Security)
     image_security: ImageSecurity = field(default_factory=ImageSecurity)
+    sources: Sources = field(default_factory=Sources)
     path: Path | None = None  # where it was loaded from
 
     @property
@@ -200,6 +216,7 @@ class Spec:
             "boot": self.boot.to_dict(),
             "security": self.security.to_dict(),
             "image_security": self.image_security.to_dict(),
+            "sources": self.sources.to_dict(),
         } | ({"tools": {"opkg": self.opkg}} if self.opkg else {})
 
 
@@ -536,13 +553,17 @@ def parse(raw: dict, path: Path, text: str | None = None) -> Spec:
     if not isinstance(units, list) or not all(isinstance(u, str) for u in units):
         raise SpecError(p, "image_security.allowed_units", "must be a list of systemd unit names")
 
+    src = raw.get("sources") or {}
+    sources = Sources(list(src.get("copyleft", COPYLEFT_INCLUDE)), list(src.get("exclude", COPYLEFT_EXCLUDE)),
+                      dict(src.get("exceptions") or {}))
+
     tools = raw.get("tools") or {}
     if not isinstance(tools, dict) or set(tools) - {"opkg"}:
         raise SpecError(p, "tools", "must be a mapping with opkg: PATH (the opkg binary for upgrade tests)")
     if tools.get("opkg") is not None and not isinstance(tools["opkg"], str):
         raise SpecError(p, "tools.opkg", "must be a path to an opkg binary")
 
-    return Spec(product=name, version=version, opkg=tools.get("opkg"), boot=boot, security=security, image_security=ImageSecurity(list(units)), release_name=release_name, machines=machines,
+    return Spec(product=name, version=version, opkg=tools.get("opkg"), boot=boot, security=security, image_security=ImageSecurity(list(units)), sources=sources, release_name=release_name, machines=machines,
                 formats=list(formats), publish_dir=publish_dir, publish_url=publish_url, publish_target=publish_target,
                 state_dir=state_dir, database=database, eol=eol, targets=list(targets), signing_key=signing,
                 previous_keys=list(previous), ipk_feed_signature=sigtype,

@@ -24,7 +24,7 @@ from bindistro.errors import BindistroError
 from bindistro.formats import get as get_format
 from bindistro.progress import progress
 from bindistro.yocto import layers as layersmod
-from . import bootimg, buildhistory, defects, pkgcache, spdx, state, world
+from . import archiver, bootimg, buildhistory, defects, pkgcache, spdx, state, world
 from .debbuild import write_deb
 from .ipkbuild import _tar, write_ipk
 from .rpmbuild import rpm_arch, write_rpms
@@ -350,12 +350,17 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
     changed_in_place = defects.on_packages(pkgs, recipes, history[-2] if release > 1 else {}, list(inject))
 
     world_pkgs: list[Pkg] = []
+    world_recipes = world.at_release(seed, release, packages) if packages else []
     if packages:
-        world_pkgs = world.all_packages(world.at_release(seed, release, packages), MACHINES)
+        world_pkgs = world.all_packages(world_recipes, MACHINES)
     try:
         write_deploy(out / "tmp" / "deploy", pkgs, release, formats, world_pkgs, old_deploy)
     finally:
         shutil.rmtree(old_deploy, ignore_errors=True)
+
+    # the archiver's output for copyleft recipes (a defect drops busybox's)
+    archiver.write_sources(out / "tmp" / "deploy", list(recipes.values()) + [w.recipe for w in world_recipes],
+                           "x86_64-poky-linux", {"busybox"} if "missing-sources" in inject else set())
 
     stamp = when.strftime("%Y%m%d%H%M%S")
     images = {}

@@ -22,12 +22,13 @@ DEFECTS = {
     "root-password": "the image's /etc/shadow has a preset root password",
     "host-keys": "the image ships SSH host keys (/etc/ssh/ssh_host_ed25519_key)",
     "extra-service": "the image enables telnetd.service, which is not in the spec's allowlist",
+    "missing-sources": "the archiver output of busybox (GPL-2.0-only) is missing from tmp/deploy/sources",
     "no-first-boot-keys": "the image drops openssh's sshdgenkeys.service: nothing makes SSH host keys on first boot",
 }
 
 # defects that do not need an earlier release to compare with
 ANY_RELEASE = {"boot-panic", "debug-tweaks", "log-error", "root-password", "host-keys", "extra-service",
-               "no-first-boot-keys"}
+               "no-first-boot-keys", "missing-sources"}
 
 
 def _bump(r: Recipe) -> None:

@@ -89,6 +89,21 @@ def test_injected_defect_is_caught(rel1, cli, tmp_path, defect, formats, gate, e
             (subject, words, [f["subject"] + ": " + f["message"] for f in errs])
 
 
+def test_missing_sources_of_a_gpl_recipe(rel1, cli, tmp_path):
+    """busybox's archiver output left out: refused on a first release; a later build of the same
+    recipe version may rely on the sources an earlier release published."""
+    cli("sample-build", tmp_path / "b", "--release", 1, "--formats", "ipk", "--inject", "missing-sources")
+    cli("-C", tmp_path / "p", "init", "--no-boot")
+    code, findings = verify(cli, tmp_path / "p", tmp_path / "b", ["sources"])
+    errs = errors(findings)
+    assert code == 1 and [f["subject"] for f in errs] == ["busybox"]
+    assert "recipe busybox 1.36.1 (GPL-2.0-only, e.g. package busybox" in errs[0]["message"]
+    assert "no archiver output (tmp/deploy/sources/*/busybox-1.36.1-*/)" in errs[0]["message"]
+    proj, _b1 = rel1          # release 1 published busybox 1.36.1's sources: enough for this build
+    code, findings = verify(cli, proj, tmp_path / "b", ["sources"])
+    assert code == 0 and not errors(findings)
+
+
 def test_compatible_abi_addition_is_info(rel1, cli, tmp_path):
     proj, b1 = rel1
     out = carry_pr(b1, tmp_path / "b2")

@@ -18,7 +18,7 @@ from bindistro.site.api import shard
 from httpserve import free_port
 
 SCHEMA_OF = {"index.json": "index", "cves.json": "cves", "releases/": "release", "packages/": "package",
-             "versions/": "versions", "names/": "shard", "provides/": "shard", "files/": "shard", "cves/": "cve"}
+             "versions/": "versions", "names/": "shard", "provides/": "shard", "files/": "shard", "basenames/": "shard", "cves/": "cve"}
 
 
 # --- fast: manifest formats ---------------------------------------------------------------------
@@ -80,8 +80,12 @@ def test_release_publishes_site_and_api(demo, cli):
     gone = [c for c in r13["changes"]["removed"] if c["name"] == "ifupdown"]
     assert gone and all(c["replaced_by"] == ["iproute2"] for c in gone)
     assert r13["cve"]["counts"]["fixed"] >= 2 and r13["images"] and (pub / r13["verify"]["report"]).is_file()
-    files = json.loads((pub / f"api/v1/files/{shard('busybox')}.json").read_text())["entries"]
+    digits = idx["shards"]["files"]
+    files = json.loads((pub / f"api/v1/files/{shard('/bin/busybox', digits)}.json").read_text())["entries"]
     assert ["busybox", "ipk", "feeds/ipk/core2-64", "1.36.1-r0.0", "1.1", "1.36.1-r0.1", None] in files["/bin/busybox"]
+    named = json.loads((pub / f"api/v1/basenames/{shard('busybox')}.json").read_text())["entries"]["busybox"]
+    assert named["total"] == 12 and ["/bin/busybox", "busybox", "ipk", "feeds/ipk/core2-64", "1.36.1-r0.0", "1.1",
+                                     "1.36.1-r0.1", None] in named["rows"]      # /bin and /usr/bin, 6 feeds
     prov = json.loads((pub / f"api/v1/provides/{shard('ifupdown')}.json").read_text())["entries"]
     assert ["iproute2", "ipk"] in prov["ifupdown"]
     for page in ("index.html", "search.html", "device.html", "releases/1.3.html", "packages/htop.html",
@@ -240,6 +244,8 @@ def test_browser_walk_search_and_device_check(demo, tmp_path):
         assert "every version of htop (12)" in text and "3.3.0-r0.0" in text and "3.3.1-r0.0" in text
         text = search("/bin/busybox")
         assert "/bin/busybox\tbusybox\tfeeds/ipk/core2-64\t1.36.1-r0.0 (1.1)\t1.36.1-r0.1 (current)" in text
+        text = search("busybox")           # a file name: every path of that name, and the package itself
+        assert "files named busybox (12)" in text and "every version of busybox" in text
         assert "provides ifupdown" in search("ifupdown") and "iproute2" in search("ifupdown")
         text = search("CVE-2022-28391")
         assert all(f"{r}\tbusybox\t1.36.1\tfixed" in text for r in ("1.1", "1.2", "1.3"))

@@ -143,7 +143,8 @@ class Format:
         f = {k.lower(): str(v) for k, v in fields.items() if isinstance(v, str)}
         desc = f.get("description", "")
         out = {"summary": desc.split("\n", 1)[0].strip(), "description": desc.strip(),
-               "license": f.get("license", ""), "homepage": f.get("homepage", ""), "section": f.get("section", "")}
+               "license": f.get("license", ""), "homepage": f.get("homepage", ""), "section": f.get("section", ""),
+               "recipe": f.get("oe", "")}       # OE's package_ipk/_deb write `OE: ${PN}`
         for rel in RELATIONS:
             out[rel] = relation_names(f.get(rel, ""))
         return out

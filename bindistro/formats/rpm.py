@@ -206,7 +206,7 @@ class Rpm(Format):
         try:
             pkg = ElementTree.fromstring(f'<metadata xmlns="{_NS["c"]}" xmlns:rpm="{_NS["rpm"]}">{xml}</metadata>')[0]
         except (ElementTree.ParseError, IndexError):
-            return super().details({"Description": fields.get("Summary", "")})
+            return super().details({"Description": fields.get("Summary", "")})     # no recipe known
         text = lambda path: (pkg.findtext(path, "", _NS) or "").strip()     # noqa: E731
 
         def names(tag: str) -> list[str]:
@@ -216,7 +216,9 @@ class Rpm(Format):
                 if n and n not in out and not n.startswith("rpmlib("):
                     out.append(n)
             return out
+        srpm = text("c:format/rpm:sourcerpm").removesuffix(".src.rpm")     # OE: ${PN}-${PV}-${PR}.src.rpm
         return {"summary": text("c:summary"), "description": text("c:description"),
+                "recipe": srpm.rsplit("-", 2)[0] if srpm.count("-") >= 2 else "",
                 "license": text("c:format/rpm:license"), "homepage": text("c:url"),
                 "section": text("c:format/rpm:group"), "depends": names("requires"),
                 "recommends": names("recommends"), "provides": names("provides"),

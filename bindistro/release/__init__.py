@@ -37,6 +37,9 @@ def dest_path(a: Artifact, release: str) -> str:
     if a.kind == model.SSTATE:
         # one sstate mirror for all releases: an object shared by releases is published once
         return "sstate/" + a.path.removeprefix("sstate-cache/")
+    if a.kind == model.SOURCES:
+        # as OE deploys them: a recipe version's archive per target, shared by every release shipping it
+        return f"sources/{a.meta['target']}/{a.meta['pf']}/{a.name}"
     if a.kind == model.GENERATED:
         return f"releases/{release}/{a.path}"
     return f"releases/{release}/build/{a.path}"
@@ -67,6 +70,8 @@ def manifest_entry(a: Artifact, path: str) -> dict:
     e = {"path": path, "sha256": a.sha256, "size": a.size, "kind": a.kind}
     if a.kind == model.PACKAGE:
         e.update(name=a.name, version=a.version, arch=a.arch, format=a.format, md5=a.md5)
+    elif a.kind == model.SOURCES:
+        e["recipe"] = a.meta["pf"]
     elif a.meta.get("machine"):
         e["machine"] = a.meta["machine"]
     return e

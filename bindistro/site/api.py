@@ -16,14 +16,22 @@ STATUSES = ("affected", "under_investigation", "fixed", "not_affected")
 _PAGE_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
+BASENAME_ROWS = 50        # rows a file-name search returns per name (README, f0 ... are everywhere)
+
+
 @functools.lru_cache(maxsize=1 << 16)
-def shard(key: str) -> str:
-    """FNV-1a (32-bit) of the key's UTF-8 bytes, low byte as two hex digits (site/static/site.js
+def shard(key: str, digits: int = 2) -> str:
+    """FNV-1a (32-bit) of the key's UTF-8 bytes, its low `digits` hex digits (site/static/site.js
     computes the same)."""
     h = 0x811C9DC5
     for b in key.encode():
         h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return f"{h & 0xFF:02x}"
+    return f"{h & ((1 << 4 * digits) - 1):0{digits}x}"
+
+
+def file_digits(rows: int) -> int:
+    """Hex digits of the files/ shards: ~2,000 rows (~200 kB) per shard at most."""
+    return 2 if rows <= 500_000 else 3 if rows <= 8_000_000 else 4
 
 
 def letter(name: str) -> str:
@@ -69,6 +77,7 @@ class Api:
                         if target != n:
                             self.rdepends.setdefault(target, set()).add(n)
         self._paths: dict[str, list[str]] = {}
+        self._file_rows: dict[tuple[str, str, str], list] | None = None
         self.cves_of: dict[str, list[dict]] = {}
         for rel, found in d.cves.items():
             for c in found:
@@ -78,6 +87,23 @@ class Api:
         if f.staged not in self._paths:
             self._paths[f.staged] = file_paths(self.d.contents.get(f.staged, []))
         return self._paths[f.staged]
+
+    def file_rows(self) -> dict[tuple[str, str, str], list]:
+        """(path, package, feed) -> [name, format, feed, first version, first release, last version,
+        last release (None: the latest still ships it)]."""
+        if self._file_rows is None:
+            rows: dict[tuple[str, str, str], list] = {}
+            end: dict[tuple[str, str, str], int] = {}
+            for f in sorted(self.d.files.values(), key=lambda f: min(f.releases)):
+                for p in self.paths(f):
+                    k = (p, f.name, f.feed)
+                    if k not in rows:
+                        rows[k] = [f.name, f.format, f.feed, f.version, self.names[min(f.releases)], f.version, self.last(f)]
+                        end[k] = max(f.releases)
+                    elif max(f.releases) >= end[k]:
+                        rows[k][5], rows[k][6], end[k] = f.version, self.last(f), max(f.releases)
+            self._file_rows = rows
+        return self._file_rows
 
     def last(self, f: PackageFile) -> str | None:
         """The last release that shipped `f`; None while the latest release still does (so a page
@@ -106,6 +132,7 @@ class Api:
                               "summary": r["verify"].get("summary", {})} for r in d.releases],
                 "feeds": d.releases[-1]["feeds"] if d.releases else {},
                 "keys": d.keys, "packages": len(self.by_name),
+                "shards": {"files": file_digits(len(self.file_rows())), "basenames": 2, "provides": 2},
                 "security": {"policy": "SECURITY.md", "contact": ".well-known/security.txt"}}
 
     def release(self, i: int) -> dict:
@@ -122,6 +149,8 @@ class Api:
                 "cve": {"counts": counts, "findings": found},
                 "images": [{"machine": a.get("machine", ""), "name": a["path"].rsplit("/", 1)[-1], "path": a["path"],
                             "size": a["size"], "sha256": a["sha256"]} for a in r["images"]],
+                "sources": [{"recipe": a.get("recipe", ""), "path": a["path"], "size": a["size"], "sha256": a["sha256"]}
+                            for a in r["sources"]],
                 "changes": self.changes(i),
                 "packages": {fmt: sorted([f.name, f.version, f.arch] for (x, _), f in now.items() if x == fmt)
                              for fmt in self.d.formats}}
@@ -174,9 +203,9 @@ class Api:
         return {"api": VERSION, "format": fmt, "releases": self.names, "packages": dict(sorted(out.items()))}
 
     def shards(self) -> dict[str, dict]:
-        """names/<letter>.json, provides/<xx>.json, files/<xx>.json, cves/<ID>.json, cves.json."""
+        """names/<letter>.json, provides/<xx>.json, files/<xx…>.json, basenames/<xx>.json, cves/<ID>.json, cves.json."""
         # every shard exists, empty or not: a search never meets a 404 (browsers log those as errors)
-        docs: dict[str, dict] = {f"{kind}/{i:02x}.json": {} for kind in ("provides", "files") for i in range(256)}
+        docs: dict[str, dict] = {f"provides/{i:02x}.json": {} for i in range(256)}
         docs.update({f"names/{c}.json": {} for c in "0123456789abcdefghijklmnopqrstuvwxyz_"})
         for name in sorted(self.by_name):
             newest = self.newest[name]
@@ -190,20 +219,17 @@ class Api:
                     lst = docs.setdefault(f"provides/{shard(p)}.json", {}).setdefault(p, [])
                     if [name, f.format] not in lst:
                         lst.append([name, f.format])
-        # file path -> who ships it: [name, format, feed, first version, first release, last version,
-        # last release (None: the latest still does)]
-        seen: dict[tuple[str, str, str], tuple[list, list]] = {}
-        for f in sorted(self.d.files.values(), key=lambda f: min(f.releases)):
-            for p in self.paths(f):
-                k = (p, f.name, f.feed)
-                if k not in seen:
-                    row = [f.name, f.format, f.feed, f.version, self.names[min(f.releases)], f.version, self.last(f)]
-                    seen[k] = (row, [max(f.releases)])
-                    docs.setdefault(f"files/{shard(p.rsplit('/', 1)[-1])}.json", {}).setdefault(p, []).append(row)
-                else:
-                    row, end = seen[k]
-                    if max(f.releases) >= end[0]:
-                        row[5], row[6], end[0] = f.version, self.last(f), max(f.releases)
+        # files/<hash of the path>: path -> rows; basenames/<hash of the name>: name -> some rows
+        digits = file_digits(len(self.file_rows()))
+        docs.update({f"files/{i:0{digits}x}.json": {} for i in range(16 ** digits)})
+        docs.update({f"basenames/{i:02x}.json": {} for i in range(256)})
+        for (p, _n, _feed), row in sorted(self.file_rows().items()):
+            docs[f"files/{shard(p, digits)}.json"].setdefault(p, []).append(row)
+            base = p.rsplit("/", 1)[-1]
+            e = docs[f"basenames/{shard(base)}.json"].setdefault(base, {"total": 0, "rows": []})
+            e["total"] += 1
+            if len(e["rows"]) < BASENAME_ROWS:
+                e["rows"].append([p, *row])
         ids: dict[str, list] = {}
         for rel, found in self.d.cves.items():
             for c in found:
@@ -212,7 +238,7 @@ class Api:
             if safe(cid):
                 docs[f"cves/{cid}.json"] = {"api": VERSION, "cve": cid, "findings": rows}
         docs["cves.json"] = {"api": VERSION, "cves": {cid: sorted({r["status"] for r in rows}) for cid, rows in sorted(ids.items())}}
-        return {k: ({"api": VERSION, "entries": dict(sorted(v.items()))} if k.startswith(("names/", "provides/", "files/")) else v)
+        return {k: ({"api": VERSION, "entries": dict(sorted(v.items()))} if k.startswith(("names/", "provides/", "files/", "basenames/")) else v)
                 for k, v in docs.items()}
 
 

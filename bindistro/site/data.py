@@ -82,7 +82,8 @@ def collect(spec: Spec, store: Store, root: Path) -> SiteData:
                      "verify": m.get("verify") or {}, "feeds": m.get("feeds") or {},
                      "signed": (root / (entry["manifest"] + ".asc")).exists(),
                      "waivers": m.get("waivers") or [],
-                     "images": [a for a in m.get("artifacts", []) if a.get("kind") == "image"]})
+                     "images": [a for a in m.get("artifacts", []) if a.get("kind") == "image"],
+                     "sources": [a for a in m.get("artifacts", []) if a.get("kind") == "sources"]})
         for a in m.get("artifacts", []):
             if a.get("kind") != "package":
                 continue

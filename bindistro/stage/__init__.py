@@ -61,6 +61,9 @@ def unsafe_fields(info, arch: str) -> list[str]:
     return out
 
 
+SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
 @dataclass
 class Layout:
     root: Path
@@ -205,6 +208,19 @@ class Stager:
                     self._add(f, dict(kind=model.IMAGE, name=f.name, arch=mdir.name,
                                       meta={"machine": mdir.name}), root)
 
+    def stage_sources(self, sources: Path, root: Path) -> None:
+        """The archiver class's output (ARCHIVER_MODE src/recipe/dumpdata), <TARGET_SYS>/<PF>/<file>;
+        a recipe built for several targets has one directory per target, published once by PF."""
+        for tdir in sorted(p for p in sources.iterdir() if p.is_dir() and not p.is_symlink()):
+            for pf in sorted(p for p in tdir.iterdir() if p.is_dir() and not p.is_symlink()):
+                for f in sorted(pf.iterdir()):
+                    if not f.is_file() or f.is_symlink():
+                        continue
+                    if CONTROL_CHARS.search(f"{tdir.name}/{pf.name}/{f.name}") or not SOURCE_NAME.fullmatch(pf.name):
+                        self.problems.append(Problem(repr(str(f)), "archiver output with an unusable name"))
+                        continue
+                    self._add(f, dict(kind=model.SOURCES, name=f.name, meta={"pf": pf.name, "target": tdir.name}), root)
+
     def _add_tmp(self, src: Path, rel: str, kind: str, name: str, what: str = "file") -> None:
         """A file made here (a database snapshot, a bundle): stored, never remembered by its stat;
         a database snapshot is not counted as a file read either."""
@@ -307,6 +323,8 @@ def _stage(store: Store, st: Stager, lay: Layout, path: Path, layer_data) -> dic
             st.stage_feed(fmt, feed_dir, path)
         if lay.deploy and (lay.deploy / "images").is_dir():
             st.stage_images(lay.deploy / "images", path)
+        if lay.deploy and (lay.deploy / "sources").is_dir():
+            st.stage_sources(lay.deploy / "sources", path)
         if lay.topdir:
             st.stage_topdir(lay.topdir, Path(tmp))
         makedirs(store.objects.root)

@@ -3,10 +3,11 @@
 // bindistro/device_check.py compute.
 "use strict";
 var bindistro = (function () {
-  function shard(key) {           // FNV-1a 32-bit of the UTF-8 bytes, low byte as 2 hex digits
+  function shard(key, digits) {   // FNV-1a 32-bit of the UTF-8 bytes, its low `digits` hex digits
     var h = 0x811c9dc5, bytes = new TextEncoder().encode(key);
+    digits = digits || 2;
     for (var i = 0; i < bytes.length; i++) { h ^= bytes[i]; h = Math.imul(h, 0x01000193) >>> 0; }
-    return ("0" + (h & 0xff).toString(16)).slice(-2);
+    return ("0000" + (h & ((1 << 4 * digits) - 1)).toString(16)).slice(-digits);
   }
   function letter(name) { var c = name.charAt(0).toLowerCase(); return /^[a-z0-9]$/.test(c) ? c : "_"; }
   function get(url) {
@@ -45,17 +46,24 @@ var bindistro = (function () {
         })), d.findings.length]);
       }));
     } else {
-      var base = q.indexOf("/") >= 0 ? q.slice(q.lastIndexOf("/") + 1) : q;
-      jobs.push(get(api + "files/" + shard(base) + ".json").then(function (d) {
-        if (!d) return;
-        var rows = [];
-        Object.keys(d.entries).forEach(function (p) {
-          if (p === q || (q.indexOf("/") < 0 && p.slice(p.lastIndexOf("/") + 1) === q))
-            d.entries[p].forEach(function (e) { rows.push([p, pkgLink(e[0]), e[2], e[3] + " (" + e[4] + ")", e[5] + " (" + (e[6] || "current") + ")"]); });
-        });
-        if (rows.length) sections.push(["files", table(["path", "package", "feed", "first shipped", "last shipped"], rows), rows.length]);
-      }));
-      if (q.indexOf("/") < 0 || q.charAt(0) !== "/") {
+      var base = q.slice(q.lastIndexOf("/") + 1);
+      function fileRow(p, e) { return [p, pkgLink(e[0]), e[2], e[3] + " (" + e[4] + ")", e[5] + " (" + (e[6] || "current") + ")"]; }
+      var fileHead = ["path", "package", "feed", "first shipped", "last shipped"];
+      if (q.indexOf("/") >= 0) {          // a path: the shard of the whole path
+        jobs.push(get(api + "index.json").then(function (index) {
+          return get(api + "files/" + shard(q, index ? index.shards.files : 2) + ".json");
+        }).then(function (d) {
+          var hit = d && d.entries[q];
+          if (hit) sections.push(["files", table(fileHead, hit.map(function (e) { return fileRow(q, e); })), hit.length]);
+        }));
+      } else if (base) {                  // a file name: the shard of the name
+        jobs.push(get(api + "basenames/" + shard(base) + ".json").then(function (d) {
+          var hit = d && d.entries[base];
+          if (hit) sections.push(["files named " + base + (hit.total > hit.rows.length ? " (first " + hit.rows.length + ")" : ""),
+            table(fileHead, hit.rows.map(function (e) { return fileRow(e[0], e.slice(1)); })), hit.total]);
+        }));
+      }
+      if (q.charAt(0) !== "/") {
         jobs.push(get(api + "provides/" + shard(q) + ".json").then(function (d) {
           var hit = d && d.entries[q];
           if (hit) sections.push(["provides " + q, table(["package", "format"], hit.map(function (e) { return [pkgLink(e[0]), e[1]]; })), hit.length]);
