@@ -21,6 +21,20 @@ SOURCES = "sources"       # archiver output: tmp/deploy/sources/<TARGET_SYS>/<PF
 GENERATED = "generated"   # written by bindistro at release time (setup-layers.json, PR export, ...)
 
 # The index signatures a feed of each format may carry (as OE's signing classes name them).
+# what a publishing command may rewrite (everything else published is immutable): feed indexes and
+# their signatures, the listing and security policy, and the feed viewer (site/, api/)
+INDEXES = {"Packages", "Packages.gz", "Packages.xz", "Packages.stamps", "Release", "repomd.xml"}
+LISTINGS = {"releases.json", "SECURITY.md", "security.txt"}
+VIEWER = ("site/", "api/")
+
+
+def rewritten(rel: str) -> bool:
+    """Whether a publish-tree path (relative to the top) may hold other bytes in a later generation."""
+    name = rel.rsplit("/", 1)[-1]
+    return (name in INDEXES or name in LISTINGS or name in {n.rsplit("/", 1)[-1] for v in FEED_SIGNATURES.values() for n in v}
+            or rel.startswith(VIEWER))
+
+
 FEED_SIGNATURES = {"ipk": ("Packages.asc", "Packages.sig"), "deb": ("InRelease", "Release.gpg"),
                    "rpm": ("repodata/repomd.xml.asc",)}
 

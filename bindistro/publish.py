@@ -38,7 +38,8 @@ META = ".bindistro"
 KEEP_OLD = 2          # generations kept behind the current one (readers mid-download)
 LAYOUT = 2
 # what a tree published by bindistro before generations has at its top
-ADOPTABLE = ("feeds", "images", "releases", "keys", "sstate", "custom", "releases.json", ".well-known", "SECURITY.md")
+ADOPTABLE = ("feeds", "images", "releases", "keys", "sstate", "custom", "releases.json", ".well-known", "SECURITY.md",
+             "sources", "site", "api")
 
 
 class TreeError(BindistroError):

@@ -5,7 +5,7 @@ S3 has no atomic switch of many keys, so the order is what keeps readers safe:
   1. immutable files (packages, images, manifests, content-named repodata …) first, each a
      conditional write (If-None-Match: *): a key that exists is never overwritten, and one holding
      other bytes stops the upload with an error — published bytes never change, here either;
-  2. then the files a release rewrites (MUTABLE): in each feed the index before its signature,
+  2. then the files a release rewrites (model.rewritten): in each feed the index before its signature,
      the feed viewer's site/ and api/, and releases.json, SECURITY.md and security.txt last.
 A device reading index then signature sees a mismatched pair only while one object is written.
 Immutable keys get `Cache-Control: public, max-age=31536000, immutable`, the rewritten ones a short
@@ -23,11 +23,10 @@ import re
 from pathlib import Path
 
 from .errors import BindistroError
-from .model import FEED_SIGNATURES
+from .model import FEED_SIGNATURES, LISTINGS, rewritten
 
 SIGNATURES = {n.rsplit("/", 1)[-1] for names in FEED_SIGNATURES.values() for n in names}
-LAST = {"releases.json", "SECURITY.md", "security.txt"}
-MUTABLE = {"Packages", "Packages.gz", "Packages.xz", "Packages.stamps", "Release", "repomd.xml"} | SIGNATURES | LAST
+LAST = LISTINGS
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
 SHORT_CACHE = "public, max-age=60"
 TARGET = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(\S*))?$")
@@ -54,11 +53,8 @@ def client():
     return boto3.client("s3", config=Config(retries={"max_attempts": 5, "mode": "standard"}))
 
 
-VIEWER = ("site/", "api/")     # the feed viewer's pages and API documents change with every release
-
-
 def mutable(rel: str) -> bool:
-    return rel.rsplit("/", 1)[-1] in MUTABLE or rel.startswith(VIEWER)
+    return rewritten(rel)
 
 
 def _order(rel: str) -> tuple:

@@ -148,7 +148,7 @@ class Spec:
     ipk_feed_signature: str = "asc"           # like PACKAGE_FEED_GPG_SIGNATURE_TYPE: asc | sig
     sign_ipk_packages: bool = False           # detached signature per .ipk, like sign_ipk
     sstate_keys: list[str] = field(default_factory=list)   # like SSTATE_VALID_SIGS (default: release keys)
-    require_signed_sstate: bool = False       # like SSTATE_VERIFY_SIG: unsigned sstate blocks a release
+    require_signed_sstate: bool = False       # like SSTATE_VERIFY_SIG: unsigned sstate blocks a release (default: on with keys.sstate)
     opkg: str | None = None                   # tools.opkg: the opkg binary for upgrade tests
     boot: Boot = field(default_factory=Boot)
     security: Security = field(default_factory=Security)
@@ -568,7 +568,8 @@ def parse(raw: dict, path: Path, text: str | None = None) -> Spec:
                 state_dir=state_dir, database=database, eol=eol, targets=list(targets), signing_key=signing,
                 previous_keys=list(previous), ipk_feed_signature=sigtype,
                 sign_ipk_packages=bool(keys.get("sign_ipk_packages", False)), sstate_keys=list(sstate_keys),
-                require_signed_sstate=bool(keys.get("require_signed_sstate", False)), path=path)
+                # keys for sstate mean signed sstate is expected: on unless the spec says otherwise
+                require_signed_sstate=bool(keys.get("require_signed_sstate", bool(sstate_keys))), path=path)
 
 
 DATABASE_URL = re.compile(r"^(sqlite|postgresql)(\+[a-z0-9]+)?://")

@@ -214,15 +214,16 @@ LOCAL_CONF = """\
 MACHINE ??= "qemux86-64"
 DISTRO ?= "poky-altcfg"
 INIT_MANAGER = "systemd"
-PACKAGE_CLASSES ?= "package_ipk"
+PACKAGE_CLASSES ?= "{package_classes}"
 EXTRA_IMAGE_FEATURES ?= ""
 USER_CLASSES ?= ""
 INHERIT += "buildhistory"
 BUILDHISTORY_COMMIT = "1"
 INHERIT += "reproducible_build"
-INHERIT += "packagefeed-stability"
 INHERIT += "archiver"
 ARCHIVER_MODE[src] = "original"
+ARCHIVER_MODE[recipe] = "1"
+ARCHIVER_MODE[dumpdata] = "1"
 BB_SIGNATURE_HANDLER = "OEEquivHash"
 BB_HASHSERVE = "auto"
 PRSERV_HOST = "localhost:0"
@@ -398,7 +399,8 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
 
     conf = out / "conf"
     conf.mkdir(exist_ok=True)
-    (conf / "local.conf").write_text(defects.on_local_conf(LOCAL_CONF, list(inject)))
+    classes = " ".join(f"package_{f}" for f in formats)      # the first one makes the images
+    (conf / "local.conf").write_text(defects.on_local_conf(LOCAL_CONF.format(package_classes=classes), list(inject)))
     (conf / "bblayers.conf").write_text(BBLAYERS_CONF)
     local = conf / "local.conf"
     if restored:

@@ -13,16 +13,14 @@ from hypothesis import strategies as st
 from bindistro.cli import main
 
 from bindistro.formats import FORMATS
+from bindistro.model import rewritten
 from bindistro.publish import public_files
 
-# the indexes are the only files a release may rewrite (they only grow)
-INDEX_NAMES = {"Packages", "Packages.gz", "Packages.stamps", "Release", "repomd.xml", "releases.json",
-               "security.txt", "SECURITY.md"}   # the last two describe the present: supported releases
-
-
 def snapshot(pub: Path) -> dict[str, str]:
+    """Every published file a release may not rewrite (model.rewritten: indexes, which only grow, the
+    listing and policy, which describe the present, and the feed viewer)."""
     return {rel: hashlib.sha256(p.read_bytes()).hexdigest()
-            for rel, p in public_files(pub) if p.name not in INDEX_NAMES} if pub.exists() else {}
+            for rel, p in public_files(pub) if not rewritten(rel)} if pub.exists() else {}
 
 
 def listed(pub: Path) -> set[tuple[str, str, str, str]]:

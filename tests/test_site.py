@@ -91,7 +91,9 @@ def test_release_publishes_site_and_api(demo, cli):
     for page in ("index.html", "search.html", "device.html", "releases/1.3.html", "packages/htop.html",
                  "packages/index.html", "cves/CVE-2022-28391.html", "releases/1.3/verify.html", "releases/1.3/notes.md"):
         assert (pub / "site" / page).is_file(), page
-    # rebuilt with nothing new: not one byte differs, so the new generation shares every page's inode
+    # rebuilt with nothing new (once more: other tests of this worker scan and verify the demo again):
+    # not one byte differs, so the new generation shares every page's inode
+    cli("-C", demo, "site", "build")
     old = (pub / "site/packages/htop.html").resolve().stat().st_ino
     r = cli.json("-C", demo, "site", "build")
     assert r["files_written"] == 0 and r["files_unchanged"] > 500
@@ -147,7 +149,8 @@ def test_device_check_every_manifest_format(demo, cli, tmp_path):
     for kind, path in made.items():
         d = check(cli, demo, path)
         assert (d["manifest"], d["release"], d["exact"], d["packages"]) == (kind, "1.2", True, count[kind]), (kind, d)
-        assert [u["name"] for u in d["upgrades"]] == ["libz1"] and d["ok"]
+        assert [u["name"] for u in d["upgrades"]] == ["libz1"]
+        assert d["ok"] == (d["open_cves"] == 0)         # (other tests of this worker may import NVD records)
     assert check(cli, demo, made["dpkg-status"])["format"] == "deb"
     assert check(cli, demo, made["oe-manifest"], "--release", "1.1")["release"] == "1.1"
 

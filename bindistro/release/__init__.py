@@ -200,7 +200,8 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, arts, name, s
         "feeds": {f: [f"feeds/{f}/{a}" for a in sorted(feeds[f])] for f in spec.formats},
         "verify": {"created": rep["created"], "gates": rep["gates"], "summary": rep["summary"]},
         "waivers": verify.waivers_of(store, cid),
-        "restore": restore_info(plan),
+        "restore": restore_info(plan) | ({"sstate_keys": list(spec.sstate_keys)} if spec.sstate_keys and any(
+            a.kind == model.SSTATE for a in plan.values()) else {}),
         "signing": {"key": spec.signing_key, "keys": [f"keys/{k}.asc" for k in [spec.signing_key, *spec.previous_keys] if k]}
                    if spec.signing_key else None,
         "artifacts": [manifest_entry(a, d) for d, a in plan.items()],

@@ -140,6 +140,11 @@ def conf_text(manifest: dict, url: str, hashserv_upstream: str | None) -> str:
              "# Re-run restore to move to a newer release; edit local.conf, not this file.", ""]
     if r.get("sstate_mirror"):
         lines += ["# prebuilt objects of the released builds", f'SSTATE_MIRRORS ?= "file://.* {url}/{r["sstate_mirror"]}/PATH;downloadfilename=PATH"', ""]
+        keys = r.get("sstate_keys") or []
+        if keys and all(isinstance(k, str) and re.fullmatch(r"[0-9A-F]{40}", k) for k in keys):
+            lines += ["# the mirror is signed: use only objects signed by the distro's sstate keys (import them into",
+                      "# the builder's GnuPG keyring from the tree's keys/ directory)", 'SSTATE_VERIFY_SIG = "1"',
+                      f'SSTATE_VALID_SIGS = "{" ".join(keys)}"', ""]
     lines += ["# hash equivalence: a local server seeded from the release's snapshot (cache/hashserv.db)",
               'BB_SIGNATURE_HANDLER = "OEEquivHash"', 'BB_HASHSERVE ??= "auto"']
     if hashserv_upstream:

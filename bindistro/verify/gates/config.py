@@ -13,7 +13,7 @@ NAME = "config"
 INSECURE = ("debug-tweaks", "allow-empty-password", "empty-root-password", "allow-root-login")
 
 
-def audit(d, subject: str, ships_gpl: bool) -> list[Finding]:
+def audit(d, subject: str, ships_gpl: bool, spec=None) -> list[Finding]:
     out = []
     feats = set(bbconf.words(d, "IMAGE_FEATURES")) | set(bbconf.words(d, "EXTRA_IMAGE_FEATURES"))
     for f in INSECURE:
@@ -31,6 +31,30 @@ def audit(d, subject: str, ships_gpl: bool) -> list[Finding]:
         out.append(Finding("error", NAME, "config.no-prserv", subject, "no PR server (PRSERV_HOST): package revisions cannot keep rising"))
     if ships_gpl and "archiver" not in classes:
         out.append(Finding("warning", NAME, "config.no-archiver", subject, "GPL packages ship but the archiver class is not inherited"))
+    if "archiver" in classes:
+        # the process page: original sources, the recipe, and the recipe's data
+        for flag, want in (("src", "original"), ("recipe", "1"), ("dumpdata", "1")):
+            have = d.getVarFlag("ARCHIVER_MODE", flag) or ""
+            if have != want:
+                out.append(Finding("warning", NAME, "config.archiver-mode", subject, f'ARCHIVER_MODE[{flag}] is "{have}"; '
+                                   f'set "{want}" so the published sources rebuild what shipped', scope=flag))
+    if "packagefeed-stability" in classes:
+        out.append(Finding("warning", NAME, "config.obsolete-class", subject, "packagefeed-stability was removed from oe-core in "
+                           "2020 (hash equivalence and reproducible builds took its place): drop it from INHERIT",
+                           scope="packagefeed-stability"))
+    distro = d.getVar("DISTRO") or ""
+    if distro in ("", "nodistro"):
+        out.append(Finding("warning", NAME, "config.no-distro", subject, "DISTRO is not set: a binary distro needs its own "
+                           "distro configuration (its feeds, versions and policies)"))
+    if d.getVar("DEFAULTTUNE"):
+        out.append(Finding("warning", NAME, "config.defaulttune", subject, f'DEFAULTTUNE = "{d.getVar("DEFAULTTUNE")}" is set: the '
+                           "feeds carry the machines' default tunes only, and packages of another tune will not install from them"))
+    if spec is not None and d.getVar("PACKAGE_CLASSES") is not None:     # (unset here: the distro conf's)
+        classes_pkg = bbconf.words(d, "PACKAGE_CLASSES")
+        for fmt in spec.formats:
+            if f"package_{fmt}" not in classes_pkg:
+                out.append(Finding("error", NAME, "config.package-classes", subject, f"the spec publishes {fmt} but PACKAGE_CLASSES "
+                                   f'("{" ".join(classes_pkg)}") has no package_{fmt}', scope=fmt))
     return out
 
 
@@ -62,7 +86,7 @@ def run(ctx) -> list[Finding]:
         if bbconfs:
             try:
                 d = bbconf.parse([top / p for p in bbconfs], top)
-                out += audit(d, "conf/local.conf", ships_gpl)
+                out += audit(d, "conf/local.conf", ships_gpl, ctx.spec)
             except bbconf.ConfError as e:
                 out.append(Finding("error", NAME, "config.conf-unparsable", "conf", str(e).replace(str(top) + "/", "")))
         else:
