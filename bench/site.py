@@ -49,13 +49,15 @@ def search_bytes(pub: Path, q: str) -> int:
         files = [api / "cves.json", api / f"cves/{q.upper()}.json"]
     else:
         base = q.rsplit("/", 1)[-1]
+        dg = json.loads((api / "index.json").read_text())["shards"]
+        files.append(api / "index.json")
         if "/" in q:
-            digits = json.loads((api / "index.json").read_text())["shards"]["files"]
-            files += [api / "index.json", api / f"files/{shard(q, digits)}.json"]
+            files.append(api / f"files/{shard(q, dg['files'])}.json")
         else:
-            files.append(api / f"basenames/{shard(base)}.json")
+            files.append(api / f"basenames/{shard(base, dg['basenames'])}.json")
         if not q.startswith("/"):
-            files += [api / f"provides/{shard(q)}.json", api / f"names/{letter(q)}.json", api / f"packages/{q}.json"]
+            files += [api / f"provides/{shard(q, dg['provides'])}.json", api / f"names/{letter(q)}.json",
+                      api / f"packages/{q}.json"]
     files.append(pub / "site/search.html")
     files.append(pub / "site/static/site.js")
     return sum(f.stat().st_size for f in files if f.exists())

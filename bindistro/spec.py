@@ -211,7 +211,10 @@ class Spec:
             "targets": list(self.targets),
             "keys": {"signing": self.signing_key, "previous": list(self.previous_keys),
                      "ipk_feed_signature": self.ipk_feed_signature, "sign_ipk_packages": self.sign_ipk_packages,
-                     "sstate": list(self.sstate_keys), "require_signed_sstate": self.require_signed_sstate},
+                     "sstate": list(self.sstate_keys)}
+            # written only when it differs from what keys.sstate implies, so adding keys turns it on
+            | ({"require_signed_sstate": self.require_signed_sstate}
+               if self.require_signed_sstate != bool(self.sstate_keys) else {}),
             "eol": self.eol.isoformat() if self.eol else None,
             "boot": self.boot.to_dict(),
             "security": self.security.to_dict(),

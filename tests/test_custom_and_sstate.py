@@ -1,5 +1,6 @@
 """Custom feeds signed with the user's own key, and sstate signatures checked at verify."""
 import shutil
+import json
 import subprocess
 
 from bindistro_sample.ipkbuild import write_ipk
@@ -60,7 +61,7 @@ def test_sstate_signatures(cli, project, sample_build, tmp_path):
         subprocess.run(["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
                         "--local-user", fpr, "--output", str(o) + ".sig", "--detach-sign", str(o)], check=True, capture_output=True)
     spec = project / "bindistro.yml"
-    spec.write_text(spec.read_text().replace("require_signed_sstate: false", "require_signed_sstate: true"))
+    spec.write_text(spec.read_text().replace("  sstate: []\n", "  sstate: []\n  require_signed_sstate: true\n"))
     cand = cli.json("-C", project, "stage", b)["candidate"]
     rep = cli.json("-C", project, "verify", cand, "--gate", "sstate")
     sst = [f for f in rep["findings"] if f["gate"] == "sstate"]
@@ -72,6 +73,32 @@ def test_sstate_signatures(cli, project, sample_build, tmp_path):
     rep = cli.json("-C", project, "verify", cand, "--gate", "sstate", ok=False)
     msgs = [f["message"] for f in rep["findings"] if f["severity"] == "error"]
     assert "bad sstate signature" in msgs and any("carry no .sig" in m for m in msgs)
+
+
+def test_sstate_keys_require_signatures_and_restore_checks_them(cli, project, sample_build, tmp_path):
+    """keys.sstate alone makes signed sstate required; the release says which keys sign its mirror,
+    and restore turns bitbake's signature check on for them."""
+    from conftest import copytree
+    fpr = cli.json("-C", project, "keys", "generate")["fingerprint"]
+    spec = project / "bindistro.yml"
+    text = spec.read_text()
+    assert "require_signed_sstate" not in text            # the default is not written: it follows keys.sstate
+    spec.write_text(text.replace("sstate: []", f"sstate: [{fpr}]"))
+    b = copytree(sample_build(1), tmp_path / "b")
+    cand = cli.json("-C", project, "stage", b)["candidate"]
+    rep = cli.json("-C", project, "verify", cand, "--gate", "sstate", ok=False)
+    assert any(f["severity"] == "error" and "carry no .sig" in f["message"] for f in rep["findings"])
+    home = project / "state" / "gnupg"
+    for o in sorted((b / "sstate-cache").rglob("sstate:*.tar.zst")):
+        subprocess.run(["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
+                        "--local-user", fpr, "--output", str(o) + ".sig", "--detach-sign", str(o)], check=True, capture_output=True)
+    cand = cli.json("-C", project, "stage", b)["candidate"]
+    cli("-C", project, "release", cand)
+    manifest = json.loads((project / "publish/releases/1.1/manifest.json").read_text())
+    assert manifest["restore"]["sstate_keys"] == [fpr]
+    cli("-C", project, "restore", tmp_path / "b2")
+    conf = (tmp_path / "b2/conf/bindistro.conf").read_text()
+    assert 'SSTATE_VERIFY_SIG = "1"' in conf and f'SSTATE_VALID_SIGS = "{fpr}"' in conf
 
 
 def test_per_ipk_signatures_and_binary_feed_signature(cli, project, sample_build):

@@ -64,7 +64,7 @@ def test_release_publishes_site_and_api(demo, cli):
     for rel, kind, doc in api_docs(pub):
         jsonschema.Draft202012Validator(schemas[kind]).validate(doc)
         n += 1
-    assert n > 500
+    assert n > 200
     idx = json.loads((pub / "api/v1/index.json").read_text())
     assert [r["release"] for r in idx["releases"]] == ["1.1", "1.2", "1.3"] and idx["latest"] == "1.3"
     htop = json.loads((pub / "api/v1/packages/htop.json").read_text())
@@ -83,10 +83,10 @@ def test_release_publishes_site_and_api(demo, cli):
     digits = idx["shards"]["files"]
     files = json.loads((pub / f"api/v1/files/{shard('/bin/busybox', digits)}.json").read_text())["entries"]
     assert ["busybox", "ipk", "feeds/ipk/core2-64", "1.36.1-r0.0", "1.1", "1.36.1-r0.1", None] in files["/bin/busybox"]
-    named = json.loads((pub / f"api/v1/basenames/{shard('busybox')}.json").read_text())["entries"]["busybox"]
+    named = json.loads((pub / f"api/v1/basenames/{shard('busybox', idx['shards']['basenames'])}.json").read_text())["entries"]["busybox"]
     assert named["total"] == 12 and ["/bin/busybox", "busybox", "ipk", "feeds/ipk/core2-64", "1.36.1-r0.0", "1.1",
                                      "1.36.1-r0.1", None] in named["rows"]      # /bin and /usr/bin, 6 feeds
-    prov = json.loads((pub / f"api/v1/provides/{shard('ifupdown')}.json").read_text())["entries"]
+    prov = json.loads((pub / f"api/v1/provides/{shard('ifupdown', idx['shards']['provides'])}.json").read_text())["entries"]
     assert ["iproute2", "ipk"] in prov["ifupdown"]
     for page in ("index.html", "search.html", "device.html", "releases/1.3.html", "packages/htop.html",
                  "packages/index.html", "cves/CVE-2022-28391.html", "releases/1.3/verify.html", "releases/1.3/notes.md"):
@@ -96,7 +96,7 @@ def test_release_publishes_site_and_api(demo, cli):
     cli("-C", demo, "site", "build")
     old = (pub / "site/packages/htop.html").resolve().stat().st_ino
     r = cli.json("-C", demo, "site", "build")
-    assert r["files_written"] == 0 and r["files_unchanged"] > 500
+    assert r["files_written"] == 0 and r["files_unchanged"] > 400
     assert (pub / "site/packages/htop.html").resolve().stat().st_ino == old
     cli("-C", demo, "fsck", "--publish")          # exit 0: the tree as a reader sees it is whole
 

@@ -29,9 +29,13 @@ def shard(key: str, digits: int = 2) -> str:
     return f"{h & ((1 << 4 * digits) - 1):0{digits}x}"
 
 
-def file_digits(rows: int) -> int:
-    """Hex digits of the files/ shards: ~2,000 rows (~200 kB) per shard at most."""
-    return 2 if rows <= 500_000 else 3 if rows <= 8_000_000 else 4
+def digits_for(entries: int, per_shard: int = 2000) -> int:
+    """Hex digits of a sharded lookup: as few shards as keep each under ~per_shard entries (a small
+    distro gets 16 files, not 256 mostly empty ones)."""
+    d = 1
+    while entries > per_shard * 16 ** d and d < 4:
+        d += 1
+    return d
 
 
 def letter(name: str) -> str:
@@ -105,6 +109,12 @@ class Api:
             self._file_rows = rows
         return self._file_rows
 
+    def shard_digits(self) -> dict[str, int]:
+        rows = self.file_rows()
+        provides = {p for per in self.newest.values() for f in per.values() for p in self.d.details[f.path]["provides"]}
+        return {"files": digits_for(len(rows)), "basenames": digits_for(len({p.rsplit("/", 1)[-1] for p, _, _ in rows})),
+                "provides": digits_for(len(provides))}
+
     def last(self, f: PackageFile) -> str | None:
         """The last release that shipped `f`; None while the latest release still does (so a page
         changes when its package does, not with every release)."""
@@ -132,7 +142,7 @@ class Api:
                               "summary": r["verify"].get("summary", {})} for r in d.releases],
                 "feeds": d.releases[-1]["feeds"] if d.releases else {},
                 "keys": d.keys, "packages": len(self.by_name),
-                "shards": {"files": file_digits(len(self.file_rows())), "basenames": 2, "provides": 2},
+                "shards": self.shard_digits(),
                 "security": {"policy": "SECURITY.md", "contact": ".well-known/security.txt"}}
 
     def release(self, i: int) -> dict:
@@ -205,7 +215,8 @@ class Api:
     def shards(self) -> dict[str, dict]:
         """names/<letter>.json, provides/<xx>.json, files/<xx…>.json, basenames/<xx>.json, cves/<ID>.json, cves.json."""
         # every shard exists, empty or not: a search never meets a 404 (browsers log those as errors)
-        docs: dict[str, dict] = {f"provides/{i:02x}.json": {} for i in range(256)}
+        dg = self.shard_digits()
+        docs: dict[str, dict] = {f"provides/{i:0{dg['provides']}x}.json": {} for i in range(16 ** dg["provides"])}
         docs.update({f"names/{c}.json": {} for c in "0123456789abcdefghijklmnopqrstuvwxyz_"})
         for name in sorted(self.by_name):
             newest = self.newest[name]
@@ -216,17 +227,16 @@ class Api:
                 for p in self.d.details[f.path]["provides"]:
                     if p == name:
                         continue
-                    lst = docs.setdefault(f"provides/{shard(p)}.json", {}).setdefault(p, [])
+                    lst = docs[f"provides/{shard(p, dg['provides'])}.json"].setdefault(p, [])
                     if [name, f.format] not in lst:
                         lst.append([name, f.format])
         # files/<hash of the path>: path -> rows; basenames/<hash of the name>: name -> some rows
-        digits = file_digits(len(self.file_rows()))
-        docs.update({f"files/{i:0{digits}x}.json": {} for i in range(16 ** digits)})
-        docs.update({f"basenames/{i:02x}.json": {} for i in range(256)})
+        docs.update({f"files/{i:0{dg['files']}x}.json": {} for i in range(16 ** dg["files"])})
+        docs.update({f"basenames/{i:0{dg['basenames']}x}.json": {} for i in range(16 ** dg["basenames"])})
         for (p, _n, _feed), row in sorted(self.file_rows().items()):
-            docs[f"files/{shard(p, digits)}.json"].setdefault(p, []).append(row)
+            docs[f"files/{shard(p, dg['files'])}.json"].setdefault(p, []).append(row)
             base = p.rsplit("/", 1)[-1]
-            e = docs[f"basenames/{shard(base)}.json"].setdefault(base, {"total": 0, "rows": []})
+            e = docs[f"basenames/{shard(base, dg['basenames'])}.json"].setdefault(base, {"total": 0, "rows": []})
             e["total"] += 1
             if len(e["rows"]) < BASENAME_ROWS:
                 e["rows"].append([p, *row])

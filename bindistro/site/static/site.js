@@ -36,6 +36,8 @@ var bindistro = (function () {
     document.getElementById("q").value = q;
     q = q.trim(); if (!q) return;
     var t0 = performance.now(), jobs = [], sections = [];
+    // how many hex digits each sharded lookup uses (it grows with the distro)
+    var digits = get(api + "index.json").then(function (i) { return i ? i.shards : {files: 2, basenames: 2, provides: 2}; });
     if (/^CVE-\d{4}-\d{4,}$/i.test(q)) {
       var id = q.toUpperCase();
       jobs.push(get(api + "cves.json").then(function (all) {      // known ids first: no 404 for others
@@ -50,21 +52,19 @@ var bindistro = (function () {
       function fileRow(p, e) { return [p, pkgLink(e[0]), e[2], e[3] + " (" + e[4] + ")", e[5] + " (" + (e[6] || "current") + ")"]; }
       var fileHead = ["path", "package", "feed", "first shipped", "last shipped"];
       if (q.indexOf("/") >= 0) {          // a path: the shard of the whole path
-        jobs.push(get(api + "index.json").then(function (index) {
-          return get(api + "files/" + shard(q, index ? index.shards.files : 2) + ".json");
-        }).then(function (d) {
+        jobs.push(digits.then(function (dg) { return get(api + "files/" + shard(q, dg.files) + ".json"); }).then(function (d) {
           var hit = d && d.entries[q];
           if (hit) sections.push(["files", table(fileHead, hit.map(function (e) { return fileRow(q, e); })), hit.length]);
         }));
       } else if (base) {                  // a file name: the shard of the name
-        jobs.push(get(api + "basenames/" + shard(base) + ".json").then(function (d) {
+        jobs.push(digits.then(function (dg) { return get(api + "basenames/" + shard(base, dg.basenames) + ".json"); }).then(function (d) {
           var hit = d && d.entries[base];
           if (hit) sections.push(["files named " + base + (hit.total > hit.rows.length ? " (first " + hit.rows.length + ")" : ""),
             table(fileHead, hit.rows.map(function (e) { return fileRow(e[0], e.slice(1)); })), hit.total]);
         }));
       }
       if (q.charAt(0) !== "/") {
-        jobs.push(get(api + "provides/" + shard(q) + ".json").then(function (d) {
+        jobs.push(digits.then(function (dg) { return get(api + "provides/" + shard(q, dg.provides) + ".json"); }).then(function (d) {
           var hit = d && d.entries[q];
           if (hit) sections.push(["provides " + q, table(["package", "format"], hit.map(function (e) { return [pkgLink(e[0]), e[1]]; })), hit.length]);
         }));
