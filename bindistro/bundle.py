@@ -68,7 +68,7 @@ def write_bundle(publish: Path, release: str, out: Path, url: str | None) -> dic
             files.append(name)
     (out / "conf" / "bindistro.conf").write_text(conf_text(m, url or f"file://{publish}", None))
     (out / "conf" / "custom-feed.conf").write_text(CUSTOM_FEED.format(product=m.get("product"), release=m["release"]))
-    sdk = [a["path"] for a in m["artifacts"] if a["kind"] == "image" and ("sdk" in a["path"].lower())]
+    sdk = [a["path"] for a in m["artifacts"] if a["kind"] == "sdk" and a["path"].endswith(".sh")]
     base = url or f"file://{publish}"
     srcs = sorted(a["path"] for a in m["artifacts"] if a["kind"] == "sources")
     (out / "SOURCES.txt").write_text("".join(f"{base}/{p}\n" for p in srcs))

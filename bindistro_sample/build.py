@@ -25,6 +25,7 @@ from bindistro.formats import get as get_format
 from bindistro.progress import progress
 from bindistro.yocto import layers as layersmod
 from . import archiver, bootimg, buildhistory, defects, pkgcache, spdx, state, world
+from . import sdk as sdkmod
 from .debbuild import write_deb
 from .ipkbuild import _tar, write_ipk
 from .rpmbuild import rpm_arch, write_rpms
@@ -374,6 +375,7 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
         extra = rootfs_generated(m.name, list(inject))
         write_rootfs(ip, idir / f"{base}-{stamp}.tar.zst", mtime, extra, rootfs_removed(list(inject)))
         (idir / f"{base}-{stamp}.manifest").write_text("".join(f"{p.name} {p.arch} {p.version}\n" for p in ip))
+        sdkmod.write_sdk(out / "tmp" / "deploy", m.name, m.tune, IMAGE, ip)
         (idir / f"{base}-{stamp}.spdx.json").write_bytes(spdx.write_sbom(ip, f"{base}-{stamp}", when.isoformat()))
         suffixes = [".tar.zst", ".manifest", ".spdx.json"]
         if write_boot_files(idir, m, ip, base, stamp, mtime, "boot-panic" in inject, extra):

@@ -80,6 +80,11 @@ def test_release_publishes_site_and_api(demo, cli):
     gone = [c for c in r13["changes"]["removed"] if c["name"] == "ifupdown"]
     assert gone and all(c["replaced_by"] == ["iproute2"] for c in gone)
     assert r13["cve"]["counts"]["fixed"] >= 2 and r13["images"] and (pub / r13["verify"]["report"]).is_file()
+    # release 1.3 carries the build's sources and SDKs (installer + host and target manifests per machine)
+    assert {s["recipe"] for s in r13["sources"]} >= {"busybox-1.36.1-r0", "bash-5.2.21-r1"}
+    assert sorted((s["machine"], s["name"].rsplit("-5.0", 1)[-1]) for s in r13["sdk"]) == [
+        (m, ext) for m in ("qemuarm64", "qemux86-64") for ext in (".host.manifest", ".sh", ".target.manifest")]
+    assert all((pub / x["path"]).is_file() for x in r13["sdk"] + r13["sources"])
     digits = idx["shards"]["files"]
     files = json.loads((pub / f"api/v1/files/{shard('/bin/busybox', digits)}.json").read_text())["entries"]
     assert ["busybox", "ipk", "feeds/ipk/core2-64", "1.36.1-r0.0", "1.1", "1.36.1-r0.1", None] in files["/bin/busybox"]

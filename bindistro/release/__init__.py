@@ -37,6 +37,8 @@ def dest_path(a: Artifact, release: str) -> str:
     if a.kind == model.SSTATE:
         # one sstate mirror for all releases: an object shared by releases is published once
         return "sstate/" + a.path.removeprefix("sstate-cache/")
+    if a.kind == model.SDK:
+        return f"sdk/{a.meta.get('machine', 'any')}/{release}/{a.filename}"
     if a.kind == model.SOURCES:
         # as OE deploys them: a recipe version's archive per target, shared by every release shipping it
         return f"sources/{a.meta['target']}/{a.meta['pf']}/{a.name}"
@@ -72,6 +74,8 @@ def manifest_entry(a: Artifact, path: str) -> dict:
         e.update(name=a.name, version=a.version, arch=a.arch, format=a.format, md5=a.md5)
     elif a.kind == model.SOURCES:
         e["recipe"] = a.meta["pf"]
+    elif a.kind == model.SDK:
+        e["machine"] = a.meta.get("machine", "any")
     elif a.meta.get("machine"):
         e["machine"] = a.meta["machine"]
     return e

@@ -159,6 +159,8 @@ class Api:
                 "cve": {"counts": counts, "findings": found},
                 "images": [{"machine": a.get("machine", ""), "name": a["path"].rsplit("/", 1)[-1], "path": a["path"],
                             "size": a["size"], "sha256": a["sha256"]} for a in r["images"]],
+                "sdk": [{"machine": a.get("machine", ""), "name": a["path"].rsplit("/", 1)[-1], "path": a["path"],
+                         "size": a["size"], "sha256": a["sha256"]} for a in r["sdk"]],
                 "sources": [{"recipe": a.get("recipe", ""), "path": a["path"], "size": a["size"], "sha256": a["sha256"]}
                             for a in r["sources"]],
                 "changes": self.changes(i),

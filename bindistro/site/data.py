@@ -83,7 +83,8 @@ def collect(spec: Spec, store: Store, root: Path) -> SiteData:
                      "signed": (root / (entry["manifest"] + ".asc")).exists(),
                      "waivers": m.get("waivers") or [],
                      "images": [a for a in m.get("artifacts", []) if a.get("kind") == "image"],
-                     "sources": [a for a in m.get("artifacts", []) if a.get("kind") == "sources"]})
+                     "sources": [a for a in m.get("artifacts", []) if a.get("kind") == "sources"],
+                     "sdk": [a for a in m.get("artifacts", []) if a.get("kind") == "sdk"]})
         for a in m.get("artifacts", []):
             if a.get("kind") != "package":
                 continue

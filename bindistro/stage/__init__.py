@@ -221,6 +221,21 @@ class Stager:
                         continue
                     self._add(f, dict(kind=model.SOURCES, name=f.name, meta={"pf": pf.name, "target": tdir.name}), root)
 
+    def stage_sdk(self, sdk: Path, root: Path) -> None:
+        """populate_sdk / populate_sdk_ext output: installers (*.sh, *-ext.sh), their
+        .host.manifest / .target.manifest and testdata. SDK_NAME ends in -${MACHINE}: the machine is
+        the spec's machine named before -toolchain."""
+        machines = [m.name for m in self.spec.machines] if self.spec else []
+        for f in sorted(sdk.iterdir()):
+            if not f.is_file() or f.is_symlink():
+                continue
+            if CONTROL_CHARS.search(f.name) or not SOURCE_NAME.fullmatch(f.name):
+                self.problems.append(Problem(repr(str(f)), "SDK file with an unusable name"))
+                continue
+            head = f.name.split("-toolchain", 1)[0]
+            machine = next((m for m in sorted(machines, key=len, reverse=True) if head.endswith("-" + m)), "any")
+            self._add(f, dict(kind=model.SDK, name=f.name, meta={"machine": machine}), root)
+
     def _add_tmp(self, src: Path, rel: str, kind: str, name: str, what: str = "file") -> None:
         """A file made here (a database snapshot, a bundle): stored, never remembered by its stat;
         a database snapshot is not counted as a file read either."""
@@ -325,6 +340,8 @@ def _stage(store: Store, st: Stager, lay: Layout, path: Path, layer_data) -> dic
             st.stage_images(lay.deploy / "images", path)
         if lay.deploy and (lay.deploy / "sources").is_dir():
             st.stage_sources(lay.deploy / "sources", path)
+        if lay.deploy and (lay.deploy / "sdk").is_dir():
+            st.stage_sdk(lay.deploy / "sdk", path)
         if lay.topdir:
             st.stage_topdir(lay.topdir, Path(tmp))
         makedirs(store.objects.root)
