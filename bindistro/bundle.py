@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .restore import conf_text, load_release
+from .restore import conf_text, custom_conf, load_release
 
 README = """# Rebuilding {product} {release} from source
 
@@ -38,23 +38,26 @@ SAMPLE-aware note: everything here comes from the published release {release}; n
 1. Keep your packages in their own feed: set `PACKAGE_FEED_URIS` in `conf/custom-feed.conf` to your
    server and publish `tmp/deploy/<format>/` there (`bindistro init` + `stage` + `release` in your own
    project directory do this with cumulative, never-rewritten feeds).
-2. Your PR values must never clash with the official ones: with bitbake 5.0 or later, point
-   `PRSERV_UPSTREAM` at the distro's read-only PR server and your revisions become `<official>.N`;
-   without one, the imported export above keeps your values at or above the official ones.
+2. Your package versions must never equal official ones (same name, version and arch, other bytes:
+   devices could not tell them apart). `conf/custom-feed.conf` sets `BINDISTRO_CUSTOM = "{custom}"`: in
+   the `.bbappend` of every official recipe you change, add `PKGR:append = ".${{BINDISTRO_CUSTOM}}"`.
+   Its packages then carry `<official revision>.{custom}` (e.g. `1.36.1-r0.1.{custom}`), which opkg,
+   dpkg/apt and rpm/dnf all sort above the official revision you built from and below the next
+   official one; `bindistro feed add-custom` refuses a package that equals an official one. (bitbake
+   5.0's `PRSERV_UPSTREAM` numbers local revisions `<official>.N` on top of a read-only official PR
+   server: another way to the same order, when the distro runs one.)
 3. Devices add your feed beside the official one (e.g. one more `src/gz` line in
    `/etc/opkg/base-feeds.conf`).
 """
 
 CUSTOM_FEED = """# Publishing your own components beside {product} {release}
-# The distro's read-only PR server, when it runs one (bitbake >= 5.0): your revisions become <official>.N
-# PRSERV_UPSTREAM = "prserv.example.org:8585"
 PRSERV_HOST ?= "localhost:0"
 # Your own feed, next to the official one
 PACKAGE_FEED_URIS = "https://feeds.example.org/my-components"
-"""
+{custom}"""
 
 
-def write_bundle(publish: Path, release: str, out: Path, url: str | None) -> dict:
+def write_bundle(publish: Path, release: str, out: Path, url: str | None, custom: str = "custom") -> dict:
     publish = publish.resolve()
     m = load_release(publish, release)
     info = m.get("restore") or {}
@@ -67,13 +70,14 @@ def write_bundle(publish: Path, release: str, out: Path, url: str | None) -> dic
             shutil.copyfile(publish / info[key], out / name)
             files.append(name)
     (out / "conf" / "bindistro.conf").write_text(conf_text(m, url or f"file://{publish}", None))
-    (out / "conf" / "custom-feed.conf").write_text(CUSTOM_FEED.format(product=m.get("product"), release=m["release"]))
+    (out / "conf" / "custom-feed.conf").write_text(CUSTOM_FEED.format(product=m.get("product"), release=m["release"],
+                                                                      custom="\n".join(custom_conf(custom))))
     sdk = [a["path"] for a in m["artifacts"] if a["kind"] == "sdk" and a["path"].endswith(".sh")]
     base = url or f"file://{publish}"
     srcs = sorted(a["path"] for a in m["artifacts"] if a["kind"] == "sources")
     (out / "SOURCES.txt").write_text("".join(f"{base}/{p}\n" for p in srcs))
     (out / "README.md").write_text(README.format(
-        product=m.get("product"), release=m["release"],
+        product=m.get("product"), release=m["release"], custom=custom,
         sstate=f"{url or 'file://' + str(publish)}/{info['sstate_mirror']}" if info.get("sstate_mirror") else "not published",
         sources=f"{len(srcs)} files" if srcs else "none in this release's manifest (an earlier release may hold them)",
         sdk=", ".join(sdk) if sdk else "this release publishes no SDK installer; build one with `bitbake <image> -c populate_sdk_ext`."))

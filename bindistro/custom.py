@@ -35,6 +35,11 @@ def add(spec: Spec, store: Store, name: str, src: Path, fpr: str) -> dict:
                 raise BindistroError(f"{spec.publish_path}/custom/{name}/feed.json: custom feed {name} is "
                                      f"{meta['format']} signed by {meta['key']}; use another name for another format or key")
         problems, plan = [], []
+        # (name, version, arch) of every official package of this format -> its bytes (staged, published)
+        official: dict[tuple[str, str, str], set[str]] = {}
+        for a in store.db.released_packages():
+            if a.format == fmt.name:
+                official.setdefault((a.name, a.version, a.arch), set()).update({a.sha256, signer.lookup(a).sha256})
         files = scan_files(fmt, src)
         for rel in files:
             path = src / rel
@@ -45,6 +50,12 @@ def add(spec: Spec, store: Store, name: str, src: Path, fpr: str) -> dict:
                 continue
             dest = f"custom/{name}/{fmt.name}/{fmt.feed_arch(info, rel)}/{path.name}"
             sha, _md5, size = hash_file(path)
+            same = official.get((info.name, info.version, info.arch))
+            if same and sha not in same:
+                problems.append(Problem(str(path), f"{info.name} {info.version} ({info.arch}) is an official package's "
+                                        "name, version and arch with other bytes: devices could not tell them apart; "
+                                        'rebuild with PKGR:append = ".${BINDISTRO_CUSTOM}" (see `bindistro bundle`)'))
+                continue
             if g.exists(dest) and hash_file(g.dir / dest)[0] != sha:
                 problems.append(Problem(str(path), f"would replace published {dest} with different content "
                                         "(bump the version)"))

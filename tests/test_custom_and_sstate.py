@@ -114,3 +114,58 @@ def test_per_ipk_signatures_and_binary_feed_signature(cli, project, sample_build
     ipk = next(feed.glob("htop_*.ipk"))
     assert (ipk.parent / (ipk.name + ".asc")).read_text().startswith("-----BEGIN PGP SIGNATURE-----")
     assert gpg_verify(home, ipk.parent / (ipk.name + ".asc"), ipk) == fpr
+
+
+def test_custom_rebuild_sorts_above_the_official_and_never_equals_it(cli, project, sample_build, tmp_path):
+    """A user rebuilds the official htop with the revision suffix `bundle` and `restore --custom` set
+    up: real opkg upgrades the official htop to it, dpkg and rpm order the versions the same way, and
+    a rebuild that kept the official version (other bytes) is refused by feed add-custom."""
+    import dataclasses
+
+    import rpm
+    from bindistro.pm.upgrade import IpkRoot, find_opkg
+    from bindistro_sample.recipes import initial
+    user = cli.json("-C", project, "keys", "generate", "--uid", "Jane Integrator <jane@example.org>")["fingerprint"]
+    cli("-C", project, "release", cli.json("-C", project, "stage", sample_build(1))["candidate"])
+    b = tmp_path / "bundle"
+    cli("-C", project, "bundle", "1.1", b, "--custom", "acme")
+    assert 'BINDISTRO_CUSTOM = "acme"' in (b / "conf/custom-feed.conf").read_text()
+    assert 'PKGR:append = ".${BINDISTRO_CUSTOM}"' in (b / "README.md").read_text()
+    cli("-C", project, "restore", tmp_path / "build", "--custom", "acme")
+    assert 'BINDISTRO_CUSTOM = "acme"' in (tmp_path / "build/conf/bindistro.conf").read_text()
+    assert cli("-C", project, "restore", tmp_path / "x", "--custom", "Bad Name", ok=False).exit_code == 1
+
+    feed = project / "publish/feeds/ipk/core2-64"
+    official = next(feed.glob("htop_*.ipk"))
+    off_version = official.name.split("_")[1]                       # 3.3.0-r0.0
+    base = dataclasses.replace(initial(1)["htop"], prauto=int(off_version.rsplit(".", 1)[1]))  # as the PR server had it
+    # what PKGR:append = ".acme" makes of the official revision: the same recipe, rebuilt, r0.0 -> r0.0.acme
+    mine = dataclasses.replace(base, prauto=f"{base.prauto}.acme", rebuild=base.rebuild + 1)
+    custom_pkg = next(p for p in build_packages(mine, "core2-64") if p.name == "htop")
+    assert custom_pkg.version == off_version + ".acme"
+    out = tmp_path / "mine"
+    out.mkdir()
+    custom = write_ipk(custom_pkg, out, 1700000000)
+    nxt = off_version.rsplit(".", 1)[0] + ".1"                       # the next official revision, r0.1
+    for a, b_, want in ((custom_pkg.version, off_version, ">>"), (nxt, custom_pkg.version, ">>")):
+        assert subprocess.run([find_opkg(), "compare-versions", a, want, b_]).returncode == 0
+        assert subprocess.run(["dpkg", "--compare-versions", a, "gt", b_]).returncode == 0
+        split = lambda v: ("0", *v.rsplit("-", 1))       # noqa: E731
+        assert rpm.labelCompare(split(a), split(b_)) == 1
+    # real opkg: the official htop (with its dependencies from the official feed), then the custom one
+    root = IpkRoot(tmp_path / "dev", feed, ["all", "core2-64", "qemux86_64"], find_opkg())
+    root.run("update")
+    root.run("install", "busybox")           # /bin/sh for the maintainer scripts, as in an image
+    root.install([official])
+    assert root.installed()["htop"] == off_version
+    root.install([custom])
+    assert root.installed()["htop"] == custom_pkg.version
+    cli("-C", project, "feed", "add-custom", "acme", out, "--key", user)
+    # the official version rebuilt with other bytes: refused, naming the file
+    clash_dir = tmp_path / "clash"
+    clash_dir.mkdir()
+    rebuilt = dataclasses.replace(base, rebuild=base.rebuild + 1)
+    clash = write_ipk(next(p for p in build_packages(rebuilt, "core2-64") if p.name == "htop"), clash_dir, 1700000000)
+    assert clash.name == official.name
+    r = cli("-C", project, "feed", "add-custom", "acme", clash_dir, "--key", user, ok=False)
+    assert r.exit_code == 1 and f"{clash}: htop {off_version} (core2-64) is an official package's name, version and arch" in r.stderr

@@ -28,9 +28,10 @@ def publish_dir(proj: Project, given: Path | None) -> Path:
 @click.option("--keyring", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Public key(s) the release manifest must be signed with (default: the project's keys).")
 @click.option("--insecure", is_flag=True, help="Restore from an unsigned or badly signed tree (says so).")
+@click.option("--custom", "custom", metavar="NAME", help="A custom build: the revision suffix NAME for official recipes it changes.")
 @json_opt
 @click.pass_obj
-def restore(proj: Project, build_dir, rel, source, url, hashserv_upstream, layers_dir, keyring, insecure, as_json):
+def restore(proj: Project, build_dir, rel, source, url, hashserv_upstream, layers_dir, keyring, insecure, custom, as_json):
     """Restore a release into a build directory: PR values, hash equivalence, sstate mirror, layers.
     The release manifest's signature is checked first; files are used only as the manifest lists them."""
     from ..restore import Trust, project_trust
@@ -49,7 +50,7 @@ def restore(proj: Project, build_dir, rel, source, url, hashserv_upstream, layer
         trust = project_trust(spec, own_tree=publish.resolve() == spec.publish_path.resolve(), insecure=insecure)
     else:
         trust = Trust(insecure=insecure)
-    r = do_restore(build_dir, publish, rel, url, hashserv_upstream, layers_dir, trust)
+    r = do_restore(build_dir, publish, rel, url, hashserv_upstream, layers_dir, trust, custom)
 
     def human(r):
         out.print(f"restored release {r['release']} into {r['build']}: {r['conf']}")
@@ -68,9 +69,11 @@ def restore(proj: Project, build_dir, rel, source, url, hashserv_upstream, layer
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--from", "source", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Published tree (default: the project's publish dir).")
+@click.option("--custom", "custom", metavar="NAME", default="custom", show_default=True,
+              help="The revision suffix of the user's rebuilt official recipes.")
 @json_opt
 @click.pass_obj
-def bundle(proj: Project, release_name, out_dir, source, as_json):
+def bundle(proj: Project, release_name, out_dir, source, custom, as_json):
     """What a user needs to rebuild a release from source and publish their own feed."""
     from ..bundle import write_bundle
     url = None
@@ -78,7 +81,7 @@ def bundle(proj: Project, release_name, out_dir, source, as_json):
         url = proj.spec.publish_url
     except BindistroError:
         pass
-    r = write_bundle(publish_dir(proj, source), release_name, out_dir, url)
+    r = write_bundle(publish_dir(proj, source), release_name, out_dir, url, custom)
     emit(as_json, r, lambda r: out.print(f"bundle of release {r['release']} in {r['out']}: {', '.join(r['files'])}"))
 
 @click.command(context_settings={"ignore_unknown_options": True})

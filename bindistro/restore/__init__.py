@@ -127,7 +127,25 @@ def artifact(publish: Path, manifest: dict, rel: str, what: str) -> Path:
     return p
 
 
-def conf_text(manifest: dict, url: str, hashserv_upstream: str | None) -> str:
+CUSTOM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+
+
+def custom_conf(name: str) -> list[str]:
+    """The revision namespace of a custom build: an official recipe rebuilt here gets PKGR
+    `<official PKGR>.<name>`, which every package manager sorts above the official revision it was
+    built from (more segments after an equal prefix) and which no official build ever writes. The
+    suffix goes only on the recipes a user changes (its .bbappend), so the rest still comes from the
+    official sstate mirror unchanged."""
+    if not CUSTOM_NAME.fullmatch(name):
+        raise BindistroError(f"custom build name {name!r}: lower-case letters, digits and -, at most 31")
+    return ["# custom build: in the .bbappend of every official recipe you change, add",
+            '#     PKGR:append = ".${BINDISTRO_CUSTOM}"',
+            f"# so its packages become <official version>.{name}: above the official release's, never equal to",
+            "# an official one (bindistro feed add-custom refuses a clash), below the next official revision.",
+            f'BINDISTRO_CUSTOM = "{name}"', ""]
+
+
+def conf_text(manifest: dict, url: str, hashserv_upstream: str | None, custom: str | None = None) -> str:
     r = manifest.get("restore", {})
     feeds = manifest.get("feeds") if isinstance(manifest.get("feeds"), dict) else {}
     fmt = next(iter(feeds), "ipk")
@@ -156,6 +174,8 @@ def conf_text(manifest: dict, url: str, hashserv_upstream: str | None) -> str:
               "# where devices get packages (used for the images' feed configuration)",
               f'PACKAGE_FEED_URIS = "{url}"', f'PACKAGE_FEED_BASE_PATHS = "feeds/{fmt}"',
               f'PACKAGE_FEED_ARCHS = "{" ".join(archs)}"', ""]
+    if custom:
+        lines += custom_conf(custom)
     return "\n".join(lines)
 
 
@@ -255,7 +275,8 @@ def checkout_layers(layers: list[L.Layer], base: Path) -> list[dict]:
 
 
 def restore(build: Path, publish: Path, release: str | None = None, url: str | None = None,
-            hashserv_upstream: str | None = None, layers_dir: Path | None = None, trust: Trust | None = None) -> dict:
+            hashserv_upstream: str | None = None, layers_dir: Path | None = None, trust: Trust | None = None,
+            custom: str | None = None) -> dict:
     publish = publish.resolve()
     m = load_release(publish, release, trust)
     info = m.get("restore") or {}
@@ -265,7 +286,7 @@ def restore(build: Path, publish: Path, release: str | None = None, url: str | N
     for what, v in (("url", url), ("hash server", hashserv_upstream or "")):
         if not SAFE_VALUE.fullmatch(v):
             raise BindistroError(f"{what} {v!r}: not usable in a bitbake conf line (quotes, spaces or control characters)")
-    text = conf_text(m, url, hashserv_upstream)
+    text = conf_text(m, url, hashserv_upstream, custom)
     # everything read and checked before anything is written into the build directory
     prrows = None
     if info.get("prserv-export"):
