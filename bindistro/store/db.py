@@ -15,15 +15,12 @@ from sqlalchemy.exc import OperationalError
 from ..errors import BindistroError
 from ..model import Artifact, Release
 from . import migrate
+from .migrate import advisory_key
 from .schema import artifacts, candidates, filestat, package_meta, payload_checks, published, releases, settings, signed
 
 def engine_url(url: str) -> str:
     # postgresql:// means psycopg 3: SQLAlchemy's default driver for it is psycopg2
     return "postgresql+psycopg://" + url[len("postgresql://"):] if url.startswith("postgresql://") else url
-
-
-def advisory_key(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"bindistro:{name}".encode()).digest()[:8], "big", signed=True)
 
 
 class MetaDB:

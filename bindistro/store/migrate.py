@@ -7,6 +7,7 @@ not know.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from sqlalchemy import inspect, text
@@ -21,6 +22,11 @@ BASELINE_TABLES = {"filestat", "candidates", "artifacts", "releases", "published
 
 class SchemaError(BindistroError):
     pass
+
+
+def advisory_key(name: str) -> int:
+    """The PostgreSQL advisory lock id of a named lock (schema migration, publishing)."""
+    return int.from_bytes(hashlib.sha256(f"bindistro:{name}".encode()).digest()[:8], "big", signed=True)
 
 
 def current(conn) -> str | None:
@@ -45,7 +51,6 @@ def ensure(engine) -> None:
         raise SchemaError(f"{where}: not a bindistro state database (tables {', '.join(sorted(tables))})")
     if engine.dialect.name == "postgresql":
         # hosts sharing the DB: one upgrades, the others wait and find it done
-        from .db import advisory_key
         with engine.connect() as c:
             c.execution_options(isolation_level="AUTOCOMMIT")
             c.execute(text("SELECT pg_advisory_lock(:k)"), {"k": advisory_key("schema")})
