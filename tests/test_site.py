@@ -223,7 +223,8 @@ def bindistro_serve(proj: Path):
 def test_browser_walk_search_and_device_check(demo, tmp_path):
     from playwright import sync_api          # scripts/setup.sh installs it; it drives Debian's chromium
     pub = demo / "publish"
-    shots = Path(os.environ.get("BINDISTRO_ARTIFACTS", tmp_path)) / "site"
+    # screenshots are the test's artifacts: test-artifacts/site/ of the clone (or $BINDISTRO_ARTIFACTS)
+    shots = Path(os.environ.get("BINDISTRO_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts")) / "site"
     shots.mkdir(parents=True, exist_ok=True)
     problems = []
     with bindistro_serve(demo) as url, sync_api.sync_playwright() as p:
