@@ -19,7 +19,7 @@ _PAGE_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 BASENAME_ROWS = 50        # rows a file-name search returns per name (README, f0 ... are everywhere)
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.cache       # a site build hashes each path a few times
 def shard(key: str, digits: int = 2) -> str:
     """FNV-1a (32-bit) of the key's UTF-8 bytes, its low `digits` hex digits (site/static/site.js
     computes the same)."""
@@ -109,11 +109,15 @@ class Api:
             self._file_rows = rows
         return self._file_rows
 
-    def shard_digits(self) -> dict[str, int]:
+    @functools.cached_property
+    def _digits(self) -> dict[str, int]:
         rows = self.file_rows()
         provides = {p for per in self.newest.values() for f in per.values() for p in self.d.details[f.path]["provides"]}
         return {"files": digits_for(len(rows)), "basenames": digits_for(len({p.rsplit("/", 1)[-1] for p, _, _ in rows})),
                 "provides": digits_for(len(provides))}
+
+    def shard_digits(self) -> dict[str, int]:
+        return dict(self._digits)
 
     def last(self, f: PackageFile) -> str | None:
         """The last release that shipped `f`; None while the latest release still does (so a page
@@ -176,14 +180,18 @@ class Api:
             if old is None:
                 out["added"].append({"name": name, "format": fmt, "arch": f.arch, "version": f.version})
                 continue
-            c = get_format(fmt).version_cmp(f.version, old.version)
+            c = 0 if f.version == old.version else get_format(fmt).version_cmp(f.version, old.version)
             if c:
                 out["upgraded" if c > 0 else "downgraded"].append(
                     {"name": name, "format": fmt, "arch": f.arch, "from": old.version, "version": f.version})
+        takers: dict[tuple[str, str], set[str]] = {}      # (format, name) -> what replaces or provides it now
+        for (fmt, n), f in now.items():
+            det = self.d.details[f.path]
+            for x in det["replaces"] + det["provides"]:
+                takers.setdefault((fmt, x), set()).add(n)
         for (fmt, name), old in sorted(before.items()):
             if (fmt, name) not in now:
-                by = sorted(n for (x, n), f in now.items() if x == fmt and
-                            (name in self.d.details[f.path]["replaces"] or name in self.d.details[f.path]["provides"]))
+                by = sorted(takers.get((fmt, name), ()))
                 out["removed"].append({"name": name, "format": fmt, "arch": old.arch, "from": old.version,
                                        "replaced_by": by})
         return out

@@ -4,6 +4,7 @@ data, the payload gate's file lists, CVE scans). Every API document and every pa
 one `SiteData` this returns, so the site, the JSON API and `device check` cannot disagree."""
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ class PackageFile:
     staged: str              # sha256 of the file as staged (a signed rpm's differs): the payload gate's key
     releases: list[int] = field(default_factory=list)     # indexes into SiteData.releases
 
-    @property
+    @functools.cached_property
     def feed(self) -> str:
         return self.path.rsplit("/", 1)[0]
 
@@ -54,7 +55,8 @@ class SiteData:
         for f in self.files.values():
             if i in f.releases:
                 k = (f.format, f.name)
-                if k not in out or get_format(f.format).version_cmp(f.version, out[k].version) > 0:
+                if k not in out or (f.version != out[k].version       # (arches of one version: no compare)
+                                    and get_format(f.format).version_cmp(f.version, out[k].version) > 0):
                     out[k] = f
         return out
 
