@@ -51,6 +51,8 @@ SAMPLE-aware note: everything here comes from the published release {release}; n
 """
 
 CUSTOM_FEED = """# Publishing your own components beside {product} {release}
+# The distro's read-only PR server, when it runs one (bitbake >= 5.0): local revisions become <official>.N
+# PRSERV_UPSTREAM = "prserv.example.org:8585"
 PRSERV_HOST ?= "localhost:0"
 # Your own feed, next to the official one
 PACKAGE_FEED_URIS = "https://feeds.example.org/my-components"

@@ -202,6 +202,8 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, arts, name, s
         "candidate": cid, "source": row.source, "created": created,
         "eol": spec.eol.isoformat() if spec.eol else None,
         "feeds": {f: [f"feeds/{f}/{a}" for a in sorted(feeds[f])] for f in spec.formats},
+        # each machine's feeds, most generic first (OE's PACKAGE_FEED_ARCHS order): restore writes them per machine
+        "machines": {m.name: {f: [get_format(f).feed_name(a) for a in m.archs] for f in spec.formats} for m in spec.machines},
         "verify": {"created": rep["created"], "gates": rep["gates"], "summary": rep["summary"]},
         "waivers": verify.waivers_of(store, cid),
         "restore": restore_info(plan) | ({"sstate_keys": list(spec.sstate_keys)} if spec.sstate_keys and any(

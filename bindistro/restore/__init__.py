@@ -150,7 +150,10 @@ def conf_text(manifest: dict, url: str, hashserv_upstream: str | None, custom: s
     feeds = manifest.get("feeds") if isinstance(manifest.get("feeds"), dict) else {}
     fmt = next(iter(feeds), "ipk")
     archs = sorted({str(p).rsplit("/", 1)[-1] for p in feeds.get(fmt, [])})
-    bad = [v for v in [fmt, str(manifest.get("product", "")), *archs] if not SAFE_NAME.fullmatch(v)] + \
+    machines = manifest.get("machines") if isinstance(manifest.get("machines"), dict) else {}
+    per_machine = {m: [str(a) for a in v.get(fmt, [])] for m, v in machines.items() if isinstance(v, dict)}
+    bad = [v for v in [fmt, str(manifest.get("product", "")), *archs, *per_machine,
+                       *(a for v in per_machine.values() for a in v)] if not SAFE_NAME.fullmatch(v)] + \
           [v for v in [str(r.get("sstate_mirror") or "")] if not SAFE_VALUE.fullmatch(v)]
     if bad:
         raise BindistroError(f"release {manifest['release']}: {bad[0]!r} cannot go into a bitbake conf line")
@@ -173,7 +176,9 @@ def conf_text(manifest: dict, url: str, hashserv_upstream: str | None, custom: s
               'PRSERV_HOST ?= "localhost:0"', "",
               "# where devices get packages (used for the images' feed configuration)",
               f'PACKAGE_FEED_URIS = "{url}"', f'PACKAGE_FEED_BASE_PATHS = "feeds/{fmt}"',
-              f'PACKAGE_FEED_ARCHS = "{" ".join(archs)}"', ""]
+              f'PACKAGE_FEED_ARCHS = "{" ".join(archs)}"']
+    # each machine's image gets its own feeds only (MACHINE is an override): no x86 feed on an arm device
+    lines += [f'PACKAGE_FEED_ARCHS:{m} = "{" ".join(a)}"' for m, a in sorted(per_machine.items()) if a] + [""]
     if custom:
         lines += custom_conf(custom)
     return "\n".join(lines)
