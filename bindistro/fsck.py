@@ -162,7 +162,32 @@ def check_publish(root: Path, rep: Report, spec=None, store=None, repair: bool =
         fmt = FORMATS[fmt_dir.name]
         for feed_dir in sorted(p for p in fmt_dir.iterdir() if p.is_dir()):
             _check_feed(fmt, feed_dir, rep, sums, checker, listed)
+    _check_viewer(root, rep)
     rep.checked["generation"] = cur
+
+
+def _check_viewer(root: Path, rep: Report) -> None:
+    """The feed viewer must describe the releases the tree lists (it is written in the same
+    generation; a tree published before it, or by hand, may lack or mismatch it)."""
+    idx, listing = root / "api" / "v1" / "index.json", root / "releases.json"
+    if not idx.is_file() or not listing.is_file():
+        if listing.is_file():
+            rep.add(root / "site", "no feed viewer (site/, api/v1/): run `bindistro site build`", "info")
+        return
+    try:
+        if idx.stat().st_size > 64 << 20:
+            raise ValueError("larger than 64 MB")
+        shown = [r["release"] for r in json.loads(idx.read_bytes())["releases"]]
+        listed = [r["release"] for r in json.loads(listing.read_bytes())["releases"]]
+    except (ValueError, KeyError, TypeError) as e:
+        rep.add(idx, f"unreadable ({str(e)[:100]})")
+        return
+    if shown != listed:
+        rep.add(idx, f"lists releases {', '.join(shown) or 'none'} but releases.json lists {', '.join(listed) or 'none'}; "
+                "run `bindistro site build`")
+    for r in listed:
+        if not (root / "api" / "v1" / "releases" / f"{r}.json").is_file() or not (root / "site" / "releases" / f"{r}.html").is_file():
+            rep.add(root / "site" / "releases" / f"{r}.html", f"release {r} has no page or API document; run `bindistro site build`")
 
 
 def _feed_roots(root: Path) -> list[Path]:

@@ -57,7 +57,7 @@ def api_docs(pub: Path):
         yield rel, kind, json.loads(p.read_text())
 
 
-def test_release_publishes_site_and_api(demo, cli):
+def test_release_publishes_site_and_api(demo, cli, tmp_path):
     pub = demo / "publish"
     schemas = {p.name.split(".")[0]: json.loads(p.read_text()) for p in (pub / "api/v1/schema").glob("*.json")}
     n = 0
@@ -104,6 +104,13 @@ def test_release_publishes_site_and_api(demo, cli):
     assert r["files_written"] == 0 and r["files_unchanged"] > 400
     assert (pub / "site/packages/htop.html").resolve().stat().st_ino == old
     cli("-C", demo, "fsck", "--publish")          # exit 0: the tree as a reader sees it is whole
+    # a viewer that does not describe the listed releases is an error of the tree (fsck names it)
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(pub, copy, symlinks=True)
+    (copy / "site" / "releases" / "1.2.html").unlink()
+    r = cli("-C", demo, "fsck", "--publish", copy, "--json", ok=None)
+    assert r.exit_code == 1 and "release 1.2 has no page or API document" in r.stdout
 
 
 def image_manifest(pub: Path, rel: str, machine: str = "qemux86-64") -> Path:
