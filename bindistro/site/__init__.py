@@ -109,8 +109,7 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
     for fmt in d.formats:
         w.json(f"{v}/versions/{fmt}.json", a.versions(fmt))
     shards = a.shards()
-    shard_changed = {rel: w.json(f"{v}/{rel}", doc) for rel, doc in shards.items()}     # (letter pages: all
-    # rendered, at most 37, as each links every letter)
+    shard_changed = {rel: w.json(f"{v}/{rel}", doc) for rel, doc in shards.items()}
     pkg_docs = {}
     for name in progress(sorted(a.by_name), "site: packages"):
         if apimod.safe(name):
@@ -130,7 +129,7 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
             for name, text in release_files(r["candidate"], doc["release"]).items():
                 w.put(f"site/releases/{doc['release']}/{name}", text.encode())
     letters = sorted({apimod.letter(n) for n in pkg_docs})
-    for i, l in enumerate(letters):
+    for i, l in enumerate(letters):          # all rendered (at most 37): each links every letter
         names = sorted(shards.get(f"names/{l}.json", {}).get("entries", {}).items())
         page("packages/index.html" if i == 0 else f"packages/index-{l}.html", "letters.html", 1,
              letters=letters, this=l, names=[(n, row) for n, row in names if n in pkg_docs])
