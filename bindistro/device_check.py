@@ -13,6 +13,7 @@ import re
 from . import cve
 from .cve import sbom as sbommod
 from .formats import get as get_format
+from .formats.base import upstream_version
 from .manifest import DeviceManifest
 from .site.api import Api
 from .site.data import SBOM_SUFFIXES, collect
@@ -106,7 +107,7 @@ class Checker:
         (a package installed after the image was made has no element of its own)."""
         doc = self.docs[fmt]
         rels = [i for v in doc["packages"].get(name, []) if v[0] == version for a, b in v[2] for i in range(a, b + 1)]
-        upstream = re.sub(r"^\d+:", "", version).rsplit("-", 1)[0]
+        upstream = upstream_version(version)
         for pool, exact in ((sorted(set(rels), reverse=True), True), (range(len(self.names) - 1, -1, -1), False)):
             for i in pool:
                 for s in self._release_sbom(i):

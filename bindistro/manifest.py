@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BindistroError
+from .formats.control import read_paragraphs
 
 MAX_MANIFEST = 64 << 20     # a dpkg status of 20,000 packages is ~40 MB
 FORMAT_OF = {"opkg-status": "ipk", "dpkg-status": "deb", "rpm-qa": "rpm", "oe-manifest": None, "aktualizr": None}
-_FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):\s*(.*)$")
 _RPM_EVR = re.compile(r"^(\(none\)|\d+):\S+-\S+$")
 
 
@@ -80,23 +80,12 @@ def parse(text: str) -> DeviceManifest:
 
 
 def _status(text: str) -> DeviceManifest:
+    """opkg's and dpkg's status file: the control paragraphs apt's own parser reads (formats.control)."""
     kind = "opkg-status" if re.search(r"^Installed-Time:", text, re.M) else "dpkg-status"
     pkgs = []
-    line_no = 1
-    for stanza in re.split(r"\n[ \t]*\n", text):
-        f = {}
-        for line in stanza.splitlines():
-            m = _FIELD.match(line)
-            if m:
-                f[m.group(1)] = m.group(2).strip()
-            elif line and not line[0].isspace():
-                raise ManifestError(f"line {line_no}: not a control field: {line[:80]!r}")
-            line_no += 1
-        line_no += 1
-        if not f:
-            continue
+    for n, f in enumerate(read_paragraphs(text.encode()), 1):
         if "Package" not in f or "Version" not in f:
-            raise ManifestError(f"line {line_no - 1}: a stanza without Package and Version")
+            raise ManifestError(f"paragraph {n}: no Package and Version field")
         if not f.get("Status") or f["Status"].endswith(" installed"):
             pkgs.append(Installed(f["Package"], f["Version"], f.get("Architecture", "")))
     return DeviceManifest(kind, FORMAT_OF[kind], pkgs)

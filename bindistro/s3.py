@@ -53,8 +53,7 @@ def client():
     return boto3.client("s3", config=Config(retries={"max_attempts": 5, "mode": "standard"}))
 
 
-def mutable(rel: str) -> bool:
-    return rewritten(rel)
+mutable = rewritten        # what a publishing command may rewrite gets the short cache and goes up last
 
 
 def _order(rel: str) -> tuple:

@@ -7,6 +7,7 @@ import io
 import lzma
 import os
 import posixpath
+import re
 import shutil
 import tarfile
 import zlib
@@ -148,6 +149,11 @@ class Format:
         for rel in RELATIONS:
             out[rel] = relation_names(f.get(rel, ""))
         return out
+
+
+def upstream_version(version: str) -> str:
+    """A package version's PV part: epoch and the -PKGR revision dropped (1:255.4-r0.0 -> 255.4)."""
+    return re.sub(r"^\d+:", "", version).rsplit("-", 1)[0]
 
 
 # relations a viewer links, as control files name them (rpm: requires, recommends, provides, obsoletes, conflicts)

@@ -10,6 +10,7 @@ import re
 
 from ... import model
 from ...formats import get as get_format
+from ...formats.base import upstream_version
 from ..finding import Finding
 
 NAME = "sources"
@@ -22,11 +23,6 @@ def copyleft(license_expr: str, include: list[str], exclude: list[str]) -> list[
     names = _LICENSE.findall(license_expr)
     return [n for n in names if any(fnmatch.fnmatchcase(n, g) for g in include)
             and not any(fnmatch.fnmatchcase(n, g) for g in exclude)]
-
-
-def upstream(version: str) -> str:
-    """Package version -> the PV part (epoch and -PKGR dropped)."""
-    return re.sub(r"^\d+:", "", version).rsplit("-", 1)[0]
 
 
 def covers(pf: str, pn: str, pv: str) -> bool:
@@ -52,7 +48,7 @@ def run(ctx) -> list[Finding]:
         if not det["recipe"]:
             unknown.add(a.name)
             continue
-        e = need.setdefault((det["recipe"], upstream(a.version)), {"licenses": set(), "package": a.name})
+        e = need.setdefault((det["recipe"], upstream_version(a.version)), {"licenses": set(), "package": a.name})
         e["licenses"].update(lic)
     have = {(a.meta.get("pf", ""), a.path) for a in ctx.artifacts if a.kind == model.SOURCES}
     published = {(p.split("/")[2], p) for p in ctx.store.db.published() if p.startswith("sources/") and p.count("/") >= 3}
