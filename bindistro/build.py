@@ -35,6 +35,10 @@ def run_build(spec: Spec, store: Store, build_dir: Path, kas_file: Path | None, 
     if store.db.releases():
         from .restore import project_trust, restore
         res["restored"] = restore(build_dir, spec.publish_path, None, spec.publish_url, trust=project_trust(spec, own_tree=True))["release"]
+    else:
+        # nothing to restore yet: the feed settings alone, so the first images are preconfigured too
+        from .restore import configure_feeds
+        res["configured"] = configure_feeds(spec, store, build_dir)["conf"]
     if not shutil.which(cmd[0]):
         raise BindistroError(f"{cmd[0]}: not found on PATH" + ("" if kas_file else
                              " (source oe-init-build-env first, or build with --kas FILE)"))

@@ -38,30 +38,50 @@ def write(spec: Spec, store: Store, machine: str, fmt: str, out: Path, url: str 
     m = next((x for x in spec.machines if x.name == machine), None)
     if m is None:
         raise ValueError(f"{spec.path}: machines: no machine {machine!r} (have: {', '.join(x.name for x in spec.machines)})")
-    url = (url or spec.publish_url).rstrip("/")
     fprs = [k for k in [spec.signing_key, *spec.previous_keys] if k]
     customs = [c for c in customs if c["format"] == fmt]
     fprs += [c["key"] for c in customs if c["key"] not in fprs]
-    # (feed name, URL) of every feed the device uses: the distro's per arch, then the custom ones
-    feeds = [(f"{spec.product}-{a}", f"{url}/feeds/{fmt}/{a}") for a in [get_format(fmt).feed_name(x) for x in m.archs]]
-    feeds += [(f"{c['name']}-{a}", f"{url}/custom/{c['name']}/{fmt}/{a}") for c in customs for a in c["archs"]]
-    files: dict[str, bytes] = {}
     from .keys import Keyring
     kr = Keyring(store.dir / "gnupg") if fprs else None
-    name = spec.product
+    files = feed_files(spec.product, url or spec.publish_url, fmt, m.archs, {k: kr.export(k) for k in fprs},
+                       spec.ipk_feed_signature, customs)
+    for rel, data in files.items():
+        p = out / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    return sorted(files)
+
+
+def machine_feeds(spec: Spec) -> dict[str, dict[str, list[str]]]:
+    """machine -> format -> its feeds' names, most generic first (OE's PACKAGE_FEED_ARCHS order)."""
+    return {m.name: {f: [get_format(f).feed_name(a) for a in m.archs] for f in spec.formats} for m in spec.machines}
+
+
+def feed_files(name: str, url: str, fmt: str, archs: list[str], keys: dict[str, bytes], ipk_signature: str = "asc",
+               customs: list[dict] = ()) -> dict[str, bytes]:
+    """path in the device's root -> bytes: the feed configuration of one machine (its package
+    architectures `archs`, most generic first), the feed keys (fingerprint -> armored public key)
+    trusted where its package manager reads them, and the upgrade timer. `restore` puts the same
+    files into the build's images (bindistro-feeds.bbclass)."""
+    url = url.rstrip("/")
+    fprs = list(keys)
+    # (feed name, URL) of every feed the device uses: the distro's per arch, then the custom ones
+    feeds = [(f"{name}-{a}", f"{url}/feeds/{fmt}/{a}") for a in [get_format(fmt).feed_name(x) for x in archs]]
+    feeds += [(f"{c['name']}-{a}", f"{url}/custom/{c['name']}/{fmt}/{a}") for c in customs for a in c["archs"]]
+    files: dict[str, bytes] = {}
     if fmt == "ipk":
         files["etc/opkg/base-feeds.conf"] = "".join(f"src/gz {n} {u}\n" for n, u in feeds).encode()
         # OE's opkg arch.conf: later (more specific) architectures win
-        files["etc/opkg/arch.conf"] = "".join(f"arch {a} {1 + 5 * i}\n" for i, a in enumerate(m.archs)).encode()
+        files["etc/opkg/arch.conf"] = "".join(f"arch {a} {1 + 5 * i}\n" for i, a in enumerate(archs)).encode()
         if fprs:
             # opkg's default signature_type `gpg` fetches Packages.sig; the feeds publish Packages.asc
             # unless keys.ipk_feed_signature is `sig` (PACKAGE_FEED_GPG_SIGNATURE_TYPE in OE)
-            sigtype = "gpg-asc" if spec.ipk_feed_signature == "asc" else "gpg"
+            sigtype = "gpg-asc" if ipk_signature == "asc" else "gpg"
             files[f"etc/opkg/{name}-signature.conf"] = (
                 f"option check_signature 1\noption signature_type {sigtype}\n").encode()
             # opkg reads keys only from its gpg_dir (/etc/opkg/gpg) and, with its default
             # gpg_trust_level TrustOnly, only keys of full owner trust or more: a prepared keyring
-            files.update(opkg_gpg_dir(kr, fprs))
+            files.update(opkg_gpg_dir(keys))
     elif fmt == "rpm":
         keypaths = [f"/etc/pki/rpm-gpg/RPM-GPG-KEY-{name}-{k[-8:]}" for k in fprs]
         check = "1" if fprs else "0"
@@ -70,13 +90,13 @@ def write(spec: Spec, store: Store, machine: str, fmt: str, out: Path, url: str 
             f"repo_gpgcheck={check}\n" + (f"gpgkey={' '.join('file://' + p for p in keypaths)}\n" if fprs else "") + "\n"
             for n, u in feeds).encode()
         for k, p in zip(fprs, keypaths):
-            files[p.lstrip("/")] = kr.export(k)
+            files[p.lstrip("/")] = keys[k]
     else:
         keyring = f"usr/share/keyrings/{name}.gpg"
         lines = ["Types: deb", f"URIs: {' '.join(u + '/' for _n, u in feeds)}", "Suites: ./"]
         if fprs:
             lines.append(f"Signed-By: /{keyring}")
-            files[keyring] = b"".join(kr.export(k, armor=False) for k in fprs)
+            files[keyring] = b"".join(dearmor(k) for k in keys.values())
         else:
             lines.append("Trusted: yes")
         files[f"etc/apt/sources.list.d/{name}.sources"] = ("\n".join(lines) + "\n").encode()
@@ -85,23 +105,28 @@ def write(spec: Spec, store: Store, machine: str, fmt: str, out: Path, url: str 
     files[f"usr/share/doc/{name}/UPGRADES"] = (
         f"Automatic upgrades are off by default. Turn them on with:\n\n    systemctl enable --now {name}-upgrade.timer\n\n"
         f"Upgrade by hand at any time with: {UPGRADE[fmt]}\n").encode()
-    for rel, data in files.items():
-        p = out / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-    return sorted(files)
+    return files
 
 
-def opkg_gpg_dir(kr, fprs: list[str]) -> dict[str, bytes]:
+def dearmor(armored: bytes) -> bytes:
+    """Binary OpenPGP packets (apt's Signed-By keyring format) from armored keys."""
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as home:
+        return subprocess.run(["gpg", "--homedir", home, "--batch", "--dearmor"], input=armored,
+                              capture_output=True, check=True).stdout
+
+
+def opkg_gpg_dir(keys: dict[str, bytes]) -> dict[str, bytes]:
     """etc/opkg/gpg/: a GnuPG home holding the feed keys with ultimate owner trust, as
     `opkg-key add` + `gpg --import-ownertrust` would leave it on the device."""
     import subprocess
     import tempfile
     with tempfile.TemporaryDirectory() as home:
         gpg = ["gpg", "--homedir", home, "--batch", "--no-tty"]
-        for k in fprs:
-            subprocess.run(gpg + ["--import"], input=kr.export(k), capture_output=True, check=True)
-        trust = "".join(f"{k}:6:\n" for k in fprs).encode()
+        for armored in keys.values():
+            subprocess.run(gpg + ["--import"], input=armored, capture_output=True, check=True)
+        trust = "".join(f"{k}:6:\n" for k in keys).encode()
         subprocess.run(gpg + ["--import-ownertrust"], input=trust, capture_output=True, check=True)
         subprocess.run(gpg + ["--check-trustdb"], capture_output=True)
         subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], capture_output=True)

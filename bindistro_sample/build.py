@@ -24,7 +24,7 @@ from bindistro.errors import BindistroError
 from bindistro.formats import get as get_format
 from bindistro.progress import progress
 from bindistro.yocto import layers as layersmod
-from . import archiver, bootimg, buildhistory, defects, pkgcache, spdx, state, world
+from . import archiver, bootimg, buildhistory, defects, feedconf, pkgcache, spdx, state, world
 from . import sdk as sdkmod
 from .debbuild import write_deb
 from .ipkbuild import _tar, write_ipk
@@ -59,12 +59,20 @@ class MachineDef:
     tune: str
     arch: str     # MACHINE_ARCH
 
+    tune_archs: tuple[str, ...] = ()     # PACKAGE_EXTRA_ARCHS of the tune, most generic first
+
     @property
     def archs(self) -> list[str]:
         return ["all", self.tune, self.arch]
 
+    @property
+    def package_archs(self) -> list[str]:
+        """PACKAGE_ARCHS as OE orders it (opkg-arch-config writes them into arch.conf)."""
+        return ["all", "any", "noarch", *self.tune_archs, self.arch]
 
-MACHINES = [MachineDef("qemux86-64", "core2-64", "qemux86_64"), MachineDef("qemuarm64", "cortexa57", "qemuarm64")]
+
+MACHINES = [MachineDef("qemux86-64", "core2-64", "qemux86_64", ("x86_64", "core2-64")),
+            MachineDef("qemuarm64", "cortexa57", "qemuarm64", ("aarch64", "armv8a", "armv8a-crc", "cortexa57"))]
 
 
 def source_date_epoch(r: Recipe) -> int:
@@ -228,6 +236,9 @@ ARCHIVER_MODE[dumpdata] = "1"
 BB_SIGNATURE_HANDLER = "OEEquivHash"
 BB_HASHSERVE = "auto"
 PRSERV_HOST = "localhost:0"
+# where devices get packages (the sample spec's publish.url): OE writes each image's feed lines from these
+PACKAGE_FEED_URIS ?= "http://localhost:8000"
+PACKAGE_FEED_BASE_PATHS ?= "feeds/${{IMAGE_PKGTYPE}}"
 CONF_VERSION = "2"
 """
 
@@ -364,6 +375,15 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
     archiver.write_sources(out / "tmp" / "deploy", list(recipes.values()) + [w.recipe for w in world_recipes],
                            "x86_64-poky-linux", {"busybox"} if "missing-sources" in inject else set())
 
+    # conf first: the rootfs step reads the feed settings from it, as OE's does
+    conf = out / "conf"
+    conf.mkdir(exist_ok=True)
+    classes = " ".join(f"package_{f}" for f in formats)      # the first one makes the images
+    (conf / "local.conf").write_text(defects.on_local_conf(LOCAL_CONF.format(package_classes=classes), list(inject)))
+    (conf / "bblayers.conf").write_text(BBLAYERS_CONF)
+    local = conf / "local.conf"
+    if restored:
+        local.write_text(local.read_text() + "require conf/bindistro.conf\n")
     stamp = when.strftime("%Y%m%d%H%M%S")
     images = {}
     for m in MACHINES:
@@ -372,7 +392,8 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
         idir = out / "tmp" / "deploy" / "images" / m.name
         idir.mkdir(parents=True, exist_ok=True)
         base = f"{IMAGE}-{m.name}.rootfs"
-        extra = rootfs_generated(m.name, list(inject))
+        extra = rootfs_generated(m.name, list(inject)) + feedconf.image_files(
+            out, m.name, m.package_archs, out / "tmp" / "deploy", list(inject))
         write_rootfs(ip, idir / f"{base}-{stamp}.tar.zst", mtime, extra, rootfs_removed(list(inject)))
         (idir / f"{base}-{stamp}.manifest").write_text("".join(f"{p.name} {p.arch} {p.version}\n" for p in ip))
         sdkmod.write_sdk(out / "tmp" / "deploy", m.name, m.tune, IMAGE, ip)
@@ -399,14 +420,6 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
             {m.name: (m.arch, images[m.name] if n == release else image_packages(ps, m)) for m in MACHINES}))
     buildhistory.write_history(out / "buildhistory", snaps)
 
-    conf = out / "conf"
-    conf.mkdir(exist_ok=True)
-    classes = " ".join(f"package_{f}" for f in formats)      # the first one makes the images
-    (conf / "local.conf").write_text(defects.on_local_conf(LOCAL_CONF.format(package_classes=classes), list(inject)))
-    (conf / "bblayers.conf").write_text(BBLAYERS_CONF)
-    local = conf / "local.conf"
-    if restored:
-        local.write_text(local.read_text() + "require conf/bindistro.conf\n")
     (out / "cache").mkdir(exist_ok=True)
     _db_hashserv(out / "cache" / "hashserv.db", history)
     sstate_objects = state.write_sstate(out / "sstate-cache", recipes, MACHINES)

@@ -24,11 +24,13 @@ DEFECTS = {
     "extra-service": "the image enables telnetd.service, which is not in the spec's allowlist",
     "missing-sources": "the archiver output of busybox (GPL-2.0-only) is missing from tmp/deploy/sources",
     "no-first-boot-keys": "the image drops openssh's sshdgenkeys.service: nothing makes SSH host keys on first boot",
+    "image-not-preconfigured": "the images carry no feed configuration (a build conf without PACKAGE_FEED_URIS "
+                               "and without bindistro's feed settings)",
 }
 
 # defects that do not need an earlier release to compare with
 ANY_RELEASE = {"boot-panic", "debug-tweaks", "log-error", "root-password", "host-keys", "extra-service",
-               "no-first-boot-keys", "missing-sources"}
+               "no-first-boot-keys", "missing-sources", "image-not-preconfigured"}
 
 
 def _bump(r: Recipe) -> None:

@@ -7,7 +7,7 @@ from bindistro import spec as specmod
 from bindistro import verify
 from bindistro.keys import Keyring
 from bindistro.release import release
-from bindistro.restore import project_trust, restore
+from bindistro.restore import configure_feeds, project_trust, restore
 from .build import generate
 from bindistro.stage import stage
 from bindistro.store import open_store
@@ -37,6 +37,8 @@ def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: i
         if store.db.releases():
             # the cycle: restore the last release (PR values above all) before building the next
             restore(build, sp.publish_path, None, sp.publish_url, trust=project_trust(sp, own_tree=True))
+        else:
+            configure_feeds(sp, store, build)      # as `bindistro build` does: images preconfigured from the first
         g = generate(build, n, seed, packages=packages)
         st = stage(store, build, sp)
         rep = verify.run(sp, store, st["candidate"])

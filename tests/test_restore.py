@@ -22,10 +22,12 @@ def released(tmp_path_factory):
     """A project with release 1 of the sample (ipk only) published."""
     cli = Cli()
     d = tmp_path_factory.mktemp("restore")
-    cli("sample-build", d / "b1", "--release", 1, "--formats", "ipk")
     cli("-C", d / "p", "init", "--no-boot")
     fpr = cli.json("-C", d / "p", "keys", "generate")["fingerprint"]
     cli("-C", d / "p", "keys", "export", fpr, "--out", d / "distro.asc")
+    # nothing released yet: restore writes the feed settings, so the first images carry feeds and key
+    assert "no release yet" in cli("-C", d / "p", "restore", d / "b1").stdout
+    cli("sample-build", d / "b1", "--release", 1, "--formats", "ipk")
     cli("-C", d / "p", "release", cli.json("-C", d / "p", "stage", d / "b1")["candidate"])
     return d
 

@@ -43,6 +43,12 @@ def restore(proj: Project, build_dir, rel, source, url, hashserv_upstream, layer
         pass
     if url is None and source is None and spec is not None:
         url = spec.publish_url
+    if spec is not None and source is None and rel is None and not custom and not proj.store.db.releases():
+        # nothing released yet: the feed settings alone, so that the first images are preconfigured
+        from ..restore import configure_feeds
+        r = configure_feeds(spec, proj.store, build_dir)
+        emit(as_json, r, lambda r: out.print(f"no release yet: wrote the feed settings and keys for the images into {r['conf']}"))
+        return
     publish = publish_dir(proj, source)
     if keyring:
         trust = Trust([keyring.read_bytes()], insecure)

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from .. import faults, model, publish, site
+from ..device import machine_feeds
 from ..errors import BadInput, BindistroError, Problem
 from ..formats import get as get_format
 from ..formats.base import Indexed, PackageInfo, stamp_of
@@ -203,7 +204,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, arts, name, s
         "eol": spec.eol.isoformat() if spec.eol else None,
         "feeds": {f: [f"feeds/{f}/{a}" for a in sorted(feeds[f])] for f in spec.formats},
         # each machine's feeds, most generic first (OE's PACKAGE_FEED_ARCHS order): restore writes them per machine
-        "machines": {m.name: {f: [get_format(f).feed_name(a) for a in m.archs] for f in spec.formats} for m in spec.machines},
+        "machines": machine_feeds(spec),
         "verify": {"created": rep["created"], "gates": rep["gates"], "summary": rep["summary"]},
         "waivers": verify.waivers_of(store, cid),
         "restore": restore_info(plan) | ({"sstate_keys": list(spec.sstate_keys)} if spec.sstate_keys and any(

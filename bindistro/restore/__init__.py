@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import BindistroError
 from ..yocto import layers as L
 from ..yocto import prserv
+from . import image_feeds
 
 REQUIRE = "require conf/bindistro.conf"
 
@@ -145,6 +146,43 @@ def custom_conf(name: str) -> list[str]:
             f'BINDISTRO_CUSTOM = "{name}"', ""]
 
 
+def machine_feeds(manifest: dict) -> dict[str, dict[str, list[str]]]:
+    """machine -> format -> feed names, most generic first (the manifest's own order)."""
+    machines = manifest.get("machines") if isinstance(manifest.get("machines"), dict) else {}
+    return {str(mn): {str(f): [str(a) for a in archs] for f, archs in v.items() if isinstance(archs, list)}
+            for mn, v in machines.items() if isinstance(v, dict)}
+
+
+KEY_LIMIT = 1 << 20
+
+
+def feed_keys(publish: Path, manifest: dict) -> dict[str, bytes]:
+    """fingerprint -> armored public key, for the keys the (checked) manifest names: the one that
+    signs the release first."""
+    sig = manifest.get("signing") if isinstance(manifest.get("signing"), dict) else {}
+    out = {}
+    for rel in sig.get("keys") or []:
+        fpr = str(rel).rsplit("/", 1)[-1].removesuffix(".asc")
+        p = _inside(publish, str(rel), "feed key")
+        if not re.fullmatch(r"[0-9A-F]{40}", fpr) or not p.is_file() or p.stat().st_size > KEY_LIMIT:
+            raise BindistroError(f"{p}: not a feed key file of this release (keys/<fingerprint>.asc, at most 1 MiB)")
+        data = p.read_bytes()
+        if not data.startswith(b"-----BEGIN PGP PUBLIC KEY BLOCK-----"):
+            raise BindistroError(f"{p}: not an armored OpenPGP public key")
+        out[fpr] = data
+    return out
+
+
+def ipk_signature(publish: Path, manifest: dict) -> str:
+    """`sig` when the ipk feeds publish binary Packages.sig (PACKAGE_FEED_GPG_SIGNATURE_TYPE BIN), else `asc`."""
+    feeds = manifest.get("feeds") if isinstance(manifest.get("feeds"), dict) else {}
+    for rel in feeds.get("ipk") or []:
+        d = _inside(publish, str(rel), "feed")
+        if (d / "Packages.sig").is_file() and not (d / "Packages.asc").is_file():
+            return "sig"
+    return "asc"
+
+
 def conf_text(manifest: dict, url: str, hashserv_upstream: str | None, custom: str | None = None) -> str:
     r = manifest.get("restore", {})
     feeds = manifest.get("feeds") if isinstance(manifest.get("feeds"), dict) else {}
@@ -175,7 +213,7 @@ def conf_text(manifest: dict, url: str, hashserv_upstream: str | None, custom: s
     lines += ["", "# PR server: local, with the release's values imported into cache/prserv.sqlite3",
               'PRSERV_HOST ?= "localhost:0"', "",
               "# where devices get packages (used for the images' feed configuration)",
-              f'PACKAGE_FEED_URIS = "{url}"', f'PACKAGE_FEED_BASE_PATHS = "feeds/{fmt}"',
+              f'PACKAGE_FEED_URIS = "{url}"', 'PACKAGE_FEED_BASE_PATHS = "feeds/${IMAGE_PKGTYPE}"',
               f'PACKAGE_FEED_ARCHS = "{" ".join(archs)}"']
     # each machine's image gets its own feeds only (MACHINE is an override): no x86 feed on an arm device
     lines += [f'PACKAGE_FEED_ARCHS:{m} = "{" ".join(a)}"' for m, a in sorted(per_machine.items()) if a] + [""]
@@ -279,6 +317,38 @@ def checkout_layers(layers: list[L.Layer], base: Path) -> list[dict]:
     return out
 
 
+def configure_feeds(spec, store, build: Path) -> dict:
+    """Before the first release (nothing to restore yet): only the feed settings, from the spec, so
+    that the first images are preconfigured too. `restore` replaces the file with the full one."""
+    from ..device import machine_feeds
+    from ..keys import Keyring
+    fprs = [k for k in [spec.signing_key, *spec.previous_keys] if k]
+    keys = {k: Keyring(store.dir / "gnupg").export(k) for k in fprs}
+    url = spec.publish_url.rstrip("/")
+    if not SAFE_VALUE.fullmatch(url):
+        raise BindistroError(f"{spec.path}: publish.url {url!r}: not usable in a bitbake conf line")
+    feeds = machine_feeds(spec)
+    lines = [f"# Written by bindistro before the first release of {spec.product}: feed settings only;",
+             "# `bindistro restore` replaces this file once a release exists. Edit local.conf, not this file.", "",
+             f'PACKAGE_FEED_URIS = "{url}"', 'PACKAGE_FEED_BASE_PATHS = "feeds/${IMAGE_PKGTYPE}"']
+    lines += [f'PACKAGE_FEED_ARCHS:{m} = "{" ".join(v[spec.formats[0]])}"' for m, v in sorted(feeds.items())] + [""]
+    try:
+        (build / "conf").mkdir(parents=True, exist_ok=True)
+        lines += image_feeds.write(build, spec.product, url, feeds, keys, spec.ipk_feed_signature)
+        (build / "conf" / "bindistro.conf").write_text("\n".join(lines))
+        _require(build)
+    except OSError as e:
+        raise BindistroError(f"{e.filename or build}: cannot write ({e.strerror})") from None
+    return {"build": str(build), "conf": str(build / "conf" / "bindistro.conf"), "keys": fprs}
+
+
+def _require(build: Path) -> None:
+    local = build / "conf" / "local.conf"
+    old = local.read_text() if local.exists() else ""
+    if REQUIRE not in old.splitlines():
+        local.write_text(old + ("" if not old or old.endswith("\n") else "\n") + REQUIRE + "\n")
+
+
 def restore(build: Path, publish: Path, release: str | None = None, url: str | None = None,
             hashserv_upstream: str | None = None, layers_dir: Path | None = None, trust: Trust | None = None,
             custom: str | None = None) -> dict:
@@ -298,14 +368,14 @@ def restore(build: Path, publish: Path, release: str | None = None, url: str | N
         prrows = prserv.parse_export(artifact(publish, m, info["prserv-export"], "PR export").read_text())
     hashdb = artifact(publish, m, info["hashserv"], "hash-equivalence snapshot") if info.get("hashserv") else None
     layers = L.from_setup_layers(artifact(publish, m, info["setup-layers"], "layer setup")) if info.get("setup-layers") else None
+    keys = feed_keys(publish, m)
     try:
         build.mkdir(parents=True, exist_ok=True)
         (build / "conf").mkdir(exist_ok=True)
+        text += "\n".join(image_feeds.write(build, str(m.get("product", "")), url, machine_feeds(m), keys,
+                                            ipk_signature(publish, m)))
         (build / "conf" / "bindistro.conf").write_text(text)
-        local = build / "conf" / "local.conf"
-        old = local.read_text() if local.exists() else ""
-        if REQUIRE not in old.splitlines():
-            local.write_text(old + ("" if not old or old.endswith("\n") else "\n") + REQUIRE + "\n")
+        _require(build)
     except OSError as e:
         raise BindistroError(f"{e.filename or build}: cannot write ({e.strerror})") from None
     result = {"release": m["release"], "build": str(build), "conf": str(build / "conf" / "bindistro.conf"),

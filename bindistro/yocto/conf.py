@@ -27,13 +27,17 @@ class ConfError(BindistroError):
     pass
 
 
-def parse(files: list[Path], topdir: Path | None = None, text_files: dict[str, str] | None = None):
+def parse(files: list[Path], topdir: Path | None = None, text_files: dict[str, str] | None = None,
+          preset: dict[str, str] | None = None):
     """A bitbake datastore after parsing `files` in order (like bitbake reads bblayers.conf then
-    local.conf). `text_files` adds in-memory fragments (e.g. kas local_conf_header) by name."""
+    local.conf). `text_files` adds in-memory fragments (e.g. kas local_conf_header) by name;
+    `preset`: values set before parsing (MACHINE as the environment would give it)."""
     d = bb.data.init()
     top = str(topdir or (files[0].parent.parent if files else Path.cwd()))
     d.setVar("TOPDIR", top)
     d.setVar("BBPATH", top)
+    for k, v in (preset or {}).items():
+        d.setVar(k, v)
     for f in files:
         _handle(f, d)
     for name, text in (text_files or {}).items():

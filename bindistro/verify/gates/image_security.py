@@ -8,12 +8,11 @@ from __future__ import annotations
 import re
 import stat
 
-from ... import model
 from ...formats.base import ARCHIVE_ERRORS, open_tar
 from ..finding import Finding
+from ..rootfs import IMAGE_LIMIT, rootfs_artifacts
 
 NAME = "image-security"
-ROOTFS = re.compile(r"\.rootfs.*\.tar(\.(gz|bz2|xz|zst))?$")
 WANTS = re.compile(r"^etc/systemd/system/[^/]+\.(wants|requires)/([^/]+)$")
 LOCKED = re.compile(r"^(\*|!.*|x|)$")
 SSH_SERVERS = ("usr/sbin/sshd", "usr/sbin/dropbear")
@@ -21,20 +20,6 @@ SSH_SERVERS = ("usr/sbin/sshd", "usr/sbin/dropbear")
 KEYGEN_FILES = re.compile(r"^(usr/lib|lib|etc)/systemd/system/(sshd[^/]*|ssh[^/]*|dropbear[^/]*)\.(service|socket)$"
                           r"|^etc/init\.d/(sshd|ssh|dropbear)$|^etc/default/dropbear$")
 KEYGEN_TOOLS = re.compile(r"ssh-keygen\s+-A|ssh-keygen\b.*-f|dropbearkey\b")
-
-
-def rootfs_artifacts(arts) -> dict[str, object]:
-    """machine -> its rootfs archive (the newest name when an image dir has several)."""
-    out = {}
-    for a in arts:
-        if a.kind == model.IMAGE and ROOTFS.search(a.name or ""):
-            m = a.meta.get("machine") or a.arch
-            if m not in out or a.name > out[m].name:
-                out[m] = a
-    return out
-
-
-IMAGE_LIMIT = 1 << 40   # a rootfs is only streamed through here, never held: bound it loosely
 
 
 def scan(path, name: str) -> dict:

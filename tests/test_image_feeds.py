@@ -1,0 +1,95 @@
+"""Images preconfigured for their feeds (issue 20): `restore` (before the first release too) makes
+the build's images carry feed lines, signature checking and the release key; the image-feeds gate
+reads them back out of each rootfs and refuses an image a device could not upgrade from safely."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+
+import pytest
+
+from bindistro.device import feed_files
+from bindistro.keys import Keyring
+from bindistro.verify.gates import image_feeds as G
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory):
+    from conftest import Cli
+    cli = Cli()
+    d = tmp_path_factory.mktemp("image-feeds")
+    os.environ.setdefault("BINDISTRO_KEY_PASSPHRASE", "")
+    cli("-C", d / "p", "init", "--no-boot")
+    fpr = cli.json("-C", d / "p", "keys", "generate", "--uid", "t <t@bindistro.invalid>")["fingerprint"]
+    return cli, d, fpr
+
+
+def gate(cli, proj, build):
+    cand = cli.json("-C", proj, "stage", build)["candidate"]
+    r = cli("-C", proj, "verify", cand, "--gate", "image-feeds", "--json", ok=None)
+    return r.exit_code, [f for f in json.loads(r.stdout)["findings"] if f["gate"] == "image-feeds"]
+
+
+def test_restored_build_makes_preconfigured_images_and_the_gate_says_which_are_not(signed):
+    cli, d, fpr = signed
+    # before the first release, restore writes the feed settings alone
+    assert "no release yet" in cli("-C", d / "p", "restore", d / "b1").stdout
+    conf = (d / "b1/conf/bindistro.conf").read_text()
+    assert 'INHERIT += "bindistro-feeds"' in conf and 'PACKAGE_FEED_ARCHS:qemuarm64 = "all cortexa57 qemuarm64"' in conf
+    assert "ROOTFS_POSTPROCESS_COMMAND" in (d / "b1/classes/bindistro-feeds.bbclass").read_text()
+    cli("sample-build", d / "b1", "--release", 1, "--formats", "ipk")
+    code, fs = gate(cli, d / "p", d / "b1")
+    assert code == 0 and sorted(f["rule"] for f in fs) == ["image-feeds.summary"] * 2, fs
+
+    # the same build with the inject: no feed configuration at all; exit 1 naming image and file
+    cli("sample-build", d / "b1", "--release", 1, "--formats", "ipk", "--inject", "image-not-preconfigured")
+    code, fs = gate(cli, d / "p", d / "b1")
+    errs = [f for f in fs if f["severity"] == "error"]
+    assert code == 1 and {f["rule"] for f in errs} == {"image-feeds.not-preconfigured"} and len(errs) == 2
+    assert all("rootfs" in f["subject"] and "/etc/opkg/*.conf" in f["message"] for f in errs)
+
+    # a build configured the way OE alone does it (PACKAGE_FEED_URIS): feed lines, but opkg checks
+    # no signature and has no key
+    cli("sample-build", d / "plain", "--release", 1, "--formats", "ipk")
+    code, fs = gate(cli, d / "p", d / "plain")
+    assert code == 1 and {f["rule"] for f in fs if f["severity"] == "error"} == {
+        "image-feeds.no-signature-check", "image-feeds.no-key"}
+
+
+def rootfs(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for p, data in files.items():
+            ti = tarfile.TarInfo("./" + p)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["rpm", "deb"])
+def test_dnf_and_apt_configuration_as_device_config_writes_it_reads_back(signed, tmp_path, fmt):
+    """What device-config (and so the image class) writes for dnf and apt is what the gate reads as
+    signed feeds of this distro; OE's own apt lines (`deb [trusted=yes]`) are unchecked."""
+    _cli, d, fpr = signed
+    key = Keyring(d / "p/state/gnupg").export(fpr)
+    files = feed_files("distro", "http://feeds.example.org/", fmt, ["all", "core2-64", "qemux86_64"], {fpr: key})
+    files["usr/bin/dnf" if fmt == "rpm" else "usr/bin/apt-get"] = b"#!/bin/sh\n"
+    (tmp_path / "img.tar").write_bytes(rootfs(files))
+    s = G.scan(tmp_path / "img.tar", "img.tar")
+    assert s["managers"] == {fmt}
+    feeds = G.feeds_rpm(s["config"]) if fmt == "rpm" else G.feeds_deb(s["config"])
+    urls = [u for u, _p, _o in feeds]
+    names = ["noarch", "core2_64", "qemux86_64"] if fmt == "rpm" else ["all", "core2-64", "qemux86_64"]
+    assert urls == [f"http://feeds.example.org/feeds/{fmt}/{n}" for n in names]
+    for _u, _p, o in feeds:
+        if fmt == "rpm":
+            assert o["repo_gpgcheck"] == "1"
+            keyfiles = [k.removeprefix("file://") for k in o["gpgkey"].split()]
+        else:
+            assert not o["trusted"]
+            keyfiles = [o["signed-by"]]
+        assert fpr in set().union(*(G.key_fprs(s["keys"][k]) for k in keyfiles))
+    oe = G.feeds_deb({"/etc/apt/sources.list": "deb [trusted=yes] http://feeds.example.org/feeds/deb/all ./\n"})
+    assert oe == [("http://feeds.example.org/feeds/deb/all", "/etc/apt/sources.list", {"trusted": True, "signed-by": ""})]
