@@ -229,7 +229,7 @@ def default_spec(product: str = "sample-distro", sample: bool = False, boot: boo
     return Spec(
         product=product, boot=b,
         machines=[Machine("qemux86-64", ["all", "core2-64", "qemux86_64"]),
-                  Machine("qemuarm64", ["all", "cortexa57", "qemuarm64"])],
+                  Machine("qemuarm64", ["all", "cortexa57", "cortexa57-virt", "qemuarm64"])],
         targets=["core-image-minimal"],
     )
 

@@ -60,19 +60,26 @@ class MachineDef:
     arch: str     # MACHINE_ARCH
 
     tune_archs: tuple[str, ...] = ()     # PACKAGE_EXTRA_ARCHS of the tune, most generic first
+    soc: str = ""                        # SOC_FAMILY: its recipes' PACKAGE_ARCH is <tune>-<soc> (MACHINE_SOCARCH)
+
+    @property
+    def soc_arch(self) -> str | None:
+        return f"{self.tune}-{self.soc}" if self.soc else None
 
     @property
     def archs(self) -> list[str]:
-        return ["all", self.tune, self.arch]
+        return ["all", self.tune, *([self.soc_arch] if self.soc else []), self.arch]
 
     @property
     def package_archs(self) -> list[str]:
         """PACKAGE_ARCHS as OE orders it (opkg-arch-config writes them into arch.conf)."""
-        return ["all", "any", "noarch", *self.tune_archs, self.arch]
+        return ["all", "any", "noarch", *self.tune_archs, *([self.soc_arch] if self.soc else []), self.arch]
 
 
+# qemuarm64 has a SoC family of its own (as meta-freescale's i.MX machines have: MACHINE_SOCARCH
+# aarch64-mx8qxp beside the tune's feed): its graphics stack is built once per SoC, not per machine
 MACHINES = [MachineDef("qemux86-64", "core2-64", "qemux86_64", ("x86_64", "core2-64")),
-            MachineDef("qemuarm64", "cortexa57", "qemuarm64", ("aarch64", "armv8a", "armv8a-crc", "cortexa57"))]
+            MachineDef("qemuarm64", "cortexa57", "qemuarm64", ("aarch64", "armv8a", "armv8a-crc", "cortexa57"), "virt")]
 
 
 def source_date_epoch(r: Recipe) -> int:

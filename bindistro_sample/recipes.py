@@ -10,8 +10,9 @@ import random
 import re
 from dataclasses import dataclass, field
 
-# Where a recipe's packages go: the tune's arch, `all`, or the machine's arch (like PACKAGE_ARCH).
-TUNE, ALL, MACH = "tune", "all", "machine"
+# Where a recipe's packages go: the tune's arch, `all`, the machine's arch, or its SoC family's
+# (MACHINE_SOCARCH, only machines that have one) (like PACKAGE_ARCH).
+TUNE, ALL, MACH, SOC = "tune", "all", "machine", "soc"
 
 
 @dataclass
@@ -120,6 +121,8 @@ BASE = [
     _R("bindistro-hello", "1.0+git", git=True, rdepends=["libc6"], conffiles=["/etc/hello.conf"], postinst=True,
        summary="Sample application of the bindistro sample distro"),
     _R("ifupdown", "0.8.41", rdepends=["libc6"], conffiles=["/etc/network/interfaces"], license="GPL-2.0-only", summary="ifup and ifdown tools (replaced later by iproute2-ifupdown in the sample)"),
+    _R("libdrm", "2.4.120", SOC, libs=["drm:2"], rdepends=["libc6"], license="MIT",
+       summary="Userspace interface to the kernel DRM services (built per SoC family)"),
     _R("linux-yocto", "6.6.21+git", MACH, git=True, license="GPL-2.0-only", summary="Linux kernel"),
     _R("init-ifupdown", "1.0", MACH, conffiles=["/etc/init.d/networking"], summary="Basic TCP/IP networking init scripts"),
     _R("formfactor", "0.0", MACH, conffiles=["/etc/formfactor/machconfig"], summary="Device formfactor information"),
@@ -149,7 +152,7 @@ IMAGE_INSTALL = ["packagegroup-core-boot", "base-files", "base-passwd", "busybox
                  "libudev1", "dbus", "libdbus-1-3", "util-linux", "libblkid1", "libmount1", "libuuid1", "shadow",
                  "netbase", "tzdata", "os-release", "kmod", "libkmod2", "opkg", "libopkg1", "libarchive13", "libz1",
                  "liblzma5", "update-alternatives-opkg", "bindistro-hello", "bindistro-hello-ptest", "init-ifupdown", "formfactor",
-                 "kernel-image", "ca-certificates", "openssh", "libcrypto3", "libssl3", "ifupdown"]
+                 "kernel-image", "ca-certificates", "openssh", "libcrypto3", "libssl3", "ifupdown", "libdrm2"]
 
 
 def _bump(pv: str, rng: random.Random) -> str:
@@ -211,7 +214,9 @@ def evolve(recipes: dict[str, Recipe], seed: int, release: int) -> tuple[dict[st
         n = copy.deepcopy(extra)
         rs[n.pn] = n
         changes.append(Change("new", n.pn, f"new recipe {n.pn} {n.pv}"))
-    candidates = sorted(pn for pn in rs if pn not in {c.recipe for c in changes})
+    # the SoC family's recipes stay out of the random churn: adding them left every earlier sample
+    # release's changes as they were
+    candidates = sorted(pn for pn in rs if pn not in {c.recipe for c in changes} and rs[pn].kind != SOC)
     for pn in rng.sample(candidates, k=max(2, len(candidates) // 12)):
         r = rs[pn]
         if rng.random() < 0.5:

@@ -10,7 +10,7 @@ import zstandard
 
 from bindistro.yocto import layers as layersmod
 from bindistro.yocto import prserv
-from .recipes import ALL, MACH, Recipe
+from .recipes import ALL, MACH, SOC, Recipe
 
 NATIVE = ["quilt-native", "pseudo-native", "opkg-utils-native"]
 
@@ -20,6 +20,8 @@ def recipe_archs(r: Recipe, machines) -> list[str]:
         return ["all"]
     if r.kind == MACH:
         return [m.arch for m in machines]
+    if r.kind == SOC:
+        return [m.soc_arch for m in machines if m.soc]
     return list(dict.fromkeys(m.tune for m in machines))
 
 

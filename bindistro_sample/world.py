@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import pkgcache
 from .packages import D, File, Pkg
-from .recipes import ALL, MACH, TUNE, Recipe
+from .recipes import ALL, MACH, SOC, TUNE, Recipe
 
 CHURN = 0.05
 WORDS = ("alsa audio avahi bluez boost cairo cmake coreutils cups curl dbus dnsmasq dropbear eigen elfutils "
@@ -213,7 +213,8 @@ def all_packages(recipes: list[WorldRecipe], machines) -> list[Pkg]:
         archs += [a for a in m.archs if a not in archs]
     out = []
     for w in recipes:
-        kinds = {ALL: ["all"], TUNE: [m.tune for m in machines], MACH: [m.arch for m in machines]}[w.recipe.kind]
+        kinds = {ALL: ["all"], TUNE: [m.tune for m in machines], MACH: [m.arch for m in machines],
+                 SOC: [m.soc_arch for m in machines if m.soc]}[w.recipe.kind]
         for a in dict.fromkeys(kinds):
             out += packages(w, a)
     return out

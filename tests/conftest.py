@@ -194,6 +194,15 @@ def tiny(tmp_path_factory) -> Path:
     return d
 
 
+def release_build(cli, proj: Path, build: Path, gates=("closure",)) -> dict:
+    """stage, verify with the closure gate only, release: for tests of publishing and signing on the
+    shared sample builds, whose images are not configured for the test project's own key (that is
+    the image-feeds gate's business, tests/test_image_feeds.py)."""
+    cand = cli.json("-C", proj, "stage", build)["candidate"]
+    cli("-C", proj, "verify", cand, *[x for g in gates for x in ("--gate", g)])
+    return cli.json("-C", proj, "release", cand)
+
+
 def signed_project(d: Path, builds) -> Path:
     """All three formats, signed; release 1 published from builds[0], the others staged and verified
     (closure gate: publishing is under test, not the gates), their rpm signatures made ahead (they

@@ -4,6 +4,7 @@ import json
 import subprocess
 
 from bindistro_sample.ipkbuild import write_ipk
+from conftest import release_build
 from bindistro_sample.packages import build_packages
 from bindistro_sample.recipes import Recipe
 
@@ -16,7 +17,7 @@ def gpg_verify(home, sig, data):
 
 def test_custom_feed_signed_with_users_key(cli, project, sample_build, tmp_path):
     distro = cli.json("-C", project, "keys", "generate")["fingerprint"]
-    cli("-C", project, "release", cli.json("-C", project, "stage", sample_build(1))["candidate"])
+    release_build(cli, project, sample_build(1))
     user = cli.json("-C", project, "keys", "generate", "--uid", "Jane Integrator <jane@example.org>")["fingerprint"]
     assert user != distro
     mine = tmp_path / "mine"
@@ -92,8 +93,7 @@ def test_sstate_keys_require_signatures_and_restore_checks_them(cli, project, sa
     for o in sorted((b / "sstate-cache").rglob("sstate:*.tar.zst")):
         subprocess.run(["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
                         "--local-user", fpr, "--output", str(o) + ".sig", "--detach-sign", str(o)], check=True, capture_output=True)
-    cand = cli.json("-C", project, "stage", b)["candidate"]
-    cli("-C", project, "release", cand)
+    release_build(cli, project, b, gates=("closure", "sstate"))     # the signed objects now pass
     manifest = json.loads((project / "publish/releases/1.1/manifest.json").read_text())
     assert manifest["restore"]["sstate_keys"] == [fpr]
     cli("-C", project, "restore", tmp_path / "b2")
@@ -106,7 +106,7 @@ def test_per_ipk_signatures_and_binary_feed_signature(cli, project, sample_build
     spec = project / "bindistro.yml"
     spec.write_text(spec.read_text().replace("sign_ipk_packages: false", "sign_ipk_packages: true")
                     .replace("ipk_feed_signature: asc", "ipk_feed_signature: sig"))
-    cli("-C", project, "release", cli.json("-C", project, "stage", sample_build(1))["candidate"])
+    release_build(cli, project, sample_build(1))
     feed = project / "publish/feeds/ipk/core2-64"
     home = project / "state" / "gnupg"
     assert gpg_verify(home, feed / "Packages.sig", feed / "Packages") == fpr
@@ -126,7 +126,7 @@ def test_custom_rebuild_sorts_above_the_official_and_never_equals_it(cli, projec
     from bindistro.pm.upgrade import IpkRoot, find_opkg
     from bindistro_sample.recipes import initial
     user = cli.json("-C", project, "keys", "generate", "--uid", "Jane Integrator <jane@example.org>")["fingerprint"]
-    cli("-C", project, "release", cli.json("-C", project, "stage", sample_build(1))["candidate"])
+    release_build(cli, project, sample_build(1))
     b = tmp_path / "bundle"
     cli("-C", project, "bundle", "1.1", b, "--custom", "acme")
     assert 'BINDISTRO_CUSTOM = "acme"' in (b / "conf/custom-feed.conf").read_text()

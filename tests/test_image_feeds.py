@@ -37,7 +37,7 @@ def test_restored_build_makes_preconfigured_images_and_the_gate_says_which_are_n
     # before the first release, restore writes the feed settings alone
     assert "no release yet" in cli("-C", d / "p", "restore", d / "b1").stdout
     conf = (d / "b1/conf/bindistro.conf").read_text()
-    assert 'INHERIT += "bindistro-feeds"' in conf and 'PACKAGE_FEED_ARCHS:qemuarm64 = "all cortexa57 qemuarm64"' in conf
+    assert 'INHERIT += "bindistro-feeds"' in conf and 'PACKAGE_FEED_ARCHS:qemuarm64 = "all cortexa57 cortexa57-virt qemuarm64"' in conf
     assert "ROOTFS_POSTPROCESS_COMMAND" in (d / "b1/classes/bindistro-feeds.bbclass").read_text()
     cli("sample-build", d / "b1", "--release", 1, "--formats", "ipk")
     code, fs = gate(cli, d / "p", d / "b1")
@@ -93,3 +93,35 @@ def test_dnf_and_apt_configuration_as_device_config_writes_it_reads_back(signed,
         assert fpr in set().union(*(G.key_fprs(s["keys"][k]) for k in keyfiles))
     oe = G.feeds_deb({"/etc/apt/sources.list": "deb [trusted=yes] http://feeds.example.org/feeds/deb/all ./\n"})
     assert oe == [("http://feeds.example.org/feeds/deb/all", "/etc/apt/sources.list", {"trusted": True, "signed-by": ""})]
+
+
+def test_soc_family_feeds_come_from_the_build(signed, tmp_path):
+    """qemuarm64's SoC family feed (cortexa57-virt, like meta-freescale's aarch64-mx8qxp) is read from
+    the build: `init --from-build` takes it, and a spec that leaves it out fails verify naming it."""
+    from bindistro.yocto.machines import from_buildhistory
+    from conftest import need_realdata
+    cli, d, _fpr = signed
+    b = d / "b1"
+    cli("sample-build", b, "--release", 1, "--formats", "ipk")       # this module's first test made it: kept
+    cli("-C", tmp_path / "q", "init", "--no-boot", "--from-build", b)
+    spec = (tmp_path / "q/bindistro.yml").read_text()
+    assert "qemuarm64:\n    archs:\n    - all\n    - cortexa57\n    - cortexa57-virt\n    - qemuarm64\n" in spec
+
+    text = (d / "p/bindistro.yml").read_text()
+    (d / "p/bindistro.yml").write_text(text.replace("    - cortexa57-virt\n", ""))
+    try:
+        code, fs = gate(cli, d / "p", b)
+    finally:
+        (d / "p/bindistro.yml").write_text(text)
+    errs = [f for f in fs if f["severity"] == "error"]
+    # the image (built for the feeds) also points at the feed this spec would not publish
+    assert code == 1 and sorted(f["rule"] for f in errs) == ["image-feeds.arch-not-in-spec", "image-feeds.wrong-feed"]
+    assert all("cortexa57-virt" in f["message"] for f in errs)
+    assert "/etc/opkg/arch.conf" in next(f["message"] for f in errs if f["rule"].endswith("arch-not-in-spec"))
+
+    # a real build's buildhistory (balenaOS on an i.MX8X: SoC arch aarch64-mx8qxp)
+    import subprocess
+    bundle = need_realdata("buildhistory") / "balena-dunfell-ccimx8x-ipk.bundle"
+    subprocess.run(["git", "clone", "-q", str(bundle), str(tmp_path / "bh")], check=True)
+    assert from_buildhistory(tmp_path / "bh/images") == {
+        "ccimx8x-sbc-pro": ["all", "aarch64", "aarch64-mx8qxp", "ccimx8x_sbc_pro"]}

@@ -75,3 +75,29 @@ def test_opkg_refuses_an_index_changed_after_signing(demo, cli, tmp_path):
         root = device_root(cli, demo, url, tmp_path / "root")
         r = opkg(root, "update", ok=False)
         assert r.returncode != 0 and "signature" in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
+
+
+def test_a_released_image_upgrades_with_its_own_feed_configuration(demo, tmp_path):
+    """The image is preconfigured (issue 20): release 1.1's rootfs, with only what it carries under
+    /etc/opkg (feeds, signature checking, keyring), updates from the published tree with real opkg,
+    checking the signatures with the key baked into the image, and upgrades a package."""
+    import tarfile
+    import zstandard
+    img = next((demo / "builds/release-1/tmp/deploy/images/qemux86-64").glob("*.rootfs-*.tar.zst"))
+    root = tmp_path / "root"
+    with open(img, "rb") as fh, zstandard.ZstdDecompressor().stream_reader(fh) as z, tarfile.open(fileobj=z, mode="r|") as tf:
+        for m in tf:
+            if m.name.startswith("./etc/opkg/") and m.isfile():
+                dest = root / m.name[2:]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(tf.extractfile(m).read())
+    with serve(demo / "publish", user=None) as url:
+        feeds = root / "etc/opkg/base-feeds.conf"
+        assert "http://localhost:8000/feeds/ipk/core2-64" in feeds.read_text()
+        feeds.write_text(feeds.read_text().replace("http://localhost:8000", url))    # where this test serves it
+        r = opkg(root, "update")
+        assert "Packages.asc" in r.stdout + r.stderr
+        versions = sorted(l.split(" - ")[1] for l in opkg(root, "list", "htop").stdout.splitlines())
+        opkg(root, "install", f"htop={versions[0]}")
+        opkg(root, "upgrade")
+        assert installed(root)["htop"] == versions[-1]

@@ -20,7 +20,7 @@ def fsck_ok(cli, proj, *what):
 
 def test_demo_tree_is_served_to_another_user_and_fsck_passes(demo, cli):
     data = fsck_ok(cli, demo)
-    assert data["checked"]["releases"] == 3 and data["checked"]["feeds"] == 15
+    assert data["checked"]["releases"] == 3 and data["checked"]["feeds"] == 18
     pub = world_readable_copy(demo / "publish")
     try:
         files = dict(public_files(pub))

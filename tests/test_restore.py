@@ -54,7 +54,7 @@ def test_restore_from_published_tree_keeps_pr_values_rising(released, cli, tmp_p
     assert 'BB_SIGNATURE_HANDLER = "OEEquivHash"' in conf and "PACKAGE_FEED_ARCHS" in conf
     # per machine, most generic first, no other machine's arch
     assert 'PACKAGE_FEED_ARCHS:qemux86-64 = "all core2-64 qemux86_64"' in conf
-    assert 'PACKAGE_FEED_ARCHS:qemuarm64 = "all cortexa57 qemuarm64"' in conf
+    assert 'PACKAGE_FEED_ARCHS:qemuarm64 = "all cortexa57 cortexa57-virt qemuarm64"' in conf
     cli("restore", b2, "--from", pub, "--keyring", key)     # again: still one require line, nothing lowered
     assert (b2 / "conf" / "local.conf").read_text().count("require conf/bindistro.conf") == 1
     cli("sample-build", b2, "--release", 2, "--formats", "ipk")

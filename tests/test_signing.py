@@ -5,6 +5,8 @@ import subprocess
 
 import pytest
 
+from conftest import release_build
+
 from bindistro.pm import AptRoot, DnfRoot, PMError
 
 
@@ -145,10 +147,10 @@ def test_key_rotation_keeps_old_releases_verifiable(cli, tmp_path, sample_build)
     spec = proj / "bindistro.yml"
     spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n"))
     old = cli.json("-C", proj, "keys", "generate")["fingerprint"]
-    cli("-C", proj, "release", cli.json("-C", proj, "stage", sample_build(1))["candidate"])
+    release_build(cli, proj, sample_build(1))
     rot = cli.json("-C", proj, "keys", "rotate")
     assert rot["previous"] == [old] and rot["signing"] != old
-    cli("-C", proj, "release", cli.json("-C", proj, "stage", sample_build(2))["candidate"])
+    release_build(cli, proj, sample_build(2))
     pub = proj / "publish"
     dev = device(cli, proj, "ipk", pub, tmp_path / "dev")
     # the device's opkg gpg_dir trusts both keys: the new one signs from now on, the old one signed 1.1

@@ -9,7 +9,7 @@ from bindistro import spec as specmod
 
 def test_init_writes_a_working_default(cli, project):
     sp = specmod.load(project / "bindistro.yml")
-    assert sp.feeds() == ["all", "core2-64", "qemux86_64", "cortexa57", "qemuarm64"]
+    assert sp.feeds() == ["all", "core2-64", "qemux86_64", "cortexa57", "cortexa57-virt", "qemuarm64"]
     assert sp.formats == ["ipk"] and (project / "state").is_dir() and (project / "publish").is_dir()
     assert cli("-C", project, "init", ok=False).exit_code == 1      # no silent overwrite
 

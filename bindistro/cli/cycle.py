@@ -21,9 +21,12 @@ from .base import Project, Reported, emit, err, json_opt, out
 @click.option("--boot/--no-boot", default=True, show_default=True, help="Enable the QEMU boot gate.")
 @click.option("--database", metavar="URL", help="Metadata DB shared by several hosts: postgresql://USER@HOST/DB "
               "(password in PGPASSWORD or ~/.pgpass). Default: SQLite in the state directory.")
+@click.option("--from-build", "from_build", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Take the machines and their package architectures (SoC family feeds too) from this build "
+                   "directory: its images' opkg arch.conf, else its buildhistory.")
 @json_opt
 @click.pass_obj
-def init(proj: Project, product, force, sample, boot, database, as_json):
+def init(proj: Project, product, force, sample, boot, database, from_build, as_json):
     """Write a default distro spec (bindistro.yml) and state directories."""
     d = (proj.dir or Path.cwd())
     d.mkdir(parents=True, exist_ok=True)
@@ -31,6 +34,13 @@ def init(proj: Project, product, force, sample, boot, database, as_json):
     if path.exists() and not force:
         raise BindistroError(f"{path}: exists already (use --force to overwrite)")
     sp = specmod.default_spec(product, sample=sample, boot=boot)
+    if from_build:
+        from ..yocto.machines import from_build as machines_of
+        found = {m: a for m, a in machines_of(from_build).items() if a}
+        if not found:
+            raise BindistroError(f"{from_build}: no machine's package architectures found (no image with "
+                                 "etc/opkg/arch.conf under tmp/deploy/images/, no buildhistory/images/)")
+        sp.machines = [specmod.Machine(m, a) for m, a in sorted(found.items())]
     sp.database = database
     sp.path = path
     specmod.parse(sp.to_dict(), path)   # the default must be valid

@@ -16,7 +16,7 @@ from ..errors import BindistroError
 # the CPU each OE tune/machine package architecture runs on
 CPU_OF = {"core2-64": "x86_64", "qemux86_64": "x86_64", "x86-64-v3": "x86_64", "corei7-64": "x86_64",
           "cortexa57": "aarch64", "cortexa53": "aarch64", "cortexa72": "aarch64", "armv8a": "aarch64",
-          "qemuarm64": "aarch64", "aarch64": "aarch64"}
+          "qemuarm64": "aarch64", "aarch64": "aarch64", "cortexa57-virt": "aarch64"}
 DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 

@@ -16,7 +16,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ... import model
 from ...formats import get as get_format
+from ...yocto.machines import from_arch_conf
 from ...formats.base import ARCHIVE_ERRORS, open_tar
 from ..finding import Finding
 from ..rootfs import IMAGE_LIMIT, rootfs_artifacts
@@ -233,6 +235,26 @@ def check(ctx, fmt: str, machine, subj: str, s: dict) -> list[Finding]:
     return out
 
 
+def _key(arch: str) -> str:
+    return "all" if arch == "noarch" else arch.replace("-", "_")     # rpm's names and the others' alike
+
+
+def spec_archs(ctx, machine, subj: str, s: dict) -> list[Finding]:
+    """The build's PACKAGE_ARCHS for the machine (opkg-arch-config's arch.conf in the image) against
+    the spec's: an architecture with packages in this candidate that the machine's feeds leave out
+    (a SoC family feed, typically) would reach none of its devices."""
+    text = s["config"].get("/etc/opkg/arch.conf")
+    if not text:
+        return []
+    built = {_key(a.arch) for a in ctx.artifacts if a.kind == model.PACKAGE}
+    spec = {_key(a) for a in machine.archs}
+    return [Finding("error", NAME, f"{NAME}.arch-not-in-spec", subj,
+                    f"{machine.name}: the build's PACKAGE_ARCHS (/etc/opkg/arch.conf) include {a}, which has packages "
+                    f"in this candidate, but machines.{machine.name}.archs does not: no device of {machine.name} gets "
+                    f"that feed (add it there; `bindistro init --from-build` shows what the build has)", scope=a)
+            for a in from_arch_conf(text) if _key(a) in built and _key(a) not in spec]
+
+
 def run(ctx) -> list[Finding]:
     images = rootfs_artifacts(ctx.artifacts)
     machines = {m.name: m for m in ctx.machines()}
@@ -244,6 +266,7 @@ def run(ctx) -> list[Finding]:
         if "error" in s:
             out.append(Finding("error", NAME, f"{NAME}.unreadable", a.path, f"{name}: root filesystem archive unreadable: {s['error']}"))
             continue
+        out += spec_archs(ctx, machines[name], a.path, s)
         fmts = [f for f in ctx.formats() if f in s["managers"]]
         if not fmts:
             out.append(Finding("info", NAME, f"{NAME}.no-package-manager", a.path,
