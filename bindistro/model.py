@@ -18,6 +18,7 @@ SBOM = "sbom"
 SSTATE = "sstate"
 LAYERS = "layers"         # layer URLs and commits of the build (JSON list)
 SOURCES = "sources"       # archiver output: tmp/deploy/sources/<TARGET_SYS>/<PF>/<file>
+DOWNLOADS = "downloads"   # DL_DIR's fetched upstream files (optional: sources.downloads): a source mirror
 SDK = "sdk"               # tmp/deploy/sdk/: SDK / eSDK installers and their host and target manifests
 GENERATED = "generated"   # written by bindistro at release time (setup-layers.json, PR export, ...)
 

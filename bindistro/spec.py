@@ -100,9 +100,11 @@ class Sources:
     copyleft: list[str] = field(default_factory=lambda: list(COPYLEFT_INCLUDE))     # license globs
     exclude: list[str] = field(default_factory=lambda: list(COPYLEFT_EXCLUDE))
     exceptions: dict[str, str] = field(default_factory=dict)                         # recipe -> reason
+    downloads: bool = False     # also stage and publish DL_DIR (sources/downloads/: an own-mirrors source mirror)
 
     def to_dict(self) -> dict:
-        return {"copyleft": list(self.copyleft), "exclude": list(self.exclude), "exceptions": dict(self.exceptions)}
+        return {"copyleft": list(self.copyleft), "exclude": list(self.exclude), "exceptions": dict(self.exceptions),
+                **({"downloads": True} if self.downloads else {})}
 
 
 @dataclass
@@ -558,7 +560,7 @@ def parse(raw: dict, path: Path, text: str | None = None) -> Spec:
 
     src = raw.get("sources") or {}
     sources = Sources(list(src.get("copyleft", COPYLEFT_INCLUDE)), list(src.get("exclude", COPYLEFT_EXCLUDE)),
-                      dict(src.get("exceptions") or {}))
+                      dict(src.get("exceptions") or {}), bool(src.get("downloads", False)))
 
     tools = raw.get("tools") or {}
     if not isinstance(tools, dict) or set(tools) - {"opkg"}:

@@ -41,16 +41,36 @@ def tarball(r: Recipe, mtime: int) -> bytes:
     return out.getvalue()
 
 
+def upstream_time(r: Recipe) -> int:
+    # fixed by the upstream version: a PR bump refetches nothing, and the tarball keeps its bytes
+    return EPOCH + int(hashlib.sha256(f"{r.pn}-{r.pv}".encode()).hexdigest()[:6], 16)
+
+
+def write_downloads(dl: Path, recipes: list[Recipe]) -> int:
+    """DL_DIR as bitbake's fetcher leaves it: each upstream tarball (the bytes the archiver copies)
+    and its .done stamp; git recipes' clones are working directories under git2/, not mirrored here."""
+    dl.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for r in recipes:
+        if r.git:
+            continue
+        name = f"{r.pn}-{r.pv}.tar.gz"
+        if not (dl / name).exists():
+            (dl / name).write_bytes(tarball(r, upstream_time(r)))
+            (dl / f"{name}.done").write_text("")
+        n += 1
+    return n
+
+
 def write_sources(deploy: Path, recipes: list[Recipe], first_target: str, skip: set[str] = frozenset()) -> int:
-    """Each archive's time is fixed by its PF, so a recipe version's sources have the same bytes in every
-    build (a release publishes them once, and they must never change; a PR server bump is no new PF)."""
+    """Each archive's time is fixed by its upstream version, so a recipe version's sources have the same
+    bytes in every build (a release publishes them once, and they must never change)."""
     n = 0
     for r in recipes:
         if r.pn in skip or not is_copyleft(r.license):
             continue
         d = deploy / "sources" / TARGET_SYS.get(r.kind, first_target) / pf(r)
         d.mkdir(parents=True, exist_ok=True)
-        mtime = EPOCH + int(hashlib.sha256(pf(r).encode()).hexdigest()[:6], 16)
-        (d / f"{r.pn}-{r.pv}.tar.gz").write_bytes(tarball(r, mtime))
+        (d / f"{r.pn}-{r.pv}.tar.gz").write_bytes(tarball(r, upstream_time(r)))
         n += 1
     return n

@@ -378,6 +378,7 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
     finally:
         shutil.rmtree(old_deploy, ignore_errors=True)
 
+    archiver.write_downloads(out / "downloads", list(recipes.values()))
     # the archiver's output for copyleft recipes (a defect drops busybox's)
     archiver.write_sources(out / "tmp" / "deploy", list(recipes.values()) + [w.recipe for w in world_recipes],
                            "x86_64-poky-linux", {"busybox"} if "missing-sources" in inject else set())

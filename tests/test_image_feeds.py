@@ -32,6 +32,7 @@ def gate(cli, proj, build):
     return r.exit_code, [f for f in json.loads(r.stdout)["findings"] if f["gate"] == "image-feeds"]
 
 
+@pytest.mark.slow
 def test_restored_build_makes_preconfigured_images_and_the_gate_says_which_are_not(signed):
     cli, d, fpr = signed
     # before the first release, restore writes the feed settings alone
@@ -95,6 +96,7 @@ def test_dnf_and_apt_configuration_as_device_config_writes_it_reads_back(signed,
     assert oe == [("http://feeds.example.org/feeds/deb/all", "/etc/apt/sources.list", {"trusted": True, "signed-by": ""})]
 
 
+@pytest.mark.slow
 def test_soc_family_feeds_come_from_the_build(signed, tmp_path):
     """qemuarm64's SoC family feed (cortexa57-virt, like meta-freescale's aarch64-mx8qxp) is read from
     the build: `init --from-build` takes it, and a spec that leaves it out fails verify naming it."""

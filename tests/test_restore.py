@@ -330,3 +330,34 @@ def test_restore_seeds_the_hashserv_schema_the_builds_bitbake_reads(released, cl
     assert unihash_rows(tmp_path / "new/cache/hashserv.db") == {"unihashes_v3": snapshot + 1}
     r = cli.json("restore", tmp_path / "none", "--from", pub, "--keyring", key, "--layers-dir", tmp_path / "empty")
     assert r["hashserv"]["schema"] == "v3" and r["hashserv"]["detected"] == "the build's bitbake was not found"
+
+
+@pytest.mark.slow
+def test_downloads_become_a_source_mirror_when_asked(cli, tmp_path):
+    """sources.downloads (off by default): stage records DL_DIR's fetched files, not its stamps; release
+    publishes them once as sources/downloads/ (for every release), and restore points the next build's
+    own-mirrors at them, so a source build needs no upstream that has gone away."""
+    p, b = tmp_path / "p", tmp_path / "b"
+    cli("-C", p, "init", "--no-boot")
+    spec = p / "bindistro.yml"
+    spec.write_text(spec.read_text().replace("  exceptions: {}\n", "  exceptions: {}\n  downloads: true\n"))
+    assert "downloads: true" in spec.read_text()
+    cli("sample-build", b, "--release", 1, "--formats", "ipk")
+    assert (b / "downloads/htop-3.3.0.tar.gz.done").exists()
+    cand = cli.json("-C", p, "stage", b)["candidate"]
+    assert cli.json("-C", p, "show", cand)["kinds"]["downloads"] == len(list((b / "downloads").glob("*.tar.gz")))
+    cli("-C", p, "verify", cand, "--gate", "closure")
+    cli("-C", p, "release", cand)
+    mirror = p / "publish/sources/downloads"
+    assert (mirror / "htop-3.3.0.tar.gz").read_bytes() == (b / "downloads/htop-3.3.0.tar.gz").read_bytes()
+    assert not list(mirror.glob("*.done"))
+    r = cli.json("-C", p, "restore", tmp_path / "b2")
+    conf = (tmp_path / "b2/conf/bindistro.conf").read_text()
+    assert 'INHERIT += "own-mirrors"' in conf and 'SOURCE_MIRROR_URL = "http://localhost:8000/sources/downloads/"' in conf
+    assert r["release"] == "1.1"
+    cli("sample-build", tmp_path / "b2", "--release", 2, "--formats", "ipk")
+    cand = cli.json("-C", p, "stage", tmp_path / "b2")["candidate"]
+    cli("-C", p, "verify", cand, "--gate", "closure")
+    cli("-C", p, "release", cand)           # unchanged tarballs: the same bytes, published once
+    fsck = cli.json("-C", p, "fsck", "--publish")
+    assert fsck["ok"] and fsck["checked"]["releases"] == 2

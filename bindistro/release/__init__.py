@@ -43,6 +43,9 @@ def dest_path(a: Artifact, release: str) -> str:
     if a.kind == model.SOURCES:
         # as OE deploys them: a recipe version's archive per target, shared by every release shipping it
         return f"sources/{a.meta['target']}/{a.meta['pf']}/{a.name}"
+    if a.kind == model.DOWNLOADS:
+        # one flat source mirror for all releases, as own-mirrors.bbclass reads it (SOURCE_MIRROR_URL)
+        return f"sources/downloads/{a.name}"
     if a.kind == model.GENERATED:
         return f"releases/{release}/{a.path}"
     return f"releases/{release}/build/{a.path}"
@@ -238,6 +241,8 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, arts, name, s
 def restore_info(plan: dict[str, Artifact]) -> dict:
     """Where `bindistro restore` finds what it needs, relative to the publish directory."""
     info = {"sstate_mirror": "sstate" if any(a.kind == model.SSTATE for a in plan.values()) else None}
+    if any(a.kind == model.DOWNLOADS for a in plan.values()):
+        info["source_mirror"] = "sources/downloads"
     for d, a in plan.items():
         if a.kind == model.GENERATED:
             info[a.meta["what"]] = d

@@ -204,6 +204,9 @@ def conf_text(manifest: dict, url: str, hashserv_upstream: str | None, custom: s
             lines += ["# the mirror is signed: use only objects signed by the distro's sstate keys (import them into",
                       "# the builder's GnuPG keyring from the tree's keys/ directory)", 'SSTATE_VERIFY_SIG = "1"',
                       f'SSTATE_VALID_SIGS = "{" ".join(keys)}"', ""]
+    if r.get("source_mirror") == "sources/downloads":
+        lines += ["# the released build's fetched sources, tried before upstream (own-mirrors.bbclass)",
+                  'INHERIT += "own-mirrors"', f'SOURCE_MIRROR_URL = "{url}/sources/downloads/"', ""]
     lines += ["# hash equivalence: a local server seeded from the release's snapshot (cache/hashserv.db)",
               'BB_SIGNATURE_HANDLER = "OEEquivHash"', 'BB_HASHSERVE ??= "auto"']
     if hashserv_upstream:

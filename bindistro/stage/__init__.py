@@ -236,6 +236,22 @@ class Stager:
             machine = next((m for m in sorted(machines, key=len, reverse=True) if head.endswith("-" + m)), "any")
             self._add(f, dict(kind=model.SDK, name=f.name, meta={"machine": machine}), root)
 
+    def stage_downloads(self, dl: Path) -> None:
+        """DL_DIR (OE's default ${TOPDIR}/downloads): the fetched files at its top, as a source mirror
+        serves them (git2_*.tar.gz mirror tarballs included); not the fetchers' stamps, locks and
+        working directories (git2/, svn/, uninative/)."""
+        if not dl.is_dir():
+            self.problems.append(Problem(str(dl), "sources.downloads is on but there is no downloads directory",
+                                         severity="warning"))
+            return
+        for f in sorted(dl.iterdir()):
+            if not f.is_file() or f.is_symlink() or f.name.endswith((".done", ".lock", ".tmp")) or f.name.startswith("."):
+                continue
+            if CONTROL_CHARS.search(f.name) or not SOURCE_NAME.fullmatch(f.name):
+                self.problems.append(Problem(repr(str(f)), "downloaded file with an unusable name"))
+                continue
+            self._add(f, dict(kind=model.DOWNLOADS, name=f.name), dl.parent)
+
     def _add_tmp(self, src: Path, rel: str, kind: str, name: str, what: str = "file") -> None:
         """A file made here (a database snapshot, a bundle): stored, never remembered by its stat;
         a database snapshot is not counted as a file read either."""
@@ -268,6 +284,8 @@ class Stager:
             for f in sorted(logs.rglob("*.log")):
                 if f.is_file() and not f.is_symlink():
                     self._add(f, dict(kind=model.LOG, name=f.name, meta={"machine": f.parent.name}), top)
+        if self.spec and self.spec.sources.downloads:
+            self.stage_downloads(top / "downloads")
         sstate = top / "sstate-cache"
         if sstate.is_dir():
             for f in sorted(sstate.rglob("sstate:*")):
