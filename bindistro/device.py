@@ -63,8 +63,30 @@ def feed_files(name: str, url: str, fmt: str, archs: list[str], keys: dict[str, 
     architectures `archs`, most generic first), the feed keys (fingerprint -> armored public key)
     trusted where its package manager reads them, and the upgrade timer. `restore` puts the same
     files into the build's images (bindistro-feeds.bbclass)."""
+    files = config_files(name, url, fmt, archs, list(keys), ipk_signature, customs)
+    if keys and fmt == "ipk":
+        # opkg reads keys only from its gpg_dir (/etc/opkg/gpg) and, with its default
+        # gpg_trust_level TrustOnly, only keys of full owner trust or more: a prepared keyring
+        files.update(opkg_gpg_dir(keys))
+    elif keys and fmt == "rpm":
+        files.update({p: keys[k] for k, p in zip(keys, rpm_key_paths(name, list(keys)))})
+    elif keys:
+        files[deb_keyring(name)] = b"".join(dearmor(k) for k in keys.values())
+    return files
+
+
+def rpm_key_paths(name: str, fprs: list[str]) -> list[str]:
+    return [f"etc/pki/rpm-gpg/RPM-GPG-KEY-{name}-{k[-8:]}" for k in fprs]
+
+
+def deb_keyring(name: str) -> str:
+    return f"usr/share/keyrings/{name}.gpg"
+
+
+def config_files(name: str, url: str, fmt: str, archs: list[str], fprs: list[str], ipk_signature: str = "asc",
+                 customs: list[dict] = ()) -> dict[str, bytes]:
+    """feed_files() without the key material: the text files only (the feed viewer shows them)."""
     url = url.rstrip("/")
-    fprs = list(keys)
     # (feed name, URL) of every feed the device uses: the distro's per arch, then the custom ones
     feeds = [(f"{name}-{a}", f"{url}/feeds/{fmt}/{a}") for a in [get_format(fmt).feed_name(x) for x in archs]]
     feeds += [(f"{c['name']}-{a}", f"{url}/custom/{c['name']}/{fmt}/{a}") for c in customs for a in c["archs"]]
@@ -79,26 +101,15 @@ def feed_files(name: str, url: str, fmt: str, archs: list[str], keys: dict[str, 
             sigtype = "gpg-asc" if ipk_signature == "asc" else "gpg"
             files[f"etc/opkg/{name}-signature.conf"] = (
                 f"option check_signature 1\noption signature_type {sigtype}\n").encode()
-            # opkg reads keys only from its gpg_dir (/etc/opkg/gpg) and, with its default
-            # gpg_trust_level TrustOnly, only keys of full owner trust or more: a prepared keyring
-            files.update(opkg_gpg_dir(keys))
     elif fmt == "rpm":
-        keypaths = [f"/etc/pki/rpm-gpg/RPM-GPG-KEY-{name}-{k[-8:]}" for k in fprs]
         check = "1" if fprs else "0"
+        keyurls = " ".join("file:///" + p for p in rpm_key_paths(name, fprs))
         files[f"etc/yum.repos.d/{name}.repo"] = "".join(
             f"[{n}]\nname={n}\nbaseurl={u}\nenabled=1\ngpgcheck={check}\n"
-            f"repo_gpgcheck={check}\n" + (f"gpgkey={' '.join('file://' + p for p in keypaths)}\n" if fprs else "") + "\n"
-            for n, u in feeds).encode()
-        for k, p in zip(fprs, keypaths):
-            files[p.lstrip("/")] = keys[k]
+            f"repo_gpgcheck={check}\n" + (f"gpgkey={keyurls}\n" if fprs else "") + "\n" for n, u in feeds).encode()
     else:
-        keyring = f"usr/share/keyrings/{name}.gpg"
         lines = ["Types: deb", f"URIs: {' '.join(u + '/' for _n, u in feeds)}", "Suites: ./"]
-        if fprs:
-            lines.append(f"Signed-By: /{keyring}")
-            files[keyring] = b"".join(dearmor(k) for k in keys.values())
-        else:
-            lines.append("Trusted: yes")
+        lines.append(f"Signed-By: /{deb_keyring(name)}" if fprs else "Trusted: yes")
         files[f"etc/apt/sources.list.d/{name}.sources"] = ("\n".join(lines) + "\n").encode()
     files[f"etc/systemd/system/{name}-upgrade.service"] = SERVICE.format(product=name, command=UPGRADE[fmt]).encode()
     files[f"etc/systemd/system/{name}-upgrade.timer"] = TIMER.format(product=name).encode()

@@ -51,19 +51,17 @@ class Writer:
         return self.put(rel, json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def snippets(product: str, url: str, feeds: dict[str, list[str]]) -> dict[str, str]:
-    """How a device uses the feeds, per format (device-config writes the full set for a machine)."""
-    out = {}
-    for fmt, paths in feeds.items():
-        if fmt == "ipk":
-            out[fmt] = "# /etc/opkg/base-feeds.conf\n" + "".join(
-                f"src/gz {product}-{p.rsplit('/', 1)[-1]} {url}/{p}\n" for p in paths)
-        elif fmt == "rpm":
-            out[fmt] = "".join(f"# /etc/yum.repos.d/{product}-{p.rsplit('/', 1)[-1]}.repo\n[{product}-{p.rsplit('/', 1)[-1]}]\n"
-                               f"baseurl={url}/{p}\ngpgcheck=1\nrepo_gpgcheck=1\n\n" for p in paths)
-        else:
-            out[fmt] = f"# /etc/apt/sources.list.d/{product}.list\n" + "".join(
-                f"deb [signed-by=/etc/apt/keyrings/{product}.asc] {url}/{p} ./\n" for p in paths)
+def snippets(spec: Spec, url: str, machines: dict) -> dict[str, dict[str, str]]:
+    """format -> machine -> the text files `device-config` writes for it (keys aside), so the
+    home page shows exactly what a device gets."""
+    from ..device import config_files
+    fprs = [k for k in [spec.signing_key, *spec.previous_keys] if k]
+    out: dict[str, dict[str, str]] = {}
+    for machine, per in sorted(machines.items()):
+        for fmt, archs in per.items() if isinstance(per, dict) else ():
+            files = config_files(spec.product, url, fmt, [str(a) for a in archs], fprs, spec.ipk_feed_signature)
+            out.setdefault(fmt, {})[machine] = "".join(f"# /{p}\n{data.decode()}\n" for p, data in files.items()
+                                                       if not p.startswith(("etc/systemd/", "usr/")))
     return out
 
 
@@ -119,7 +117,7 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
     # the pages
     for name in ("site.css", "site.js"):
         w.put(f"site/static/{name}", (HERE / "static" / name).read_bytes())
-    page("index.html", "home.html", 0, eol=d.eol, supported=supported, snippets=snippets(d.product, d.url, index["feeds"]))
+    page("index.html", "home.html", 0, eol=d.eol, supported=supported, snippets=snippets(spec, d.url, d.releases[-1]["machines"] if d.releases else {}))
     page("search.html", "search.html", 0)
     page("device.html", "device.html", 0)
     for doc, r, changed in zip(rel_docs, d.releases, rel_changed):

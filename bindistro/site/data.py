@@ -82,6 +82,7 @@ def collect(spec: Spec, store: Store, root: Path) -> SiteData:
         rels.append({"release": entry["release"], "sequence": entry["sequence"], "created": entry["created"],
                      "candidate": m.get("candidate"), "manifest": entry["manifest"], "eol": m.get("eol"),
                      "verify": m.get("verify") or {}, "feeds": m.get("feeds") or {},
+                     "machines": m.get("machines") if isinstance(m.get("machines"), dict) else {},
                      "signed": (root / (entry["manifest"] + ".asc")).exists(),
                      "waivers": m.get("waivers") or [],
                      "images": [a for a in m.get("artifacts", []) if a.get("kind") == "image"],
