@@ -34,17 +34,26 @@ UPGRADE = {"ipk": "opkg update && opkg upgrade", "rpm": "dnf -y upgrade --refres
 
 
 def write(spec: Spec, store: Store, machine: str, fmt: str, out: Path, url: str | None = None,
-          customs: list[dict] = ()) -> list[str]:
+          customs: list[dict] = (), channel: str | None = None) -> list[str]:
+    """`channel`: a test device that follows channels/<channel>/ instead of the releases (its feeds
+    get their own names, so the files do not collide with a release configuration)."""
     m = next((x for x in spec.machines if x.name == machine), None)
     if m is None:
         raise ValueError(f"{spec.path}: machines: no machine {machine!r} (have: {', '.join(x.name for x in spec.machines)})")
+    name, url = spec.product, (url or spec.publish_url).rstrip("/")
+    if channel:
+        from .channel import DIR, check_name
+        check_name(channel)
+        if not (spec.publish_path / DIR / channel / "manifest.json").is_file():
+            raise ValueError(f"{spec.publish_path / DIR / channel}: no channel {channel!r} is published "
+                             "(bindistro publish CAND --channel NAME)")
+        name, url = f"{spec.product}-{channel}", f"{url}/{DIR}/{channel}"
     fprs = [k for k in [spec.signing_key, *spec.previous_keys] if k]
     customs = [c for c in customs if c["format"] == fmt]
     fprs += [c["key"] for c in customs if c["key"] not in fprs]
     from .keys import Keyring
     kr = Keyring(store.dir / "gnupg") if fprs else None
-    files = feed_files(spec.product, url or spec.publish_url, fmt, m.archs, {k: kr.export(k) for k in fprs},
-                       spec.ipk_feed_signature, customs)
+    files = feed_files(name, url, fmt, m.archs, {k: kr.export(k) for k in fprs}, spec.ipk_feed_signature, customs)
     for rel, data in files.items():
         p = out / rel
         p.parent.mkdir(parents=True, exist_ok=True)

@@ -195,6 +195,10 @@ def _feed_roots(root: Path) -> list[Path]:
     custom = root / "custom"
     if custom.is_dir():
         out += [d / f for d in sorted(custom.iterdir()) if d.is_dir() for f in FORMATS if (d / f).is_dir()]
+    channels = root / "channels"
+    if channels.is_dir():
+        out += [d / "feeds" / f for d in sorted(channels.iterdir()) if d.is_dir() for f in FORMATS
+                if (d / "feeds" / f).is_dir()]
     return out
 
 
@@ -221,11 +225,18 @@ def _check_releases(root, rep, sums, checker, spec, store, repair) -> set[str]:
     if not lst.exists():
         return listed
     try:
-        releases = json.loads(lst.read_text())["releases"]
+        doc = json.loads(lst.read_text())
+        releases = doc["releases"]
+        channels = doc.get("channels") or []
     except (ValueError, KeyError, TypeError, OSError) as e:
         rep.add(lst, f"unreadable ({e})")
         return listed
-    for r in releases:
+    there = sorted(p.parent.name for p in (root / "channels").glob("*/manifest.json")) if (root / "channels").is_dir() else []
+    if sorted(str(c.get("channel")) for c in channels) != there:
+        rep.add(lst, f"lists channels {', '.join(str(c.get('channel')) for c in channels) or 'none'} but the tree "
+                f"holds {', '.join(there) or 'none'}")
+    # a channel's manifest is checked as a release's is (its files are replaced by the next build, not kept)
+    for r in releases + [dict(c, release=f"channel {c.get('channel')}") for c in channels]:
         mpath = root / str(r.get("manifest", ""))
         try:
             manifest = json.loads(mpath.read_text())

@@ -28,13 +28,14 @@ GENERATED = "generated"   # written by bindistro at release time (setup-layers.j
 INDEXES = {"Packages", "Packages.gz", "Packages.xz", "Packages.stamps", "Release", "repomd.xml"}
 LISTINGS = {"releases.json", "SECURITY.md", "security.txt"}
 VIEWER = ("site/", "api/")
+CHANNELS = "channels/"    # builds for testers: a channel's content is replaced by the next one (channel.py)
 
 
 def rewritten(rel: str) -> bool:
     """Whether a publish-tree path (relative to the top) may hold other bytes in a later generation."""
     name = rel.rsplit("/", 1)[-1]
     return (name in INDEXES or name in LISTINGS or name in {n.rsplit("/", 1)[-1] for v in FEED_SIGNATURES.values() for n in v}
-            or rel.startswith(VIEWER))
+            or rel.startswith(VIEWER) or rel.startswith(CHANNELS))
 
 
 FEED_SIGNATURES = {"ipk": ("Packages.asc", "Packages.sig"), "deb": ("InRelease", "Release.gpg"),

@@ -39,7 +39,7 @@ KEEP_OLD = 2          # generations kept behind the current one (readers mid-dow
 LAYOUT = 2
 # what a tree published by bindistro before generations has at its top
 ADOPTABLE = ("feeds", "images", "releases", "keys", "sstate", "custom", "releases.json", ".well-known", "SECURITY.md",
-             "sources", "sdk", "site", "api")
+             "sources", "sdk", "site", "api", "channels")
 
 
 class TreeError(BindistroError):

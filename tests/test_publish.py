@@ -98,6 +98,11 @@ def test_publishing_into_a_tree_owned_by_another_product_is_refused(signed, cli,
 
 def _release_in_child(proj: Path, cand: int, kill_at: int = 0, log: Path | None = None) -> int:
     """`bindistro release` in a forked process; returns its wait status."""
+    return cli_in_child(proj, ["release", str(cand)], kill_at, log)
+
+
+def cli_in_child(proj: Path, args: list[str], kill_at: int = 0, log: Path | None = None) -> int:
+    """A bindistro command in a forked process, killed at fault point `kill_at`; its wait status."""
     pid = os.fork()
     if pid == 0:     # child: no cleanup of any kind may run after a SIGKILL, so none runs here either
         try:
@@ -108,7 +113,7 @@ def _release_in_child(proj: Path, cand: int, kill_at: int = 0, log: Path | None 
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 1)
             os.dup2(null, 2)
-            main.main(["-C", str(proj), "release", str(cand)], standalone_mode=False)
+            main.main(["-C", str(proj), *args], standalone_mode=False)
             os._exit(0)
         except BaseException:
             os._exit(3)

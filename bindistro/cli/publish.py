@@ -168,19 +168,63 @@ def feed_check(directory, fmt, keyring, as_json):
 @click.option("--format", "fmt", type=click.Choice(["ipk", "rpm", "deb"]), help="Default: the spec's first format.")
 @click.option("--url", help="Where devices reach the publish tree (default: publish.url of the spec).")
 @click.option("--custom", "customs", multiple=True, help="Also use (and trust the key of) this custom feed.")
+@click.option("--channel", metavar="NAME", help="A test device: follow the channel NAME (builds that are not releases).")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @json_opt
 @click.pass_obj
-def device_config(proj: Project, machine, fmt, url, customs, out_dir, as_json):
+def device_config(proj: Project, machine, fmt, url, customs, channel, out_dir, as_json):
     """Write a device's feed configuration, trusted keys and upgrade timer under OUT_DIR."""
     from ..custom import custom_feeds
     from ..device import write
     try:
         files = write(proj.spec, proj.store, machine, fmt or proj.spec.formats[0], out_dir, url,
-                      custom_feeds(proj.spec, list(customs)))
+                      custom_feeds(proj.spec, list(customs)), channel)
     except ValueError as e:
         raise BindistroError(str(e)) from None
     emit(as_json, {"out": str(out_dir), "files": files}, lambda r: [out.print(f) for f in files])
 
 
-COMMANDS = [fsck, eol, feed, device_config, upload]
+@click.command("publish")
+@click.argument("candidate", type=int, required=False)
+@click.option("--channel", metavar="NAME", help="Publish CANDIDATE (not a release) to channels/NAME/, replacing what it held.")
+@click.option("--remove-channel", "remove", metavar="NAME", help="Remove the channel NAME (releases are never removed).")
+@json_opt
+@click.pass_obj
+def publish_cmd(proj: Project, candidate, channel, remove, as_json):
+    """Builds for testers: publish a candidate to a channel (nightly, …), or remove a channel."""
+    from ..channel import publish_channel, remove_channel
+    if remove and (channel or candidate is not None):
+        raise click.UsageError("--remove-channel NAME takes no candidate and no --channel")
+    if remove:
+        r = remove_channel(proj.spec, proj.store, remove)
+        emit(as_json, r, lambda r: out.print(f"channel {remove} removed"))
+        return
+    if candidate is None or not channel:
+        raise click.UsageError("give a CANDIDATE and --channel NAME (or --remove-channel NAME)")
+    r = publish_channel(proj.spec, proj.store, candidate, channel)
+    v = r["verify"]
+    emit(as_json, r, lambda r: out.print(
+        f"candidate {candidate} published to channel {channel} ({r['path']}/, not a release): {r['packages']} packages, "
+        f"{r['images']} images; verify: {v.get('error', 0)} errors, {v.get('warning', 0)} warnings"))
+
+
+@click.command("channels")
+@json_opt
+@click.pass_obj
+def channels_cmd(proj: Project, as_json):
+    """List the published channels (builds for testers, not releases)."""
+    from ..channel import listed
+    data = listed(proj.spec.publish_path)
+
+    def human(data):
+        from rich.table import Table
+        t = Table("channel", "candidate", "created", "verify", title="channels (not releases)")
+        for c in data:
+            v = c["verify"] or {}
+            t.add_row(str(c["channel"]), str(c["candidate"]), str(c["created"]),
+                      f"{v.get('error', 0)} errors, {v.get('warning', 0)} warnings")
+        out.print(t)
+    emit(as_json, data, human)
+
+
+COMMANDS = [fsck, eol, feed, device_config, upload, publish_cmd, channels_cmd]

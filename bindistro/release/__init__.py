@@ -260,6 +260,10 @@ def write_listing(spec: Spec, store: Store, root: Path, extra: Release | None = 
     listing = {"product": spec.product, "eol": spec.eol.isoformat() if spec.eol else None,
                "releases": [{"release": r.name, "sequence": r.seq, "created": r.created,
                              "manifest": f"releases/{r.name}/manifest.json"} for r in rels]}
+    from ..channel import listed
+    chans = listed(root)
+    if chans:
+        listing["channels"] = chans     # builds for testers, each marked not_a_release
     write_bytes_atomic(root / "releases.json", json.dumps(listing, indent=1).encode() + b"\n")
     from ..cve import policy
     policy.write(spec, store, root, rels)     # security.txt + SECURITY.md list the supported releases

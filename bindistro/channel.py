@@ -1,0 +1,133 @@
+"""`bindistro publish CAND --channel NAME`: a candidate that is *not* a release, for testers
+(nightly builds), published under channels/<NAME>/ of the same tree:
+
+    channels/<NAME>/feeds/<format>/<arch>/   the candidate's packages, indexed and signed
+    channels/<NAME>/images/<machine>/        its images
+    channels/<NAME>/manifest.json(.asc)      "not_a_release": true, candidate, date, verify summary
+
+A channel holds one candidate: publishing again replaces its content, `--remove-channel` drops it.
+It is written in a generation of its own like a release (atomic switch, crash-safe, checked by
+fsck) and never touches a release's files: nothing outside channels/<NAME>/ changes except the
+listing (releases.json gains a `channels` list). Channel files are not immutable (model.rewritten):
+a device of a channel follows whatever was published there last.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+
+from . import faults, model, publish
+from .device import machine_feeds
+from .errors import BadInput, BindistroError, Problem
+from .formats import get as get_format
+from .formats.base import Indexed, PackageInfo, stamp_of
+from .spec import Spec
+from .store import Store
+from .store.objects import hash_file
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+DIR = "channels"
+MANIFEST_LIMIT = 64 << 20
+
+
+def check_name(name: str) -> str:
+    if not NAME.fullmatch(name or ""):
+        raise BindistroError(f"channel name {name!r}: lower-case letters, digits and -, at most 31")
+    return name
+
+
+def listed(root) -> list[dict]:
+    """The channels a tree (or generation) holds, from their manifests, for releases.json."""
+    out = []
+    for m in sorted((root / DIR).glob("*/manifest.json")) if (root / DIR).is_dir() else ():
+        try:
+            if m.stat().st_size > MANIFEST_LIMIT:
+                raise ValueError("too large")
+            doc = json.loads(m.read_bytes())
+        except (OSError, ValueError):
+            continue         # fsck says so; the listing lists what can be read
+        out.append({"channel": doc.get("channel"), "candidate": doc.get("candidate"), "created": doc.get("created"),
+                    "verify": (doc.get("verify") or {}).get("summary"), "not_a_release": True,
+                    "manifest": f"{DIR}/{m.parent.name}/manifest.json"})
+    return out
+
+
+def publish_channel(spec: Spec, store: Store, cid: int, name: str) -> dict:
+    from . import verify
+    from .release import check_eol, manifest_entry, write_listing
+    from .release.sign import Signer
+    check_name(name)
+    check_eol(spec, "channel builds")
+    got = store.db.candidate(cid)
+    if not got:
+        raise BindistroError(f"candidate {cid}: no such candidate (see `bindistro show`)")
+    row, arts = got
+    # verified like a release (its summary goes out with it; a partial report would later let
+    # `release` skip gates), but only the mandatory gates refuse: hostile packages never reach a device
+    rep = verify.report(store, cid)
+    rep = verify.with_mandatory(spec, store, cid, rep) if rep else verify.run(spec, store, cid)
+    bad = [f for f in verify.unresolved_errors(rep) if f["gate"] in verify.MANDATORY]
+    if bad:
+        raise BadInput([Problem(f"candidate {cid}", f"[{f['gate']} {f['id']}] {f['subject']}: {f['message']}") for f in bad])
+    signer = Signer(spec, store)
+    feeds = {f: {get_format(f).feed_name(a) for a in spec.feeds()} for f in spec.formats}
+    pkgs = [a for a in arts if a.kind == model.PACKAGE and a.format in feeds and a.arch in feeds[a.format]]
+    pkgs = signer.published_forms(pkgs)
+    images = [a for a in arts if a.kind == model.IMAGE]
+    base = f"{DIR}/{name}"
+    with publish.transaction(spec, store, f"channel {name}") as g:
+        shutil.rmtree(g.dir / base, ignore_errors=True)       # the previous content of the channel goes
+        plan = {}
+        for a in pkgs:
+            plan[f"{base}/feeds/{a.format}/{a.arch}/{a.filename}"] = a
+        for a in images:
+            plan[f"{base}/images/{a.meta.get('machine', a.arch)}/{a.filename}"] = a
+        for d, a in plan.items():
+            g.add_file(d, store.objects.path(a.sha256), a.sha256, a.size)
+            if a.kind == model.PACKAGE and a.format == "ipk" and spec.sign_ipk_packages:
+                signer.sign_file(g.dir / d)
+        signer.publish_keys(g.dir)       # keys/: devices of a channel trust the release keys
+        for fmt_name, arch in sorted({(a.format, a.arch) for a in pkgs}):
+            fmt = get_format(fmt_name)
+            feed_dir = g.path(f"{base}/feeds/{fmt_name}/{arch}/Packages").parent
+            items = [Indexed(a.filename, PackageInfo(a.name, a.version, a.arch, a.meta), a.size, a.md5, a.sha256,
+                             stamp_of(feed_dir / a.filename)) for a in pkgs if (a.format, a.arch) == (fmt_name, arch)]
+            fmt.write_index(feed_dir, items, all_versions=True)
+            signer.sign_feed(fmt_name, feed_dir)
+            faults.point("index")
+        manifest = {
+            "channel": name, "not_a_release": True, "product": spec.product, "candidate": cid, "source": row.source,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "verify": {"created": rep["created"], "gates": rep["gates"], "summary": rep["summary"]},
+            "feeds": {f: sorted({f"{base}/feeds/{f}/{a.arch}" for a in pkgs if a.format == f}) for f in spec.formats},
+            "machines": machine_feeds(spec),
+            "signing": {"key": spec.signing_key, "keys": [f"keys/{k}.asc" for k in [spec.signing_key, *spec.previous_keys] if k]}
+                       if spec.signing_key else None,
+            "artifacts": [manifest_entry(a, d) for d, a in plan.items()],
+        }
+        mpath = g.write(f"{base}/manifest.json", json.dumps(manifest, indent=1).encode() + b"\n")
+        signer.sign_file(mpath)
+        write_listing(spec, store, g.dir)
+        g.commit(lambda n: _record(store, n))
+    return {"channel": name, "candidate": cid, "created": manifest["created"], "packages": len(pkgs),
+            "images": len(images), "path": base, "verify": rep["summary"],
+            "manifest_sha256": hash_file(spec.publish_path / base / "manifest.json")[0]}
+
+
+def remove_channel(spec: Spec, store: Store, name: str) -> dict:
+    from .release import write_listing
+    check_name(name)
+    with publish.transaction(spec, store, f"remove channel {name}") as g:
+        if not (g.dir / DIR / name).is_dir():
+            raise BindistroError(f"{spec.publish_path / DIR / name}: no channel {name!r} is published")
+        shutil.rmtree(g.dir / DIR / name)        # channels/ itself stays: its public name links into it
+        write_listing(spec, store, g.dir)
+        g.commit(lambda n: _record(store, n))
+    return {"channel": name, "removed": True}
+
+
+def _record(store: Store, n: int) -> None:
+    with store.db.begin() as conn:
+        store.db.set_generation(conn, n)
