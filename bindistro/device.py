@@ -117,7 +117,9 @@ def config_files(name: str, url: str, fmt: str, archs: list[str], fprs: list[str
             f"[{n}]\nname={n}\nbaseurl={u}\nenabled=1\ngpgcheck={check}\n"
             f"repo_gpgcheck={check}\n" + (f"gpgkey={keyurls}\n" if fprs else "") + "\n" for n, u in feeds).encode()
     else:
-        lines = ["Types: deb", f"URIs: {' '.join(u + '/' for _n, u in feeds)}", "Suites: ./"]
+        # a flat repository per feed; "Suites: /" (not "./") so that every URL apt asks for is the
+        # plain key an S3 bucket or CDN serves (they do not fold "/./"; a web server does)
+        lines = ["Types: deb", f"URIs: {' '.join(u for _n, u in feeds)}", "Suites: /"]
         lines.append(f"Signed-By: /{deb_keyring(name)}" if fprs else "Trusted: yes")
         files[f"etc/apt/sources.list.d/{name}.sources"] = ("\n".join(lines) + "\n").encode()
     files[f"etc/systemd/system/{name}-upgrade.service"] = SERVICE.format(product=name, command=UPGRADE[fmt]).encode()

@@ -70,7 +70,9 @@ def test_deb_index_matches_apt_ftparchive(cli, sample_build, tmp_path):
     feed = copytree(sample_build(1) / "tmp/deploy/deb/core2-64", tmp_path / "deb")
     theirs = (feed / "Packages").read_text()
     cli("feed", "index", feed)
-    strip = lambda t: {"\n".join(l for l in s.splitlines() if not l.startswith(("SHA1:", "SHA512:")))
+    # the same stanzas, but Filename without apt-ftparchive's "./" (S3 does not fold "/./": formats/deb.py)
+    strip = lambda t: {"\n".join(l.replace("Filename: ./", "Filename: ") for l in s.splitlines()
+                                 if not l.startswith(("SHA1:", "SHA512:")))
                        for s in t.split("\n\n") if s.strip()}
     assert strip((feed / "Packages").read_text()) == strip(theirs)
     release = (feed / "Release").read_text()

@@ -111,7 +111,7 @@ def test_releases_to_s3_install_with_real_package_managers(s3, s3server, tmp_pat
     spec.write_text(with_target)
     cli("-C", proj, "release", c)  # with the target set again: uploaded by the release itself
     assert set(keys(s3)) == {PREFIX + "/" + rel for rel, _ in public_files(pub)}
-    _install_everywhere(cli, proj, f"{s3server}/{BUCKET}/{PREFIX}", tmp_path, version="1.3", formats=("rpm", "ipk"))
+    _install_everywhere(cli, proj, f"{s3server}/{BUCKET}/{PREFIX}", tmp_path, version="1.3", formats=("rpm", "deb", "ipk"))
 
     # someone else's bytes under a published key: fsck names the object, upload never overwrites it
     s3.put_object(Bucket=BUCKET, Key=pkg, Body=b"not the package")

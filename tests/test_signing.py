@@ -50,7 +50,7 @@ def test_device_config_files(demo, cli, tmp_path):
     repo = (out / "etc/yum.repos.d/sample-distro.repo").read_text()
     assert "gpgcheck=1" in repo and "repo_gpgcheck=1" in repo and "gpgkey=file:///etc/pki/rpm-gpg/" in repo
     src = (out / "etc/apt/sources.list.d/sample-distro.sources").read_text()
-    assert "Signed-By: /usr/share/keyrings/sample-distro.gpg" in src and "Suites: ./" in src
+    assert "Signed-By: /usr/share/keyrings/sample-distro.gpg" in src and "Suites: /\n" in src
     timer = (out / "etc/systemd/system/sample-distro-upgrade.timer").read_text()
     assert "OnCalendar=daily" in timer and "systemctl enable --now sample-distro-upgrade.timer" in timer
     # off by default: nothing enables it

@@ -88,7 +88,9 @@ class Deb(Format):
 
     def stanza(self, it: Indexed) -> str:
         f = {k: v for k, v in it.info.fields.items() if k not in INDEX_OWN}
-        f.update({"Filename": f"./{it.filename}", "Size": str(it.size), "MD5sum": it.md5, "SHA256": it.sha256})
+        # no "./" (apt-ftparchive writes one): apt joins URI, suite and Filename as they are, and S3 or
+        # a CDN in front of it does not fold "/./" as a web server does (device.config_files, Suites: /)
+        f.update({"Filename": it.filename, "Size": str(it.size), "MD5sum": it.md5, "SHA256": it.sha256})
         keys = [k for k in ORDER if k in f] + [k for k in f if k not in ORDER]
         return "".join(f"{k}: {f[k]}\n" for k in keys) + "\n"
 
