@@ -22,6 +22,7 @@ import os
 import re
 from pathlib import Path
 
+from . import faults
 from .errors import BindistroError
 from .model import FEED_SIGNATURES, LISTINGS, rewritten
 
@@ -121,6 +122,7 @@ def upload(files, target: str, progress=None) -> dict:
             raise S3Error(f"s3://{bucket}/{key}: upload failed ({e}); run `bindistro upload` to resume") from None
         counts["rewritten" if key in there else "uploaded"] += 1
         counts["uploaded_bytes"] += size
+        faults.point("upload")
         if progress:
             progress(rel)
     return counts

@@ -137,3 +137,58 @@ def test_bad_target_and_unreachable_endpoint_are_one_line(tmp_path, monkeypatch)
     r = cli("-C", proj, "upload", ok=False)
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert r.exit_code == 1 and len(lines) == 1 and "s3://distro/x/: cannot list" in lines[0], r.stderr
+
+
+def test_release_to_s3_killed_at_any_point_resumes_and_never_rewrites_an_object(s3, small_signed, tmp_path):
+    """SIGKILL at ≥ 10 points spread over a release that uploads to the bucket (generation, then the
+    upload, object by object): after the rerun (`release`, then `upload` when the release had already
+    been made visible) the bucket is the tree, fsck passes on it, and no immutable object ever had a
+    second version with other bytes (the bucket keeps every version)."""
+    import os
+    import signal
+    from conftest import link_copy
+    from test_publish import cli_in_child, drop
+    cli = Cli()
+    bucket = "distro-versioned"       # its own bucket, kept until the server stops: every version stays
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    cli("-C", small_signed, "keys", "export", "--out", tmp_path / "k.asc",
+        cli.json("-C", small_signed, "keys", "list")[0]["fingerprint"])
+
+    def project(name):
+        proj = link_copy(small_signed, tmp_path / name)
+        spec = proj / "bindistro.yml"
+        spec.write_text(spec.read_text().replace("  url: http://localhost:8000\n",
+                                                 f"  url: http://localhost:8000\n  target: s3://{bucket}/{name}\n"))
+        cli("-C", proj, "upload")                 # the bucket holds release 1, as the tree does
+        return proj
+
+    probe = project("probe")
+    log = tmp_path / "points.log"
+    assert cli_in_child(probe, ["release", "2"], 0, log) == 0
+    points = [line.split() for line in log.read_text().splitlines()]
+    uploads = [int(n) for n, what in points if what == "upload"]
+    assert len(uploads) > 10
+    picks = sorted({max(1, round(i * len(points) / 9)) for i in range(1, 10)} | {uploads[0], uploads[-1]})
+    assert len(picks) >= 10
+    for k in picks:
+        name = f"k{k}"
+        proj = project(name)
+        status = cli_in_child(proj, ["release", "2"], k)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (k, status)
+        r = cli("-C", proj, "release", 2, ok=None)
+        assert r.exit_code == 0 or "already published" in r.stderr, r.stderr
+        cli("-C", proj, "upload")
+        there = {o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{name}/")
+                 for o in page.get("Contents", [])}
+        assert there == {f"{name}/{rel}" for rel, _ in public_files(proj / "publish")}
+        ok = cli.json("-C", proj, "fsck", "--publish", f"s3://{bucket}/{name}", "--keyring", tmp_path / "k.asc")
+        assert ok["ok"], (k, points[k - 1][1], ok["problems"][:3])
+        etags: dict[str, set] = {}
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=f"{name}/"):
+            for v in page.get("Versions", []):
+                etags.setdefault(v["Key"], set()).add(v["ETag"])
+        twice = [key for key, e in etags.items() if len(e) > 1 and not mutable(key.removeprefix(f"{name}/"))]
+        assert twice == [], (k, points[k - 1][1], twice[:3])
+        drop(proj)
+    drop(probe)
