@@ -77,11 +77,13 @@ def _check_store(store, rep: Report, repair: bool) -> None:
                 rep.add(path, "orphan object: nothing in the DB names it (`fsck --store --repair` removes it)",
                         "warning")
     for sha in sorted(refs - seen):
+        if store.objects.remote is not None and store.objects.remote.has(sha):
+            continue        # in the shared bucket: this host fetches it when it needs it
         from .store.schema import artifacts
         with store.db.engine.connect() as c:
             row = c.execute(select(artifacts.c.path).where(artifacts.c.sha256 == sha)).first()
         if row:      # report texts may quote other hashes; only stored artifacts must be present
-            rep.add(store.objects.path(sha), f"missing object of {row[0]}")
+            rep.add(store.objects.local(sha), f"missing object of {row[0]}")
     for tmp in [*store.dir.glob("tmp*"), *store.objects.root.glob(".tmp-incoming-*")]:
         if tmp.is_dir():
             rep.add(tmp, "temporary directory left by an interrupted command", "warning")

@@ -143,6 +143,7 @@ class Spec:
     publish_target: str | None = None         # s3://BUCKET/PREFIX: the tree is uploaded there too (s3.py)
     state_dir: str = "state"
     database: str | None = None               # state.database: a PostgreSQL URL (default: SQLite in state_dir)
+    objects: str | None = None                # state.objects: s3://BUCKET/PREFIX shared by hosts (store/remote.py)
     eol: dt.date | None = None
     targets: list[str] = field(default_factory=list)
     signing_key: str | None = None            # fingerprint that signs new releases
@@ -182,6 +183,17 @@ class Spec:
         return self.database
 
     @property
+    def objects_url(self) -> str | None:
+        """Where the objects are shared: BINDISTRO_OBJECTS, else state.objects, else only the state dir."""
+        env = os.environ.get("BINDISTRO_OBJECTS")
+        if env:
+            from .s3 import TARGET
+            if not TARGET.match(env):
+                raise BindistroError(f"BINDISTRO_OBJECTS: {env!r} is not s3://BUCKET[/PREFIX]")
+            return env
+        return self.objects
+
+    @property
     def publish_path(self) -> Path:
         return self.resolve(self.publish_dir)
 
@@ -209,7 +221,8 @@ class Spec:
             "publish": {"dir": self.publish_dir, "url": self.publish_url}
                        | ({"target": self.publish_target} if self.publish_target else {}),
             "state_dir": self.state_dir,
-            **({"state": {"database": self.database}} if self.database else {}),
+            **({"state": {k: v for k, v in (("database", self.database), ("objects", self.objects)) if v}}
+               if self.database or self.objects else {}),
             "targets": list(self.targets),
             "keys": {"signing": self.signing_key, "previous": list(self.previous_keys),
                      "ipk_feed_signature": self.ipk_feed_signature, "sign_ipk_packages": self.sign_ipk_packages,
@@ -524,6 +537,9 @@ def parse(raw: dict, path: Path, text: str | None = None) -> Spec:
     database = state.get("database") if isinstance(state, dict) else None
     if database is not None and database_url_problem(database):
         raise SpecError(p, "state.database", database_url_problem(database))
+    objects = state.get("objects") if isinstance(state, dict) else None
+    if objects is not None and not TARGET.match(str(objects)):
+        raise SpecError(p, "state.objects", "must be s3://BUCKET[/PREFIX] (endpoint and credentials come from the environment)")
 
     eol = raw.get("eol")
     if isinstance(eol, str):
@@ -570,7 +586,7 @@ def parse(raw: dict, path: Path, text: str | None = None) -> Spec:
 
     return Spec(product=name, version=version, opkg=tools.get("opkg"), boot=boot, security=security, image_security=ImageSecurity(list(units)), sources=sources, release_name=release_name, machines=machines,
                 formats=list(formats), publish_dir=publish_dir, publish_url=publish_url, publish_target=publish_target,
-                state_dir=state_dir, database=database, eol=eol, targets=list(targets), signing_key=signing,
+                state_dir=state_dir, database=database, objects=objects, eol=eol, targets=list(targets), signing_key=signing,
                 previous_keys=list(previous), ipk_feed_signature=sigtype,
                 sign_ipk_packages=bool(keys.get("sign_ipk_packages", False)), sstate_keys=list(sstate_keys),
                 # keys for sstate mean signed sstate is expected: on unless the spec says otherwise

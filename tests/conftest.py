@@ -245,6 +245,19 @@ def small_signed(tmp_path_factory):
     return signed_project(base / "p", [write_churn(base / f"deploy-{n}", n, 12, prefix="crash") for n in (1, 2, 3)])
 
 
+@pytest.fixture(scope="session")
+def s3server():
+    """An S3 API on 127.0.0.1 (moto's server, in a thread of this process): its endpoint URL."""
+    import logging
+    from moto.server import ThreadedMotoServer
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)     # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 @pytest.fixture
 def project(tmp_path, cli):
     d = tmp_path / "proj"

@@ -179,3 +179,51 @@ def test_verify_jobs_on_two_hosts_collect_what_a_local_verify_finds(pg, tmp_path
     assert all(f'"{i}"' in bb for i in ids)
     r = cli("-C", a, "verify", cand, "--job", "nope", ok=False)
     assert r.exit_code == 1 and "no verify job 'nope'" in r.stderr
+
+
+def test_two_hosts_share_state_in_postgresql_and_objects_in_s3(pg, s3server, tmp_path, monkeypatch):
+    """Host A stages with `state.objects: s3://…`: its new objects go to the bucket before the DB
+    names them. Host B — another directory holding only the spec, no object — verifies the same
+    candidate from the shared DB and bucket and finds what A finds; an object whose bytes in the
+    bucket are not its name is refused with one line naming the key."""
+    import boto3
+    for k, v in {"AWS_ENDPOINT_URL": s3server, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                 "AWS_DEFAULT_REGION": "us-east-1", "BINDISTRO_KEY_PASSPHRASE": ""}.items():
+        monkeypatch.setenv(k, v)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="objects")
+    url = pg.new_database()
+    a, b, cli = tmp_path / "a", tmp_path / "b", Cli()
+    cli("-C", a, "init", "--no-boot", "--database", url)
+    spec = a / "bindistro.yml"
+    spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n")
+                    .replace(f"  database: {url}\n", f"  database: {url}\n  objects: s3://objects/store\n"))
+    assert "objects: s3://objects/store" in spec.read_text()
+    cli("-C", a, "release", cli.json("-C", a, "stage", churn(tmp_path / "d1", 1, 3))["candidate"])
+    cand = cli.json("-C", a, "stage", churn(tmp_path / "d2", 2, 3))["candidate"]
+    bucket = {o["Key"].rsplit("/", 1)[-1] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="objects")
+              for o in page.get("Contents", [])}
+    local_a = {p.name for p in (a / "state/objects").rglob("*") if p.is_file()}
+    assert local_a and local_a <= bucket              # every object A made is shared
+
+    b.mkdir()
+    shutil.copy(spec, b / "bindistro.yml")            # host B: the spec, nothing else
+    def seen(findings):
+        return {(f["id"], f["severity"]) for f in findings}
+    here = seen(cli.json("-C", a, "verify", cand, ok=None)["findings"])
+    there = seen(cli.json("-C", b, "verify", cand, ok=None)["findings"])
+    assert here == there
+    fetched = {p.name for p in (b / "state/objects").rglob("*") if p.is_file()}
+    assert fetched and fetched <= bucket
+    assert cli.json("-C", b, "fsck", "--store")["ok"]
+
+    # a damaged object in the bucket: host C refuses it, naming the key
+    c = tmp_path / "c"
+    c.mkdir()
+    shutil.copy(spec, c / "bindistro.yml")
+    sha = sorted(fetched)[0]
+    key = f"store/{sha[:2]}/{sha[2:4]}/{sha}"
+    s3.put_object(Bucket="objects", Key=key, Body=b"not the object")
+    r = cli("-C", c, "verify", cand, ok=False)
+    assert r.exit_code == 1 and f"s3://objects/{key}" in r.stderr and "refused" in r.stderr, r.stderr
+    assert not (c / "state/objects" / sha[:2] / sha[2:4] / sha).exists()

@@ -17,18 +17,6 @@ pytestmark = pytest.mark.slow       # a server, real package managers
 BUCKET, PREFIX = "distro", "sample"
 
 
-@pytest.fixture(scope="module")
-def s3server():
-    import logging
-    from moto.server import ThreadedMotoServer
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)     # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def s3(s3server, monkeypatch):
     import boto3

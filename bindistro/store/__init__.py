@@ -10,14 +10,18 @@ from .objects import ObjectStore
 
 def open_store(spec) -> "Store":
     """The store of a project: its state dir, and its metadata DB (spec.database_url)."""
-    return Store(spec.state_path, spec.database_url)
+    return Store(spec.state_path, spec.database_url, spec.objects_url)
 
 
 class Store:
-    def __init__(self, state_dir: Path, db_url: str | None = None):
+    def __init__(self, state_dir: Path, db_url: str | None = None, objects_url: str | None = None):
         self.dir = state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.objects = ObjectStore(state_dir / "objects")
+        remote = None
+        if objects_url:
+            from .remote import RemoteObjects
+            remote = RemoteObjects(objects_url)
+        self.objects = ObjectStore(state_dir / "objects", remote)
         self.db = MetaDB(db_url or f"sqlite:///{state_dir / 'bindistro.db'}")
         self._stats: dict[str, tuple] | None = None
 

@@ -159,8 +159,10 @@ class ObjectStore:
     """Objects are added under a shared lock and removed (orphans) only under an exclusive one, so a
     command cleaning up never deletes an object another command has just come to rely on."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, remote=None):
+        """`remote`: a RemoteObjects (store/remote.py) this directory caches, shared by other hosts."""
         self.root = root
+        self.remote = remote
         self.lock_path = root.parent / "objects.lock"
         self._created: list[str] | None = None
 
@@ -187,6 +189,8 @@ class ObjectStore:
         try:
             with self._flock(fcntl.LOCK_SH):
                 yield
+                self._created = None
+                self.push(created)     # before the caller commits rows naming them: other hosts read them
         except BaseException:
             self._created = None
             if created:
@@ -194,20 +198,36 @@ class ObjectStore:
                     keep = referenced()
                     for sha in created:
                         if sha not in keep:
-                            self.path(sha).unlink(missing_ok=True)
+                            self.local(sha).unlink(missing_ok=True)
             raise
         finally:
             self._created = None
 
-    def path(self, sha256: str) -> Path:
+    def push(self, shas) -> int:
+        """Upload these local objects to the shared bucket (those it lacks); how many went up."""
+        if self.remote is None:
+            return 0
+        return sum(self.remote.put(sha, self.local(sha)) for sha in dict.fromkeys(shas))
+
+    def local(self, sha256: str) -> Path:
+        """Where object `sha256` lives in this state dir (it may not be there yet)."""
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
+    def path(self, sha256: str) -> Path:
+        """A local file of object `sha256`, fetched from the shared bucket first when this host
+        lacks it."""
+        p = self.local(sha256)
+        if self.remote is not None and not p.exists():
+            self.remote.fetch(sha256, p, OBJECT_MODE)
+        return p
+
     def has(self, sha256: str) -> bool:
-        return os.path.exists(f"{self.root}/{sha256[:2]}/{sha256[2:4]}/{sha256}")
+        return (os.path.exists(f"{self.root}/{sha256[:2]}/{sha256[2:4]}/{sha256}")
+                or (self.remote is not None and self.remote.has(sha256)))
 
     def add(self, src: Path, sha256: str) -> Path:
         """Copy `src` in as object `sha256`; the copy is checked against that hash."""
-        dest = self.path(sha256)
+        dest = self.local(sha256)
         if not dest.exists():
             place(src, dest, OBJECT_MODE, sha256)
             self._record(sha256)
@@ -216,12 +236,14 @@ class ObjectStore:
     def _record(self, sha: str) -> None:
         if self._created is not None:
             self._created.append(sha)      # list.append is atomic: adopt() runs in threads
+        else:
+            self.push([sha])               # added outside a batch: shared at once
 
     def adopt(self, tmp: Path, sha256: str) -> None:
         """Rename a complete copy made in the store's filesystem (ingest.py) into place as
         object `sha256`. The caller has synced the filesystem first (sync_fs): one sync for a
         whole build instead of an fsync per file."""
-        dest = self.path(sha256)
+        dest = self.local(sha256)
         if dest.exists():
             tmp.unlink(missing_ok=True)
             return
@@ -236,7 +258,7 @@ class ObjectStore:
 
     def add_bytes(self, data: bytes) -> str:
         sha = hashlib.sha256(data).hexdigest()
-        dest = self.path(sha)
+        dest = self.local(sha)
         if not dest.exists():
             write_bytes_atomic(dest, data, OBJECT_MODE)
             self._record(sha)
