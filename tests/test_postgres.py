@@ -227,3 +227,40 @@ def test_two_hosts_share_state_in_postgresql_and_objects_in_s3(pg, s3server, tmp
     r = cli("-C", c, "verify", cand, ok=False)
     assert r.exit_code == 1 and f"s3://objects/{key}" in r.stderr and "refused" in r.stderr, r.stderr
     assert not (c / "state/objects" / sha[:2] / sha[2:4] / sha).exists()
+
+
+def test_cycle_on_postgresql_with_objects_and_publishing_in_s3(pg, s3server, tmp_path, monkeypatch, sample_build):
+    """The cycle with nothing but the spec and keys on the host: metadata in PostgreSQL, objects in a
+    bucket, the tree published to the same bucket; fsck passes on the bucket, and the real dnf, apt
+    and opkg install from it over HTTP, as devices behind a CDN would."""
+    import boto3
+    from bindistro_sample.churn import write_churn
+    from test_publish import _install_everywhere
+    for k, v in {"AWS_ENDPOINT_URL": s3server, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                 "AWS_DEFAULT_REGION": "us-east-1", "BINDISTRO_KEY_PASSPHRASE": ""}.items():
+        monkeypatch.setenv(k, v)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="cycle")
+    s3.put_bucket_policy(Bucket="cycle", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:HeadObject"],
+         "Resource": "arn:aws:s3:::cycle/tree/*"}]}))         # devices read the tree, never the store
+    url, d, cli = pg.new_database(), tmp_path / "p", Cli()
+    cli("-C", d, "init", "--no-boot", "--database", url)
+    spec = d / "bindistro.yml"
+    spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n")
+                    .replace(f"  database: {url}\n", f"  database: {url}\n  objects: s3://cycle/objects\n")
+                    .replace("  url: http://localhost:8000\n", "  url: http://localhost:8000\n  target: s3://cycle/tree\n"))
+    fpr = cli.json("-C", d, "keys", "generate", "--uid", "cycle <cycle@bindistro.invalid>")["fingerprint"]
+    for k in (1, 2):
+        deploy = write_churn(tmp_path / f"d{k}", k, 1, sample_build(1) / "tmp" / "deploy", prefix="publish-probe")
+        cand = cli.json("-C", d, "stage", deploy)["candidate"]
+        cli("-C", d, "verify", cand, "--gate", "closure")
+        cli("-C", d, "release", cand)
+    assert cli.json("-C", d, "fsck", "--store", "--publish")["ok"]
+    cli("-C", d, "keys", "export", fpr, "--out", tmp_path / "k.asc")
+    ok = cli.json("-C", d, "fsck", "--publish", "s3://cycle/tree", "--keyring", tmp_path / "k.asc")
+    assert ok["ok"] and ok["checked"]["releases"] == 2, ok["problems"][:3]
+    stored = sum(1 for page in s3.get_paginator("list_objects_v2").paginate(Bucket="cycle", Prefix="objects/")
+                 for _ in page.get("Contents", []))
+    assert stored >= len([p for p in (d / "state/objects").rglob("*") if p.is_file()])
+    _install_everywhere(cli, d, f"{s3server}/cycle/tree", tmp_path, version="1.2")
