@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .restore import conf_text, custom_conf, load_release
+from .restore import conf_text, custom_conf, feed_keys, image_feeds, ipk_signature, load_release, machine_feeds
 
 README = """# Rebuilding {product} {release} from source
 
@@ -15,7 +15,9 @@ SAMPLE-aware note: everything here comes from the published release {release}; n
 
 - `setup-layers.json` — layer URLs and commits; check them out with `oe-setup-layers` (or
   `bitbake-layers setup-layers` on newer releases). `kas.lock.yml` pins the same commits for kas users.
-- `conf/bindistro.conf` — sstate mirror, hash equivalence, PR server and feed settings of the release.
+- `conf/bindistro.conf` — sstate mirror, hash equivalence, PR server and feed settings of the release;
+  with `classes/bindistro-feeds.bbclass` and `conf/bindistro/feeds/` it makes your images use the
+  official feeds, signature checking on, with the release keys (as the official images do).
 - `conf/custom-feed.conf` — settings for publishing your own packages next to the official feed.
 - `prserv-export.conf` — the official PR values (`bitbake-prserv-tool export` format).
 - `SOURCES.txt` — where the release's sources are (the archiver's output, `sources/<target>/<PF>/` of
@@ -24,7 +26,8 @@ SAMPLE-aware note: everything here comes from the published release {release}; n
 ## Transition to custom builds
 
 1. `oe-setup-layers --force-bootstraplayer-checkout setup-layers.json` (or `kas checkout` with the lock file).
-2. `. layers/poky/oe-init-build-env build` and copy `conf/bindistro.conf` to `build/conf/`; add
+2. `. layers/poky/oe-init-build-env build` and copy `conf/bindistro.conf`, `conf/bindistro/` and
+   `classes/` into `build/` (`build/conf/…`, `build/classes/`); add
    `require conf/bindistro.conf` and `require conf/custom-feed.conf` to `build/conf/local.conf`.
 3. Import the official PR values before the first build:
    `bitbake-prserv-tool import prserv-export.conf`.
@@ -71,11 +74,13 @@ def write_bundle(publish: Path, release: str, out: Path, url: str | None, custom
         if info.get(key):
             shutil.copyfile(publish / info[key], out / name)
             files.append(name)
-    (out / "conf" / "bindistro.conf").write_text(conf_text(m, url or f"file://{publish}", None))
+    base = url or f"file://{publish}"
+    lines = image_feeds.write(out, str(m.get("product", "")), base, machine_feeds(m), feed_keys(publish, m),
+                              ipk_signature(publish, m))
+    (out / "conf" / "bindistro.conf").write_text(conf_text(m, base, None) + "\n".join(lines))
     (out / "conf" / "custom-feed.conf").write_text(CUSTOM_FEED.format(product=m.get("product"), release=m["release"],
                                                                       custom="\n".join(custom_conf(custom))))
     sdk = [a["path"] for a in m["artifacts"] if a["kind"] == "sdk" and a["path"].endswith(".sh")]
-    base = url or f"file://{publish}"
     srcs = sorted(a["path"] for a in m["artifacts"] if a["kind"] == "sources")
     (out / "SOURCES.txt").write_text("".join(f"{base}/{p}\n" for p in srcs))
     (out / "README.md").write_text(README.format(
@@ -83,5 +88,6 @@ def write_bundle(publish: Path, release: str, out: Path, url: str | None, custom
         sstate=f"{url or 'file://' + str(publish)}/{info['sstate_mirror']}" if info.get("sstate_mirror") else "not published",
         sources=f"{len(srcs)} files" if srcs else "none in this release's manifest (an earlier release may hold them)",
         sdk=", ".join(sdk) if sdk else "this release publishes no SDK installer; build one with `bitbake <image> -c populate_sdk_ext`."))
-    files += ["conf/bindistro.conf", "conf/custom-feed.conf", "README.md", "SOURCES.txt"]
+    files += ["conf/bindistro.conf", "conf/custom-feed.conf", "README.md", "SOURCES.txt",
+              f"classes/{image_feeds.CLASS_NAME}.bbclass", image_feeds.FILES_DIR + "/"]
     return {"release": m["release"], "out": str(out), "files": files}

@@ -224,6 +224,11 @@ def test_bundle_setup_layers_follow_bitbake_schema(demo, cli, tmp_path):
     assert (out / "prserv-export.conf").read_text().startswith("PRAUTO$")
     assert "PRSERV_UPSTREAM" in (out / "conf" / "custom-feed.conf").read_text()
     assert {"setup-layers.json", "kas.lock.yml", "README.md"} <= set(r["files"])
+    # the user's images are preconfigured for the official feeds, as the official images are
+    assert 'INHERIT += "bindistro-feeds"' in (out / "conf" / "bindistro.conf").read_text()
+    assert (out / "classes" / "bindistro-feeds.bbclass").is_file()
+    assert "check_signature 1" in (out / "conf/bindistro/feeds/qemuarm64/ipk/etc/opkg/sample-distro-signature.conf").read_text()
+    assert (out / "conf/bindistro/feeds/qemuarm64/ipk/etc/opkg/gpg/pubring.kbx").is_file()
 
 
 def test_unpinned_layers_of_real_setup_layers_are_errors(cli, project, sample_build):
