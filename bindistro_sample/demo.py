@@ -13,12 +13,16 @@ from bindistro.stage import stage
 from bindistro.store import open_store
 
 
-def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: int | None = None) -> dict:
+def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: int | None = None,
+        database: str | None = None, objects: str | None = None, target: str | None = None) -> dict:
+    """`database`, `objects`, `target`: the demo beyond one machine (PostgreSQL, objects and the tree in S3)."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / specmod.SPEC_FILE
     if not path.exists():
         sp = specmod.default_spec("sample-distro", sample=True, boot=boot)
         sp.formats = ["ipk", "rpm", "deb"]     # the demo publishes every format
+        sp.database, sp.objects, sp.publish_target = database, objects, target
+        specmod.parse(sp.to_dict(), path)      # what the options give must make a valid spec
         specmod.dump(sp, path)
     sp = specmod.load(path)
     store = open_store(sp)

@@ -264,3 +264,32 @@ def test_cycle_on_postgresql_with_objects_and_publishing_in_s3(pg, s3server, tmp
                  for _ in page.get("Contents", []))
     assert stored >= len([p for p in (d / "state/objects").rglob("*") if p.is_file()])
     _install_everywhere(cli, d, f"{s3server}/cycle/tree", tmp_path, version="1.2")
+
+
+def test_demo_on_postgresql_with_objects_and_tree_in_s3(pg, s3server, tmp_path, monkeypatch):
+    """`bindistro demo` (two sample releases, every gate but the boots) with its metadata in
+    PostgreSQL, its objects and its published tree in S3: fsck passes on the bucket and a device's
+    real opkg installs from it."""
+    import boto3
+    from test_opkg import device_root, installed, opkg
+    for k, v in {"AWS_ENDPOINT_URL": s3server, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="demo")
+    s3.put_bucket_policy(Bucket="demo", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:HeadObject"],
+         "Resource": "arn:aws:s3:::demo/tree/*"}]}))
+    d, cli = tmp_path / "demo", Cli()
+    r = cli.json("demo", "--no-boot", "--releases", 2, "--out", d, "--database", pg.new_database(),
+                 "--objects", "s3://demo/objects", "--target", "s3://demo/tree")
+    assert [x["release"] for x in r["releases"]] == ["1.1", "1.2"]
+    assert not (d / "state" / "bindistro.db").exists()           # the metadata went to PostgreSQL
+    fpr = cli.json("-C", d, "keys", "list")[0]["fingerprint"]
+    cli("-C", d, "keys", "export", fpr, "--out", tmp_path / "k.asc")
+    ok = cli.json("-C", d, "fsck", "--publish", "s3://demo/tree", "--keyring", tmp_path / "k.asc")
+    assert ok["ok"] and ok["checked"]["releases"] == 2, ok["problems"][:3]
+    root = device_root(cli, d, f"{s3server}/demo/tree", tmp_path / "dev")
+    assert "Packages.asc" in (lambda r: r.stdout + r.stderr)(opkg(root, "update"))
+    opkg(root, "install", "htop")
+    assert installed(root)["htop"]

@@ -47,11 +47,14 @@ def sample_build(out_dir, rel, seed, inject, formats, packages, as_json):
               help="Boot gate (QEMU boots of each image, and of upgraded systems) in the demo's verify.")
 @click.option("--packages", type=click.IntRange(1, 200_000), default=None, metavar="N",
               help="World-sized: about N package names per machine's feeds (see sample-build).")
+@click.option("--database", metavar="URL", help="Metadata in PostgreSQL (as init --database).")
+@click.option("--objects", metavar="s3://BUCKET/PREFIX", help="Store objects in S3 (state.objects).")
+@click.option("--target", metavar="s3://BUCKET/PREFIX", help="Also publish to S3 (publish.target).")
 @json_opt
-def demo(out_dir, count, seed, boot, packages, as_json):
+def demo(out_dir, count, seed, boot, packages, database, objects, target, as_json):
     """Sample builds of releases 1..N, each staged and released; leaves OUT/publish browsable."""
     from bindistro_sample.demo import run
-    r = run(out_dir, count, seed, boot=boot, packages=packages)
+    r = run(out_dir, count, seed, boot=boot, packages=packages, database=database, objects=objects, target=target)
 
     def human(r):
         t = Table("release", "candidate", "packages", "new files", "changes", title=f"SAMPLE distro in {r['out']}")
