@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import shutil
 
 from . import faults, model, publish
@@ -23,42 +22,19 @@ from .device import machine_feeds
 from .errors import BadInput, BindistroError, Problem
 from .formats import get as get_format
 from .formats.base import Indexed, PackageInfo, stamp_of
+from .listing import write_listing
 from .spec import Spec
 from .store import Store
 from .store.objects import hash_file
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
-DIR = "channels"
-MANIFEST_LIMIT = 64 << 20
-
-
-def check_name(name: str) -> str:
-    if not NAME.fullmatch(name or ""):
-        raise BindistroError(f"channel name {name!r}: lower-case letters, digits and -, at most 31")
-    return name
-
-
-def listed(root) -> list[dict]:
-    """The channels a tree (or generation) holds, from their manifests, for releases.json."""
-    out = []
-    for m in sorted((root / DIR).glob("*/manifest.json")) if (root / DIR).is_dir() else ():
-        try:
-            if m.stat().st_size > MANIFEST_LIMIT:
-                raise ValueError("too large")
-            doc = json.loads(m.read_bytes())
-        except (OSError, ValueError):
-            continue         # fsck says so; the listing lists what can be read
-        out.append({"channel": doc.get("channel"), "candidate": doc.get("candidate"), "created": doc.get("created"),
-                    "verify": (doc.get("verify") or {}).get("summary"), "not_a_release": True,
-                    "manifest": f"{DIR}/{m.parent.name}/manifest.json"})
-    return out
+DIR = model.CHANNELS.rstrip("/")
 
 
 def publish_channel(spec: Spec, store: Store, cid: int, name: str) -> dict:
     from . import verify
-    from .release import check_eol, manifest_entry, write_listing
+    from .release import check_eol, manifest_entry
     from .release.sign import Signer
-    check_name(name)
+    model.check_channel(name)
     check_eol(spec, "channel builds")
     got = store.db.candidate(cid)
     if not got:
@@ -117,8 +93,7 @@ def publish_channel(spec: Spec, store: Store, cid: int, name: str) -> dict:
 
 
 def remove_channel(spec: Spec, store: Store, name: str) -> dict:
-    from .release import write_listing
-    check_name(name)
+    model.check_channel(name)
     with publish.transaction(spec, store, f"remove channel {name}") as g:
         if not (g.dir / DIR / name).is_dir():
             raise BindistroError(f"{spec.publish_path / DIR / name}: no channel {name!r} is published")

@@ -42,12 +42,12 @@ def write(spec: Spec, store: Store, machine: str, fmt: str, out: Path, url: str 
         raise ValueError(f"{spec.path}: machines: no machine {machine!r} (have: {', '.join(x.name for x in spec.machines)})")
     name, url = spec.product, (url or spec.publish_url).rstrip("/")
     if channel:
-        from .channel import DIR, check_name
-        check_name(channel)
-        if not (spec.publish_path / DIR / channel / "manifest.json").is_file():
-            raise ValueError(f"{spec.publish_path / DIR / channel}: no channel {channel!r} is published "
+        from .model import CHANNELS, check_channel
+        base = CHANNELS + check_channel(channel)
+        if not (spec.publish_path / base / "manifest.json").is_file():
+            raise ValueError(f"{spec.publish_path / base}: no channel {channel!r} is published "
                              "(bindistro publish CAND --channel NAME)")
-        name, url = f"{spec.product}-{channel}", f"{url}/{DIR}/{channel}"
+        name, url = f"{spec.product}-{channel}", f"{url}/{base}"
     fprs = [k for k in [spec.signing_key, *spec.previous_keys] if k]
     customs = [c for c in customs if c["format"] == fmt]
     fprs += [c["key"] for c in customs if c["key"] not in fprs]

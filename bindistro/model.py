@@ -4,6 +4,7 @@ Plain typed records; reading them from disk and writing them to the DB live else
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 # Artifact kinds. Packages go to feeds; everything else goes under releases/<name>/.
@@ -29,6 +30,14 @@ INDEXES = {"Packages", "Packages.gz", "Packages.xz", "Packages.stamps", "Release
 LISTINGS = {"releases.json", "SECURITY.md", "security.txt"}
 VIEWER = ("site/", "api/")
 CHANNELS = "channels/"    # builds for testers: a channel's content is replaced by the next one (channel.py)
+CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+
+
+def check_channel(name: str) -> str:
+    if not CHANNEL_NAME.fullmatch(name or ""):
+        from .errors import BindistroError
+        raise BindistroError(f"channel name {name!r}: lower-case letters, digits and -, at most 31")
+    return name
 
 
 def rewritten(rel: str) -> bool:

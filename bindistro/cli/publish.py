@@ -213,8 +213,8 @@ def publish_cmd(proj: Project, candidate, channel, remove, as_json):
 @click.pass_obj
 def channels_cmd(proj: Project, as_json):
     """List the published channels (builds for testers, not releases)."""
-    from ..channel import listed
-    data = listed(proj.spec.publish_path)
+    from ..listing import channels
+    data = channels(proj.spec.publish_path)
 
     def human(data):
         from rich.table import Table

@@ -13,18 +13,17 @@ import hashlib
 import json
 import re
 
-from pathlib import Path
-
 from .. import faults, model, publish, site
 from ..device import machine_feeds
 from ..errors import BadInput, BindistroError, Problem
 from ..formats import get as get_format
 from ..formats.base import Indexed, PackageInfo, stamp_of
+from ..listing import write_listing
 from ..model import Artifact, Release
 from ..progress import progress
 from ..spec import Spec
 from ..store import Store
-from ..store.objects import hash_file, write_bytes_atomic
+from ..store.objects import hash_file
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
@@ -251,22 +250,6 @@ def restore_info(plan: dict[str, Artifact]) -> dict:
         elif a.kind == model.PRDB:
             info["prserv_db"] = d
     return info
-
-
-def write_listing(spec: Spec, store: Store, root: Path, extra: Release | None = None) -> None:
-    """releases.json, security.txt and SECURITY.md of generation `root` (`extra`: the release
-    being made, not yet in the DB)."""
-    rels = store.db.releases() + ([extra] if extra else [])
-    listing = {"product": spec.product, "eol": spec.eol.isoformat() if spec.eol else None,
-               "releases": [{"release": r.name, "sequence": r.seq, "created": r.created,
-                             "manifest": f"releases/{r.name}/manifest.json"} for r in rels]}
-    from ..channel import listed
-    chans = listed(root)
-    if chans:
-        listing["channels"] = chans     # builds for testers, each marked not_a_release
-    write_bytes_atomic(root / "releases.json", json.dumps(listing, indent=1).encode() + b"\n")
-    from ..cve import policy
-    policy.write(spec, store, root, rels)     # security.txt + SECURITY.md list the supported releases
 
 
 def relist(spec: Spec, store: Store, what: str) -> None:
