@@ -42,6 +42,11 @@ def write(build: Path, product: str, url: str, machines: dict[str, dict[str, lis
     import shutil
     root = build / FILES_DIR
     shutil.rmtree(root, ignore_errors=True)       # a machine or key dropped since must not linger
+    if not machines:
+        # a release manifest from before bindistro recorded each machine's feeds: the class would
+        # stop every image build, so the images keep what OE writes from PACKAGE_FEED_* alone
+        (build / "classes" / f"{CLASS_NAME}.bbclass").unlink(missing_ok=True)
+        return ["# this release names no machine's feeds: images get OE's own feed configuration", ""]
     for machine, per_fmt in sorted(machines.items()):
         for fmt, archs in per_fmt.items():
             files = feed_files(product, url, fmt, archs, keys, ipk_signature)
