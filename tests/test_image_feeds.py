@@ -127,3 +127,13 @@ def test_soc_family_feeds_come_from_the_build(signed, tmp_path):
     subprocess.run(["git", "clone", "-q", str(bundle), str(tmp_path / "bh")], check=True)
     assert from_buildhistory(tmp_path / "bh/images") == {
         "ccimx8x-sbc-pro": ["all", "aarch64", "aarch64-mx8qxp", "ccimx8x_sbc_pro"]}
+
+
+def test_a_manifest_without_machine_feeds_writes_no_class(tmp_path):
+    """Older release manifests name no per-machine feeds: restore must not write the class, whose
+    rootfs step would stop every image build for want of a machine's files."""
+    from bindistro.restore import image_feeds
+    (tmp_path / "classes").mkdir()
+    (tmp_path / "classes/bindistro-feeds.bbclass").write_text("left by an earlier restore\n")
+    lines = image_feeds.write(tmp_path, "distro", "http://feeds.example.org", {}, {}, "asc")
+    assert not any("INHERIT" in l for l in lines) and not (tmp_path / "classes/bindistro-feeds.bbclass").exists()
