@@ -137,3 +137,34 @@ def test_a_manifest_without_machine_feeds_writes_no_class(tmp_path):
     (tmp_path / "classes/bindistro-feeds.bbclass").write_text("left by an earlier restore\n")
     lines = image_feeds.write(tmp_path, "distro", "http://feeds.example.org", {}, {}, "asc")
     assert not any("INHERIT" in l for l in lines) and not (tmp_path / "classes/bindistro-feeds.bbclass").exists()
+
+
+def test_the_class_rootfs_step_runs_as_bitbake_would_run_it(tmp_path):
+    """bindistro-feeds.bbclass's shell function, run by sh with the variables bitbake would expand:
+    OE's own unchecked apt lines and dnf repo files go, the machine's files come in; a machine
+    without files stops the build with bbfatal."""
+    import re
+    import subprocess
+    from bindistro.restore import image_feeds
+    body = re.search(r"bindistro_feed_files \(\) \{\n(.*)\n\}", image_feeds.CLASS, re.S).group(1)
+    files = tmp_path / "feeds"
+    (files / "qemux86-64/deb/etc/apt/sources.list.d").mkdir(parents=True)
+    (files / "qemux86-64/deb/etc/apt/sources.list.d/distro.sources").write_text("Types: deb\n")
+    root = tmp_path / "rootfs"
+    (root / "etc/apt").mkdir(parents=True)
+    (root / "etc/yum.repos.d").mkdir(parents=True)
+    (root / "etc/apt/sources.list").write_text("deb [trusted=yes] http://x/feeds/deb/all ./\ndeb http://mirror/debian stable main\n")
+    (root / "etc/yum.repos.d/oe-remote-repo-feeds-rpm.repo").write_text("[oe]\n")
+
+    def run(machine):
+        env = {"BINDISTRO_FEED_FILES": str(files), "MACHINE": machine, "IMAGE_PKGTYPE": "deb",
+               "IMAGE_ROOTFS": str(root), "sysconfdir": "/etc", "PATH": "/usr/bin:/bin"}
+        return subprocess.run(["sh", "-ec", 'bbfatal() { echo "FATAL: $*" >&2; exit 1; }\n' + body], env=env,
+                              capture_output=True, text=True)
+    r = run("qemux86-64")
+    assert r.returncode == 0, r.stderr
+    assert (root / "etc/apt/sources.list").read_text() == "deb http://mirror/debian stable main\n"
+    assert not (root / "etc/yum.repos.d/oe-remote-repo-feeds-rpm.repo").exists()
+    assert (root / "etc/apt/sources.list.d/distro.sources").read_text() == "Types: deb\n"
+    r = run("qemuarm64")
+    assert r.returncode == 1 and "no feed configuration for qemuarm64" in r.stderr
