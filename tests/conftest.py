@@ -245,6 +245,17 @@ def small_signed(tmp_path_factory):
     return signed_project(base / "p", [write_churn(base / f"deploy-{n}", n, 12, prefix="crash") for n in (1, 2, 3)])
 
 
+@pytest.fixture(scope="module")
+def pg():
+    """A throw-away PostgreSQL server (Debian's binaries, pg_ctl in a temp dir, no TCP port)."""
+    from pgserver import PgServer, available
+    if not available():
+        pytest.fail("PostgreSQL's server binaries are missing (scripts/setup.sh installs postgresql)")
+    server = PgServer()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def s3server():
     """An S3 API on 127.0.0.1 (moto's server, in a thread of this process): its endpoint URL."""

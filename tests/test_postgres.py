@@ -15,20 +15,10 @@ import sqlalchemy as sa
 
 from bindistro.store.schema import SCHEMA_VERSION
 from conftest import Cli, link_copy
-from pgserver import PgServer, available
 
 pytestmark = pytest.mark.slow       # a server, real cycles, concurrent processes
 
 BIN = Path(sys.executable).parent / "bindistro"
-
-
-@pytest.fixture(scope="module")
-def pg():
-    if not available():
-        pytest.fail("PostgreSQL's server binaries are missing (scripts/setup.sh installs postgresql)")
-    server = PgServer()
-    yield server
-    server.stop()
 
 
 def run(*args, env=None, ok=True):
@@ -227,69 +217,3 @@ def test_two_hosts_share_state_in_postgresql_and_objects_in_s3(pg, s3server, tmp
     r = cli("-C", c, "verify", cand, ok=False)
     assert r.exit_code == 1 and f"s3://objects/{key}" in r.stderr and "refused" in r.stderr, r.stderr
     assert not (c / "state/objects" / sha[:2] / sha[2:4] / sha).exists()
-
-
-def test_cycle_on_postgresql_with_objects_and_publishing_in_s3(pg, s3server, tmp_path, monkeypatch, sample_build):
-    """The cycle with nothing but the spec and keys on the host: metadata in PostgreSQL, objects in a
-    bucket, the tree published to the same bucket; fsck passes on the bucket, and the real dnf, apt
-    and opkg install from it over HTTP, as devices behind a CDN would."""
-    import boto3
-    from bindistro_sample.churn import write_churn
-    from test_publish import _install_everywhere
-    for k, v in {"AWS_ENDPOINT_URL": s3server, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                 "AWS_DEFAULT_REGION": "us-east-1", "BINDISTRO_KEY_PASSPHRASE": ""}.items():
-        monkeypatch.setenv(k, v)
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket="cycle")
-    s3.put_bucket_policy(Bucket="cycle", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:HeadObject"],
-         "Resource": "arn:aws:s3:::cycle/tree/*"}]}))         # devices read the tree, never the store
-    url, d, cli = pg.new_database(), tmp_path / "p", Cli()
-    cli("-C", d, "init", "--no-boot", "--database", url)
-    spec = d / "bindistro.yml"
-    spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n")
-                    .replace(f"  database: {url}\n", f"  database: {url}\n  objects: s3://cycle/objects\n")
-                    .replace("  url: http://localhost:8000\n", "  url: http://localhost:8000\n  target: s3://cycle/tree\n"))
-    fpr = cli.json("-C", d, "keys", "generate", "--uid", "cycle <cycle@bindistro.invalid>")["fingerprint"]
-    for k in (1, 2):
-        deploy = write_churn(tmp_path / f"d{k}", k, 1, sample_build(1) / "tmp" / "deploy", prefix="publish-probe")
-        cand = cli.json("-C", d, "stage", deploy)["candidate"]
-        cli("-C", d, "verify", cand, "--gate", "closure")
-        cli("-C", d, "release", cand)
-    assert cli.json("-C", d, "fsck", "--store", "--publish")["ok"]
-    cli("-C", d, "keys", "export", fpr, "--out", tmp_path / "k.asc")
-    ok = cli.json("-C", d, "fsck", "--publish", "s3://cycle/tree", "--keyring", tmp_path / "k.asc")
-    assert ok["ok"] and ok["checked"]["releases"] == 2, ok["problems"][:3]
-    stored = sum(1 for page in s3.get_paginator("list_objects_v2").paginate(Bucket="cycle", Prefix="objects/")
-                 for _ in page.get("Contents", []))
-    assert stored >= len([p for p in (d / "state/objects").rglob("*") if p.is_file()])
-    _install_everywhere(cli, d, f"{s3server}/cycle/tree", tmp_path, version="1.2")
-
-
-def test_demo_on_postgresql_with_objects_and_tree_in_s3(pg, s3server, tmp_path, monkeypatch):
-    """`bindistro demo` (two sample releases, every gate but the boots) with its metadata in
-    PostgreSQL, its objects and its published tree in S3: fsck passes on the bucket and a device's
-    real opkg installs from it."""
-    import boto3
-    from test_opkg import device_root, installed, opkg
-    for k, v in {"AWS_ENDPOINT_URL": s3server, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(k, v)
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket="demo")
-    s3.put_bucket_policy(Bucket="demo", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:HeadObject"],
-         "Resource": "arn:aws:s3:::demo/tree/*"}]}))
-    d, cli = tmp_path / "demo", Cli()
-    r = cli.json("demo", "--no-boot", "--releases", 2, "--out", d, "--database", pg.new_database(),
-                 "--objects", "s3://demo/objects", "--target", "s3://demo/tree")
-    assert [x["release"] for x in r["releases"]] == ["1.1", "1.2"]
-    assert not (d / "state" / "bindistro.db").exists()           # the metadata went to PostgreSQL
-    fpr = cli.json("-C", d, "keys", "list")[0]["fingerprint"]
-    cli("-C", d, "keys", "export", fpr, "--out", tmp_path / "k.asc")
-    ok = cli.json("-C", d, "fsck", "--publish", "s3://demo/tree", "--keyring", tmp_path / "k.asc")
-    assert ok["ok"] and ok["checked"]["releases"] == 2, ok["problems"][:3]
-    root = device_root(cli, d, f"{s3server}/demo/tree", tmp_path / "dev")
-    assert "Packages.asc" in (lambda r: r.stdout + r.stderr)(opkg(root, "update"))
-    opkg(root, "install", "htop")
-    assert installed(root)["htop"]
