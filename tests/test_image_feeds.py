@@ -103,8 +103,9 @@ def test_soc_family_feeds_come_from_the_build(signed, tmp_path):
     from bindistro.yocto.machines import from_buildhistory
     from conftest import need_realdata
     cli, d, _fpr = signed
-    b = d / "b1"
-    cli("sample-build", b, "--release", 1, "--formats", "ipk")       # this module's first test made it: kept
+    b = d / "soc"
+    cli("-C", d / "p", "restore", b)                  # configured for the project's feeds and key
+    cli("sample-build", b, "--release", 1, "--formats", "ipk")
     cli("-C", tmp_path / "q", "init", "--no-boot", "--from-build", b)
     spec = (tmp_path / "q/bindistro.yml").read_text()
     assert "qemuarm64:\n    archs:\n    - all\n    - cortexa57\n    - cortexa57-virt\n    - qemuarm64\n" in spec

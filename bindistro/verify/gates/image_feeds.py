@@ -28,7 +28,9 @@ MANAGERS = {"ipk": ("usr/bin/opkg", "bin/opkg"), "rpm": ("usr/bin/dnf", "usr/bin
             "deb": ("usr/bin/apt-get", "usr/bin/apt")}
 CONFIG = re.compile(r"^etc/opkg/[^/]+\.conf$|^etc/yum\.repos\.d/[^/]+\.repo$|^etc/apt/sources\.list$"
                     r"|^etc/apt/sources\.list\.d/[^/]+\.(list|sources)$")
-KEYFILES = re.compile(r"^(etc/opkg/gpg|etc/pki|usr/share/keyrings|etc/apt/keyrings|etc/apt/trusted\.gpg\.d)/|"
+# where the package managers' feed keys live (not all of /etc/pki: an image's CA certificates are there)
+KEYFILES = re.compile(r"^(etc/opkg/gpg|etc/pki/rpm-gpg|etc/pki/packagefeed-gpg|usr/share/keyrings|etc/apt/keyrings"
+                      r"|etc/apt/trusted\.gpg\.d)/|"
                       r"^etc/apt/trusted\.gpg$")
 TEXT_LIMIT, KEY_LIMIT, FILE_COUNT = 64 << 10, 1 << 20, 500
 WHERE = {"ipk": "/etc/opkg/*.conf", "rpm": "/etc/yum.repos.d/*.repo", "deb": "/etc/apt/sources.list(.d)"}
@@ -44,11 +46,11 @@ def scan(path, name: str) -> dict:
                 for fmt, bins in MANAGERS.items():
                     if p in bins and (m.isfile() or m.issym()):
                         out["managers"].add(fmt)
-                if not m.isfile() or len(out["config"]) + len(out["keys"]) >= FILE_COUNT:
+                if not m.isfile():
                     continue
-                if CONFIG.match(p):
+                if CONFIG.match(p) and len(out["config"]) < FILE_COUNT:
                     out["config"]["/" + p] = tf.extractfile(m).read(TEXT_LIMIT).decode(errors="replace")
-                elif KEYFILES.match(p) and m.size <= KEY_LIMIT:
+                elif KEYFILES.match(p) and m.size <= KEY_LIMIT and len(out["keys"]) < FILE_COUNT:
                     out["keys"]["/" + p] = tf.extractfile(m).read(KEY_LIMIT)
         except ARCHIVE_ERRORS as e:
             out["error"] = str(e)
