@@ -14,25 +14,24 @@ a device of a channel follows whatever was published there last.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import shutil
 
-from . import faults, model, publish
+from . import model, publish
 from .device import machine_feeds
 from .errors import BadInput, BindistroError, Problem
 from .formats import get as get_format
-from .formats.base import Indexed, PackageInfo, stamp_of
 from .listing import write_listing
 from .spec import Spec
 from .store import Store
-from .store.objects import hash_file
 
 DIR = model.CHANNELS.rstrip("/")
 
 
 def publish_channel(spec: Spec, store: Store, cid: int, name: str) -> dict:
     from . import verify
-    from .release import check_eol, manifest_entry
+    from .release import check_eol, index_feed, manifest_entry, signing_entry
     from .release.sign import Signer
     model.check_channel(name)
     check_eol(spec, "channel builds")
@@ -66,30 +65,24 @@ def publish_channel(spec: Spec, store: Store, cid: int, name: str) -> dict:
                 signer.sign_file(g.dir / d)
         signer.publish_keys(g.dir)       # keys/: devices of a channel trust the release keys
         for fmt_name, arch in sorted({(a.format, a.arch) for a in pkgs}):
-            fmt = get_format(fmt_name)
-            feed_dir = g.path(f"{base}/feeds/{fmt_name}/{arch}/Packages").parent
-            items = [Indexed(a.filename, PackageInfo(a.name, a.version, a.arch, a.meta), a.size, a.md5, a.sha256,
-                             stamp_of(feed_dir / a.filename)) for a in pkgs if (a.format, a.arch) == (fmt_name, arch)]
-            fmt.write_index(feed_dir, items, all_versions=True)
-            signer.sign_feed(fmt_name, feed_dir)
-            faults.point("index")
+            index_feed(signer, g.path(f"{base}/feeds/{fmt_name}/{arch}/Packages").parent, fmt_name, arch, pkgs)
         manifest = {
             "channel": name, "not_a_release": True, "product": spec.product, "candidate": cid, "source": row.source,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "verify": {"created": rep["created"], "gates": rep["gates"], "summary": rep["summary"]},
             "feeds": {f: sorted({f"{base}/feeds/{f}/{a.arch}" for a in pkgs if a.format == f}) for f in spec.formats},
             "machines": machine_feeds(spec),
-            "signing": {"key": spec.signing_key, "keys": [f"keys/{k}.asc" for k in [spec.signing_key, *spec.previous_keys] if k]}
-                       if spec.signing_key else None,
+            "signing": signing_entry(spec),
             "artifacts": [manifest_entry(a, d) for d, a in plan.items()],
         }
-        mpath = g.write(f"{base}/manifest.json", json.dumps(manifest, indent=1).encode() + b"\n")
+        data = json.dumps(manifest, indent=1).encode() + b"\n"
+        mpath = g.write(f"{base}/manifest.json", data)
         signer.sign_file(mpath)
         write_listing(spec, store, g.dir)
         g.commit(lambda n: _record(store, n))
     return {"channel": name, "candidate": cid, "created": manifest["created"], "packages": len(pkgs),
             "images": len(images), "path": base, "verify": rep["summary"],
-            "manifest_sha256": hash_file(spec.publish_path / base / "manifest.json")[0]}
+            "manifest_sha256": hashlib.sha256(data).hexdigest()}
 
 
 def remove_channel(spec: Spec, store: Store, name: str) -> dict:

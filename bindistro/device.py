@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .formats import get as get_format
+from .yocto.machines import arch_conf
 from .spec import Spec
 from .store import Store
 
@@ -48,7 +49,7 @@ def write(spec: Spec, store: Store, machine: str, fmt: str, out: Path, url: str 
             raise ValueError(f"{spec.publish_path / base}: no channel {channel!r} is published "
                              "(bindistro publish CAND --channel NAME)")
         name, url = f"{spec.product}-{channel}", f"{url}/{base}"
-    fprs = [k for k in [spec.signing_key, *spec.previous_keys] if k]
+    fprs = list(spec.release_keys)
     customs = [c for c in customs if c["format"] == fmt]
     fprs += [c["key"] for c in customs if c["key"] not in fprs]
     from .keys import Keyring
@@ -103,7 +104,7 @@ def config_files(name: str, url: str, fmt: str, archs: list[str], fprs: list[str
     if fmt == "ipk":
         files["etc/opkg/base-feeds.conf"] = "".join(f"src/gz {n} {u}\n" for n, u in feeds).encode()
         # OE's opkg arch.conf: later (more specific) architectures win
-        files["etc/opkg/arch.conf"] = "".join(f"arch {a} {1 + 5 * i}\n" for i, a in enumerate(archs)).encode()
+        files["etc/opkg/arch.conf"] = arch_conf(archs).encode()
         if fprs:
             # opkg's default signature_type `gpg` fetches Packages.sig; the feeds publish Packages.asc
             # unless keys.ipk_feed_signature is `sig` (PACKAGE_FEED_GPG_SIGNATURE_TYPE in OE)

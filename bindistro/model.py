@@ -29,6 +29,7 @@ GENERATED = "generated"   # written by bindistro at release time (setup-layers.j
 INDEXES = {"Packages", "Packages.gz", "Packages.xz", "Packages.stamps", "Release", "repomd.xml"}
 LISTINGS = {"releases.json", "SECURITY.md", "security.txt"}
 VIEWER = ("site/", "api/")
+ROOTFS = re.compile(r"\.rootfs.*\.tar(\.(gz|bz2|xz|zst))?$")   # an image's root filesystem archive
 CHANNELS = "channels/"    # builds for testers: a channel's content is replaced by the next one (channel.py)
 CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 

@@ -197,6 +197,11 @@ class Spec:
     def publish_path(self) -> Path:
         return self.resolve(self.publish_dir)
 
+    @property
+    def release_keys(self) -> list[str]:
+        """The keys devices trust for this distro: the signing key first, then the previous ones."""
+        return list(dict.fromkeys(k for k in [self.signing_key, *self.previous_keys] if k))
+
     def feeds(self) -> list[str]:
         """One feed per package architecture, `all` and machine arch included, in first-seen order."""
         out: list[str] = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bindistro.yocto import conf
+from bindistro.yocto.machines import arch_conf
 from .packages import File
 
 PKGTYPE = "ipk"     # the sample images are opkg images, whatever else the build packages
@@ -21,7 +22,7 @@ def _dirs(paths) -> list[File]:
 
 
 def image_files(topdir: Path, machine: str, package_archs: list[str], deploy: Path, inject: list[str]) -> list[File]:
-    files = {"/etc/opkg/arch.conf": "".join(f"arch {a} {1 + 5 * i}\n" for i, a in enumerate(package_archs)).encode()}
+    files = {"/etc/opkg/arch.conf": arch_conf(package_archs).encode()}
     if "image-not-preconfigured" not in inject and (topdir / "conf" / "local.conf").exists():
         d = conf.parse([topdir / "conf" / "local.conf"], topdir, preset={"MACHINE": machine, "IMAGE_PKGTYPE": PKGTYPE})
         d.setVar("OVERRIDES", f"{machine}:pn-core-image-minimal")

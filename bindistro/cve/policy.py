@@ -17,7 +17,7 @@ def security_txt(spec: Spec, today: dt.date) -> str:
                                   dt.timezone.utc)
     lines = [f"Contact: {spec.security.contact}",
              f"Expires: {expires.strftime('%Y-%m-%dT%H:%M:%SZ')}"]
-    for fpr in dict.fromkeys([k for k in [spec.signing_key, *spec.previous_keys] if k]):
+    for fpr in spec.release_keys:
         lines.append(f"Encryption: {url}/keys/{fpr}.asc")
     lines += ["Preferred-Languages: en",
               f"Canonical: {url}/.well-known/security.txt",

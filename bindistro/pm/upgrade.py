@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..yocto.machines import arch_conf
 from ..cache import cache_dir
 from ..errors import Finding
 from ..formats import get as get_format
@@ -193,7 +194,7 @@ class IpkRoot:
         (self.root / "var/lib/opkg").mkdir(parents=True, exist_ok=True)
         self.conf = work / "opkg.conf"
         self.conf.write_text("dest root /\noption lists_dir /var/lib/opkg/lists\n" +
-                             "".join(f"arch {a} {1 + 5 * i}\n" for i, a in enumerate(archs)) +
+                             arch_conf(archs) +
                              f"src/gz candidate file://{repo}\n")
         self.wrapper = work / "sh-wrapper"
         self.wrapper.write_text(SH_WRAPPER)

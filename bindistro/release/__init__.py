@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from pathlib import Path
 
 from .. import faults, model, publish, site
 from ..device import machine_feeds
@@ -82,6 +83,26 @@ def manifest_entry(a: Artifact, path: str) -> dict:
     elif a.meta.get("machine"):
         e["machine"] = a.meta["machine"]
     return e
+
+
+def signing_entry(spec: Spec) -> dict | None:
+    """A manifest's `signing`: the key that signs it and where every trusted key is published."""
+    if not spec.signing_key:
+        return None
+    return {"key": spec.signing_key, "keys": [f"keys/{k}.asc" for k in spec.release_keys]}
+
+
+def index_feed(signer, feed_dir: Path, fmt_name: str, arch: str, arts: list[Artifact]) -> None:
+    """The index of one feed over those of `arts` that belong to it (stored metadata, no
+    re-reading; a later artifact of the same file name wins), then its signature."""
+    items: dict[str, Indexed] = {}
+    for a in arts:
+        if (a.format, a.arch) == (fmt_name, arch):
+            items[a.filename] = Indexed(a.filename, PackageInfo(a.name, a.version, a.arch, a.meta), a.size, a.md5,
+                                        a.sha256, stamp_of(feed_dir / a.filename))
+    get_format(fmt_name).write_index(feed_dir, list(items.values()), all_versions=True)
+    signer.sign_feed(fmt_name, feed_dir)
+    faults.point("index")
 
 
 def check_eol(spec: Spec, what: str) -> None:
@@ -186,17 +207,8 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, arts, name, s
     touched = {(a.format, a.arch) for d, a in plan.items() if a.kind == model.PACKAGE and d not in published}
     history = [signer.lookup(a) for a in store.db.released_packages()]
     for fmt_name, arch in progress(sorted(touched), f"indexing {name}"):
-        fmt = get_format(fmt_name)
-        feed_dir = g.path(f"feeds/{fmt_name}/{arch}/Packages").parent
-        items: dict[str, Indexed] = {}
-        for a in history + [a for a in plan.values() if a.kind == model.PACKAGE]:
-            if (a.format, a.arch) != (fmt_name, arch):
-                continue
-            info = PackageInfo(a.name, a.version, a.arch, a.meta)   # stored metadata, no re-reading
-            items[a.filename] = Indexed(a.filename, info, a.size, a.md5, a.sha256, stamp_of(feed_dir / a.filename))
-        fmt.write_index(feed_dir, list(items.values()), all_versions=True)
-        signer.sign_feed(fmt_name, feed_dir)
-        faults.point("index")
+        index_feed(signer, g.path(f"feeds/{fmt_name}/{arch}/Packages").parent, fmt_name, arch,
+                   history + [a for a in plan.values() if a.kind == model.PACKAGE])
 
     # 3. the manifest, signed once by the key of the day
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -211,8 +223,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, arts, name, s
         "waivers": verify.waivers_of(store, cid),
         "restore": restore_info(plan) | ({"sstate_keys": list(spec.sstate_keys)} if spec.sstate_keys and any(
             a.kind == model.SSTATE for a in plan.values()) else {}),
-        "signing": {"key": spec.signing_key, "keys": [f"keys/{k}.asc" for k in [spec.signing_key, *spec.previous_keys] if k]}
-                   if spec.signing_key else None,
+        "signing": signing_entry(spec),
         "artifacts": [manifest_entry(a, d) for d, a in plan.items()],
     }
     data = json.dumps(manifest, indent=1).encode() + b"\n"

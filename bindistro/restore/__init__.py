@@ -63,11 +63,10 @@ def project_trust(spec, own_tree: bool, insecure: bool = False) -> Trust:
     """The project's release keys (current and previous); a project that signs nothing trusts only
     its own tree."""
     from ..keys import Keyring
-    fprs = [k for k in [spec.signing_key, *spec.previous_keys] if k]
-    if not fprs:
+    if not spec.release_keys:
         return Trust(insecure=insecure, local=own_tree)
     kr = Keyring(spec.state_path / "gnupg")
-    return Trust([kr.export(f) for f in fprs if kr.has(f)], insecure)
+    return Trust([kr.export(f) for f in spec.release_keys if kr.has(f)], insecure)
 
 
 def _inside(publish: Path, rel: str, what: str) -> Path:
@@ -183,6 +182,15 @@ def ipk_signature(publish: Path, manifest: dict) -> str:
     return "asc"
 
 
+def feed_conf(url: str, per_machine: dict[str, list[str]], archs: list[str] | None = None) -> list[str]:
+    """OE's feed variables: the tree's URL, the feeds of the image's package type, and each machine's
+    own feeds (MACHINE is an override: no x86 feed on an arm device)."""
+    lines = [f'PACKAGE_FEED_URIS = "{url}"', 'PACKAGE_FEED_BASE_PATHS = "feeds/${IMAGE_PKGTYPE}"']
+    if archs:
+        lines.append(f'PACKAGE_FEED_ARCHS = "{" ".join(archs)}"')
+    return lines + [f'PACKAGE_FEED_ARCHS:{m} = "{" ".join(a)}"' for m, a in sorted(per_machine.items()) if a] + [""]
+
+
 def conf_text(manifest: dict, url: str, hashserv_upstream: str | None, custom: str | None = None) -> str:
     r = manifest.get("restore", {})
     feeds = manifest.get("feeds") if isinstance(manifest.get("feeds"), dict) else {}
@@ -215,11 +223,8 @@ def conf_text(manifest: dict, url: str, hashserv_upstream: str | None, custom: s
         lines.append('# BB_HASHSERVE_UPSTREAM = "wss://hashserv.example.org/ws"   # a public server, if the distro runs one')
     lines += ["", "# PR server: local, with the release's values imported into cache/prserv.sqlite3",
               'PRSERV_HOST ?= "localhost:0"', "",
-              "# where devices get packages (used for the images' feed configuration)",
-              f'PACKAGE_FEED_URIS = "{url}"', 'PACKAGE_FEED_BASE_PATHS = "feeds/${IMAGE_PKGTYPE}"',
-              f'PACKAGE_FEED_ARCHS = "{" ".join(archs)}"']
-    # each machine's image gets its own feeds only (MACHINE is an override): no x86 feed on an arm device
-    lines += [f'PACKAGE_FEED_ARCHS:{m} = "{" ".join(a)}"' for m, a in sorted(per_machine.items()) if a] + [""]
+              "# where devices get packages (used for the images' feed configuration)"]
+    lines += feed_conf(url, per_machine, archs)
     if custom:
         lines += custom_conf(custom)
     return "\n".join(lines)
@@ -325,16 +330,15 @@ def configure_feeds(spec, store, build: Path) -> dict:
     that the first images are preconfigured too. `restore` replaces the file with the full one."""
     from ..device import machine_feeds
     from ..keys import Keyring
-    fprs = [k for k in [spec.signing_key, *spec.previous_keys] if k]
+    fprs = spec.release_keys
     keys = {k: Keyring(store.dir / "gnupg").export(k) for k in fprs}
     url = spec.publish_url.rstrip("/")
     if not SAFE_VALUE.fullmatch(url):
         raise BindistroError(f"{spec.path}: publish.url {url!r}: not usable in a bitbake conf line")
     feeds = machine_feeds(spec)
     lines = [f"# Written by bindistro before the first release of {spec.product}: feed settings only;",
-             "# `bindistro restore` replaces this file once a release exists. Edit local.conf, not this file.", "",
-             f'PACKAGE_FEED_URIS = "{url}"', 'PACKAGE_FEED_BASE_PATHS = "feeds/${IMAGE_PKGTYPE}"']
-    lines += [f'PACKAGE_FEED_ARCHS:{m} = "{" ".join(v[spec.formats[0]])}"' for m, v in sorted(feeds.items())] + [""]
+             "# `bindistro restore` replaces this file once a release exists. Edit local.conf, not this file.", ""]
+    lines += feed_conf(url, {m: v[spec.formats[0]] for m, v in feeds.items()})
     try:
         (build / "conf").mkdir(parents=True, exist_ok=True)
         lines += image_feeds.write(build, spec.product, url, feeds, keys, spec.ipk_feed_signature)

@@ -55,11 +55,10 @@ def snippets(spec: Spec, url: str, machines: dict) -> dict[str, dict[str, str]]:
     """format -> machine -> the text files `device-config` writes for it (keys aside), so the
     home page shows exactly what a device gets."""
     from ..device import config_files
-    fprs = [k for k in [spec.signing_key, *spec.previous_keys] if k]
     out: dict[str, dict[str, str]] = {}
     for machine, per in sorted(machines.items()):
         for fmt, archs in per.items() if isinstance(per, dict) else ():
-            files = config_files(spec.product, url, fmt, [str(a) for a in archs], fprs, spec.ipk_feed_signature)
+            files = config_files(spec.product, url, fmt, [str(a) for a in archs], spec.release_keys, spec.ipk_feed_signature)
             out.setdefault(fmt, {})[machine] = "".join(f"# /{p}\n{data.decode()}\n" for p, data in files.items()
                                                        if not p.startswith(("etc/systemd/", "usr/")))
     return out

@@ -116,8 +116,8 @@ def collect(spec: Spec, store: Store, root: Path) -> SiteData:
         return [{"cve": f["cve"], "package": f["package"], "version": f.get("version", ""), "status": f["status"],
                  "reason": f.get("reason", ""), "severity": f.get("severity", "unknown")} for f in found]
     cves = {r["release"]: scan(r) for r in rels}
-    keys = [{"fingerprint": k, "path": f"keys/{k}.asc"} for k in [spec.signing_key, *spec.previous_keys]
-            if k and (root / "keys" / f"{k}.asc").exists()]
+    keys = [{"fingerprint": k, "path": f"keys/{k}.asc"} for k in spec.release_keys
+            if (root / "keys" / f"{k}.asc").exists()]
     return SiteData(listing.get("product", spec.product), listing.get("eol"), list(spec.formats), rels, files,
                     details, contents, cves, keys, spec.publish_url.rstrip("/"))
 

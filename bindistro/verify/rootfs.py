@@ -1,11 +1,9 @@
 """The root filesystem archives among a candidate's images, for the gates that read them."""
 from __future__ import annotations
 
-import re
-
 from .. import model
+from ..model import ROOTFS
 
-ROOTFS = re.compile(r"\.rootfs.*\.tar(\.(gz|bz2|xz|zst))?$")
 IMAGE_LIMIT = 1 << 40   # a rootfs is only streamed through, never held: bound it loosely
 
 

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from ..formats.base import ARCHIVE_ERRORS, open_tar
+from ..model import ROOTFS
 
 GENERIC = ("all", "any", "noarch")
 ARCH_CONF = re.compile(r"^arch\s+(\S+)\s+(\d+)\s*$", re.M)
@@ -23,6 +24,11 @@ LIMIT = 1 << 40
 
 def machine_arch(machine: str) -> str:
     return machine.replace("-", "_")      # MACHINE_ARCH = "${@d.getVar('MACHINE').replace('-', '_')}"
+
+
+def arch_conf(archs: list[str]) -> str:
+    """opkg's arch.conf as opkg-arch-config writes it: priority 1, 6, 11 … (later archs win)."""
+    return "".join(f"arch {a} {1 + 5 * i}\n" for i, a in enumerate(archs))
 
 
 def from_arch_conf(text: str) -> list[str]:
@@ -84,7 +90,7 @@ def from_build(topdir: Path) -> dict[str, list[str]]:
     first (rpm directory names mapped back: `noarch` is `all`, `_` for `-`)."""
     out: dict[str, list[str]] = {}
     for idir in sorted((topdir / "tmp" / "deploy" / "images").glob("*/")):
-        roots = sorted(p for p in idir.iterdir() if re.search(r"\.rootfs.*\.tar(\.\w+)?$", p.name) and not p.is_symlink())
+        roots = sorted(p for p in idir.iterdir() if ROOTFS.search(p.name) and not p.is_symlink())
         text = _rootfs_arch_conf(roots[-1]) if roots else None
         if text:
             out[idir.name] = from_arch_conf(text)
