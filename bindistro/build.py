@@ -32,9 +32,12 @@ def run_build(spec: Spec, store: Store, build_dir: Path, kas_file: Path | None, 
     res = {"command": cmd, "build_dir": str(build_dir)}
     if dry_run:
         return res
-    if store.db.releases():
+    from . import series
+    last = series.latest(spec, store, spec.current) if spec.series else (store.db.releases() or [None])[-1]
+    if last:
         from .restore import project_trust, restore
-        res["restored"] = restore(build_dir, spec.publish_path, None, spec.publish_url, trust=project_trust(spec, own_tree=True))["release"]
+        res["restored"] = restore(build_dir, spec.publish_path, last.name, spec.publish_url,
+                                  trust=project_trust(spec, own_tree=True))["release"]
     else:
         # nothing to restore yet: the feed settings alone, so the first images are preconfigured too
         from .restore import configure_feeds

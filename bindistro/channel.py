@@ -1,9 +1,10 @@
 """`bindistro publish CAND --channel NAME`: a candidate that is *not* a release, for testers
-(nightly builds), published under channels/<NAME>/ of the same tree:
+(nightly builds), published under channels/<SERIES>/<NAME>/ of the same tree (channels/<NAME>/ when
+the spec has no series), SERIES being the candidate's:
 
-    channels/<NAME>/feeds/<format>/<arch>/   the candidate's packages, indexed and signed
-    channels/<NAME>/images/<machine>/        its images
-    channels/<NAME>/manifest.json(.asc)      "not_a_release": true, candidate, date, verify summary
+    <channel>/feeds/<format>/<arch>/   the candidate's packages, indexed and signed
+    <channel>/images/<machine>/        its images
+    <channel>/manifest.json(.asc)      "not_a_release": true, candidate, series, date, verify summary
 
 A channel holds one candidate: publishing again replaces its content, `--remove-channel` drops it.
 It is written in a generation of its own like a release (atomic switch, crash-safe, checked by
@@ -18,7 +19,7 @@ import hashlib
 import json
 import shutil
 
-from . import model, publish
+from . import model, publish, series
 from .device import machine_feeds
 from .errors import BadInput, BindistroError, Problem
 from .formats import get as get_format
@@ -26,19 +27,14 @@ from .listing import write_listing
 from .spec import Spec
 from .store import Store
 
-DIR = model.CHANNELS.rstrip("/")
-
-
 def publish_channel(spec: Spec, store: Store, cid: int, name: str) -> dict:
     from . import verify
     from .release import check_eol, index_feed, manifest_entry, signing_entry
     from .release.sign import Signer
     model.check_channel(name)
+    spec = series.of_candidate(spec, store, cid)
     check_eol(spec, "channel builds")
-    got = store.db.candidate(cid)
-    if not got:
-        raise BindistroError(f"candidate {cid}: no such candidate (see `bindistro show`)")
-    row, arts = got
+    row, arts = store.db.candidate(cid)
     # verified like a release (its summary goes out with it; a partial report would later let
     # `release` skip gates), but only the mandatory gates refuse: hostile packages never reach a device
     rep = verify.report(store, cid)
@@ -51,7 +47,7 @@ def publish_channel(spec: Spec, store: Store, cid: int, name: str) -> dict:
     pkgs = [a for a in arts if a.kind == model.PACKAGE and a.format in feeds and a.arch in feeds[a.format]]
     pkgs = signer.published_forms(pkgs)
     images = [a for a in arts if a.kind == model.IMAGE]
-    base = f"{DIR}/{name}"
+    base = spec.channel_root(name)
     with publish.transaction(spec, store, f"channel {name}") as g:
         shutil.rmtree(g.dir / base, ignore_errors=True)       # the previous content of the channel goes
         plan = {}
@@ -68,6 +64,7 @@ def publish_channel(spec: Spec, store: Store, cid: int, name: str) -> dict:
             index_feed(signer, g.path(f"{base}/feeds/{fmt_name}/{arch}/Packages").parent, fmt_name, arch, pkgs)
         manifest = {
             "channel": name, "not_a_release": True, "product": spec.product, "candidate": cid, "source": row.source,
+            **({"series": spec.current} if spec.current else {}),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "verify": {"created": rep["created"], "gates": rep["gates"], "summary": rep["summary"]},
             "feeds": {f: sorted({f"{base}/feeds/{f}/{a.arch}" for a in pkgs if a.format == f}) for f in spec.formats},
@@ -80,17 +77,19 @@ def publish_channel(spec: Spec, store: Store, cid: int, name: str) -> dict:
         signer.sign_file(mpath)
         write_listing(spec, store, g.dir)
         g.commit(lambda n: _record(store, n))
-    return {"channel": name, "candidate": cid, "created": manifest["created"], "packages": len(pkgs),
+    return {"channel": name, "series": spec.current, "candidate": cid, "created": manifest["created"], "packages": len(pkgs),
             "images": len(images), "path": base, "verify": rep["summary"],
             "manifest_sha256": hashlib.sha256(data).hexdigest()}
 
 
 def remove_channel(spec: Spec, store: Store, name: str) -> dict:
+    """`spec`: the view of the channel's series (Spec.choose_series)."""
     model.check_channel(name)
+    base = spec.channel_root(name)
     with publish.transaction(spec, store, f"remove channel {name}") as g:
-        if not (g.dir / DIR / name).is_dir():
-            raise BindistroError(f"{spec.publish_path / DIR / name}: no channel {name!r} is published")
-        shutil.rmtree(g.dir / DIR / name)        # channels/ itself stays: its public name links into it
+        if not (g.dir / base).is_dir():
+            raise BindistroError(f"{spec.publish_path / base}: no channel {name!r} is published")
+        shutil.rmtree(g.dir / base)        # channels/ itself stays: its public name links into it
         write_listing(spec, store, g.dir)
         g.commit(lambda n: _record(store, n))
     return {"channel": name, "removed": True}

@@ -36,25 +36,27 @@ UPGRADE = {"ipk": "opkg update && opkg upgrade", "rpm": "dnf -y upgrade --refres
 
 def write(spec: Spec, store: Store, machine: str, fmt: str, out: Path, url: str | None = None,
           customs: list[dict] = (), channel: str | None = None) -> list[str]:
-    """`channel`: a test device that follows channels/<channel>/ instead of the releases (its feeds
-    get their own names, so the files do not collide with a release configuration)."""
+    """`spec`: the view of the series the device follows (its feed directory and machines); moving a
+    device to another series is writing these files for that series over the old ones, then an
+    upgrade. `channel`: a test device that follows a channel of that series instead of its releases
+    (its feeds get their own names, so the files do not collide with a release configuration)."""
     m = next((x for x in spec.machines if x.name == machine), None)
     if m is None:
         raise ValueError(f"{spec.path}: machines: no machine {machine!r} (have: {', '.join(x.name for x in spec.machines)})")
-    name, url = spec.product, (url or spec.publish_url).rstrip("/")
+    name, url, root = spec.product, (url or spec.publish_url).rstrip("/"), spec.feed_root
     if channel:
-        from .model import CHANNELS, check_channel
-        base = CHANNELS + check_channel(channel)
+        from .model import check_channel
+        base = spec.channel_root(check_channel(channel))
         if not (spec.publish_path / base / "manifest.json").is_file():
             raise ValueError(f"{spec.publish_path / base}: no channel {channel!r} is published "
                              "(bindistro publish CAND --channel NAME)")
-        name, url = f"{spec.product}-{channel}", f"{url}/{base}"
+        name, url, root = f"{spec.product}-{channel}", f"{url}/{base}", "feeds"
     fprs = list(spec.release_keys)
     customs = [c for c in customs if c["format"] == fmt]
     fprs += [c["key"] for c in customs if c["key"] not in fprs]
     from .keys import Keyring
     kr = Keyring(store.dir / "gnupg") if fprs else None
-    files = feed_files(name, url, fmt, m.archs, {k: kr.export(k) for k in fprs}, spec.ipk_feed_signature, customs)
+    files = feed_files(name, url, fmt, m.archs, {k: kr.export(k) for k in fprs}, spec.ipk_feed_signature, customs, root)
     for rel, data in files.items():
         p = out / rel
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -68,12 +70,12 @@ def machine_feeds(spec: Spec) -> dict[str, dict[str, list[str]]]:
 
 
 def feed_files(name: str, url: str, fmt: str, archs: list[str], keys: dict[str, bytes], ipk_signature: str = "asc",
-               customs: list[dict] = ()) -> dict[str, bytes]:
+               customs: list[dict] = (), feeds: str = "feeds") -> dict[str, bytes]:
     """path in the device's root -> bytes: the feed configuration of one machine (its package
     architectures `archs`, most generic first), the feed keys (fingerprint -> armored public key)
     trusted where its package manager reads them, and the upgrade timer. `restore` puts the same
     files into the build's images (bindistro-feeds.bbclass)."""
-    files = config_files(name, url, fmt, archs, list(keys), ipk_signature, customs)
+    files = config_files(name, url, fmt, archs, list(keys), ipk_signature, customs, feeds)
     if keys and fmt == "ipk":
         # opkg reads keys only from its gpg_dir (/etc/opkg/gpg) and, with its default
         # gpg_trust_level TrustOnly, only keys of full owner trust or more: a prepared keyring
@@ -94,11 +96,12 @@ def deb_keyring(name: str) -> str:
 
 
 def config_files(name: str, url: str, fmt: str, archs: list[str], fprs: list[str], ipk_signature: str = "asc",
-                 customs: list[dict] = ()) -> dict[str, bytes]:
-    """feed_files() without the key material: the text files only (the feed viewer shows them)."""
+                 customs: list[dict] = (), feed_root: str = "feeds") -> dict[str, bytes]:
+    """feed_files() without the key material: the text files only (the feed viewer shows them).
+    `feed_root`: the series' feed directory under `url`."""
     url = url.rstrip("/")
     # (feed name, URL) of every feed the device uses: the distro's per arch, then the custom ones
-    feeds = [(f"{name}-{a}", f"{url}/feeds/{fmt}/{a}") for a in [get_format(fmt).feed_name(x) for x in archs]]
+    feeds = [(f"{name}-{a}", f"{url}/{feed_root}/{fmt}/{a}") for a in [get_format(fmt).feed_name(x) for x in archs]]
     feeds += [(f"{c['name']}-{a}", f"{url}/custom/{c['name']}/{fmt}/{a}") for c in customs for a in c["archs"]]
     files: dict[str, bytes] = {}
     if fmt == "ipk":

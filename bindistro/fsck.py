@@ -192,15 +192,25 @@ def _check_viewer(root: Path, rep: Report) -> None:
 
 
 def _feed_roots(root: Path) -> list[Path]:
-    out = [root / "feeds" / f for f in FORMATS if (root / "feeds" / f).is_dir()]
+    """feeds/<format> (a tree from before series), feeds/<series>/<format>, custom feeds, and the
+    channels' feeds (channels/<name>/feeds/<format>, channels/<series>/<name>/feeds/<format>)."""
+    def formats(d: Path) -> list[Path]:
+        return [d / f for f in FORMATS if (d / f).is_dir()]
+    feeds = root / "feeds"
+    out = formats(feeds)
+    if feeds.is_dir():
+        out += [p for d in sorted(feeds.iterdir()) if d.is_dir() and d.name not in FORMATS for p in formats(d)]
     custom = root / "custom"
     if custom.is_dir():
-        out += [d / f for d in sorted(custom.iterdir()) if d.is_dir() for f in FORMATS if (d / f).is_dir()]
-    channels = root / "channels"
-    if channels.is_dir():
-        out += [d / "feeds" / f for d in sorted(channels.iterdir()) if d.is_dir() for f in FORMATS
-                if (d / "feeds" / f).is_dir()]
+        out += [p for d in sorted(custom.iterdir()) if d.is_dir() for p in formats(d)]
+    for m in _channel_manifests(root):
+        out += formats(m.parent / "feeds")
     return out
+
+
+def _channel_manifests(root: Path) -> list[Path]:
+    base = root / "channels"
+    return sorted(base.glob("*/manifest.json")) + sorted(base.glob("*/*/manifest.json")) if base.is_dir() else []
 
 
 def _check_modes(root: Path, rep: Report) -> None:
@@ -232,9 +242,9 @@ def _check_releases(root, rep, sums, checker, spec, store, repair) -> set[str]:
     except (ValueError, KeyError, TypeError, OSError) as e:
         rep.add(lst, f"unreadable ({e})")
         return listed
-    there = sorted(p.parent.name for p in (root / "channels").glob("*/manifest.json")) if (root / "channels").is_dir() else []
-    if sorted(str(c.get("channel")) for c in channels) != there:
-        rep.add(lst, f"lists channels {', '.join(str(c.get('channel')) for c in channels) or 'none'} but the tree "
+    there = sorted(p.relative_to(root).as_posix() for p in _channel_manifests(root))
+    if sorted(str(c.get("manifest")) for c in channels) != there:
+        rep.add(lst, f"lists channels {', '.join(str(c.get('manifest')) for c in channels) or 'none'} but the tree "
                 f"holds {', '.join(there) or 'none'}")
     # a channel's manifest is checked as a release's is (its files are replaced by the next build, not kept)
     for r in releases + [dict(c, release=f"channel {c.get('channel')}") for c in channels]:

@@ -92,3 +92,4 @@ class Release:
     candidate: int
     created: str
     eol: str | None = None
+    series: str | None = None      # None: the spec's first series (or the only line of releases)

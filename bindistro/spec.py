@@ -1,6 +1,7 @@
 """The distro spec (`bindistro.yml`): typed model, validation with clear errors, YAML round trip."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -132,6 +133,31 @@ class Security:
 
 
 @dataclass
+class Series:
+    """One branch of the product (kirkstone, scarthgap, ...): its own release names, cumulative feeds,
+    releases and end of life. What it leaves unset comes from the top of the spec."""
+    name: str
+    version: str | None = None
+    release_name: str | None = None
+    eol: dt.date | None = None
+    supported: bool = True
+    upgrade_from: list[str] | None = None     # older series whose devices move here (None: every older supported one)
+    machines: list[Machine] | None = None     # a branch may rename feeds (another tune, another SoC family)
+    path: str | None = None                   # its feeds' directory (default feeds/<name>)
+
+    @property
+    def feed_root(self) -> str:
+        return self.path or f"feeds/{self.name}"
+
+    def to_dict(self) -> dict:
+        d = {"version": self.version, "release_name": self.release_name,
+             "eol": self.eol.isoformat() if self.eol else None, "supported": self.supported,
+             "upgrade_from": self.upgrade_from, "path": self.path,
+             "machines": {m.name: {"archs": list(m.archs)} for m in self.machines} if self.machines else None}
+        return {k: v for k, v in d.items() if v is not None and not (k == "supported" and v)}
+
+
+@dataclass
 class Spec:
     product: str
     version: str = "1"
@@ -157,6 +183,9 @@ class Spec:
     security: Security = field(default_factory=Security)
     image_security: ImageSecurity = field(default_factory=ImageSecurity)
     sources: Sources = field(default_factory=Sources)
+    series: list[Series] = field(default_factory=list)   # oldest first; empty: one line of releases (feeds/)
+    current: str | None = None    # the series this view is of (in_series); None when the spec has none
+    base: "Spec | None" = field(default=None, repr=False, compare=False)   # a series view's whole spec
     path: Path | None = None  # where it was loaded from
 
     @property
@@ -202,6 +231,70 @@ class Spec:
         """The keys devices trust for this distro: the signing key first, then the previous ones."""
         return list(dict.fromkeys(k for k in [self.signing_key, *self.previous_keys] if k))
 
+    # --- series: a view of the spec per series, so every step below works on one line of releases
+
+    def series_names(self) -> list[str]:
+        return [x.name for x in self.series]
+
+    def get_series(self, name: str | None) -> Series | None:
+        """The declared series `name`; None names the first (a store row from before series)."""
+        if not self.series:
+            if name:
+                raise BindistroError(f"{self.path}: no series {name!r}: the spec declares no series")
+            return None
+        if name is None:
+            return self.series[0]
+        for x in self.series:
+            if x.name == name:
+                return x
+        raise BindistroError(f"{self.path}: no series {name!r} (series: {', '.join(self.series_names())})")
+
+    def in_series(self, name: str | None) -> "Spec":
+        """This spec as series `name` sees it: its version, release names, machines and eol."""
+        b = self.whole
+        x = b.get_series(name)
+        if x is None:
+            return b
+        return dataclasses.replace(b, version=x.version or b.version, release_name=x.release_name or b.release_name,
+                                   eol=x.eol or b.eol, machines=x.machines or b.machines, current=x.name, base=b)
+
+    def choose_series(self, name: str | None) -> "Spec":
+        """The view a command that makes something new works on: `--series`, or the only series."""
+        if name is None and len(self.series) > 1:
+            raise BindistroError(f"{self.path}: several series ({', '.join(self.series_names())}): "
+                                 "say which with --series")
+        return self.in_series(name or (self.series[0].name if self.series else None))
+
+    @property
+    def whole(self) -> "Spec":
+        """The spec itself, not a series' view of it."""
+        return self.base or self
+
+    @property
+    def product_eol(self) -> dt.date | None:
+        """The product's end of life (a series view's `eol` is its series')."""
+        return self.whole.eol
+
+    @property
+    def feed_root(self) -> str:
+        """Where this view's feeds live: feeds/<format>/<arch>/ under it."""
+        x = self.get_series(self.current) if self.current else None
+        return x.feed_root if x else "feeds"
+
+    def channel_root(self, name: str) -> str:
+        return f"channels/{self.current}/{name}" if self.current else f"channels/{name}"
+
+    def upgrade_from(self) -> list[str]:
+        """The older series whose latest release must upgrade to this view's candidates."""
+        if not self.current:
+            return []
+        names = self.series_names()
+        older = self.series[:names.index(self.current)]
+        x = self.get_series(self.current)
+        today = dt.date.today()
+        live = [o.name for o in older if o.supported and not (o.eol and o.eol <= today)]
+        return [n for n in x.upgrade_from if n in live] if x.upgrade_from is not None else live
+
     def feeds(self) -> list[str]:
         """One feed per package architecture, `all` and machine arch included, in first-seen order."""
         out: list[str] = []
@@ -240,7 +333,7 @@ class Spec:
             "security": self.security.to_dict(),
             "image_security": self.image_security.to_dict(),
             "sources": self.sources.to_dict(),
-        } | ({"tools": {"opkg": self.opkg}} if self.opkg else {})
+        } | ({"series": {x.name: x.to_dict() for x in self.series}} if self.series else {}) | ({"tools": {"opkg": self.opkg}} if self.opkg else {})
 
 
 def default_spec(product: str = "sample-distro", sample: bool = False, boot: bool = True) -> Spec:
@@ -271,8 +364,13 @@ def dump(spec: Spec, path: Path) -> None:
 
 # --- the commands that change the spec (eol, keys) do it here, so the file stays valid -------------
 
-def set_eol(spec: Spec, when: dt.date) -> None:
-    spec.eol = when
+def set_eol(spec: Spec, when: dt.date, series: str | None = None) -> None:
+    """The product's end of life, or (`series`) that series' only."""
+    spec = spec.whole
+    if series:
+        spec.get_series(series).eol = when
+    else:
+        spec.eol = when
     _save(spec)
 
 
@@ -293,6 +391,7 @@ def rotate_signing_key(spec: Spec, new: str) -> None:
 
 
 def _save(spec: Spec) -> None:
+    spec = spec.whole          # a series view writes the whole spec, never its own values on top
     parse(spec.to_dict(), spec.path)        # never write a spec that would not load again
     dump(spec, spec.path)
 
@@ -489,32 +588,9 @@ def parse(raw: dict, path: Path, text: str | None = None) -> Spec:
         raise SpecError(p, "product.name", f"{name!r} is not a plain name (letters, digits, . _ + -)")
     version = str(prod.get("version", "1"))
     release_name = _req(raw, "release_name", str, p, "{version}.{n}")
-    try:
-        for _text, fname, fspec, conv in string.Formatter().parse(release_name):
-            # plain fields only: a width like {n:>999999999} would build a gigabyte string
-            if fname is not None and (fname not in ("version", "n", "date", "product") or fspec or conv):
-                raise ValueError(f"{{{fname}{'!' + conv if conv else ''}{':' + fspec if fspec else ''}}}: "
-                                 "only {version}, {n}, {date}, {product} without format specs")
-        probe = release_name.format(version=version, n=1, date="20000101", product=name)
-    except (KeyError, IndexError, ValueError) as e:
-        raise SpecError(p, "release_name", f"bad template: {e}") from None
-    if not _NAME_RE.fullmatch(probe):
-        raise SpecError(p, "release_name", f"gives {probe!r}, not usable as a directory name")
 
-    machines_raw = _req(raw, "machines", dict, p)
-    if not machines_raw:
-        raise SpecError(p, "machines", "needs at least one machine")
-    machines = []
-    for mname, m in machines_raw.items():
-        key = f"machines.{mname}"
-        if not isinstance(m, dict) or not isinstance(m.get("archs"), list) or not m["archs"]:
-            raise SpecError(p, f"{key}.archs", "must be a non-empty list of package architectures")
-        for a in m["archs"]:
-            if not isinstance(a, str) or not _NAME_RE.fullmatch(a):
-                raise SpecError(p, f"{key}.archs", f"{a!r} is not a package architecture name")
-        if len(set(m["archs"])) != len(m["archs"]):
-            raise SpecError(p, f"{key}.archs", "lists an architecture twice")
-        machines.append(Machine(str(mname), list(m["archs"])))
+    _check_template(release_name, version, name, p, "release_name")
+    machines = _machines(_req(raw, "machines", dict, p), p, "machines")
 
     formats = _req(raw, "formats", list, p, ["ipk"])
     for f in formats:
@@ -546,14 +622,8 @@ def parse(raw: dict, path: Path, text: str | None = None) -> Spec:
     if objects is not None and not TARGET.match(str(objects)):
         raise SpecError(p, "state.objects", "must be s3://BUCKET[/PREFIX] (endpoint and credentials come from the environment)")
 
-    eol = raw.get("eol")
-    if isinstance(eol, str):
-        try:
-            eol = dt.date.fromisoformat(eol)
-        except ValueError:
-            raise SpecError(p, "eol", f"{eol!r} is not a date (YYYY-MM-DD)") from None
-    elif eol is not None and not isinstance(eol, dt.date):
-        raise SpecError(p, "eol", "must be a date (YYYY-MM-DD) or empty")
+    eol = _date(raw.get("eol"), p, "eol")
+    series = _series(raw.get("series") or {}, version, release_name, name, formats, p)
 
     targets = raw.get("targets") or []
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
@@ -595,7 +665,83 @@ def parse(raw: dict, path: Path, text: str | None = None) -> Spec:
                 previous_keys=list(previous), ipk_feed_signature=sigtype,
                 sign_ipk_packages=bool(keys.get("sign_ipk_packages", False)), sstate_keys=list(sstate_keys),
                 # keys for sstate mean signed sstate is expected: on unless the spec says otherwise
-                require_signed_sstate=bool(keys.get("require_signed_sstate", bool(sstate_keys))), path=path)
+                require_signed_sstate=bool(keys.get("require_signed_sstate", bool(sstate_keys))), series=series,
+                path=path)
+
+
+def _check_template(release_name: str, version: str, product: str, p: str, key: str) -> None:
+    try:
+        for _text, fname, fspec, conv in string.Formatter().parse(release_name):
+            # plain fields only: a width like {n:>999999999} would build a gigabyte string
+            if fname is not None and (fname not in ("version", "n", "date", "product") or fspec or conv):
+                raise ValueError(f"{{{fname}{'!' + conv if conv else ''}{':' + fspec if fspec else ''}}}: "
+                                 "only {version}, {n}, {date}, {product} without format specs")
+        probe = release_name.format(version=version, n=1, date="20000101", product=product)
+    except (KeyError, IndexError, ValueError) as e:
+        raise SpecError(p, key, f"bad template: {e}") from None
+    if not _NAME_RE.fullmatch(probe):
+        raise SpecError(p, key, f"gives {probe!r}, not usable as a directory name")
+
+
+def _machines(raw: dict, p: str, where: str) -> list[Machine]:
+    if not raw:
+        raise SpecError(p, where, "needs at least one machine")
+    machines = []
+    for mname, m in raw.items():
+        key = f"{where}.{mname}"
+        if not isinstance(m, dict) or not isinstance(m.get("archs"), list) or not m["archs"]:
+            raise SpecError(p, f"{key}.archs", "must be a non-empty list of package architectures")
+        for a in m["archs"]:
+            if not isinstance(a, str) or not _NAME_RE.fullmatch(a):
+                raise SpecError(p, f"{key}.archs", f"{a!r} is not a package architecture name")
+        if len(set(m["archs"])) != len(m["archs"]):
+            raise SpecError(p, f"{key}.archs", "lists an architecture twice")
+        machines.append(Machine(str(mname), list(m["archs"])))
+    return machines
+
+
+def _date(v, p: str, key: str) -> dt.date | None:
+    if isinstance(v, str):
+        try:
+            return dt.date.fromisoformat(v)
+        except ValueError:
+            raise SpecError(p, key, f"{v!r} is not a date (YYYY-MM-DD)") from None
+    if v is not None and not isinstance(v, dt.date):
+        raise SpecError(p, key, "must be a date (YYYY-MM-DD) or empty")
+    return v
+
+
+def _series(raw: dict, version: str, release_name: str, product: str, formats: list[str], p: str) -> list[Series]:
+    """The declared series, oldest first. Their feed directories must not overlap, and a series name
+    is never a format's (feeds/<format>/ is where a tree from before series keeps its feeds)."""
+    out: list[Series] = []
+    for name, x in raw.items():
+        key = f"series.{name}"
+        if name in KNOWN_FORMATS:
+            raise SpecError(p, key, f"{name!r} is a package format's name; feeds/{name}/ is taken")
+        x = x or {}
+        ver = str(x["version"]) if x.get("version") is not None else None
+        tmpl = x.get("release_name")
+        _check_template(tmpl or release_name, ver or version, product, p, f"{key}.release_name")
+        ups = x.get("upgrade_from")
+        for u in ups or []:
+            if u not in [o.name for o in out]:
+                raise SpecError(p, f"{key}.upgrade_from", f"{u!r} is not a series listed before {name!r} "
+                                "(series are listed oldest first)")
+        path = x.get("path")
+        if path is not None and not re.fullmatch(r"feeds(/[A-Za-z0-9][A-Za-z0-9._+-]*)?", path):
+            raise SpecError(p, f"{key}.path", "must be feeds (a tree published before series) or feeds/NAME")
+        s = Series(str(name), ver, tmpl, _date(x.get("eol"), p, f"{key}.eol"), bool(x.get("supported", True)),
+                   list(ups) if ups is not None else None,
+                   _machines(x["machines"], p, f"{key}.machines") if x.get("machines") else None, path)
+        for o in out:
+            if (s.version or version, s.release_name or release_name) == (o.version or version, o.release_name or release_name):
+                raise SpecError(p, f"{key}.version", f"series {o.name} has the same version and release_name: "
+                                "their release names would collide")
+            if s.feed_root == o.feed_root:
+                raise SpecError(p, f"{key}.path", f"{s.feed_root} is series {o.name}'s feed directory too")
+        out.append(s)
+    return out
 
 
 DATABASE_URL = re.compile(r"^(sqlite|postgresql)(\+[a-z0-9]+)?://")

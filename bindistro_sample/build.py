@@ -30,7 +30,7 @@ from .debbuild import write_deb
 from .ipkbuild import _tar, write_ipk
 from .rpmbuild import rpm_arch, write_rpms
 from .packages import File, Pkg, build_packages
-from .recipes import IMAGE_INSTALL, Recipe, at_release
+from .recipes import BRANCH_POINT, Recipe, at_release, image_install, series_at_release
 
 MARKER = ".bindistro-sample"
 PTEST_RUNNER = """#!/bin/sh
@@ -101,7 +101,7 @@ def all_packages(recipes: dict[str, Recipe]) -> list[Pkg]:
     return out
 
 
-def image_packages(pkgs: list[Pkg], m: MachineDef) -> list[Pkg]:
+def image_packages(pkgs: list[Pkg], m: MachineDef, series: str | None = None) -> list[Pkg]:
     """IMAGE_INSTALL plus its Depends closure, each name resolved in the machine's arch priority."""
     prio = {a: i for i, a in enumerate(m.archs)}
     by_name: dict[str, Pkg] = {}
@@ -115,7 +115,7 @@ def image_packages(pkgs: list[Pkg], m: MachineDef) -> list[Pkg]:
         for v in p.provides:
             providers.setdefault(v, p)
     chosen: dict[str, Pkg] = {}
-    todo = list(IMAGE_INSTALL)
+    todo = list(image_install(series))
     while todo:
         n = todo.pop().split(" ", 1)[0]
         p = by_name.get(n) or providers.get(n)
@@ -330,9 +330,10 @@ def write_deploy(deploy: Path, pkgs: list[Pkg], release: int, formats=("ipk", "r
 
 
 def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), formats=("ipk", "rpm", "deb"),
-             packages: int | None = None) -> dict:
+             packages: int | None = None, series: str | None = None) -> dict:
     """Write release `release` of the sample build into `out`; returns a summary. `packages`: grow
-    each machine's feeds to about that many package names with world recipes (world.py)."""
+    each machine's feeds to about that many package names with world recipes (world.py). `series`:
+    release `release` of a next branch of the distro (recipes.branch) instead of the first one."""
     if release < 1:
         raise ValueError("release must be 1 or more")
     out = out.resolve()
@@ -357,17 +358,18 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
         shutil.rmtree(out / d, ignore_errors=True)
     (out / "cache" / "hashserv.db").unlink(missing_ok=True)
     (out / MARKER).write_text(f"seed={seed} release={release} inject={','.join(inject)}"
-                             + (f" packages={packages}" if packages else "") + "\n")
+                             + (f" packages={packages}" if packages else "") + (f" series={series}" if series else "") + "\n")
 
-    history, changes = at_release(seed, release)
+    history, changes = series_at_release(seed, release) if series else at_release(seed, release)
+    nth = len(history)         # its place in the build's history: times, layers, buildhistory
     recipes = history[-1]
     defects.on_recipes(recipes, list(inject))
     state.assign_pr(out / "cache" / "prserv.sqlite3", recipes, MACHINES)
     history[-1] = recipes
-    when = release_time(release)
+    when = release_time(nth)
     mtime = int(when.timestamp())
     pkgs = all_packages(recipes)
-    changed_in_place = defects.on_packages(pkgs, recipes, history[-2] if release > 1 else {}, list(inject))
+    changed_in_place = defects.on_packages(pkgs, recipes, history[-2] if nth > 1 else {}, list(inject))
 
     world_pkgs: list[Pkg] = []
     world_recipes = world.at_release(seed, release, packages) if packages else []
@@ -395,7 +397,7 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
     stamp = when.strftime("%Y%m%d%H%M%S")
     images = {}
     for m in MACHINES:
-        ip = image_packages(pkgs, m)
+        ip = image_packages(pkgs, m, series)
         images[m.name] = ip
         idir = out / "tmp" / "deploy" / "images" / m.name
         idir.mkdir(parents=True, exist_ok=True)
@@ -415,28 +417,29 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
             link.symlink_to(f"{base}-{stamp}{suffix}")
         logdir = out / "tmp" / "log" / "cooker" / m.name
         logdir.mkdir(parents=True, exist_ok=True)
-        (logdir / f"{stamp}.log").write_text(defects.on_log(_console_log(release, m, len(pkgs)), list(inject)))
+        (logdir / f"{stamp}.log").write_text(defects.on_log(_console_log(nth, m, len(pkgs)), list(inject)))
         (logdir / "console-latest.log").unlink(missing_ok=True)
         (logdir / "console-latest.log").symlink_to(f"{stamp}.log")
 
     snaps = []
     for n, rs in enumerate(history, 1):
-        ps = pkgs if n == release else all_packages(rs)
+        ps = pkgs if n == nth else all_packages(rs)
         t = release_time(n)
         snaps.append(buildhistory.Snapshot(
             n, t.isoformat(), t.strftime("%Y%m%d%H%M%S"), rs, ps,
-            {m.name: (m.arch, images[m.name] if n == release else image_packages(ps, m)) for m in MACHINES}))
+            {m.name: (m.arch, images[m.name] if n == nth else image_packages(ps, m, series if n > BRANCH_POINT else None))
+             for m in MACHINES}))
     buildhistory.write_history(out / "buildhistory", snaps)
 
     (out / "cache").mkdir(exist_ok=True)
     _db_hashserv(out / "cache" / "hashserv.db", history)
     sstate_objects = state.write_sstate(out / "sstate-cache", recipes, MACHINES)
-    (out / "setup-layers.json").write_text(layersmod.to_setup_layers(state.sample_layers(seed, release)))
+    (out / "setup-layers.json").write_text(layersmod.to_setup_layers(state.sample_layers(seed, nth)))
     (out / "README.sample").write_text(
         "bindistro SAMPLE DATA\n\nThis directory is laid out like a Yocto Project build directory, but no build ran:\n"
         f"`bindistro sample-build` wrote it (seed {seed}, release {release}). The packages are real ipk files\n"
         "with made-up contents. Do not install them on a device.\n")
-    return {"out": str(out), "release": release, "seed": seed, "packages": len(pkgs) + len(world_pkgs),
+    return {"out": str(out), "release": release, "series": series, "seed": seed, "packages": len(pkgs) + len(world_pkgs),
             "world_packages": len(world_pkgs),
             "recipes": len(recipes), "changes": [c.__dict__ for c in changes[-1]],
             "images": {k: len(v) for k, v in images.items()}, "inject": list(inject),

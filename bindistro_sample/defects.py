@@ -26,11 +26,13 @@ DEFECTS = {
     "no-first-boot-keys": "the image drops openssh's sshdgenkeys.service: nothing makes SSH host keys on first boot",
     "image-not-preconfigured": "the images carry no feed configuration (a build conf without PACKAGE_FEED_URIS "
                                "and without bindistro's feed settings)",
+    "series-backport-newer": "a backport into this (older) series: htop gets a version above the next branch's "
+                             "(sample-build --series), so devices moving on would keep it",
 }
 
 # defects that do not need an earlier release to compare with
 ANY_RELEASE = {"boot-panic", "debug-tweaks", "log-error", "root-password", "host-keys", "extra-service",
-               "no-first-boot-keys", "missing-sources", "image-not-preconfigured"}
+               "no-first-boot-keys", "missing-sources", "image-not-preconfigured", "series-backport-newer"}
 
 
 def _bump(r: Recipe) -> None:
@@ -60,6 +62,10 @@ def on_recipes(recipes: dict[str, Recipe], inject: list[str]) -> None:
     if "abi-break" in inject:
         recipes["bindistro-hello"].abi_break = True
         _bump(recipes["bindistro-hello"])
+    if "series-backport-newer" in inject:
+        from .recipes import _jump
+        recipes["htop"].pv = _jump(recipes["htop"].pv) + ".1"
+        recipes["htop"].prauto = recipes["htop"].rebuild = 0
     if "unsolvable-upgrade" in inject:
         recipes["util-linux"].conflicts.append("busybox")
         recipes["util-linux"].rebuild += 1

@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bindistro import spec as specmod
-from bindistro import verify
+from bindistro import series, verify
+from bindistro.channel import publish_channel
 from bindistro.keys import Keyring
 from bindistro.release import release
 from bindistro.restore import configure_feeds, project_trust, restore
@@ -13,15 +14,25 @@ from bindistro.stage import stage
 from bindistro.store import open_store
 
 
+FIRST, NEXT = "kirkstone", "scarthgap"     # the sample distro's two series, after the Yocto branches under them
+CHANNEL = "nightly"
+
+
 def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: int | None = None,
-        database: str | None = None, objects: str | None = None, target: str | None = None) -> dict:
-    """`database`, `objects`, `target`: the demo beyond one machine (PostgreSQL, objects and the tree in S3)."""
+        database: str | None = None, objects: str | None = None, target: str | None = None,
+        series: bool = True) -> dict:
+    """`database`, `objects`, `target`: the demo beyond one machine (PostgreSQL, objects and the tree in S3).
+    `series`: after releases 1..`count` of the first series, the next branch's first release and
+    its next build on the nightly channel (the first series keeps feeds/, as a tree that had one
+    line of releases before it opened a second)."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / specmod.SPEC_FILE
     if not path.exists():
         sp = specmod.default_spec("sample-distro", sample=True, boot=boot)
         sp.formats = ["ipk", "rpm", "deb"]     # the demo publishes every format
         sp.database, sp.objects, sp.publish_target = database, objects, target
+        if series:
+            sp.series = [specmod.Series(FIRST, path="feeds"), specmod.Series(NEXT, version="2")]
         specmod.parse(sp.to_dict(), path)      # what the options give must make a valid spec
         specmod.dump(sp, path)
     sp = specmod.load(path)
@@ -31,23 +42,46 @@ def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: i
         sp.signing_key = Keyring(store.dir / "gnupg").generate(
             "bindistro DEMO key - not for production <demo@bindistro.invalid>")
         specmod.dump(sp, path)
-    done = {r.name for r in store.db.releases()}
     rows = []
+    first = sp.in_series(FIRST) if sp.series else sp
     for n in range(1, count + 1):
-        name = sp.format_release_name(n)
-        if name in done:
-            continue
-        build = out / "builds" / f"release-{n}"
-        if store.db.releases():
-            # the cycle: restore the last release (PR values above all) before building the next
-            restore(build, sp.publish_path, None, sp.publish_url, trust=project_trust(sp, own_tree=True))
-        else:
-            configure_feeds(sp, store, build)      # as `bindistro build` does: images preconfigured from the first
-        g = generate(build, n, seed, packages=packages)
-        st = stage(store, build, sp)
-        rep = verify.run(sp, store, st["candidate"])
-        rel = release(sp, store, st["candidate"], name)
-        rows.append({"release": rel["release"], "candidate": st["candidate"], "packages": g["packages"],
-                     "new_files": rel["new_files"], "verify": rep["summary"],
-                     "changes": ", ".join(f"{c['kind']} {c['recipe']}" for c in g["changes"]) or "first release"})
-    return {"out": str(out), "publish": str(sp.publish_path), "releases": rows}
+        rows += _release(first, store, out / "builds" / f"release-{n}", n, seed, packages)
+    out_doc = {"out": str(out), "publish": str(sp.publish_path), "releases": rows}
+    if sp.series:
+        nxt = sp.in_series(NEXT)
+        rows += _release(nxt, store, out / "builds" / f"{NEXT}-release-1", 1, seed, packages, NEXT)
+        out_doc["channel"] = _nightly(nxt, store, out / "builds" / f"{NEXT}-{CHANNEL}", seed, packages)
+    return out_doc
+
+
+def _prepare(sp, store, build: Path) -> None:
+    """As `bindistro build` does: restore the series' last release (PR values above all), or before
+    its first one, the feed settings alone (images preconfigured from the first)."""
+    last = series.latest(sp, store, sp.current) if sp.series else (store.db.releases() or [None])[-1]
+    if last:
+        restore(build, sp.publish_path, last.name, sp.publish_url, trust=project_trust(sp, own_tree=True))
+    else:
+        configure_feeds(sp, store, build)
+
+
+def _release(sp, store, build: Path, n: int, seed: int, packages, name: str | None = None) -> list[dict]:
+    rel_name = sp.format_release_name(n)
+    if any(r.name == rel_name for r in store.db.releases()):
+        return []
+    _prepare(sp, store, build)
+    g = generate(build, n, seed, packages=packages, series=name)
+    st = stage(store, build, sp)
+    rep = verify.run(sp, store, st["candidate"])
+    rel = release(sp, store, st["candidate"], rel_name)
+    return [{"release": rel["release"], "series": sp.current, "candidate": st["candidate"], "packages": g["packages"],
+             "new_files": rel["new_files"], "verify": rep["summary"],
+             "changes": ", ".join(f"{c['kind']} {c['recipe']}" for c in g["changes"] if c["kind"] != "version")
+             or (f"{len(g['changes'])} changes" if g["changes"] else "first release")}]
+
+
+def _nightly(sp, store, build: Path, seed: int, packages) -> dict:
+    """The next build of the series (its release 2 to be) for testers: a channel, not a release."""
+    _prepare(sp, store, build)
+    generate(build, 2, seed, packages=packages, series=sp.current)
+    st = stage(store, build, sp)
+    return publish_channel(sp, store, st["candidate"], CHANNEL)

@@ -180,6 +180,9 @@ def build_packages(r: Recipe, arch: str) -> list[Pkg]:
         real = f"/usr/lib/lib{lname}.so.{sover}.{r.pv.split('+')[0]}"
         p = Pkg(pname, r, arch, "libs", f"{summary} - shared library lib{lname}",
                 depends=[d for d in r.rdepends if d != pname] if pname != "libc6" else [])
+        if pname in r.lib_replaces:        # a soname bump: the new library package takes the old one's place
+            p.replaces = [r.lib_replaces[pname]]
+            p.conflicts = [r.lib_replaces[pname]]
         p.files = [D("/usr"), D("/usr/lib"),
                    File(real, data=_blob(*ident, real, size=_size(r.pn, real, 2000, 30000)), mode=0o755),
                    File(f"/usr/lib/lib{lname}.so.{sover}", "symlink", target=real.rsplit("/", 1)[1])]

@@ -37,6 +37,7 @@ class Recipe:
     provides: list[str] = field(default_factory=list)    # RPROVIDES of the main package
     replaces: list[str] = field(default_factory=list)    # RREPLACES (+ RCONFLICTS) of the main package
     conflicts: list[str] = field(default_factory=list)   # RCONFLICTS only
+    lib_replaces: dict[str, str] = field(default_factory=dict)   # new library package -> the one it replaces (soname bump)
     license: str = "MIT"
     summary: str = ""
     # injected defects (sample/defects.py)
@@ -243,3 +244,73 @@ def at_release(seed: int, release: int) -> tuple[list[dict[str, Recipe]], list[l
         states.append(rs)
         changes.append(ch)
     return states, changes
+
+
+# --- the next branch (sample-build --series NAME): a plausible next Yocto release branch, forked
+# from the first series at BRANCH_POINT and then changing on its own
+
+BRANCH_POINT = 3
+SONAME_BUMP = ("libarchive", "archive", "13", "14")      # recipe, library, old and new soversion
+MERGED = ("formfactor", "base-files")                     # dropped; the other package provides and replaces it
+
+
+def _jump(pv: str) -> str:
+    """A next branch's version: the major number up (a single number by ten), the rest from 0."""
+    nums = list(re.finditer(r"\d+", pv))
+    if not nums:
+        return pv + ".1"
+    m = nums[0]
+    if len(nums) == 1:
+        return pv[:m.start()] + str(int(m.group()) + 10) + pv[m.end():]
+    head = pv[:m.start()] + str(int(m.group()) + 1)
+    return head + re.sub(r"\d+", "0", pv[m.end():nums[-1].end()]) + pv[nums[-1].end():]
+
+
+def branch(recipes: dict[str, Recipe], seed: int) -> tuple[dict[str, Recipe], list[Change]]:
+    """The first release of the next branch from the first series' recipes."""
+    rs = copy.deepcopy(recipes)
+    changes = []
+    for pn, r in sorted(rs.items()):
+        old = r.pkgv
+        r.pv = _jump(r.pv)
+        r.prauto = r.rebuild = r.autoinc = 0
+        if r.git:
+            r.srcrev = _srcrev(seed, pn + "@next", 0)
+        changes.append(Change("version", pn, f"{old} -> {r.pkgv}"))
+    pn, lib, old, new = SONAME_BUMP
+    r = rs[pn]
+    r.libs = [f"{lib}:{new}" if x == f"{lib}:{old}" else x for x in r.libs]
+    r.lib_replaces = {f"lib{lib}{new}": f"lib{lib}{old}"}
+    for x in rs.values():
+        x.rdepends = [f"lib{lib}{new}" if d == f"lib{lib}{old}" else d for d in x.rdepends]
+    changes.append(Change("soname", pn, f"lib{lib}{old} -> lib{lib}{new} (Replaces/Conflicts lib{lib}{old})"))
+    gone, into = MERGED
+    if gone in rs:
+        taker = rs[into]
+        taker.conffiles += [c for c in rs.pop(gone).conffiles if c not in taker.conffiles]
+        taker.provides.append(gone)
+        taker.replaces.append(gone)
+        changes.append(Change("removed", gone, f"{gone} merged into {into}, which provides and replaces it"))
+    return rs, changes
+
+
+def series_at_release(seed: int, release: int) -> tuple[list[dict[str, Recipe]], list[list[Change]]]:
+    """The next branch's recipes of its releases 1..`release`, after the first series' history up to
+    the branch point (buildhistory carries both)."""
+    states, changes = at_release(seed, BRANCH_POINT)
+    rs, ch = branch(states[-1], seed)
+    states.append(rs)
+    changes.append(ch)
+    for n in range(2, release + 1):
+        # its own random changes (another seed), none of the first series' scripted events
+        rs, ch = evolve(states[-1], seed + 7919, BRANCH_POINT + n + 10)
+        states.append(rs)
+        changes.append(ch)
+    return states, changes
+
+
+def image_install(series: str | None) -> list[str]:
+    if not series:
+        return IMAGE_INSTALL
+    _pn, lib, old, new = SONAME_BUMP
+    return [f"lib{lib}{new}" if n == f"lib{lib}{old}" else n for n in IMAGE_INSTALL]

@@ -121,5 +121,8 @@ def _remember_json(ctx, _param, value):
 json_opt = click.option("--json", "as_json", is_flag=True, callback=_remember_json,
                         help="Print a JSON report on stdout.")
 
+series_opt = click.option("--series", metavar="NAME", help="The series (branch) it is for; needed when the spec "
+                          "has several and nothing else says which.")
+
 pass_file = click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                          help="File holding the key passphrase (or set BINDISTRO_KEY_PASSPHRASE).")

@@ -11,7 +11,7 @@ from rich.table import Table
 from .. import spec as specmod
 from ..errors import BindistroError
 from ..store import open_store
-from .base import Project, Reported, emit, err, json_opt, out
+from .base import Project, Reported, emit, err, json_opt, out, series_opt
 
 
 @click.command()
@@ -63,17 +63,20 @@ def schema():
               help="kas project file the build used (its .lock.yml is taken too).")
 @click.option("--layers", "layer_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="setup-layers.json of the build (default: found beside the build dir).")
+@series_opt
 @json_opt
 @click.pass_obj
-def stage(proj: Project, path, kas_files, layer_files, as_json):
-    """Record a build dir, tmp/deploy dir or feed dir as a candidate."""
+def stage(proj: Project, path, kas_files, layer_files, series, as_json):
+    """Record a build dir, tmp/deploy dir or feed dir as a candidate (of one series)."""
     from ..release import check_eol
     from ..stage import stage as do_stage
-    check_eol(proj.spec, "candidates")
-    r = do_stage(proj.store, path, proj.spec, list(kas_files), list(layer_files))
+    sp = proj.spec.choose_series(series)
+    check_eol(sp, "candidates")
+    r = do_stage(proj.store, path, sp, list(kas_files), list(layer_files))
 
     def human(r):
-        out.print(f"candidate {r['candidate']}: {r['artifacts']} artifacts from {r['source']}")
+        out.print(f"candidate {r['candidate']}: {r['artifacts']} artifacts from {r['source']}"
+                  + (f" (series {r['series']})" if r.get("series") else ""))
         for k, n in sorted(r["kinds"].items()):
             out.print(f"  {k:<13} {n}")
         for f, n in sorted(r["feeds"].items()):
@@ -257,15 +260,17 @@ def notes(proj: Project, candidate, as_json):
 @json_opt
 @click.pass_obj
 def releases(proj: Project, as_json):
-    """List releases, oldest first."""
-    rels = proj.store.db.releases()
-    data = [{"release": r.name, "sequence": r.seq, "candidate": r.candidate, "created": r.created} for r in rels]
+    """List releases, oldest first (with their series, when the spec has series)."""
+    from .. import series as S
+    rels = S.releases(proj.spec, proj.store)
+    data = [{"release": r.name, "sequence": r.seq, "candidate": r.candidate, "created": r.created, "series": r.series}
+            for r in rels]
     eol = proj.spec.eol.isoformat() if proj.spec.eol else None
 
     def human(data):
-        t = Table("release", "seq", "candidate", "created", title=f"{proj.spec.product}" + (f" (EOL {eol})" if eol else ""))
+        t = Table("release", "series", "seq", "candidate", "created", title=f"{proj.spec.product}" + (f" (EOL {eol})" if eol else ""))
         for r in data:
-            t.add_row(r["release"], str(r["sequence"]), str(r["candidate"]), r["created"])
+            t.add_row(r["release"], r["series"] or "-", str(r["sequence"]), str(r["candidate"]), r["created"])
         out.print(t)
     emit(as_json, data, human)
 

@@ -9,7 +9,7 @@ from .. import feed as feedmod
 from .. import spec as specmod
 from ..errors import BindistroError
 from ..formats import get as get_format
-from .base import Project, Reported, emit, err, json_opt, out
+from .base import Project, Reported, emit, err, json_opt, out, series_opt
 
 
 @click.command()
@@ -86,17 +86,20 @@ def upload(proj: Project, as_json):
 
 @click.command()
 @click.option("--date", "when", type=click.DateTime(["%Y-%m-%d"]), help="EOL date (default: today).")
+@click.option("--series", metavar="NAME", help="End of life of this series only (the product's otherwise).")
 @json_opt
 @click.pass_obj
-def eol(proj: Project, when, as_json):
-    """Declare end of life: no more candidates or releases; published feeds stay."""
+def eol(proj: Project, when, series, as_json):
+    """Declare end of life (of the product or a series): no more candidates or releases; published feeds stay."""
     import datetime as dt
     from ..release import relist
     sp = proj.spec
-    specmod.set_eol(sp, when.date() if when else dt.date.today())
+    day = when.date() if when else dt.date.today()
+    specmod.set_eol(sp, day, series)
     relist(sp, proj.store, "eol")
-    emit(as_json, {"product": sp.product, "eol": sp.eol.isoformat(), "spec": str(sp.path)},
-         lambda r: out.print(f"{r['product']}: end of life {r['eol']}; stage and release now refuse, feeds stay published"))
+    who = f"{sp.product} series {series}" if series else sp.product
+    emit(as_json, {"product": sp.product, "series": series, "eol": day.isoformat(), "spec": str(sp.path)},
+         lambda r: out.print(f"{who}: end of life {r['eol']}; stage and release now refuse, feeds stay published"))
 
 @click.group()
 def feed():
@@ -169,16 +172,20 @@ def feed_check(directory, fmt, keyring, as_json):
 @click.option("--url", help="Where devices reach the publish tree (default: publish.url of the spec).")
 @click.option("--custom", "customs", multiple=True, help="Also use (and trust the key of) this custom feed.")
 @click.option("--channel", metavar="NAME", help="A test device: follow the channel NAME (builds that are not releases).")
+@click.option("--series", metavar="NAME", help="The series the device follows (default: the newest); a device of an "
+              "older series moves by getting these files, then upgrading.")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @json_opt
 @click.pass_obj
-def device_config(proj: Project, machine, fmt, url, customs, channel, out_dir, as_json):
-    """Write a device's feed configuration, trusted keys and upgrade timer under OUT_DIR."""
+def device_config(proj: Project, machine, fmt, url, customs, channel, series, out_dir, as_json):
+    """Write a device's feed configuration, trusted keys and upgrade timer under OUT_DIR.
+    A device moves to another series by getting that series' files, then upgrading."""
     from ..custom import custom_feeds
     from ..device import write
+    sp = proj.spec.in_series(series or (proj.spec.series_names() or [None])[-1])   # default: the newest series
     try:
-        files = write(proj.spec, proj.store, machine, fmt or proj.spec.formats[0], out_dir, url,
-                      custom_feeds(proj.spec, list(customs)), channel)
+        files = write(sp, proj.store, machine, fmt or sp.formats[0], out_dir, url,
+                      custom_feeds(sp, list(customs)), channel)
     except ValueError as e:
         raise BindistroError(str(e)) from None
     emit(as_json, {"out": str(out_dir), "files": files}, lambda r: [out.print(f) for f in files])
@@ -188,15 +195,16 @@ def device_config(proj: Project, machine, fmt, url, customs, channel, out_dir, a
 @click.argument("candidate", type=int, required=False)
 @click.option("--channel", metavar="NAME", help="Publish CANDIDATE (not a release) to channels/NAME/, replacing what it held.")
 @click.option("--remove-channel", "remove", metavar="NAME", help="Remove the channel NAME (releases are never removed).")
+@series_opt
 @json_opt
 @click.pass_obj
-def publish_cmd(proj: Project, candidate, channel, remove, as_json):
+def publish_cmd(proj: Project, candidate, channel, remove, series, as_json):
     """Builds for testers: publish a candidate to a channel (nightly, …), or remove a channel."""
     from ..channel import publish_channel, remove_channel
     if remove and (channel or candidate is not None):
         raise click.UsageError("--remove-channel NAME takes no candidate and no --channel")
     if remove:
-        r = remove_channel(proj.spec, proj.store, remove)
+        r = remove_channel(proj.spec.choose_series(series), proj.store, remove)
         emit(as_json, r, lambda r: out.print(f"channel {remove} removed"))
         return
     if candidate is None or not channel:

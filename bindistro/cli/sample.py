@@ -18,8 +18,10 @@ from .base import emit, json_opt, out
 @click.option("--formats", default="ipk,rpm,deb", show_default=True, help="Package formats to build.")
 @click.option("--packages", type=click.IntRange(1, 200_000), default=None, metavar="N",
               help="World-sized: grow each machine's feeds to about N package names (e.g. 20000).")
+@click.option("--series", metavar="NAME", help="A next branch of the distro (bigger version jumps, a soname bump, "
+              "a package merged into another), forked from the first series' release 3.")
 @json_opt
-def sample_build(out_dir, rel, seed, inject, formats, packages, as_json):
+def sample_build(out_dir, rel, seed, inject, formats, packages, series, as_json):
     """Write a Yocto-shaped SAMPLE build directory with real packages (sample data)."""
     from bindistro_sample.build import generate
     from bindistro_sample.defects import DEFECTS
@@ -33,9 +35,9 @@ def sample_build(out_dir, rel, seed, inject, formats, packages, as_json):
     for f in fmts:
         if f not in ("ipk", "rpm", "deb"):
             raise click.UsageError(f"unknown format {f!r}")
-    r = generate(out_dir, rel, seed, inject=list(inject), formats=fmts, packages=packages)
+    r = generate(out_dir, rel, seed, inject=list(inject), formats=fmts, packages=packages, series=series)
     emit(as_json, r, lambda r: out.print(
-        f"SAMPLE DATA: release {r['release']} (seed {r['seed']}) in {r['out']}: {r['recipes']} recipes, "
+        f"SAMPLE DATA: release {r['release']}" + (f" of series {r['series']}" if r["series"] else "") + f" (seed {r['seed']}) in {r['out']}: {r['recipes']} recipes, "
         f"{r['packages']} packages; changes: " + (", ".join(f"{c['kind']} {c['recipe']}" for c in r["changes"]) or "none")))
 
 
@@ -50,17 +52,24 @@ def sample_build(out_dir, rel, seed, inject, formats, packages, as_json):
 @click.option("--database", metavar="URL", help="Metadata in PostgreSQL (as init --database).")
 @click.option("--objects", metavar="s3://BUCKET/PREFIX", help="Store objects in S3 (state.objects).")
 @click.option("--target", metavar="s3://BUCKET/PREFIX", help="Also publish to S3 (publish.target).")
+@click.option("--series/--one-series", default=True, show_default=True,
+              help="Also open the next series (its first release) and publish its next build to the nightly channel.")
 @json_opt
-def demo(out_dir, count, seed, boot, packages, database, objects, target, as_json):
+def demo(out_dir, count, seed, boot, packages, database, objects, target, series, as_json):
     """Sample builds of releases 1..N, each staged and released; leaves OUT/publish browsable."""
     from bindistro_sample.demo import run
-    r = run(out_dir, count, seed, boot=boot, packages=packages, database=database, objects=objects, target=target)
+    r = run(out_dir, count, seed, boot=boot, packages=packages, database=database, objects=objects, target=target,
+            series=series)
 
     def human(r):
-        t = Table("release", "candidate", "packages", "new files", "changes", title=f"SAMPLE distro in {r['out']}")
+        t = Table("release", "series", "candidate", "packages", "new files", "changes", title=f"SAMPLE distro in {r['out']}")
         for x in r["releases"]:
-            t.add_row(x["release"], str(x["candidate"]), str(x["packages"]), str(x["new_files"]), x["changes"])
+            t.add_row(x["release"], x.get("series") or "-", str(x["candidate"]), str(x["packages"]), str(x["new_files"]),
+                      x["changes"])
         out.print(t)
+        if r.get("channel"):
+            c = r["channel"]
+            out.print(f"channel {c['channel']} ({c['path']}/, not a release): candidate {c['candidate']}")
         out.print(f"publish tree: {r['publish']}")
     emit(as_json, r, human)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..errors import BindistroError
-from .base import Project, emit, json_opt, out
+from .base import Project, emit, json_opt, out, series_opt
 
 
 def publish_dir(proj: Project, given: Path | None) -> Path:
@@ -29,9 +29,11 @@ def publish_dir(proj: Project, given: Path | None) -> Path:
               help="Public key(s) the release manifest must be signed with (default: the project's keys).")
 @click.option("--insecure", is_flag=True, help="Restore from an unsigned or badly signed tree (says so).")
 @click.option("--custom", "custom", metavar="NAME", help="A custom build: the revision suffix NAME for official recipes it changes.")
+@series_opt
 @json_opt
 @click.pass_obj
-def restore(proj: Project, build_dir, rel, source, url, hashserv_upstream, layers_dir, keyring, insecure, custom, as_json):
+def restore(proj: Project, build_dir, rel, source, url, hashserv_upstream, layers_dir, keyring, insecure, custom, series,
+            as_json):
     """Restore a release into a build directory: PR values, hash equivalence, sstate mirror, layers.
     The release manifest's signature is checked first; files are used only as the manifest lists them."""
     from ..restore import Trust, project_trust
@@ -43,10 +45,17 @@ def restore(proj: Project, build_dir, rel, source, url, hashserv_upstream, layer
         pass
     if url is None and source is None and spec is not None:
         url = spec.publish_url
-    if spec is not None and source is None and rel is None and not custom and not proj.store.db.releases():
-        # nothing released yet: the feed settings alone, so that the first images are preconfigured
+    if series is not None:
+        if spec is None:
+            raise BindistroError("--series needs the project's spec (run in the project, or pass -C DIR)")
+        from .. import series as S
+        last = S.latest(spec, proj.store, spec.get_series(series).name)
+        rel = rel or (last.name if last else None)
+    if spec is not None and source is None and rel is None and not custom and (
+            series is not None or not proj.store.db.releases()):
+        # nothing released yet (in the series): the feed settings alone, so the first images are preconfigured
         from ..restore import configure_feeds
-        r = configure_feeds(spec, proj.store, build_dir)
+        r = configure_feeds(spec.choose_series(series), proj.store, build_dir)
         emit(as_json, r, lambda r: out.print(f"no release yet: wrote the feed settings and keys for the images into {r['conf']}"))
         return
     publish = publish_dir(proj, source)
@@ -96,12 +105,13 @@ def bundle(proj: Project, release_name, out_dir, source, custom, as_json):
 @click.option("--stage", "do_stage", is_flag=True, help="Stage the build when it succeeds.")
 @click.option("--dry-run", is_flag=True, help="Print what would run.")
 @click.argument("targets", nargs=-1)
+@series_opt
 @json_opt
 @click.pass_obj
-def build(proj: Project, kas_file, build_dir, do_stage, dry_run, targets, as_json):
-    """Restore the last release, then run kas or bitbake with a captured console log."""
+def build(proj: Project, kas_file, build_dir, do_stage, dry_run, targets, series, as_json):
+    """Restore the last release (of the series), then run kas or bitbake with a captured console log."""
     from ..build import run_build
-    r = run_build(proj.spec, proj.store, build_dir, kas_file, list(targets), do_stage, dry_run)
+    r = run_build(proj.spec.choose_series(series), proj.store, build_dir, kas_file, list(targets), do_stage, dry_run)
 
     def human(r):
         out.print(("would run: " if dry_run else "ran: ") + " ".join(r["command"]), markup=False)

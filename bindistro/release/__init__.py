@@ -14,7 +14,7 @@ import json
 import re
 from pathlib import Path
 
-from .. import faults, model, publish, site
+from .. import faults, model, publish, series, site
 from ..device import machine_feeds
 from ..errors import BadInput, BindistroError, Problem
 from ..formats import get as get_format
@@ -29,10 +29,10 @@ from ..store.objects import hash_file
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
-def dest_path(a: Artifact, release: str) -> str:
-    """Where an artifact lives in the publish directory."""
+def dest_path(a: Artifact, release: str, feeds: str = "feeds") -> str:
+    """Where an artifact lives in the publish directory (`feeds`: the series' feed directory)."""
     if a.kind == model.PACKAGE:
-        return f"feeds/{a.format}/{a.arch}/{a.filename}"
+        return f"{feeds}/{a.format}/{a.arch}/{a.filename}"
     if a.kind == model.IMAGE:
         return f"images/{release}/{a.meta.get('machine', a.arch)}/{a.filename}"
     if a.kind == model.SSTATE:
@@ -107,16 +107,15 @@ def index_feed(signer, feed_dir: Path, fmt_name: str, arch: str, arts: list[Arti
 
 def check_eol(spec: Spec, what: str) -> None:
     if spec.eol and dt.date.today() >= spec.eol:
-        raise BindistroError(f"{spec.path}: eol: the product reached end of life on {spec.eol}; "
+        who = f"series {spec.current}" if spec.current else "the product"
+        raise BindistroError(f"{spec.path}: eol: {who} reached end of life on {spec.eol}; "
                              f"no more {what} (published feeds stay available)")
 
 
 def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict:
+    spec = series.of_candidate(spec, store, cid)
     check_eol(spec, "releases")
-    got = store.db.candidate(cid)
-    if not got:
-        raise BindistroError(f"candidate {cid}: no such candidate (see `bindistro show`)")
-    row, arts = got
+    row, arts = store.db.candidate(cid)
     if publish.settle(spec, store, f"release {cid}"):
         done = next((r for r in store.db.releases() if r.candidate == cid), None)
         if done:       # a killed run of this command had committed it: the rerun made it visible
@@ -137,7 +136,8 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
         rels = store.db.releases()        # read again under the lock: another release may have run
         _refuse_twice(store, cid)
         seq = (rels[-1].seq + 1) if rels else 1
-        name = name or spec.format_release_name(seq)
+        # numbered within the series: kirkstone's 4.0.3 and scarthgap's 5.0.1 share one sequence
+        name = name or spec.format_release_name(len(series.releases(spec, store, spec.current)) + 1)
         if not _NAME.fullmatch(name):      # fullmatch: `$` would let a trailing newline through
             raise BindistroError(f"release name {name!r}: use letters, digits and . _ + - only")
         if any(r.name == name for r in rels):
@@ -167,7 +167,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, arts, name, s
             if a.arch not in feeds[a.format]:
                 problems.append(Problem(a.path, f"architecture {a.arch!r} has no feed in {spec.path}"))
                 continue
-        d = dest_path(a, name)
+        d = dest_path(a, name, spec.feed_root)
         prev = published.get(d)
         if prev and prev[0] != a.sha256:
             problems.append(Problem(a.path, f"would replace published {d} with different content "
@@ -205,18 +205,19 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, arts, name, s
 
     # 2. cumulative indexes of every feed that gains packages, then their signatures
     touched = {(a.format, a.arch) for d, a in plan.items() if a.kind == model.PACKAGE and d not in published}
-    history = [signer.lookup(a) for a in store.db.released_packages()]
+    history = [signer.lookup(a) for a in series.history(spec, store)]
     for fmt_name, arch in progress(sorted(touched), f"indexing {name}"):
-        index_feed(signer, g.path(f"feeds/{fmt_name}/{arch}/Packages").parent, fmt_name, arch,
+        index_feed(signer, g.path(f"{spec.feed_root}/{fmt_name}/{arch}/Packages").parent, fmt_name, arch,
                    history + [a for a in plan.values() if a.kind == model.PACKAGE])
 
     # 3. the manifest, signed once by the key of the day
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     manifest = {
         "release": name, "product": spec.product, "version": spec.version, "sequence": seq,
+        **({"series": spec.current, "feed_root": spec.feed_root} if spec.current else {}),
         "candidate": cid, "source": row.source, "created": created,
         "eol": spec.eol.isoformat() if spec.eol else None,
-        "feeds": {f: [f"feeds/{f}/{a}" for a in sorted(feeds[f])] for f in spec.formats},
+        "feeds": {f: [f"{spec.feed_root}/{f}/{a}" for a in sorted(feeds[f])] for f in spec.formats},
         # each machine's feeds, most generic first (OE's PACKAGE_FEED_ARCHS order): restore writes them per machine
         "machines": machine_feeds(spec),
         "verify": {"created": rep["created"], "gates": rep["gates"], "summary": rep["summary"]},
@@ -234,7 +235,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, arts, name, s
         new_files.append((f"releases/{name}/manifest.json.asc", hash_file(sig)[0], sig.stat().st_size))
 
     # 4. the listing, then the DB row and the generation in one transaction, then the switch
-    rel = Release(name, seq, cid, created)
+    rel = Release(name, seq, cid, created, series=spec.current)
     write_listing(spec, store, g.dir, extra=rel)
     site.build(spec, store, g.dir, site.release_files(spec, store))     # the feed viewer switches with the feeds
 
@@ -245,7 +246,9 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, arts, name, s
     g.commit(record)
     return {"release": name, "sequence": seq, "candidate": cid, "created": created,
             "new_files": len(new_files), "artifacts": len(plan), "skipped_formats": skipped,
-            "feeds_updated": [f"feeds/{f}/{a}" for f, a in sorted(touched)]}
+            "feeds_updated": [f"{spec.feed_root}/{f}/{a}" for f, a in sorted(touched)],
+            **({"series": spec.current} if spec.current else {})}
+
 
 
 def restore_info(plan: dict[str, Artifact]) -> dict:

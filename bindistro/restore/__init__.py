@@ -182,10 +182,20 @@ def ipk_signature(publish: Path, manifest: dict) -> str:
     return "asc"
 
 
-def feed_conf(url: str, per_machine: dict[str, list[str]], archs: list[str] | None = None) -> list[str]:
-    """OE's feed variables: the tree's URL, the feeds of the image's package type, and each machine's
-    own feeds (MACHINE is an override: no x86 feed on an arm device)."""
-    lines = [f'PACKAGE_FEED_URIS = "{url}"', 'PACKAGE_FEED_BASE_PATHS = "feeds/${IMAGE_PKGTYPE}"']
+def feed_root(manifest: dict) -> str:
+    """The feed directory of the manifest's series (feeds/<series>; feeds before series)."""
+    root = manifest.get("feed_root", "feeds")
+    if not isinstance(root, str) or not re.fullmatch(r"feeds(/[A-Za-z0-9][A-Za-z0-9._+-]*)?", root):
+        raise BindistroError(f"release {manifest.get('release')}: manifest feed_root {root!r} is not feeds or feeds/NAME")
+    return root
+
+
+def feed_conf(url: str, per_machine: dict[str, list[str]], archs: list[str] | None = None,
+              feed_root: str = "feeds") -> list[str]:
+    """OE's feed variables: the tree's URL, the feeds of the image's package type (under the
+    series' feed directory), and each machine's own feeds (MACHINE is an override: no x86 feed on an
+    arm device)."""
+    lines = [f'PACKAGE_FEED_URIS = "{url}"', f'PACKAGE_FEED_BASE_PATHS = "{feed_root}/${{IMAGE_PKGTYPE}}"']
     if archs:
         lines.append(f'PACKAGE_FEED_ARCHS = "{" ".join(archs)}"')
     return lines + [f'PACKAGE_FEED_ARCHS:{m} = "{" ".join(a)}"' for m, a in sorted(per_machine.items()) if a] + [""]
@@ -224,7 +234,7 @@ def conf_text(manifest: dict, url: str, hashserv_upstream: str | None, custom: s
     lines += ["", "# PR server: local, with the release's values imported into cache/prserv.sqlite3",
               'PRSERV_HOST ?= "localhost:0"', "",
               "# where devices get packages (used for the images' feed configuration)"]
-    lines += feed_conf(url, per_machine, archs)
+    lines += feed_conf(url, per_machine, archs, feed_root(manifest))
     if custom:
         lines += custom_conf(custom)
     return "\n".join(lines)
@@ -338,10 +348,10 @@ def configure_feeds(spec, store, build: Path) -> dict:
     feeds = machine_feeds(spec)
     lines = [f"# Written by bindistro before the first release of {spec.product}: feed settings only;",
              "# `bindistro restore` replaces this file once a release exists. Edit local.conf, not this file.", ""]
-    lines += feed_conf(url, {m: v[spec.formats[0]] for m, v in feeds.items()})
+    lines += feed_conf(url, {m: v[spec.formats[0]] for m, v in feeds.items()}, feed_root=spec.feed_root)
     try:
         (build / "conf").mkdir(parents=True, exist_ok=True)
-        lines += image_feeds.write(build, spec.product, url, feeds, keys, spec.ipk_feed_signature)
+        lines += image_feeds.write(build, spec.product, url, feeds, keys, spec.ipk_feed_signature, spec.feed_root)
         (build / "conf" / "bindistro.conf").write_text("\n".join(lines))
         _require(build)
     except OSError as e:
@@ -380,7 +390,7 @@ def restore(build: Path, publish: Path, release: str | None = None, url: str | N
         build.mkdir(parents=True, exist_ok=True)
         (build / "conf").mkdir(exist_ok=True)
         text += "\n".join(image_feeds.write(build, str(m.get("product", "")), url, machine_feeds(m), keys,
-                                            ipk_signature(publish, m)))
+                                            ipk_signature(publish, m), feed_root(m)))
         (build / "conf" / "bindistro.conf").write_text(text)
         _require(build)
     except OSError as e:

@@ -36,7 +36,7 @@ bindistro_feed_files () {
 
 
 def write(build: Path, product: str, url: str, machines: dict[str, dict[str, list[str]]], keys: dict[str, bytes],
-          ipk_signature: str) -> list[str]:
+          ipk_signature: str, feed_root: str = "feeds") -> list[str]:
     """Write the class and each machine's files for each format; returns the conf lines that turn
     them on. `machines`: machine -> format -> its feeds' architecture names, most generic first."""
     import shutil
@@ -49,7 +49,7 @@ def write(build: Path, product: str, url: str, machines: dict[str, dict[str, lis
         return ["# this release names no machine's feeds: images get OE's own feed configuration", ""]
     for machine, per_fmt in sorted(machines.items()):
         for fmt, archs in per_fmt.items():
-            files = feed_files(product, url, fmt, archs, keys, ipk_signature)
+            files = feed_files(product, url, fmt, archs, keys, ipk_signature, feeds=feed_root)
             # the image has OE's own arch.conf (opkg-arch-config, a conffile): all of PACKAGE_ARCHS
             files.pop("etc/opkg/arch.conf", None)
             for rel, data in files.items():

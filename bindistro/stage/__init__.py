@@ -347,10 +347,10 @@ def stage(store: Store, path: Path, spec: Spec | None = None, kas_files: list[Pa
     except (ValueError, OSError, KeyError) as e:
         raise BadInput([Problem(str((list(layer_files) + list(kas_files) or [path])[0]), f"cannot read layers: {e}")]) from None
     layer_data = (L.to_json(found[0]).encode(), found[1]) if found else None
-    return _stage(store, st, lay, path, layer_data)
+    return _stage(store, st, lay, path, layer_data, spec.current if spec else None)
 
 
-def _stage(store: Store, st: Stager, lay: Layout, path: Path, layer_data) -> dict:
+def _stage(store: Store, st: Stager, lay: Layout, path: Path, layer_data, series: str | None = None) -> dict:
     with tempfile.TemporaryDirectory(dir=store.dir) as tmp, store.objects.adding(store.referenced_objects):
         for fmt, feed_dir in lay.feeds:
             st.stage_feed(fmt, feed_dir, path)
@@ -377,9 +377,10 @@ def _stage(store: Store, st: Stager, lay: Layout, path: Path, layer_data) -> dic
         warnings = [str(p) for p in st.problems]
         created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         with store.db.begin() as conn:
-            cid = store.db.add_candidate(conn, str(path), created, st.arts, warnings)
+            cid = store.db.add_candidate(conn, str(path), created, st.arts, warnings, series)
             store.db.save_filestats(conn, st.stats)
     out = summary(cid, str(path), created, st.arts, warnings)
+    out["series"] = series
     out["hashed"], out["hash_cache_hits"], out["hashed_bytes"] = st.hashed, st.cached, st.hashed_bytes
     return out
 

@@ -91,9 +91,10 @@ class MetaDB:
         return out
 
     @staticmethod
-    def add_candidate(conn, source: str, created: str, arts: list[Artifact], warnings: list[str]) -> int:
-        cid = conn.execute(insert(candidates).values(source=source, created=created,
-                                                     warnings=warnings)).inserted_primary_key[0]
+    def add_candidate(conn, source: str, created: str, arts: list[Artifact], warnings: list[str],
+                      series: str | None = None) -> int:
+        cid = conn.execute(insert(candidates).values(source=source, created=created, warnings=warnings,
+                                                     series=series)).inserted_primary_key[0]
         if arts:
             own = _store_metas(conn, [a for a in arts if a.kind == "package"])
             conn.execute(insert(artifacts), [
@@ -120,9 +121,11 @@ class MetaDB:
             return list(c.execute(select(candidates).order_by(candidates.c.id)))
 
     def releases(self) -> list[Release]:
+        """Every release, oldest first, with its candidate's series (series.py says whose None is)."""
+        q = select(releases, candidates.c.series).join(candidates, candidates.c.id == releases.c.candidate)
         with self.engine.connect() as c:
-            return [Release(r.name, r.seq, r.candidate, r.created)
-                    for r in c.execute(select(releases).order_by(releases.c.seq))]
+            return [Release(r.name, r.seq, r.candidate, r.created, series=r.series)
+                    for r in c.execute(q.order_by(releases.c.seq))]
 
     @staticmethod
     def add_release(conn, rel: Release, files: list[tuple[str, str, int]]) -> None:
@@ -136,14 +139,17 @@ class MetaDB:
         with self.engine.connect() as c:
             return {r.path: (r.sha256, r.size) for r in c.execute(select(published))}
 
-    def released_packages(self) -> list[Artifact]:
-        """Every package file ever released, once, in the order it was first released. (A release
-        lists all of its build's packages: most are the same files as the release before.)"""
+    def released_packages(self, series: list[int] | None = None) -> list[Artifact]:
+        """Every package file ever released, once, in the order it was first released (`series`: only
+        by the releases of those candidates, one series' cumulative feeds). A release lists all of its
+        build's packages: most are the same files as the release before."""
         with self.engine.connect() as c:
             first = (select(func.min(artifacts.c.id))
                      .join(releases, releases.c.candidate == artifacts.c.candidate)
                      .where(artifacts.c.kind == "package")
                      .group_by(artifacts.c.format, artifacts.c.arch, artifacts.c.sha256))
+            if series is not None:
+                first = first.where(artifacts.c.candidate.in_(series))
             q = select(artifacts).where(artifacts.c.id.in_(first)).order_by(artifacts.c.id)
             return _with_metas(c, c.execute(q).all())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table
 
-SCHEMA_VERSION = "0006"     # the newest migration; migrate.ensure() brings a database there
+SCHEMA_VERSION = "0007"     # the newest migration; migrate.ensure() brings a database there
 
 md = MetaData()
 
@@ -23,6 +23,7 @@ candidates = Table(
     Column("source", String, nullable=False),
     Column("created", String, nullable=False),
     Column("warnings", JSON, nullable=False, default=list),
+    Column("series", String),       # the spec's series; NULL: the first (a candidate from before series)
 )
 artifacts = Table(
     "artifacts", md,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import delete, insert, select
 
-from .. import model
+from .. import model, series
 from ..errors import BindistroError
 from ..formats import get as get_format
 from ..model import Artifact, Release
@@ -30,8 +30,9 @@ class Context:
     store: Store
     candidate: int
     artifacts: list[Artifact]
-    releases: list[Release]                 # published releases, oldest first, this candidate excluded
+    releases: list[Release]                 # published releases of its series, oldest first, this candidate excluded
     work: Path
+    cross: list[Release] = field(default_factory=list)   # the latest release of each older series devices move from
     _arts: dict = field(default_factory=dict)
     done: dict = field(default_factory=dict)   # gate -> its findings in this run (gates run in name order)
     _released: list | None = None
@@ -52,7 +53,7 @@ class Context:
         key = (fmt, machine.name)
         if key not in self._feeds:
             if self._released is None:      # read once per run: at distro scale it is most of the DB
-                self._released = self.store.db.released_packages()
+                self._released = series.history(self.spec, self.store)
             names = {get_format(fmt).feed_name(a) for a in machine.archs}
             cand = [a for a in self.artifacts if a.kind == model.PACKAGE and a.format == fmt and a.arch in names]
             keys = {(a.arch, a.filename) for a in cand}
@@ -82,6 +83,24 @@ class Context:
                 return [(l.split()[0], l.split()[2]) for l in text.splitlines() if len(l.split()) >= 3]
         return []
 
+    def installed_set(self, rel: Release, fmt: str, machine) -> tuple[list[Artifact], int]:
+        """The packages a device of release `rel` has installed, from `rel`'s own build (a release
+        lists every package of its build; a release of an older series has its own feeds), and how
+        many of its image's packages were not found there."""
+        wanted = self.image_set(rel, machine)
+        m = self.machine_of(rel, machine)
+        names = {get_format(fmt).feed_name(a) for a in m.archs}
+        by_nv = {(a.name, a.version): a for a in self.release_artifacts(rel)
+                 if a.kind == model.PACKAGE and a.format == fmt and a.arch in names}
+        got = [by_nv[k] for k in wanted if k in by_nv]
+        return got, len(wanted) - len(got)
+
+    def machine_of(self, rel: Release, machine):
+        """`machine` as the series of `rel` defines it (a branch may name its feeds otherwise)."""
+        if rel.series == self.spec.current:
+            return machine
+        return next((m for m in self.spec.in_series(rel.series).machines if m.name == machine.name), machine)
+
     def release_artifacts(self, rel: Release) -> list[Artifact]:
         if rel.name not in self._arts:
             self._arts[rel.name] = self.store.db.candidate(rel.candidate)[1]
@@ -94,14 +113,13 @@ class Context:
     def upgrade_sources(self) -> list[tuple[str, Release]]:
         """first, last, one random earlier release and n-2 (the skipped-release path), deduplicated."""
         rels = self.releases
-        if not rels:
-            return []
-        picks = [("first", rels[0]), ("last", rels[-1])]
+        picks = [("first", rels[0]), ("last", rels[-1])] if rels else []
         middle = rels[1:-2] or rels[1:-1]      # not n-2 when there is a choice: it is a path of its own
         if middle:
             picks.append(("random", random.Random(self.candidate).choice(middle)))
         if len(rels) >= 2:
             picks.append(("n-2", rels[-2]))
+        picks += [(f"series-{r.series}", r) for r in self.cross]      # a word: it names work dirs too
         seen, out = set(), []
         for why, r in picks:
             if r.name not in seen:
@@ -115,7 +133,7 @@ class Context:
         labelled as upgrade_sources labels the ones it picks: a solve costs milliseconds."""
         labels = {r.name: why for why, r in self.upgrade_sources()}
         today = dt.date.today()
-        return [(labels.get(r.name, "earlier"), r) for r in self.releases
+        return [(labels.get(r.name, "earlier"), r) for r in self.releases + self.cross
                 if not r.eol or dt.date.fromisoformat(r.eol[:10]) > today]
 
 
@@ -135,12 +153,15 @@ def _context(spec: Spec, store: Store, cid: int) -> Context:
     got = store.db.candidate(cid)
     if not got:
         raise BindistroError(f"candidate {cid}: no such candidate (see `bindistro show`)")
-    _row, arts = got
-    # compare with what was published before this candidate
-    rels = [r for r in store.db.releases() if r.candidate < cid]
+    row, arts = got
+    spec = spec.in_series(row.series)
+    # compare with what its series published before this candidate, and with the latest release of
+    # every older series whose devices move to this one
+    rels = [r for r in series.releases(spec, store, spec.current) if r.candidate < cid]
+    cross = [r for r in (series.latest(spec, store, o, before=cid) for o in spec.upgrade_from()) if r]
     work = store.dir / "work"
     work.mkdir(exist_ok=True)
-    return Context(spec, store, cid, arts, rels, work)
+    return Context(spec, store, cid, arts, rels, work, cross=cross)
 
 
 def _run_gates(ctx: Context, names) -> tuple[list[str], list[Finding]]:

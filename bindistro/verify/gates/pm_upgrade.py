@@ -42,7 +42,6 @@ def run(ctx) -> list[Finding]:
                                    "registered with binfmt_misc: scripts/setup.sh does it as root)"))
                 continue
             allpkgs, _cand = ctx.feed_set(fmt, m)
-            by_nv = {(a.name, a.version): a for a in allpkgs}
             entries = [(ctx.store.objects.path(a.sha256),
                         Indexed(a.filename, PackageInfo(a.name, a.version, a.arch, a.meta), a.size, a.md5, a.sha256))
                        for a in allpkgs]
@@ -50,11 +49,15 @@ def run(ctx) -> list[Finding]:
             cleanup.append(repo)
             bootplan = boot_plan(ctx, m, out if fmt == ctx.spec.formats[0] else [])
             for why, rel in sources:
-                wanted = ctx.image_set(rel, m)
-                files = [ctx.store.objects.path(by_nv[k].sha256) for k in wanted if k in by_nv]
-                names = [by_nv[k].filename for k in wanted if k in by_nv]
+                # a device of `rel` (of this series or an older one) installed its own build's packages
+                installed, _missing = ctx.installed_set(rel, fmt, m)
+                files = [ctx.store.objects.path(a.sha256) for a in installed]
+                names = [a.filename for a in installed]
                 if not files:
                     continue
+                # a device moving from an older series keeps that series' feed names it has
+                # packages of (lowest priority), or the package manager would not know them
+                archs = [a for a in ctx.machine_of(rel, m).archs if a not in m.archs] + list(m.archs)
                 work = ctx.work / f"pm-root-{ctx.candidate}-{fmt}-{m.name}-{why}"
                 shutil.rmtree(work, ignore_errors=True)
                 cleanup.append(work)
@@ -67,7 +70,8 @@ def run(ctx) -> list[Finding]:
                 if bootplan:
                     old_img = old_image(ctx, rel, m)
                     plan = (bootplan, old_img) if old_img else None
-                jobs.append((fmt, m, why, rel, work, repo, sorted(named.iterdir()), opkg, cpu, plan, ctx.spec.boot))
+                jobs.append((fmt, m, archs, why, rel, work, repo, sorted(named.iterdir()), opkg, cpu, plan, ctx.spec.boot,
+                             rel.series == ctx.spec.current))
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
             results = list(pool.map(_one, jobs))
@@ -154,12 +158,11 @@ def boot_findings(ctx, res: PathResult, where: str, info: dict) -> list[Finding]
 
 
 def _one(job) -> PathResult:
-    fmt, m, why, rel, work, repo, files, opkg, cpu, plan, bootcfg = job
+    fmt, m, archs, why, rel, work, repo, files, opkg, cpu, plan, bootcfg, same_series = job
     if fmt == "rpm":
-        archs = [get_format("rpm").feed_name(a) for a in reversed(m.archs)]
-        pm = RpmRoot(work, repo, archs)
+        pm = RpmRoot(work, repo, [get_format("rpm").feed_name(a) for a in reversed(archs)])
     elif fmt == "ipk":
-        pm = IpkRoot(work, repo, list(m.archs), opkg)
+        pm = IpkRoot(work, repo, archs, opkg)
     else:
         pm = DebRoot(work, repo, DEB_ARCH[cpu])
     res = run_path(pm, files, PathResult(fmt, m.name, why, rel.name))
@@ -170,6 +173,8 @@ def _one(job) -> PathResult:
                                                   work / "boot")
         except (OSError, ValueError) as e:
             res.boot = str(e)
-    if res.ok:
-        revert(pm, res)          # after the boot: the revert changes the root
+    if res.ok and same_series:
+        # after the boot: the revert changes the root. Only within a series: an older series'
+        # versions are not in this one's feeds (a device goes back by pointing at its old series)
+        revert(pm, res)
     return res

@@ -1,10 +1,15 @@
 """Upgrade solvability: the image package set of every earlier supported release, upgraded to the
 candidate's cumulative feeds (libsolv, every package to its best version): a device on any release
-is covered. The first, last, a random earlier and the n-2 paths keep those labels."""
+is covered. The first, last, a random earlier and the n-2 paths keep those labels; the latest
+release of each older series devices move from is a path too ("series NAME"), and no package of an
+older series may be newer than the candidate's (a backport the next branch lacks would be a
+downgrade for every device that moves)."""
 from __future__ import annotations
 
 import solv
 
+from ... import series
+from ...formats import get as get_format
 from ..finding import Finding
 
 NAME = "upgrade"
@@ -18,21 +23,46 @@ def run(ctx) -> list[Finding]:
         return [Finding("info", NAME, "upgrade.first-release", "-", "first release: no earlier release to upgrade from")]
     for fmt in ctx.formats():
         for m in ctx.machines():
-            allpkgs, _cand = ctx.feed_set(fmt, m)
-            by_nv = {(a.name, a.version): a for a in allpkgs}
+            out += backports(ctx, fmt, m)
             for why, rel in sources:
-                wanted = ctx.image_set(rel, m)
-                if not wanted:
+                installed, missing = ctx.installed_set(rel, fmt, m)
+                if not installed:
                     continue
-                installed = [by_nv[k] for k in wanted if k in by_nv]
                 subject = f"{rel.name}->candidate"
-                if len(installed) < len(wanted):
-                    out.append(Finding("warning", NAME, "upgrade.not-in-feeds", subject, f"{fmt}/{m.name}: {len(wanted) - len(installed)} packages "
-                                       f"of the {rel.name} image are not in the feeds", scope=f'{fmt}/{m.name}'))
+                if missing:
+                    out.append(Finding("warning", NAME, "upgrade.not-in-feeds", subject, f"{fmt}/{m.name}: {missing} packages "
+                                       f"of the {rel.name} image are not in its build's packages", scope=f'{fmt}/{m.name}'))
                 pool = ctx.feed_pool(fmt, m)
                 with pool.installed(installed):
                     problems, trans = pool.solve([pool.upgrade_all_job()])
                     out += _findings(fmt, m, why, rel, subject, problems, trans)
+    return out
+
+
+def backports(ctx, fmt, m) -> list[Finding]:
+    """A package whose newest version in an older series sorts above the candidate's version of it."""
+    out = []
+    vercmp = get_format(fmt).version_cmp
+    _all, cand = ctx.feed_set(fmt, m)
+    ours: dict[str, str] = {}
+    for a in cand:
+        if a.name not in ours or vercmp(a.version, ours[a.name]) > 0:
+            ours[a.name] = a.version
+    for rel in ctx.cross:
+        older = ctx.spec.in_series(rel.series)
+        theirs: dict[str, str] = {}
+        names = {get_format(fmt).feed_name(a) for a in ctx.machine_of(rel, m).archs}
+        for a in series.history(older, ctx.store):
+            if a.format == fmt and a.arch in names and a.name in ours and (
+                    a.name not in theirs or vercmp(a.version, theirs[a.name]) > 0):
+                theirs[a.name] = a.version
+        for name, v in sorted(theirs.items()):
+            if vercmp(v, ours[name]) > 0:
+                out.append(Finding("error", NAME, "upgrade.backport-newer", name, f"{fmt}/{m.name}: {name} {v} of series "
+                                   f"{rel.series} sorts above {ours[name]} of this candidate (series {ctx.spec.current}): "
+                                   f"devices moving from {rel.series} would keep the older-series build; bump the "
+                                   "version here (or PE) above it", {"series": rel.series, "theirs": v, "ours": ours[name]},
+                                   scope=f"{fmt}/{m.name}"))
     return out
 
 

@@ -1,0 +1,54 @@
+"""Series: several branches of one product in one store and one publish tree.
+
+A candidate belongs to the series it was staged for (NULL in the store: the spec's first series,
+which owns everything from before series). Each series has its own release numbering, cumulative
+feeds (under its `feed_root`) and end of life; every step works on `Spec.in_series(...)`, a view of
+the spec as that series sees it, so the steps themselves need not know about series.
+"""
+from __future__ import annotations
+
+from .errors import BindistroError
+from .model import Artifact, Release
+from .spec import Spec
+from .store import Store
+
+
+def of_candidate(spec: Spec, store: Store, cid: int) -> Spec:
+    """The spec as the series of candidate `cid` sees it."""
+    got = store.db.candidate(cid, kinds=("none",))
+    if not got:
+        raise BindistroError(f"candidate {cid}: no such candidate (see `bindistro show`)")
+    return spec.in_series(got[0].series)
+
+
+def name_of(spec: Spec, series: str | None) -> str | None:
+    """A store row's series as the spec names it (None: the first series, when there are series)."""
+    return series or (spec.series[0].name if spec.series else None)
+
+
+def releases(spec: Spec, store: Store, series: str | None | bool = False) -> list[Release]:
+    """Every release (`series` False) or those of one series, oldest first, series names resolved."""
+    out = store.db.releases()
+    for r in out:
+        r.series = name_of(spec, r.series)
+    return out if series is False else [r for r in out if r.series == name_of(spec, series)]
+
+
+def history(spec: Spec, store: Store) -> list[Artifact]:
+    """Every package the releases of this view's series published, once: its cumulative feeds."""
+    if not spec.series:
+        return store.db.released_packages()
+    return store.db.released_packages([r.candidate for r in releases(spec, store, spec.current)])
+
+
+def latest(spec: Spec, store: Store, series: str, before: int | None = None) -> Release | None:
+    """The newest release of `series` (published before candidate `before`, when given)."""
+    rels = [r for r in releases(spec, store, series) if before is None or r.candidate < before]
+    return rels[-1] if rels else None
+
+
+def check_name(spec: Spec, name: str | None) -> str | None:
+    """`--series NAME` checked against the spec (None passes)."""
+    if name is not None:
+        spec.get_series(name)
+    return name
