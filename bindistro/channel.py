@@ -90,6 +90,8 @@ def remove_channel(spec: Spec, store: Store, name: str) -> dict:
         if not (g.dir / base).is_dir():
             raise BindistroError(f"{spec.publish_path / base}: no channel {name!r} is published")
         shutil.rmtree(g.dir / base)        # channels/ itself stays: its public name links into it
+        if spec.current and not any((g.dir / base).parent.iterdir()):
+            (g.dir / base).parent.rmdir()    # the series' last channel
         write_listing(spec, store, g.dir)
         g.commit(lambda n: _record(store, n))
     return {"channel": name, "removed": True}

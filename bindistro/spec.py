@@ -374,6 +374,26 @@ def set_eol(spec: Spec, when: dt.date, series: str | None = None) -> None:
     _save(spec)
 
 
+def add_series(spec: Spec, name: str, version: str | None = None, first: str | None = None) -> Series:
+    """A new series, newest last. A spec without series first names its line of releases `first`
+    with `path: feeds`: its feeds, releases and every URL devices use stay where they are."""
+    spec = spec.whole
+    old = list(spec.series)
+    if not old and not first:
+        raise BindistroError(f"{spec.path}: the spec has no series yet: name the releases it has with --first NAME "
+                             "(they keep their feeds/ and every published URL)")
+    if old and first and first != old[0].name:
+        raise BindistroError(f"{spec.path}: the first series is {old[0].name} already")
+    x = Series(name, version=version)
+    spec.series = (old or [Series(first, path="feeds")]) + [x]
+    try:
+        _save(spec)           # checked like any spec: names, release names that would collide
+    except BindistroError:
+        spec.series = old
+        raise
+    return x
+
+
 def adopt_signing_key(spec: Spec, fpr: str) -> bool:
     """A new key signs releases when none does yet; True when it became keys.signing."""
     if spec.signing_key:

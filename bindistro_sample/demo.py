@@ -31,11 +31,14 @@ def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: i
         sp = specmod.default_spec("sample-distro", sample=True, boot=boot)
         sp.formats = ["ipk", "rpm", "deb"]     # the demo publishes every format
         sp.database, sp.objects, sp.publish_target = database, objects, target
-        if series:
-            sp.series = [specmod.Series(FIRST, path="feeds"), specmod.Series(NEXT, version="2")]
         specmod.parse(sp.to_dict(), path)      # what the options give must make a valid spec
         specmod.dump(sp, path)
     sp = specmod.load(path)
+    if series and not sp.series:
+        # as `bindistro series add scarthgap --version 2 --first kirkstone`: the releases so far
+        # become the first series and keep feeds/ (a demo run again on a one-series tree does this too)
+        specmod.add_series(sp, NEXT, "2", FIRST)
+        sp = specmod.load(path)
     store = open_store(sp)
     if not sp.signing_key:
         # a throw-away key, named as such, so the demo signs everything it publishes
@@ -43,14 +46,14 @@ def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: i
             "bindistro DEMO key - not for production <demo@bindistro.invalid>")
         specmod.dump(sp, path)
     rows = []
-    first = sp.in_series(FIRST) if sp.series else sp
+    first = sp.in_series(sp.series[0].name) if sp.series else sp
     for n in range(1, count + 1):
         rows += _release(first, store, out / "builds" / f"release-{n}", n, seed, packages)
     out_doc = {"out": str(out), "publish": str(sp.publish_path), "releases": rows}
-    if sp.series:
-        nxt = sp.in_series(NEXT)
-        rows += _release(nxt, store, out / "builds" / f"{NEXT}-release-1", 1, seed, packages, NEXT)
-        out_doc["channel"] = _nightly(nxt, store, out / "builds" / f"{NEXT}-{CHANNEL}", seed, packages)
+    if series and sp.series:
+        nxt = sp.in_series(sp.series[-1].name)
+        rows += _release(nxt, store, out / "builds" / f"{nxt.current}-release-1", 1, seed, packages, nxt.current)
+        out_doc["channel"] = _nightly(nxt, store, out / "builds" / f"{nxt.current}-{CHANNEL}", seed, packages)
     return out_doc
 
 

@@ -131,19 +131,20 @@ def pytest_collection_finish(session):
     shared = _shared(session.config) / "demo-shared"
     shared.mkdir(parents=True, exist_ok=True)
     bindistro = Path(sys.executable).parent / "bindistro"
-    script = f'"{bindistro}" demo --no-boot --out "{shared}/demo" > "{shared}/demo.log" 2>&1 && touch "{shared}/.done" ' \
+    script = f'"{bindistro}" demo --no-boot --one-series --out "{shared}/demo" > "{shared}/demo.log" 2>&1 && touch "{shared}/.done" ' \
              f'|| touch "{shared}/.failed"'
     subprocess.Popen(["sh", "-c", script], start_new_session=True)
 
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory, worker_id) -> Path:
-    """`bindistro demo --no-boot --out DIR` (releases 1..3 of seed 1, all formats, every gate but the
-    QEMU boots: those are test_boot.py's and test_ipk_upgrade.py's), run once per session. Under pytest-xdist it is built in the background from the session's start (see
+    """`bindistro demo --no-boot --one-series --out DIR` (releases 1..3 of seed 1, all formats, every
+    gate but the QEMU boots: those are test_boot.py's and test_ipk_upgrade.py's; the next series is
+    test_series.py's, on top of a copy), run once per session. Under pytest-xdist it is built in the background from the session's start (see
     pytest_sessionstart) and each worker gets its own hard-linked copy."""
     if worker_id == "master":
         out = tmp_path_factory.mktemp("demo") / "demo"
-        Cli()("demo", "--no-boot", "--out", out)
+        Cli()("demo", "--no-boot", "--one-series", "--out", out)
         return out
     shared = tmp_path_factory.getbasetemp().parent / "demo-shared"
     deadline = time.monotonic() + 1800

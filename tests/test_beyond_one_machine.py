@@ -69,7 +69,7 @@ def test_demo_on_postgresql_with_objects_and_tree_in_s3(pg, s3server, tmp_path, 
     s3.create_bucket(Bucket="demo")
     public_read(s3, "demo", "tree")
     d, cli = tmp_path / "demo", Cli()
-    r = cli.json("demo", "--no-boot", "--releases", 2, "--out", d, "--database", pg.new_database(),
+    r = cli.json("demo", "--no-boot", "--one-series", "--releases", 2, "--out", d, "--database", pg.new_database(),
                  "--objects", "s3://demo/objects", "--target", "s3://demo/tree")
     assert [x["release"] for x in r["releases"]] == ["1.1", "1.2"]
     assert not (d / "state" / "bindistro.db").exists()           # the metadata went to PostgreSQL

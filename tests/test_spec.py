@@ -106,3 +106,61 @@ def test_spec_errors_give_the_line(cli, project):
     r = cli("-C", project, "releases", ok=False)
     line_no = next(i for i, l in enumerate(path.read_text().splitlines(), 1) if "colour" in l)
     assert "boot.colour: unknown key" in r.stderr and f"(line {line_no})" in r.stderr
+
+
+@pytest.mark.parametrize("series,key,words", [
+    ({"ipk": None}, "series.ipk", "package format's name"),
+    ({"a": {"upgrade_from": ["b"]}, "b": {"version": "2"}}, "series.a.upgrade_from", "not a series listed before"),
+    ({"a": None, "b": None}, "series.b.version", "release names would collide"),
+    ({"a": {"path": "feeds"}, "b": {"version": "2", "path": "feeds"}}, "series.b.path", "feed directory too"),
+    ({"a": {"path": "elsewhere/x"}}, "series.a.path", "feeds/NAME"),
+    ({"a": {"supported": "yes"}}, "series.a.supported", "true or false"),
+    ({"a": {"eol": "soon"}}, "series.a.eol", "not a date"),
+])
+def test_series_errors_name_the_key(cli, project, series, key, words):
+    path = project / "bindistro.yml"
+    data = yaml.safe_load(path.read_text())
+    data["series"] = series
+    path.write_text(yaml.safe_dump(data))
+    r = cli("-C", project, "releases", ok=False)
+    assert r.exit_code == 1 and r.stderr.startswith(f"bindistro: error: {path}: {key}:") and words in r.stderr
+
+
+def test_series_views_and_series_add(cli, project):
+    """A spec without series gains one with `series add`: its line of releases becomes the first
+    series at feeds/ (every URL stays), the new one gets feeds/NAME; a view of a series carries its
+    version, machines and eol; the older series devices move from leave out unsupported and ended ones."""
+    assert cli("-C", project, "series", "add", "next", ok=False).stderr.count("--first NAME") == 1
+    r = cli.json("-C", project, "series", "add", "scarthgap", "--version", "5.0", "--first", "kirkstone")
+    assert r["feeds"] == "feeds/scarthgap"
+    cli("-C", project, "series", "add", "walnascar", "--version", "5.2")
+    sp = specmod.load(project / "bindistro.yml")
+    assert sp.series_names() == ["kirkstone", "scarthgap", "walnascar"]
+    assert (sp.in_series("kirkstone").feed_root, sp.in_series("walnascar").feed_root) == ("feeds", "feeds/walnascar")
+    assert sp.in_series(None).current == "kirkstone"                 # store rows from before series
+    v = sp.in_series("scarthgap")
+    assert (v.version, v.format_release_name(3)) == ("5.0", "5.0.3") and v.whole is sp
+    assert v.in_series("walnascar").version == "5.2"                  # a view of a view starts from the whole spec
+    assert sp.in_series("walnascar").upgrade_from() == ["kirkstone", "scarthgap"]
+    listed = cli.json("-C", project, "series", "list")
+    assert [(x["series"], x["upgrade_from"]) for x in listed] == [
+        ("kirkstone", []), ("scarthgap", ["kirkstone"]), ("walnascar", ["kirkstone", "scarthgap"])]
+    data = yaml.safe_load((project / "bindistro.yml").read_text())
+    data["series"]["kirkstone"]["supported"] = False
+    data["series"]["scarthgap"]["eol"] = "2020-01-01"
+    data["series"]["walnascar"]["machines"] = {"qemux86-64": {"archs": ["all", "x86-64-v3", "qemux86_64"]}}
+    (project / "bindistro.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+    sp = specmod.load(project / "bindistro.yml")
+    w = sp.in_series("walnascar")
+    assert w.upgrade_from() == [] and [m.name for m in w.machines] == ["qemux86-64"] and w.feeds()[1] == "x86-64-v3"
+    # several series: what makes something new must say which
+    r = cli("-C", project, "stage", project, ok=False)
+    assert r.exit_code == 1 and "several series (kirkstone, scarthgap, walnascar): say which with --series" in r.stderr
+    r = cli("-C", project, "stage", "--series", "nope", project, ok=False)
+    assert r.exit_code == 1 and "no series 'nope'" in r.stderr
+    r = cli("-C", project, "stage", "--series", "scarthgap", project, ok=False)
+    assert r.exit_code == 1 and "series scarthgap reached end of life on 2020-01-01" in r.stderr
+    # eol of one series is written into its entry, the rest of the spec as it was
+    cli("-C", project, "eol", "--series", "walnascar", "--date", "2031-05-01")
+    sp = specmod.load(project / "bindistro.yml")
+    assert str(sp.get_series("walnascar").eol) == "2031-05-01" and sp.eol is None and sp.version == "1"

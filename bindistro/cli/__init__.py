@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from . import ci, cve, cycle, keys, publish, sample, site, source
+from . import ci, cve, cycle, keys, publish, sample, series, site, source
 from .base import Group, Project
 
 
@@ -39,6 +39,6 @@ def _terminated(_sig, _frame):
     raise KeyboardInterrupt
 
 
-for _mod in (cycle, source, publish, keys, cve, ci, site, sample):
+for _mod in (cycle, series, source, publish, keys, cve, ci, site, sample):
     for _cmd in _mod.COMMANDS:
         main.add_command(_cmd)

@@ -51,14 +51,15 @@ class Writer:
         return self.put(rel, json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def snippets(spec: Spec, url: str, machines: dict) -> dict[str, dict[str, str]]:
+def snippets(spec: Spec, url: str, machines: dict, feed_root: str = "feeds") -> dict[str, dict[str, str]]:
     """format -> machine -> the text files `device-config` writes for it (keys aside), so the
-    home page shows exactly what a device gets."""
+    home page shows exactly what a device gets (of the newest release's series)."""
     from ..device import config_files
     out: dict[str, dict[str, str]] = {}
     for machine, per in sorted(machines.items()):
         for fmt, archs in per.items() if isinstance(per, dict) else ():
-            files = config_files(spec.product, url, fmt, [str(a) for a in archs], spec.release_keys, spec.ipk_feed_signature)
+            files = config_files(spec.product, url, fmt, [str(a) for a in archs], spec.release_keys, spec.ipk_feed_signature,
+                                 feed_root=feed_root)
             out.setdefault(fmt, {})[machine] = "".join(f"# /{p}\n{data.decode()}\n" for p, data in files.items()
                                                        if not p.startswith(("etc/systemd/", "usr/")))
     return out
@@ -116,7 +117,9 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
     # the pages
     for name in ("site.css", "site.js"):
         w.put(f"site/static/{name}", (HERE / "static" / name).read_bytes())
-    page("index.html", "home.html", 0, eol=d.eol, supported=supported, snippets=snippets(spec, d.url, d.releases[-1]["machines"] if d.releases else {}))
+    page("index.html", "home.html", 0, eol=d.eol, supported=supported, snippets=snippets(
+        spec, d.url, d.releases[-1]["machines"] if d.releases else {}, d.releases[-1]["feed_root"] if d.releases else "feeds"),
+        series=d.series)
     page("search.html", "search.html", 0)
     page("device.html", "device.html", 0)
     for doc, r, changed in zip(rel_docs, d.releases, rel_changed):

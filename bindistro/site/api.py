@@ -142,9 +142,10 @@ class Api:
         return {"api": VERSION, "product": d.product, "eol": d.eol, "url": d.url, "latest": latest,
                 "formats": d.formats,
                 "releases": [{"release": r["release"], "sequence": r["sequence"], "created": r["created"],
-                              "eol": r["eol"], "manifest": r["manifest"], "signed": r["signed"],
+                              "eol": r["eol"], "manifest": r["manifest"], "signed": r["signed"], "series": r["series"],
                               "summary": r["verify"].get("summary", {})} for r in d.releases],
                 "feeds": d.releases[-1]["feeds"] if d.releases else {},
+                "series": d.series,
                 "keys": d.keys, "packages": len(self.by_name),
                 "shards": self.shard_digits(),
                 "security": {"policy": "SECURITY.md", "contact": ".well-known/security.txt"}}

@@ -48,6 +48,7 @@ class SiteData:
     cves: dict[str, list[dict]]                 # release -> CVE findings
     keys: list[dict]
     url: str
+    series: list[dict] = field(default_factory=list)   # releases.json's series (none before series)
 
     def in_release(self, i: int) -> dict[tuple[str, str], PackageFile]:
         """(format, name) -> the package file release i ships (its newest, if the build had two)."""
@@ -81,6 +82,7 @@ def collect(spec: Spec, store: Store, root: Path) -> SiteData:
         m = _read_json(root / entry["manifest"], f"manifest of release {entry['release']}")
         rels.append({"release": entry["release"], "sequence": entry["sequence"], "created": entry["created"],
                      "candidate": m.get("candidate"), "manifest": entry["manifest"], "eol": m.get("eol"),
+                     "series": entry.get("series"), "feed_root": m.get("feed_root", "feeds"),
                      "verify": m.get("verify") or {}, "feeds": m.get("feeds") or {},
                      "machines": m.get("machines") if isinstance(m.get("machines"), dict) else {},
                      "signed": (root / (entry["manifest"] + ".asc")).exists(),
@@ -119,5 +121,6 @@ def collect(spec: Spec, store: Store, root: Path) -> SiteData:
     keys = [{"fingerprint": k, "path": f"keys/{k}.asc"} for k in spec.release_keys
             if (root / "keys" / f"{k}.asc").exists()]
     return SiteData(listing.get("product", spec.product), listing.get("eol"), list(spec.formats), rels, files,
-                    details, contents, cves, keys, spec.publish_url.rstrip("/"))
+                    details, contents, cves, keys, spec.publish_url.rstrip("/"),
+                    [x for x in listing.get("series", []) if isinstance(x, dict)])
 

@@ -1,0 +1,54 @@
+"""Series: the branches of the product (`bindistro series add`, `bindistro series list`)."""
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from .. import spec as specmod
+from .base import Project, emit, json_opt, out
+
+
+@click.group("series")
+def series_group():
+    """Branches of the product: each with its own releases, cumulative feeds and end of life."""
+
+
+@series_group.command("add")
+@click.argument("name")
+@click.option("--version", help="The series' product version (release names use it; default: the spec's).")
+@click.option("--first", metavar="NAME", help="A spec without series: the name of the line of releases it has "
+              "(it keeps feeds/ and every published URL).")
+@json_opt
+@click.pass_obj
+def add(proj: Project, name, version, first, as_json):
+    """Open a new series (newest last). Its feeds go to feeds/NAME/; devices move to it with
+    `device-config --series NAME` and an upgrade."""
+    x = specmod.add_series(proj.spec, name, version, first)
+    emit(as_json, {"series": x.name, "feeds": x.feed_root, "spec": str(proj.spec.path)},
+         lambda r: out.print(f"series {r['series']} added: its feeds go to {r['feeds']}/; stage its builds with "
+                             f"--series {r['series']}"))
+
+
+@series_group.command("list")
+@json_opt
+@click.pass_obj
+def list_cmd(proj: Project, as_json):
+    """The series, oldest first, with their releases, feeds, end of life and upgrade paths."""
+    from .. import series as S
+    sp = proj.spec
+    rels = S.releases(sp, proj.store)
+    data = [{"series": x.name, "version": x.version or sp.version, "feeds": x.feed_root,
+             "eol": x.eol.isoformat() if x.eol else None, "supported": x.supported,
+             "upgrade_from": sp.in_series(x.name).upgrade_from(),
+             "releases": [r.name for r in rels if r.series == x.name]} for x in sp.series]
+
+    def human(data):
+        t = Table("series", "feeds", "releases", "eol", "supported", "devices move from")
+        for d in data:
+            t.add_row(d["series"], d["feeds"], ", ".join(d["releases"]) or "-", d["eol"] or "-",
+                      "yes" if d["supported"] else "no", ", ".join(d["upgrade_from"]) or "-")
+        out.print(t)
+    emit(as_json, data, human)
+
+
+COMMANDS = [series_group]
