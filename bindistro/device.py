@@ -56,7 +56,11 @@ def write(spec: Spec, store: Store, machine: str, fmt: str, out: Path, url: str 
     fprs += [c["key"] for c in customs if c["key"] not in fprs]
     from .keys import Keyring
     kr = Keyring(store.dir / "gnupg") if fprs else None
-    files = feed_files(name, url, fmt, m.archs, {k: kr.export(k) for k in fprs}, spec.ipk_feed_signature, customs, root)
+    # a device that moves here from an older series keeps that series' architectures known
+    older = spec.whole.series[:spec.series_names().index(spec.current)] if spec.current else []
+    kept = [a for x in older for om in (x.machines or spec.whole.machines) if om.name == machine for a in om.archs]
+    files = feed_files(name, url, fmt, m.archs, {k: kr.export(k) for k in fprs}, spec.ipk_feed_signature, customs, root,
+                       list(dict.fromkeys(kept)))
     for rel, data in files.items():
         p = out / rel
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -70,12 +74,12 @@ def machine_feeds(spec: Spec) -> dict[str, dict[str, list[str]]]:
 
 
 def feed_files(name: str, url: str, fmt: str, archs: list[str], keys: dict[str, bytes], ipk_signature: str = "asc",
-               customs: list[dict] = (), feeds: str = "feeds") -> dict[str, bytes]:
+               customs: list[dict] = (), feeds: str = "feeds", kept: list[str] = ()) -> dict[str, bytes]:
     """path in the device's root -> bytes: the feed configuration of one machine (its package
     architectures `archs`, most generic first), the feed keys (fingerprint -> armored public key)
     trusted where its package manager reads them, and the upgrade timer. `restore` puts the same
     files into the build's images (bindistro-feeds.bbclass)."""
-    files = config_files(name, url, fmt, archs, list(keys), ipk_signature, customs, feeds)
+    files = config_files(name, url, fmt, archs, list(keys), ipk_signature, customs, feeds, kept)
     if keys and fmt == "ipk":
         # opkg reads keys only from its gpg_dir (/etc/opkg/gpg) and, with its default
         # gpg_trust_level TrustOnly, only keys of full owner trust or more: a prepared keyring
@@ -96,9 +100,11 @@ def deb_keyring(name: str) -> str:
 
 
 def config_files(name: str, url: str, fmt: str, archs: list[str], fprs: list[str], ipk_signature: str = "asc",
-                 customs: list[dict] = (), feed_root: str = "feeds") -> dict[str, bytes]:
+                 customs: list[dict] = (), feed_root: str = "feeds", kept: list[str] = ()) -> dict[str, bytes]:
     """feed_files() without the key material: the text files only (the feed viewer shows them).
-    `feed_root`: the series' feed directory under `url`."""
+    `feed_root`: the series' feed directory under `url`. `kept`: architectures of older series the
+    device may have packages of (opkg forgets an installed package whose architecture arch.conf does
+    not list: it would never be upgraded or removed); in arch.conf at the lowest priority, no feed."""
     url = url.rstrip("/")
     # (feed name, URL) of every feed the device uses: the distro's per arch, then the custom ones
     feeds = [(f"{name}-{a}", f"{url}/{feed_root}/{fmt}/{a}") for a in [get_format(fmt).feed_name(x) for x in archs]]
@@ -107,7 +113,7 @@ def config_files(name: str, url: str, fmt: str, archs: list[str], fprs: list[str
     if fmt == "ipk":
         files["etc/opkg/base-feeds.conf"] = "".join(f"src/gz {n} {u}\n" for n, u in feeds).encode()
         # OE's opkg arch.conf: later (more specific) architectures win
-        files["etc/opkg/arch.conf"] = arch_conf(archs).encode()
+        files["etc/opkg/arch.conf"] = arch_conf([a for a in kept if a not in archs] + list(archs)).encode()
         if fprs:
             # opkg's default signature_type `gpg` fetches Packages.sig; the feeds publish Packages.asc
             # unless keys.ipk_feed_signature is `sig` (PACKAGE_FEED_GPG_SIGNATURE_TYPE in OE)

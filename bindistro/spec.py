@@ -355,6 +355,8 @@ HEADER = """\
 #           each architecture becomes one feed: feeds/<format>/<arch>/.
 # boot: the boot gate (QEMU, serial console): marker regex, login user, checks run on the console.
 # release_name: template with {version}, {n} (release number), {date} (YYYYMMDD), {product}.
+# series: branches of the distro, oldest first (`bindistro series add NAME`): each has its own
+#         releases, feeds (feeds/<series>/<format>/<arch>/), eol; its version/machines override these.
 """
 
 
@@ -374,7 +376,8 @@ def set_eol(spec: Spec, when: dt.date, series: str | None = None) -> None:
     _save(spec)
 
 
-def add_series(spec: Spec, name: str, version: str | None = None, first: str | None = None) -> Series:
+def add_series(spec: Spec, name: str, version: str | None = None, first: str | None = None,
+               machines: list[Machine] | None = None) -> Series:
     """A new series, newest last. A spec without series first names its line of releases `first`
     with `path: feeds`: its feeds, releases and every URL devices use stay where they are."""
     spec = spec.whole
@@ -384,7 +387,7 @@ def add_series(spec: Spec, name: str, version: str | None = None, first: str | N
                              "(they keep their feeds/ and every published URL)")
     if old and first and first != old[0].name:
         raise BindistroError(f"{spec.path}: the first series is {old[0].name} already")
-    x = Series(name, version=version)
+    x = Series(name, version=version, machines=machines)
     spec.series = (old or [Series(first, path="feeds")]) + [x]
     try:
         _save(spec)           # checked like any spec: names, release names that would collide

@@ -6,6 +6,8 @@ cache/hashserv.db, tmp/log/cooker/<machine>/. Nothing in it comes from a real bu
 """
 from __future__ import annotations
 
+import dataclasses
+
 import datetime as dt
 import gzip
 import hashlib
@@ -80,6 +82,15 @@ class MachineDef:
 # aarch64-mx8qxp beside the tune's feed): its graphics stack is built once per SoC, not per machine
 MACHINES = [MachineDef("qemux86-64", "core2-64", "qemux86_64", ("x86_64", "core2-64")),
             MachineDef("qemuarm64", "cortexa57", "qemuarm64", ("aarch64", "armv8a", "armv8a-crc", "cortexa57"), "virt")]
+# the next branch (sample-build --series): its BSP layer renamed the SoC family, so that feed has
+# another name there (cortexa57-virt -> cortexa57-qemuvirt), as BSP renames do between branches
+NEXT_SOC = {"qemuarm64": "qemuvirt"}
+
+
+def machines_of(series: str | None) -> list[MachineDef]:
+    if not series:
+        return MACHINES
+    return [dataclasses.replace(m, soc=NEXT_SOC.get(m.name, m.soc)) for m in MACHINES]
 
 
 def source_date_epoch(r: Recipe) -> int:
@@ -93,10 +104,10 @@ def release_time(release: int) -> dt.datetime:
     return dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc) + dt.timedelta(days=30 * (release - 1))
 
 
-def all_packages(recipes: dict[str, Recipe]) -> list[Pkg]:
+def all_packages(recipes: dict[str, Recipe], machines: list[MachineDef] = MACHINES) -> list[Pkg]:
     out = []
     for r in sorted(recipes.values(), key=lambda r: r.pn):
-        for a in state.recipe_archs(r, MACHINES):
+        for a in state.recipe_archs(r, machines):
             out += build_packages(r, a)
     return out
 
@@ -364,17 +375,18 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
     nth = len(history)         # its place in the build's history: times, layers, buildhistory
     recipes = history[-1]
     defects.on_recipes(recipes, list(inject))
-    state.assign_pr(out / "cache" / "prserv.sqlite3", recipes, MACHINES)
+    machines = machines_of(series)
+    state.assign_pr(out / "cache" / "prserv.sqlite3", recipes, machines)
     history[-1] = recipes
     when = release_time(nth)
     mtime = int(when.timestamp())
-    pkgs = all_packages(recipes)
+    pkgs = all_packages(recipes, machines)
     changed_in_place = defects.on_packages(pkgs, recipes, history[-2] if nth > 1 else {}, list(inject))
 
     world_pkgs: list[Pkg] = []
     world_recipes = world.at_release(seed, release, packages) if packages else []
     if packages:
-        world_pkgs = world.all_packages(world_recipes, MACHINES)
+        world_pkgs = world.all_packages(world_recipes, machines)
     try:
         write_deploy(out / "tmp" / "deploy", pkgs, release, formats, world_pkgs, old_deploy)
     finally:
@@ -396,7 +408,7 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
         local.write_text(local.read_text() + "require conf/bindistro.conf\n")
     stamp = when.strftime("%Y%m%d%H%M%S")
     images = {}
-    for m in MACHINES:
+    for m in machines:
         ip = image_packages(pkgs, m, series)
         images[m.name] = ip
         idir = out / "tmp" / "deploy" / "images" / m.name
@@ -423,17 +435,17 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
 
     snaps = []
     for n, rs in enumerate(history, 1):
-        ps = pkgs if n == nth else all_packages(rs)
+        ps = pkgs if n == nth else all_packages(rs, machines_of(series if n > BRANCH_POINT else None))
         t = release_time(n)
         snaps.append(buildhistory.Snapshot(
             n, t.isoformat(), t.strftime("%Y%m%d%H%M%S"), rs, ps,
             {m.name: (m.arch, images[m.name] if n == nth else image_packages(ps, m, series if n > BRANCH_POINT else None))
-             for m in MACHINES}))
+             for m in machines_of(series if n > BRANCH_POINT else None)}))
     buildhistory.write_history(out / "buildhistory", snaps)
 
     (out / "cache").mkdir(exist_ok=True)
     _db_hashserv(out / "cache" / "hashserv.db", history)
-    sstate_objects = state.write_sstate(out / "sstate-cache", recipes, MACHINES)
+    sstate_objects = state.write_sstate(out / "sstate-cache", recipes, machines)
     (out / "setup-layers.json").write_text(layersmod.to_setup_layers(state.sample_layers(seed, nth)))
     (out / "README.sample").write_text(
         "bindistro SAMPLE DATA\n\nThis directory is laid out like a Yocto Project build directory, but no build ran:\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .packages import Pkg, materialize
 
-DPKG_ARCH = {"core2-64": "amd64", "qemux86_64": "amd64", "cortexa57": "arm64", "qemuarm64": "arm64", "cortexa57-virt": "arm64", "all": "all"}
+DPKG_ARCH = {"core2-64": "amd64", "qemux86_64": "amd64", "cortexa57": "arm64", "qemuarm64": "arm64", "cortexa57-virt": "arm64", "cortexa57-qemuvirt": "arm64", "all": "all"}
 
 
 def deb_filename(p: Pkg) -> str:

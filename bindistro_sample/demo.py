@@ -37,7 +37,7 @@ def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: i
     if series and not sp.series:
         # as `bindistro series add scarthgap --version 2 --first kirkstone`: the releases so far
         # become the first series and keep feeds/ (a demo run again on a one-series tree does this too)
-        specmod.add_series(sp, NEXT, "2", FIRST)
+        specmod.add_series(sp, NEXT, "2", FIRST, next_machines(sp))
         sp = specmod.load(path)
     store = open_store(sp)
     if not sp.signing_key:
@@ -55,6 +55,13 @@ def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: i
         rows += _release(nxt, store, out / "builds" / f"{nxt.current}-release-1", 1, seed, packages, nxt.current)
         out_doc["channel"] = _nightly(nxt, store, out / "builds" / f"{nxt.current}-{CHANNEL}", seed, packages)
     return out_doc
+
+
+def next_machines(sp) -> list[specmod.Machine]:
+    """The spec's machines as the next branch builds them (build.NEXT_SOC: a renamed SoC feed)."""
+    from .build import MACHINES, machines_of
+    old = {m.soc_arch: n.soc_arch for m, n in zip(MACHINES, machines_of(NEXT)) if m.soc}
+    return [specmod.Machine(m.name, [old.get(a, a) for a in m.archs]) for m in sp.machines]
 
 
 def _prepare(sp, store, build: Path) -> None:

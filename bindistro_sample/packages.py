@@ -106,7 +106,7 @@ HOST_BUSYBOX = Path("/bin/busybox")
 HOST_ARCHS = {"core2-64", "qemux86_64"}
 
 
-ARM64_ARCHS = {"cortexa57", "cortexa57-virt", "qemuarm64"}
+ARM64_ARCHS = {"cortexa57", "cortexa57-virt", "cortexa57-qemuvirt", "qemuarm64"}
 # bindistro-hello's ptest (PN-ptest, /usr/lib/PN/ptest/run-ptest, as OE's ptest class installs it)
 HELLO_PTEST = """#!/bin/sh
 # SAMPLE DATA: the package test of bindistro-hello, in automake's result format

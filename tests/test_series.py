@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from bindistro.pm import AptRoot, DnfRoot
+from bindistro.pm import AptRoot, DnfRoot, can_run
 from conftest import Cli, link_copy
 from httpserve import serve
 from test_opkg import installed, opkg
@@ -44,6 +44,9 @@ def test_demo_tree_holds_two_series_and_a_channel(series_demo, cli):
     assert all(a["path"].startswith("feeds/scarthgap/") for a in m["artifacts"] if a["kind"] == "package")
     for fmt in ("ipk", "rpm", "deb"):
         assert (pub / "feeds/scarthgap" / fmt).is_dir() and (pub / "channels/scarthgap/nightly/feeds" / fmt).is_dir()
+    # the next branch renamed qemuarm64's SoC feed (its BSP renamed the SoC family)
+    assert (pub / "feeds/scarthgap/ipk/cortexa57-qemuvirt/Packages").exists() and not (pub / "feeds/scarthgap/ipk/cortexa57-virt").exists()
+    assert m["machines"]["qemuarm64"]["ipk"] == ["all", "cortexa57", "cortexa57-qemuvirt", "qemuarm64"]
     # the older series' feeds hold only its own packages: 2.1's libarchive14 is not there
     assert "libarchive14" not in (pub / "feeds/ipk/core2-64/Packages").read_text()
     assert "Package: libarchive14" in (pub / "feeds/scarthgap/ipk/core2-64/Packages").read_text()
@@ -56,6 +59,8 @@ def test_demo_tree_holds_two_series_and_a_channel(series_demo, cli):
     passed = {(f["details"]["format"], f["details"]["machine"]) for f in rep["findings"]
               if f["gate"] == "pm-upgrade" and f["rule"] == "pm-upgrade.passed" and f["details"]["path"] == "series-kirkstone"}
     assert {("ipk", "qemux86-64"), ("rpm", "qemux86-64"), ("deb", "qemux86-64")} <= passed
+    if can_run("aarch64"):      # the renamed SoC feed's libdrm2 too (scripts/setup.sh registers qemu-user)
+        assert ("ipk", "qemuarm64") in passed
     solved = [f for f in rep["findings"] if f["gate"] == "upgrade" and f["rule"] == "upgrade.clean"
               and f["details"]["path"] == "series-kirkstone"]
     assert len(solved) == 6 and all(f["details"]["from"] == "1.3" for f in solved)
@@ -109,6 +114,25 @@ def test_device_moves_to_the_next_series_with_real_package_managers(series_demo,
         assert "libarchive14" in after and "libarchive13" not in after        # the soname bump replaced it
         assert "formfactor" not in after and after["base-files"] in _versions(pub, "2.1", "ipk", "base-files")  # merged
 
+        # qemuarm64: its SoC feed has another name in scarthgap. opkg ignores an installed package whose
+        # architecture arch.conf does not list, so the new config keeps the old name, lowest, without a feed
+        arm = tmp_path / "opkg-arm"
+        (arm / "etc/opkg").mkdir(parents=True)
+        (arm / "etc/opkg/opkg.conf").write_text("dest root /\noption lists_dir /var/lib/opkg/lists\n")
+        cfg = ["--machine", "qemuarm64", "--format", "ipk", "--url", url, arm]
+        cli("-C", demo, "device-config", "--series", "kirkstone", *cfg)
+        opkg(arm, "update")
+        opkg(arm, "install", "libdrm2")
+        assert installed(arm)["libdrm2"] in _versions(pub, "1.3", "ipk", "libdrm2")
+        cli("-C", demo, "device-config", "--series", "scarthgap", *cfg)
+        conf = (arm / "etc/opkg/arch.conf").read_text().split()
+        assert conf.index("cortexa57-virt") < conf.index("cortexa57") < conf.index("cortexa57-qemuvirt")
+        assert "cortexa57-virt" not in (arm / "etc/opkg/base-feeds.conf").read_text()
+        opkg(arm, "update")
+        opkg(arm, "upgrade")
+        assert installed(arm)["libdrm2"] in _versions(pub, "2.1", "ipk", "libdrm2")
+        assert "cortexa57-qemuvirt" in opkg(arm, "status", "libdrm2").stdout
+
         # dnf and apt: the same move, configured only by device-config
         for fmt in ("rpm", "deb"):
             for series in ("kirkstone", "scarthgap"):
@@ -121,9 +145,24 @@ def test_device_moves_to_the_next_series_with_real_package_managers(series_demo,
         dnf.dnf("install", "htop", "opkg")
         assert "libarchive13" in dnf.installed()
         (dnf.root / "etc/yum.repos.d/bindistro.repo").write_text(repo("scarthgap"))
-        dnf.dnf("upgrade", "--refresh")
+        dnf.dnf("distro-sync", "--refresh")          # as the site says a device moves
         got = dnf.installed()
         assert got["htop"] in _versions(pub, "2.1", "rpm", "htop") and "libarchive14" in got and "libarchive13" not in got
+
+        # qemuarm64 on dnf: `upgrade` would leave libdrm2 on its old architecture (measured); distro-sync moves it
+        for series in ("kirkstone", "scarthgap"):
+            cli("-C", demo, "device-config", "--series", series, "--machine", "qemuarm64", "--format", "rpm",
+                "--url", url, tmp_path / f"rpm-arm-{series}")
+        def arm_repo(series):
+            dev = tmp_path / f"rpm-arm-{series}"
+            return (dev / "etc/yum.repos.d/sample-distro.repo").read_text().replace("file:///etc/pki", f"file://{dev}/etc/pki")
+        if can_run("aarch64"):
+            archs = ["qemuarm64", "cortexa57_qemuvirt", "cortexa57_virt", "cortexa57", "noarch"]
+            dnf = DnfRoot(tmp_path / "dnf-arm", [], archs, repo_text=arm_repo("kirkstone"))
+            dnf.dnf("install", "libdrm2")
+            (dnf.root / "etc/yum.repos.d/bindistro.repo").write_text(arm_repo("scarthgap"))
+            dnf.dnf("distro-sync", "--refresh")
+            assert dnf.installed()["libdrm2"] in _versions(pub, "2.1", "rpm", "libdrm2")
 
         def sources(series):
             dev = tmp_path / f"deb-{series}"

@@ -48,6 +48,7 @@ class PathResult:
     seconds: float = 0.0
     owned_before: set = field(default_factory=set, repr=False)   # paths packages owned before the upgrade
     changed: dict = field(default_factory=dict, repr=False)      # package -> its version before the upgrade
+    after: dict = field(default_factory=dict, repr=False)        # package -> its version right after the upgrade
     reverted: int = 0                   # packages downgraded back to their old versions afterwards
     boot: object = None                 # BootResult of the upgraded root, when it was booted
 
@@ -59,9 +60,12 @@ class PathResult:
 class RpmRoot:
     fmt = "rpm"
 
-    def __init__(self, work: Path, repo: Path, archs: list[str]):
+    def __init__(self, work: Path, repo: Path, archs: list[str], move: bool = False):
+        """`move`: a device moving to another series upgrades with `dnf distro-sync`: `upgrade`
+        keeps a package whose architecture was renamed (a renamed SoC feed) at its old version and
+        says nothing; distro-sync (libsolv's distupgrade) lets it change architecture."""
         self.d = DnfRoot(work, [f"file://{repo}"], archs)
-        self.root, self.env = self.d.root, self.d.env
+        self.root, self.env, self.move = self.d.root, self.d.env, move
 
     def _rpm(self, *args: str) -> subprocess.CompletedProcess:
         return _run(["rpm", f"--root={self.root}", "--dbpath=/var/lib/rpm", *args], self.env)
@@ -80,7 +84,7 @@ class RpmRoot:
 
     def upgrade(self) -> str:
         # dnf reports failed scriptlets on stderr and still exits 0: keep both streams
-        cmd = [c for c in self.d.dnf_cmd("upgrade") if c != "-q"]    # -q hides rpm's scriptlet warnings
+        cmd = [c for c in self.d.dnf_cmd("distro-sync" if self.move else "upgrade") if c != "-q"]  # -q hides rpm's scriptlet warnings
         r = _run(cmd, self.env)
         if r.returncode != 0:
             raise PMError(cmd, r.stdout + r.stderr)
@@ -319,6 +323,7 @@ def run_path(pm, old_files: list[Path], res: PathResult) -> PathResult:
         res.problems.append(problem("error", "scriptlet-failed", name, f"%{m.group(1)} scriptlet of {m.group(2)} exited {m.group(3)}",
                                     scope=f"{m.group(2)}/{m.group(1)}"))
     after_pkgs = pm.installed()
+    res.after = dict(after_pkgs)
     res.upgraded = sum(1 for k, v in after_pkgs.items() if before_pkgs.get(k) != v)
     res.changed = {k: before_pkgs[k] for k, v in after_pkgs.items() if k in before_pkgs and before_pkgs[k] != v}
     owners_after, conf_after = pm.files()

@@ -11,7 +11,7 @@ from ... import model, upgrade_boot
 from ...formats import get as get_format
 from ...formats.base import Indexed, PackageInfo
 from ...pm import DEB_ARCH, can_run, machine_cpu
-from ...pm.upgrade import DebRoot, IpkRoot, PathResult, RpmRoot, find_opkg, make_repo, revert, run_path
+from ...pm.upgrade import DebRoot, IpkRoot, PathResult, RpmRoot, find_opkg, make_repo, problem, revert, run_path
 from ..finding import Finding
 
 NAME = "pm-upgrade"
@@ -24,7 +24,7 @@ def run(ctx) -> list[Finding]:
     sources = ctx.upgrade_sources()
     if not sources:
         return [Finding("info", NAME, "pm-upgrade.first-release", "-", "first release: no earlier release to upgrade from")]
-    out, jobs, cleanup = [], [], []
+    out, jobs, cleanup, newest = [], [], [], {}
     opkg = None
     for fmt in ctx.formats():
         if fmt == "ipk":
@@ -42,6 +42,7 @@ def run(ctx) -> list[Finding]:
                                    "registered with binfmt_misc: scripts/setup.sh does it as root)"))
                 continue
             allpkgs, _cand = ctx.feed_set(fmt, m)
+            newest[(fmt, m.name)] = newest_of(fmt, allpkgs)
             entries = [(ctx.store.objects.path(a.sha256),
                         Indexed(a.filename, PackageInfo(a.name, a.version, a.arch, a.meta), a.size, a.md5, a.sha256))
                        for a in allpkgs]
@@ -81,6 +82,7 @@ def run(ctx) -> list[Finding]:
     for res in results:
         where = f"{res.fmt}/{res.machine} {res.path} ({res.source}->candidate)"
         info = {"format": res.fmt, "machine": res.machine, "path": res.path, "from": res.source, "seconds": res.seconds}
+        res.problems += left_behind(res, newest[(res.fmt, res.machine)])
         for p in res.problems:
             out.append(Finding(p.severity, NAME, p.rule, p.subject, f"{where}: {p.message}", info, scope=f'{res.fmt}/{res.machine}/{res.source}/{p.scope}'))
         if res.ok:
@@ -90,6 +92,25 @@ def run(ctx) -> list[Finding]:
         if res.boot is not None:
             out += boot_findings(ctx, res, where, info)
     return out
+
+
+def newest_of(fmt: str, arts) -> dict[str, str]:
+    cmp = get_format(fmt).version_cmp
+    out: dict[str, str] = {}
+    for a in arts:
+        if a.name not in out or cmp(a.version, out[a.name]) > 0:
+            out[a.name] = a.version
+    return out
+
+
+def left_behind(res: PathResult, newest: dict[str, str]) -> list:
+    """Packages the package manager left older than the feeds' newest and said nothing: the device
+    is not on the candidate (dnf `upgrade` across a renamed architecture, a package held back)."""
+    if not res.ok:
+        return []
+    cmp = get_format(res.fmt).version_cmp
+    return [problem("error", "left-behind", name, f"{name} stays at {v} after the upgrade; the feeds have {newest[name]}")
+            for name, v in sorted(res.after.items()) if name in newest and cmp(newest[name], v) > 0]
 
 
 def boot_plan(ctx, m, notes: list) -> tuple[str, dict] | None:
@@ -160,7 +181,7 @@ def boot_findings(ctx, res: PathResult, where: str, info: dict) -> list[Finding]
 def _one(job) -> PathResult:
     fmt, m, archs, why, rel, work, repo, files, opkg, cpu, plan, bootcfg, same_series = job
     if fmt == "rpm":
-        pm = RpmRoot(work, repo, [get_format("rpm").feed_name(a) for a in reversed(archs)])
+        pm = RpmRoot(work, repo, [get_format("rpm").feed_name(a) for a in reversed(archs)], move=not same_series)
     elif fmt == "ipk":
         pm = IpkRoot(work, repo, archs, opkg)
     else:
