@@ -26,8 +26,12 @@ def release_notes(spec: Spec, store: Store, cid: int) -> str:
 
 
 def notes_data(spec: Spec, store: Store, cid: int) -> dict:
-    _row, arts = store.db.candidate(cid)
-    rels = [r for r in store.db.releases() if r.candidate < cid]
+    from . import series
+    row, arts = store.db.candidate(cid)
+    spec = spec.in_series(row.series)
+    # against its series' last release; a series' first, against the latest of the one it follows
+    rels = [r for r in series.releases(spec, store, spec.current) if r.candidate < cid] or [
+        r for r in (series.latest(spec, store, o, before=cid) for o in spec.upgrade_from()[-1:]) if r]
     last = rels[-1] if rels else None
     old_arts = store.db.candidate(last.candidate)[1] if last else []
     fmt = next((f for f in spec.formats if any(a.format == f for a in arts)), spec.formats[0])

@@ -31,6 +31,9 @@ def releases(spec: Spec, store: Store, series: str | None | bool = False) -> lis
     out = store.db.releases()
     for r in out:
         r.series = name_of(spec, r.series)
+        x = spec.get_series(r.series) if r.series else None
+        if x is not None and x.eol:         # a release is supported until its series' end of life
+            r.eol = x.eol.isoformat()
     return out if series is False else [r for r in out if r.series == name_of(spec, series)]
 
 

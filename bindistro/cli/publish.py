@@ -209,6 +209,11 @@ def publish_cmd(proj: Project, candidate, channel, remove, series, as_json):
         return
     if candidate is None or not channel:
         raise click.UsageError("give a CANDIDATE and --channel NAME (or --remove-channel NAME)")
+    if series is not None:
+        from .. import series as S
+        of = S.of_candidate(proj.spec, proj.store, candidate).current
+        if of != proj.spec.get_series(series).name:
+            raise BindistroError(f"candidate {candidate} is of series {of}, not {series}")
     r = publish_channel(proj.spec, proj.store, candidate, channel)
     v = r["verify"]
     emit(as_json, r, lambda r: out.print(

@@ -70,10 +70,12 @@ def release_sboms(store: Store, name: str) -> list[tuple[str, Path]]:
 
 
 def supported(spec, store: Store, today: dt.date | None = None, rels: list | None = None) -> list:
+    from .. import series
     today = today or dt.date.today()
-    if spec.eol and today >= spec.eol:
+    if spec.product_eol and today >= spec.product_eol:
         return []
-    return [r for r in (store.db.releases() if rels is None else rels) if not r.eol or dt.date.fromisoformat(r.eol[:10]) > today]
+    return [r for r in (series.releases(spec, store) if rels is None else rels)
+            if not r.eol or dt.date.fromisoformat(r.eol[:10]) > today]
 
 
 def triage_map(store: Store, release: str) -> dict[tuple[str, str], dict]:

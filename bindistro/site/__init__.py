@@ -78,8 +78,10 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
     w = Writer(root)
     env = _env()
     today = dt.date.today().isoformat()
+    ended = {str(x.get("series")) for x in d.series if x.get("eol") and str(x["eol"])[:10] <= today}
     supported = {r["release"] for r in d.releases
-                 if not (d.eol and d.eol <= today) and not (r["eol"] and r["eol"][:10] <= today)}
+                 if not (d.eol and d.eol <= today) and not (r["eol"] and r["eol"][:10] <= today)
+                 and str(r.get("series")) not in ended}
     latest = d.releases[-1]["release"] if d.releases else None
     index = a.index()
 
