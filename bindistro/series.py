@@ -15,7 +15,7 @@ from .store import Store
 
 def of_candidate(spec: Spec, store: Store, cid: int) -> Spec:
     """The spec as the series of candidate `cid` sees it."""
-    got = store.db.candidate(cid, kinds=("none",))
+    got = store.db.candidate(cid, kinds=("none",))      # its row only: no artifact is of kind "none"
     if not got:
         raise BindistroError(f"candidate {cid}: no such candidate (see `bindistro show`)")
     return spec.in_series(got[0].series)
@@ -49,9 +49,3 @@ def latest(spec: Spec, store: Store, series: str, before: int | None = None) -> 
     rels = [r for r in releases(spec, store, series) if before is None or r.candidate < before]
     return rels[-1] if rels else None
 
-
-def check_name(spec: Spec, name: str | None) -> str | None:
-    """`--series NAME` checked against the spec (None passes)."""
-    if name is not None:
-        spec.get_series(name)
-    return name
