@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .restore import conf_text, custom_conf, feed_keys, image_feeds, ipk_signature, load_release, machine_feeds
+from .restore import conf_text, custom_conf, feed_keys, feed_root, image_feeds, ipk_signature, load_release, machine_feeds
 
 README = """# Rebuilding {product} {release} from source
 
@@ -76,7 +76,7 @@ def write_bundle(publish: Path, release: str, out: Path, url: str | None, custom
             files.append(name)
     base = url or f"file://{publish}"
     lines = image_feeds.write(out, str(m.get("product", "")), base, machine_feeds(m), feed_keys(publish, m),
-                              ipk_signature(publish, m))
+                              ipk_signature(publish, m), feed_root(m))
     (out / "conf" / "bindistro.conf").write_text(conf_text(m, base, None) + "\n".join(lines))
     (out / "conf" / "custom-feed.conf").write_text(CUSTOM_FEED.format(product=m.get("product"), release=m["release"],
                                                                       custom="\n".join(custom_conf(custom))))

@@ -52,6 +52,14 @@ def test_demo_tree_holds_two_series_and_a_channel(series_demo, cli):
     assert "Package: libarchive14" in (pub / "feeds/scarthgap/ipk/core2-64/Packages").read_text()
     fsck_ok(cli, demo)
 
+    # from binary to source: a restore or bundle of 2.1 points the next images at scarthgap's feeds
+    cli("-C", demo, "restore", demo / "rebuild", "--release", "2.1")
+    conf = (demo / "rebuild/conf/bindistro.conf").read_text()
+    assert 'PACKAGE_FEED_BASE_PATHS = "feeds/scarthgap/${IMAGE_PKGTYPE}"' in conf
+    cli("-C", demo, "bundle", "2.1", demo / "bundle")
+    feeds = (demo / "bundle/conf/bindistro/feeds/qemuarm64/ipk/etc/opkg/base-feeds.conf").read_text()
+    assert "/feeds/scarthgap/ipk/cortexa57-qemuvirt" in feeds and "/feeds/ipk/" not in feeds
+
     # verify of 2.1 tested the path from kirkstone's latest release with the solver and the real
     # package managers, and the soname bump and the merged package passed
     rep = cli.json("-C", demo, "verify", str(m["candidate"]), "--last")
