@@ -91,6 +91,19 @@ def feed_files(name: str, url: str, fmt: str, archs: list[str], keys: dict[str, 
     return files
 
 
+def rpm_arch_files(archs: list[str]) -> dict[str, bytes]:
+    """The architectures rpm and dnf accept, as OE's rootfs writes them (RpmPM._configure_rpm and
+    _configure_dnf): `archs` lowest priority first, the machine's last. A device whose feeds get
+    other architecture names (another series) needs them, or dnf never sees the new packages."""
+    own = [a for a in archs if a not in ("all", "any", "noarch")]
+    primary = own[-1]
+    dnf = ["sdk_provides_dummy_target", *reversed(own), *(["bogusarch"] if len(own) <= 1 else [])]
+    return {"etc/rpmrc": f"arch_compat: {primary}: {' '.join(['all', 'any', 'noarch', *own])}\n"
+                         f"buildarch_compat: {primary}: noarch\n".encode(),
+            "etc/rpm/platform": f"{primary}-pc-linux".encode(),
+            "etc/dnf/vars/arch": ":".join(dnf).encode()}
+
+
 def rpm_key_paths(name: str, fprs: list[str]) -> list[str]:
     return [f"etc/pki/rpm-gpg/RPM-GPG-KEY-{name}-{k[-8:]}" for k in fprs]
 
@@ -121,6 +134,7 @@ def config_files(name: str, url: str, fmt: str, archs: list[str], fprs: list[str
             files[f"etc/opkg/{name}-signature.conf"] = (
                 f"option check_signature 1\noption signature_type {sigtype}\n").encode()
     elif fmt == "rpm":
+        files.update(rpm_arch_files([get_format(fmt).feed_name(a) for a in [*[a for a in kept if a not in archs], *archs]]))
         check = "1" if fprs else "0"
         keyurls = " ".join("file:///" + p for p in rpm_key_paths(name, fprs))
         files[f"etc/yum.repos.d/{name}.repo"] = "".join(

@@ -165,10 +165,20 @@ def test_device_moves_to_the_next_series_with_real_package_managers(series_demo,
             dev = tmp_path / f"rpm-arm-{series}"
             return (dev / "etc/yum.repos.d/sample-distro.repo").read_text().replace("file:///etc/pki", f"file://{dev}/etc/pki")
         if can_run("aarch64"):
+            # the host's rpm accepts every arch; dnf sees what the device's own etc/dnf/vars/arch lists
             archs = ["qemuarm64", "cortexa57_qemuvirt", "cortexa57_virt", "cortexa57", "noarch"]
             dnf = DnfRoot(tmp_path / "dnf-arm", [], archs, repo_text=arm_repo("kirkstone"))
+            def arch_var(series):
+                data = (tmp_path / f"rpm-arm-{series}/etc/dnf/vars/arch").read_text()
+                (dnf.root / "etc/dnf/vars/arch").write_text(data)
+                return data
+            assert arch_var("kirkstone") == "sdk_provides_dummy_target:qemuarm64:cortexa57-virt:cortexa57".replace("-", "_")
             dnf.dnf("install", "libdrm2")
             (dnf.root / "etc/yum.repos.d/bindistro.repo").write_text(arm_repo("scarthgap"))
+            # the repo file alone is not enough: with the old arch list distro-sync keeps libdrm2 (measured)
+            dnf.dnf("distro-sync", "--refresh")
+            assert dnf.installed()["libdrm2"] in _versions(pub, "1.3", "rpm", "libdrm2")
+            assert "cortexa57_virt" in arch_var("scarthgap")          # kept, lowest, beside the new name
             dnf.dnf("distro-sync", "--refresh")
             assert dnf.installed()["libdrm2"] in _versions(pub, "2.1", "rpm", "libdrm2")
 

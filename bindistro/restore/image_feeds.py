@@ -50,8 +50,10 @@ def write(build: Path, product: str, url: str, machines: dict[str, dict[str, lis
     for machine, per_fmt in sorted(machines.items()):
         for fmt, archs in per_fmt.items():
             files = feed_files(product, url, fmt, archs, keys, ipk_signature, feeds=feed_root)
-            # the image has OE's own arch.conf (opkg-arch-config, a conffile): all of PACKAGE_ARCHS
-            files.pop("etc/opkg/arch.conf", None)
+            # the image has its own arch.conf (opkg-arch-config, a conffile) and rpm/dnf arch files
+            # (OE's RpmPM): all of PACKAGE_ARCHS
+            for own in ("etc/opkg/arch.conf", "etc/rpmrc", "etc/rpm/platform", "etc/dnf/vars/arch"):
+                files.pop(own, None)
             for rel, data in files.items():
                 p = root / machine / fmt / rel
                 p.parent.mkdir(parents=True, exist_ok=True)
