@@ -217,6 +217,13 @@ def test_backport_newer_than_the_next_series_is_refused(series_demo, cli, tmp_pa
     f = next(f for f in bad if f["subject"] == "htop")
     new = f["details"]["ours"]
     assert f["details"]["theirs"] == old and old in f["message"] and new in f["message"] and "kirkstone" in f["message"]
+    # a kirkstone build staged as scarthgap by mistake: its images point at kirkstone's feeds
+    wrong = cli.json("-C", proj, "stage", "--series", "scarthgap", proj / "builds/release-4")["candidate"]
+    r = cli("-C", proj, "verify", str(wrong), "--gate", "image-feeds", "--json", ok=False)
+    assert r.exit_code == 1
+    msgs = [f["message"] for f in json.loads(r.stdout)["findings"] if f["severity"] == "error"]
+    # x86: feed lines outside feeds/scarthgap/; arm: an arch (the old SoC feed) scarthgap does not have
+    assert any("feeds/scarthgap/ipk/" in m for m in msgs) and any("cortexa57-virt" in m for m in msgs), msgs
     # a series no longer supported is no path (and no backport check) any more
     spec = (proj / "bindistro.yml").read_text()
     (proj / "bindistro.yml").write_text(spec.replace("  kirkstone:\n    path: feeds\n",
