@@ -231,6 +231,11 @@ def test_backport_newer_than_the_next_series_is_refused(series_demo, cli, tmp_pa
     rep = cli.json("-C", proj, "verify", str(nxt), "--gate", "upgrade")
     assert not [f for f in rep["findings"] if f["rule"] == "upgrade.backport-newer"]
 
+    # the machines of a next series from a build of it (the renamed SoC feed), as init --from-build reads them
+    r = cli.json("-C", proj, "series", "add", "walnascar", "--version", "3", "--from-build", proj / "builds/scarthgap-release-1")
+    assert r["machines"]["qemuarm64"] == ["all", "cortexa57", "cortexa57-qemuvirt", "qemuarm64"]
+    assert [x["series"] for x in cli.json("-C", proj, "series", "list")] == ["kirkstone", "scarthgap", "walnascar"]
+
 
 def test_left_behind_names_what_the_package_manager_kept_old():
     """The pm-upgrade gate's check after a path: a package older than the feeds' newest, with the

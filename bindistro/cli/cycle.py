@@ -35,12 +35,7 @@ def init(proj: Project, product, force, sample, boot, database, from_build, as_j
         raise BindistroError(f"{path}: exists already (use --force to overwrite)")
     sp = specmod.default_spec(product, sample=sample, boot=boot)
     if from_build:
-        from ..yocto.machines import from_build as machines_of
-        found = {m: a for m, a in machines_of(from_build).items() if a}
-        if not found:
-            raise BindistroError(f"{from_build}: no machine's package architectures found (no image with "
-                                 "etc/opkg/arch.conf under tmp/deploy/images/, no buildhistory/images/)")
-        sp.machines = [specmod.Machine(m, a) for m, a in sorted(found.items())]
+        sp.machines = machines_from_build(from_build)
     sp.database = database
     sp.path = path
     specmod.parse(sp.to_dict(), path)   # the default must be valid
@@ -56,6 +51,15 @@ def init(proj: Project, product, force, sample, boot, database, from_build, as_j
 def schema():
     """Print the JSON Schema of bindistro.yml (for editors' YAML language servers and CI linting)."""
     click.echo(specmod.SCHEMA_FILE.read_text(), nl=False)
+
+def machines_from_build(build: Path) -> list[specmod.Machine]:
+    """The machines and their package architectures a build made (init, series add)."""
+    from ..yocto.machines import from_build as machines_of
+    found = {m: a for m, a in machines_of(build).items() if a}
+    if not found:
+        raise BindistroError(f"{build}: no machine's package architectures found (no image with "
+                             "etc/opkg/arch.conf under tmp/deploy/images/, no buildhistory/images/)")
+    return [specmod.Machine(m, a) for m, a in sorted(found.items())]
 
 @click.command()
 @click.argument("path", type=click.Path(path_type=Path))
