@@ -121,6 +121,22 @@ def _remember_json(ctx, _param, value):
 json_opt = click.option("--json", "as_json", is_flag=True, callback=_remember_json,
                         help="Print a JSON report on stdout.")
 
+from_build_opt = click.option(
+    "--from-build", "from_build", type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Take the machines and their package architectures (SoC family feeds too) from this build directory: "
+         "its images' opkg arch.conf, else its buildhistory.")
+
+
+def machines_from_build(build: Path) -> list[specmod.Machine]:
+    """The machines and their package architectures a build made (init, series add)."""
+    from ..yocto.machines import from_build as machines_of
+    found = {m: a for m, a in machines_of(build).items() if a}
+    if not found:
+        raise BindistroError(f"{build}: no machine's package architectures found (no image with "
+                             "etc/opkg/arch.conf under tmp/deploy/images/, no buildhistory/images/)")
+    return [specmod.Machine(m, a) for m, a in sorted(found.items())]
+
+
 series_opt = click.option("--series", metavar="NAME", help="The series (branch) it is for; needed when the spec "
                           "has several and nothing else says which.")
 

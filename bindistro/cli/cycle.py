@@ -11,7 +11,7 @@ from rich.table import Table
 from .. import spec as specmod
 from ..errors import BindistroError
 from ..store import open_store
-from .base import Project, Reported, emit, err, json_opt, out, series_opt
+from .base import Project, Reported, emit, err, from_build_opt, json_opt, machines_from_build, out, series_opt
 
 
 @click.command()
@@ -21,9 +21,7 @@ from .base import Project, Reported, emit, err, json_opt, out, series_opt
 @click.option("--boot/--no-boot", default=True, show_default=True, help="Enable the QEMU boot gate.")
 @click.option("--database", metavar="URL", help="Metadata DB shared by several hosts: postgresql://USER@HOST/DB "
               "(password in PGPASSWORD or ~/.pgpass). Default: SQLite in the state directory.")
-@click.option("--from-build", "from_build", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Take the machines and their package architectures (SoC family feeds too) from this build "
-                   "directory: its images' opkg arch.conf, else its buildhistory.")
+@from_build_opt
 @json_opt
 @click.pass_obj
 def init(proj: Project, product, force, sample, boot, database, from_build, as_json):
@@ -51,15 +49,6 @@ def init(proj: Project, product, force, sample, boot, database, from_build, as_j
 def schema():
     """Print the JSON Schema of bindistro.yml (for editors' YAML language servers and CI linting)."""
     click.echo(specmod.SCHEMA_FILE.read_text(), nl=False)
-
-def machines_from_build(build: Path) -> list[specmod.Machine]:
-    """The machines and their package architectures a build made (init, series add)."""
-    from ..yocto.machines import from_build as machines_of
-    found = {m: a for m, a in machines_of(build).items() if a}
-    if not found:
-        raise BindistroError(f"{build}: no machine's package architectures found (no image with "
-                             "etc/opkg/arch.conf under tmp/deploy/images/, no buildhistory/images/)")
-    return [specmod.Machine(m, a) for m, a in sorted(found.items())]
 
 @click.command()
 @click.argument("path", type=click.Path(path_type=Path))

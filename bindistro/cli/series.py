@@ -1,13 +1,11 @@
 """Series: the branches of the product (`bindistro series add`, `bindistro series list`)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 from rich.table import Table
 
 from .. import spec as specmod
-from .base import Project, emit, json_opt, out
+from .base import Project, emit, from_build_opt, json_opt, machines_from_build, out
 
 
 @click.group("series")
@@ -20,15 +18,12 @@ def series_group():
 @click.option("--version", help="The series' product version (release names use it; default: the spec's).")
 @click.option("--first", metavar="NAME", help="A spec without series: the name of the line of releases it has "
               "(it keeps feeds/ and every published URL).")
-@click.option("--from-build", "from_build", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="The series' machines and package architectures from a build of it (a branch may rename "
-                   "feeds: another tune, another SoC family), as `init --from-build` reads them.")
+@from_build_opt        # a branch may rename feeds: another tune, another SoC family
 @json_opt
 @click.pass_obj
 def add(proj: Project, name, version, first, from_build, as_json):
     """Open a new series (newest last). Its feeds go to feeds/NAME/; devices move to it with
     `device-config --series NAME` and an upgrade."""
-    from .cycle import machines_from_build
     machines = machines_from_build(from_build) if from_build else None
     x = specmod.add_series(proj.spec, name, version, first, machines)
     emit(as_json, {"series": x.name, "feeds": x.feed_root, "spec": str(proj.spec.path),
