@@ -33,7 +33,7 @@ def run_build(spec: Spec, store: Store, build_dir: Path, kas_file: Path | None, 
     if dry_run:
         return res
     from . import series
-    last = series.latest(spec, store, spec.current) if spec.series else (store.db.releases() or [None])[-1]
+    last = series.latest(spec, store, spec.current)
     if last:
         from .restore import project_trust, restore
         res["restored"] = restore(build_dir, spec.publish_path, last.name, spec.publish_url,

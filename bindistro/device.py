@@ -91,6 +91,11 @@ def feed_files(name: str, url: str, fmt: str, archs: list[str], keys: dict[str, 
     return files
 
 
+# the files naming the architectures a package manager accepts: an image has OE's own (its build's
+# PACKAGE_ARCHS), so the image class leaves them out
+ARCH_FILES = ("etc/opkg/arch.conf", "etc/rpmrc", "etc/rpm/platform", "etc/dnf/vars/arch")
+
+
 def rpm_arch_files(archs: list[str]) -> dict[str, bytes]:
     """The architectures rpm and dnf accept, as OE's rootfs writes them (RpmPM._configure_rpm and
     _configure_dnf): `archs` lowest priority first, the machine's last. A device whose feeds get

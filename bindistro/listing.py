@@ -37,22 +37,16 @@ def write_listing(spec: Spec, store: Store, root: Path, extra: Release | None = 
     being made, not yet in the DB)."""
     from . import series
     rels = series.releases(spec, store) + ([extra] if extra else [])
-    listing = {"product": spec.product, "eol": _day(spec.product_eol),
+    listing = {"product": spec.product, "eol": spec.product_eol.isoformat() if spec.product_eol else None,
                "releases": [{"release": r.name, "sequence": r.seq, "created": r.created,
                              **({"series": r.series} if r.series else {}),
                              "manifest": f"releases/{r.name}/manifest.json"} for r in rels]}
     if spec.series:
         # each series: its feeds, end of life and which older series' devices move to it
-        listing["series"] = [{"series": x.name, "version": x.version or spec.whole.version, "feeds": x.feed_root,
-                              "eol": _day(x.eol), "supported": x.supported,
-                              "upgrade_from": spec.in_series(x.name).upgrade_from()} for x in spec.series]
+        listing["series"] = series.described(spec)
     chans = channels(root)
     if chans:
         listing["channels"] = chans     # builds for testers, each marked not_a_release
     write_bytes_atomic(root / "releases.json", json.dumps(listing, indent=1).encode() + b"\n")
     from .cve import policy
     policy.write(spec, store, root, rels)     # security.txt + SECURITY.md list the supported releases
-
-
-def _day(d) -> str | None:
-    return d.isoformat() if d else None

@@ -30,6 +30,7 @@ INDEXES = {"Packages", "Packages.gz", "Packages.xz", "Packages.stamps", "Release
 LISTINGS = {"releases.json", "SECURITY.md", "security.txt"}
 VIEWER = ("site/", "api/")
 ROOTFS = re.compile(r"\.rootfs.*\.tar(\.(gz|bz2|xz|zst))?$")   # an image's root filesystem archive
+FEED_ROOT = re.compile(r"feeds(/[A-Za-z0-9][A-Za-z0-9._+-]*)?")   # a series' feed directory (spec path, manifest)
 CHANNELS = "channels/"    # builds for testers: a channel's content is replaced by the next one (channel.py)
 CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 

@@ -15,10 +15,10 @@ from .store import Store
 
 def of_candidate(spec: Spec, store: Store, cid: int) -> Spec:
     """The spec as the series of candidate `cid` sees it."""
-    got = store.db.candidate(cid, kinds=("none",))      # its row only: no artifact is of kind "none"
-    if not got:
+    row = store.db.candidate_row(cid)
+    if not row:
         raise BindistroError(f"candidate {cid}: no such candidate (see `bindistro show`)")
-    return spec.in_series(got[0].series)
+    return spec.in_series(row.series)
 
 
 def name_of(spec: Spec, series: str | None) -> str | None:
@@ -37,6 +37,15 @@ def releases(spec: Spec, store: Store, series: str | None | bool = False) -> lis
     return out if series is False else [r for r in out if r.series == name_of(spec, series)]
 
 
+def described(spec: Spec) -> list[dict]:
+    """Each series as releases.json and `series list` show it: feeds, end of life, support, and the
+    older series whose devices move to it."""
+    w = spec.whole
+    return [{"series": x.name, "version": x.version or w.version, "feeds": x.feed_root,
+             "eol": x.eol.isoformat() if x.eol else None, "supported": x.supported,
+             "upgrade_from": w.in_series(x.name).upgrade_from()} for x in w.series]
+
+
 def history(spec: Spec, store: Store) -> list[Artifact]:
     """Every package the releases of this view's series published, once: its cumulative feeds."""
     if not spec.series:
@@ -44,8 +53,9 @@ def history(spec: Spec, store: Store) -> list[Artifact]:
     return store.db.released_packages([r.candidate for r in releases(spec, store, spec.current)])
 
 
-def latest(spec: Spec, store: Store, series: str, before: int | None = None) -> Release | None:
-    """The newest release of `series` (published before candidate `before`, when given)."""
+def latest(spec: Spec, store: Store, series: str | None, before: int | None = None) -> Release | None:
+    """The newest release of `series` (None: the first, or the only line of releases; published
+    before candidate `before`, when given)."""
     rels = [r for r in releases(spec, store, series) if before is None or r.candidate < before]
     return rels[-1] if rels else None
 

@@ -15,6 +15,7 @@ import jsonschema
 import yaml
 
 from .errors import BindistroError, SpecError
+from .model import FEED_ROOT
 
 SPEC_FILE = "bindistro.yml"
 KNOWN_FORMATS = ("ipk", "rpm", "deb")
@@ -752,7 +753,7 @@ def _series(raw: dict, version: str, release_name: str, product: str, formats: l
                 raise SpecError(p, f"{key}.upgrade_from", f"{u!r} is not a series listed before {name!r} "
                                 "(series are listed oldest first)")
         path = x.get("path")
-        if path is not None and not re.fullmatch(r"feeds(/[A-Za-z0-9][A-Za-z0-9._+-]*)?", path):
+        if path is not None and not FEED_ROOT.fullmatch(path):
             raise SpecError(p, f"{key}.path", "must be feeds (a tree published before series) or feeds/NAME")
         s = Series(str(name), ver, tmpl, _date(x.get("eol"), p, f"{key}.eol"), bool(x.get("supported", True)),
                    list(ups) if ups is not None else None,

@@ -10,6 +10,7 @@ from bindistro.keys import Keyring
 from bindistro.release import release
 from bindistro.restore import configure_feeds, project_trust, restore
 from .build import generate
+from .recipes import summary
 from bindistro.stage import stage
 from bindistro.store import open_store
 
@@ -46,7 +47,7 @@ def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: i
             "bindistro DEMO key - not for production <demo@bindistro.invalid>")
         specmod.dump(sp, path)
     rows = []
-    first = sp.in_series(sp.series[0].name) if sp.series else sp
+    first = sp.in_series(None)          # the first series (the spec itself when it has none)
     for n in range(1, count + 1):
         rows += _release(first, store, out / "builds" / f"release-{n}", n, seed, packages)
     out_doc = {"out": str(out), "publish": str(sp.publish_path), "releases": rows}
@@ -67,7 +68,7 @@ def next_machines(sp) -> list[specmod.Machine]:
 def _prepare(sp, store, build: Path) -> None:
     """As `bindistro build` does: restore the series' last release (PR values above all), or before
     its first one, the feed settings alone (images preconfigured from the first)."""
-    last = series.latest(sp, store, sp.current) if sp.series else (store.db.releases() or [None])[-1]
+    last = series.latest(sp, store, sp.current)
     if last:
         restore(build, sp.publish_path, last.name, sp.publish_url, trust=project_trust(sp, own_tree=True))
     else:
@@ -85,8 +86,7 @@ def _release(sp, store, build: Path, n: int, seed: int, packages, name: str | No
     rel = release(sp, store, st["candidate"], rel_name)
     return [{"release": rel["release"], "series": sp.current, "candidate": st["candidate"], "packages": g["packages"],
              "new_files": rel["new_files"], "verify": rep["summary"],
-             "changes": ", ".join(f"{c['kind']} {c['recipe']}" for c in g["changes"] if c["kind"] != "version")
-             or (f"{len(g['changes'])} changes" if g["changes"] else "first release")}]
+             "changes": summary(g["changes"]) if g["changes"] else "first release"}]
 
 
 def _nightly(sp, store, build: Path, seed: int, packages) -> dict:

@@ -314,3 +314,11 @@ def image_install(series: str | None) -> list[str]:
         return IMAGE_INSTALL
     _pn, lib, old, new = SONAME_BUMP
     return [f"lib{lib}{new}" if n == f"lib{lib}{old}" else n for n in IMAGE_INSTALL]
+
+
+def summary(changes: list[dict]) -> str:
+    """A build's changes in a line; a next branch changes every version, so those are counted."""
+    if len(changes) <= 12:
+        return ", ".join(f"{c['kind']} {c['recipe']}" for c in changes) or "none"
+    versions = sum(1 for c in changes if c["kind"] == "version")
+    return ", ".join([f"{versions} versions"] + [f"{c['kind']} {c['recipe']}" for c in changes if c["kind"] != "version"])

@@ -241,12 +241,14 @@ def test_left_behind_names_what_the_package_manager_kept_old():
     """The pm-upgrade gate's check after a path: a package older than the feeds' newest, with the
     package manager silent about it (dnf `upgrade` across a renamed architecture does exactly that)."""
     from bindistro.pm.upgrade import PathResult
-    from bindistro.verify.gates.pm_upgrade import left_behind, newest_of
+    from bindistro.formats import get as get_format
     from bindistro.model import Artifact
+    from bindistro.verify.gates.pm_upgrade import left_behind
     feed = [Artifact(f"{n}.rpm", "package", "0" * 64, 1, format="rpm", name=n, version=v, arch="cortexa57")
             for n, v in (("libdrm2", "2.4.120-r0.0"), ("libdrm2", "3.0.0-r0.0"), ("busybox", "1:2.0.0-r0.0"))]
     res = PathResult("rpm", "qemuarm64", "series-kirkstone", "1.3", after={"libdrm2": "2.4.120-r0.0", "busybox": "1:2.0.0-r0.0"})
-    (f,) = left_behind(res, newest_of("rpm", feed))
+    newest = get_format("rpm").newest((a.name, a.version) for a in feed)
+    (f,) = left_behind(res, newest)
     assert (f.rule, f.subject, f.severity) == ("pm-upgrade.left-behind", "libdrm2", "error") and "3.0.0-r0.0" in f.message
     res.after["libdrm2"] = "3.0.0-r0.0"
-    assert left_behind(res, newest_of("rpm", feed)) == []
+    assert left_behind(res, newest) == []

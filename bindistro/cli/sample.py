@@ -25,6 +25,7 @@ def sample_build(out_dir, rel, seed, inject, formats, packages, series, as_json)
     """Write a Yocto-shaped SAMPLE build directory with real packages (sample data)."""
     from bindistro_sample.build import generate
     from bindistro_sample.defects import DEFECTS
+    from bindistro_sample.recipes import summary
     if "help" in inject:
         click.echo("\n".join(f"{k:<28} {v}" for k, v in DEFECTS.items()))
         return
@@ -38,15 +39,7 @@ def sample_build(out_dir, rel, seed, inject, formats, packages, series, as_json)
     r = generate(out_dir, rel, seed, inject=list(inject), formats=fmts, packages=packages, series=series)
     emit(as_json, r, lambda r: out.print(
         f"SAMPLE DATA: release {r['release']}" + (f" of series {r['series']}" if r["series"] else "") + f" (seed {r['seed']}) in {r['out']}: {r['recipes']} recipes, "
-        f"{r['packages']} packages; changes: " + _changes(r["changes"])))
-
-
-def _changes(changes: list[dict]) -> str:
-    if len(changes) <= 12:
-        return ", ".join(f"{c['kind']} {c['recipe']}" for c in changes) or "none"
-    # a next branch changes every version: name the rest
-    versions = sum(1 for c in changes if c["kind"] == "version")
-    return ", ".join([f"{versions} versions"] + [f"{c['kind']} {c['recipe']}" for c in changes if c["kind"] != "version"])
+        f"{r['packages']} packages; changes: " + summary(r["changes"])))
 
 
 @click.command()

@@ -40,10 +40,7 @@ def list_cmd(proj: Project, as_json):
     from .. import series as S
     sp = proj.spec
     rels = S.releases(sp, proj.store)
-    data = [{"series": x.name, "version": x.version or sp.version, "feeds": x.feed_root,
-             "eol": x.eol.isoformat() if x.eol else None, "supported": x.supported,
-             "upgrade_from": sp.in_series(x.name).upgrade_from(),
-             "releases": [r.name for r in rels if r.series == x.name]} for x in sp.series]
+    data = [dict(d, releases=[r.name for r in rels if r.series == d["series"]]) for d in S.described(sp)]
 
     def human(data):
         t = Table("series", "feeds", "releases", "eol", "supported", "devices move from")

@@ -126,6 +126,14 @@ class Format:
                 chosen[k] = it
         return chosen
 
+    def newest(self, versions) -> dict[str, str]:
+        """name -> its newest version, over (name, version) pairs."""
+        out: dict[str, str] = {}
+        for name, v in versions:
+            if name not in out or self.version_cmp(v, out[name]) > 0:
+                out[name] = v
+        return out
+
     def feed_name(self, arch: str) -> str:
         """Directory name of the feed of OE package architecture `arch` (as in tmp/deploy/<fmt>/)."""
         return arch

@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 from ..errors import BindistroError
+from ..model import FEED_ROOT
 from ..yocto import layers as L
 from ..yocto import prserv
 from . import image_feeds
@@ -185,7 +186,7 @@ def ipk_signature(publish: Path, manifest: dict) -> str:
 def feed_root(manifest: dict) -> str:
     """The feed directory of the manifest's series (feeds/<series>; feeds before series)."""
     root = manifest.get("feed_root", "feeds")
-    if not isinstance(root, str) or not re.fullmatch(r"feeds(/[A-Za-z0-9][A-Za-z0-9._+-]*)?", root):
+    if not isinstance(root, str) or not FEED_ROOT.fullmatch(root):
         raise BindistroError(f"release {manifest.get('release')}: manifest feed_root {root!r} is not feeds or feeds/NAME")
     return root
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..device import feed_files
+from ..device import ARCH_FILES, feed_files
 
 CLASS_NAME = "bindistro-feeds"
 FILES_DIR = "conf/bindistro/feeds"      # <machine>/<package type>/<path in the image>
@@ -50,9 +50,8 @@ def write(build: Path, product: str, url: str, machines: dict[str, dict[str, lis
     for machine, per_fmt in sorted(machines.items()):
         for fmt, archs in per_fmt.items():
             files = feed_files(product, url, fmt, archs, keys, ipk_signature, feeds=feed_root)
-            # the image has its own arch.conf (opkg-arch-config, a conffile) and rpm/dnf arch files
-            # (OE's RpmPM): all of PACKAGE_ARCHS
-            for own in ("etc/opkg/arch.conf", "etc/rpmrc", "etc/rpm/platform", "etc/dnf/vars/arch"):
+            # the image has its own (opkg-arch-config's arch.conf, OE's RpmPM files): all of PACKAGE_ARCHS
+            for own in ARCH_FILES:
                 files.pop(own, None)
             for rel, data in files.items():
                 p = root / machine / fmt / rel

@@ -116,6 +116,10 @@ class MetaDB:
             arts = _with_metas(c, c.execute(q.order_by(artifacts.c.id)).all())
         return row, arts
 
+    def candidate_row(self, cid: int):
+        with self.engine.connect() as c:
+            return c.execute(select(candidates).where(candidates.c.id == cid)).first()
+
     def candidates(self):
         with self.engine.connect() as c:
             return list(c.execute(select(candidates).order_by(candidates.c.id)))
@@ -139,17 +143,17 @@ class MetaDB:
         with self.engine.connect() as c:
             return {r.path: (r.sha256, r.size) for r in c.execute(select(published))}
 
-    def released_packages(self, series: list[int] | None = None) -> list[Artifact]:
-        """Every package file ever released, once, in the order it was first released (`series`: only
-        by the releases of those candidates, one series' cumulative feeds). A release lists all of its
+    def released_packages(self, of_candidates: list[int] | None = None) -> list[Artifact]:
+        """Every package file ever released, once, in the order it was first released (`of_candidates`:
+        only by the releases of those candidates, one series' cumulative feeds). A release lists all of its
         build's packages: most are the same files as the release before."""
         with self.engine.connect() as c:
             first = (select(func.min(artifacts.c.id))
                      .join(releases, releases.c.candidate == artifacts.c.candidate)
                      .where(artifacts.c.kind == "package")
                      .group_by(artifacts.c.format, artifacts.c.arch, artifacts.c.sha256))
-            if series is not None:
-                first = first.where(artifacts.c.candidate.in_(series))
+            if of_candidates is not None:
+                first = first.where(artifacts.c.candidate.in_(of_candidates))
             q = select(artifacts).where(artifacts.c.id.in_(first)).order_by(artifacts.c.id)
             return _with_metas(c, c.execute(q).all())
 

@@ -39,6 +39,7 @@ class Context:
     _feeds: dict = field(default_factory=dict)
     _pools: dict = field(default_factory=dict)
     _images: dict = field(default_factory=dict)
+    _histories: dict = field(default_factory=dict)
     only: dict = field(default_factory=dict)    # a verify job's slice: {"format": F, "machine": M}
 
     def formats(self) -> list[str]:
@@ -100,6 +101,12 @@ class Context:
         if rel.series == self.spec.current:
             return machine
         return next((m for m in self.spec.in_series(rel.series).machines if m.name == machine.name), machine)
+
+    def series_history(self, name: str) -> list[Artifact]:
+        """The cumulative feeds of series `name` (an older one), read once per run."""
+        if name not in self._histories:
+            self._histories[name] = series.history(self.spec.in_series(name), self.store)
+        return self._histories[name]
 
     def release_artifacts(self, rel: Release) -> list[Artifact]:
         if rel.name not in self._arts:

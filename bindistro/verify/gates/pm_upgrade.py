@@ -42,7 +42,7 @@ def run(ctx) -> list[Finding]:
                                    "registered with binfmt_misc: scripts/setup.sh does it as root)"))
                 continue
             allpkgs, _cand = ctx.feed_set(fmt, m)
-            newest[(fmt, m.name)] = newest_of(fmt, allpkgs)
+            newest[(fmt, m.name)] = get_format(fmt).newest((a.name, a.version) for a in allpkgs)
             entries = [(ctx.store.objects.path(a.sha256),
                         Indexed(a.filename, PackageInfo(a.name, a.version, a.arch, a.meta), a.size, a.md5, a.sha256))
                        for a in allpkgs]
@@ -91,15 +91,6 @@ def run(ctx) -> list[Finding]:
                                "(--force-downgrade)" if res.reverted else ""), info))
         if res.boot is not None:
             out += boot_findings(ctx, res, where, info)
-    return out
-
-
-def newest_of(fmt: str, arts) -> dict[str, str]:
-    cmp = get_format(fmt).version_cmp
-    out: dict[str, str] = {}
-    for a in arts:
-        if a.name not in out or cmp(a.version, out[a.name]) > 0:
-            out[a.name] = a.version
     return out
 
 

@@ -1,14 +1,13 @@
 """Upgrade solvability: the image package set of every earlier supported release, upgraded to the
 candidate's cumulative feeds (libsolv, every package to its best version): a device on any release
 is covered. The first, last, a random earlier and the n-2 paths keep those labels; the latest
-release of each older series devices move from is a path too ("series NAME"), and no package of an
+release of each older series devices move from is a path too ("series-NAME"), and no package of an
 older series may be newer than the candidate's (a backport the next branch lacks would be a
 downgrade for every device that moves)."""
 from __future__ import annotations
 
 import solv
 
-from ... import series
 from ...formats import get as get_format
 from ..finding import Finding
 
@@ -42,22 +41,14 @@ def run(ctx) -> list[Finding]:
 def backports(ctx, fmt, m) -> list[Finding]:
     """A package whose newest version in an older series sorts above the candidate's version of it."""
     out = []
-    vercmp = get_format(fmt).version_cmp
-    _all, cand = ctx.feed_set(fmt, m)
-    ours: dict[str, str] = {}
-    for a in cand:
-        if a.name not in ours or vercmp(a.version, ours[a.name]) > 0:
-            ours[a.name] = a.version
+    f = get_format(fmt)
+    ours = f.newest((a.name, a.version) for a in ctx.feed_set(fmt, m)[1])
     for rel in ctx.cross:
-        older = ctx.spec.in_series(rel.series)
-        theirs: dict[str, str] = {}
-        names = {get_format(fmt).feed_name(a) for a in ctx.machine_of(rel, m).archs}
-        for a in series.history(older, ctx.store):
-            if a.format == fmt and a.arch in names and a.name in ours and (
-                    a.name not in theirs or vercmp(a.version, theirs[a.name]) > 0):
-                theirs[a.name] = a.version
+        names = {f.feed_name(a) for a in ctx.machine_of(rel, m).archs}
+        theirs = f.newest((a.name, a.version) for a in ctx.series_history(rel.series)
+                          if a.format == fmt and a.arch in names and a.name in ours)
         for name, v in sorted(theirs.items()):
-            if vercmp(v, ours[name]) > 0:
+            if f.version_cmp(v, ours[name]) > 0:
                 out.append(Finding("error", NAME, "upgrade.backport-newer", name, f"{fmt}/{m.name}: {name} {v} of series "
                                    f"{rel.series} sorts above {ours[name]} of this candidate (series {ctx.spec.current}): "
                                    f"devices moving from {rel.series} would keep the older-series build; bump the "
