@@ -162,8 +162,8 @@ def config_files(name: str, url: str, fmt: str, archs: list[str], fprs: list[str
 def dearmor(armored: bytes) -> bytes:
     """Binary OpenPGP packets (apt's Signed-By keyring format) from armored keys."""
     import subprocess
-    import tempfile
-    with tempfile.TemporaryDirectory() as home:
+    from .keys import scratch_gnupg
+    with scratch_gnupg() as home:
         return subprocess.run(["gpg", "--homedir", home, "--batch", "--dearmor"], input=armored,
                               capture_output=True, check=True).stdout
 
@@ -172,14 +172,13 @@ def opkg_gpg_dir(keys: dict[str, bytes]) -> dict[str, bytes]:
     """etc/opkg/gpg/: a GnuPG home holding the feed keys with ultimate owner trust, as
     `opkg-key add` + `gpg --import-ownertrust` would leave it on the device."""
     import subprocess
-    import tempfile
-    with tempfile.TemporaryDirectory() as home:
+    from .keys import scratch_gnupg
+    with scratch_gnupg() as home:
         gpg = ["gpg", "--homedir", home, "--batch", "--no-tty"]
         for armored in keys.values():
             subprocess.run(gpg + ["--import"], input=armored, capture_output=True, check=True)
         trust = "".join(f"{k}:6:\n" for k in keys).encode()
         subprocess.run(gpg + ["--import-ownertrust"], input=trust, capture_output=True, check=True)
         subprocess.run(gpg + ["--check-trustdb"], capture_output=True)
-        subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], capture_output=True)
         return {f"etc/opkg/gpg/{p.name}": p.read_bytes() for p in sorted(Path(home).iterdir())
                 if p.is_file() and p.name in ("pubring.kbx", "trustdb.gpg")}

@@ -5,6 +5,7 @@ command line (they would show in `ps` and shell history).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -98,6 +99,23 @@ class Keyring:
                 raise BindistroError(f"rpmsign of {len(paths)} package(s) failed: {r.stderr.strip()[-300:]}")
 
 
+def stop_agent(home) -> None:
+    """gpg starts an agent per home on import; one of a throw-away home would outlive it (and a
+    later home at the same path would meet it: "No such file or directory")."""
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
+
+
+@contextlib.contextmanager
+def scratch_gnupg():
+    """A throw-away GnuPG home, its agent stopped with it."""
+    with tempfile.TemporaryDirectory(prefix="bindistro-gnupg-") as home:
+        os.chmod(home, 0o700)
+        try:
+            yield home
+        finally:
+            stop_agent(home)
+
+
 class SignatureChecker:
     """Checks detached and inline signatures against a fixed set of public keys, with gpgv (no
     trust database: a key is either in the set or not)."""
@@ -111,6 +129,7 @@ class SignatureChecker:
             subprocess.run(["gpg", "--homedir", str(home), "--batch", "--no-tty", "--import"], input=k,
                            capture_output=True)
         exported = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--export"], capture_output=True).stdout
+        stop_agent(home)
         self.keyring.write_bytes(exported)
         self.has_keys = bool(exported)
 

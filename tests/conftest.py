@@ -1,9 +1,11 @@
 """Shared fixtures: the CLI, sample builds (generated once per session), the real Yocto data."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -119,6 +121,33 @@ def link_copy(src: Path, dst: Path) -> Path:
 def _shared(config) -> Path:
     # the directory above every xdist worker's basetemp (pytest-of-USER/pytest-N/)
     return config._tmp_path_factory.getbasetemp().parent
+
+
+def _stop_gpg_agents(under: Path, orphans_only: bool) -> None:
+    """gpg starts an agent per home and it outlives the test; one whose home is gone answers a
+    later home made at the same path (pytest reuses pytest-0 once a run left nothing behind) with
+    "key generation failed: No such file or directory"."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not args[0].endswith(b"gpg-agent") or b"--homedir" not in args[:-1]:
+            continue
+        home = Path(os.fsdecode(args[args.index(b"--homedir") + 1]))
+        if home.is_relative_to(under) and not (orphans_only and home.exists()):
+            with contextlib.suppress(OSError):
+                os.kill(int(cmdline.parent.name), signal.SIGTERM)
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):      # once per run, before any worker starts
+        _stop_gpg_agents(session.config._tmp_path_factory.getbasetemp().parent, orphans_only=True)
+
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):
+        _stop_gpg_agents(session.config._tmp_path_factory.getbasetemp(), orphans_only=False)
 
 
 def pytest_collection_finish(session):
@@ -276,6 +305,14 @@ def project(tmp_path, cli):
     d = tmp_path / "proj"
     cli("-C", d, "init", "--no-boot")
     return d
+
+
+def tree_copy(src: Path, dst: Path) -> Path:
+    """A writable copy of a publish tree: `cp -a` keeps its generations' hard links and its symlinks
+    (shutil.copytree made every generation a full copy: 1.4 GB for the demo's 350 MB tree)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
+    return dst
 
 
 def copytree(src: Path, dst: Path) -> Path:

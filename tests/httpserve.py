@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -33,7 +32,7 @@ def world_readable_copy(src: Path) -> Path:
     base = Path(tempfile.mkdtemp(prefix="bindistro-serve-"))
     os.chmod(base, 0o755)
     dst = base / src.name
-    shutil.copytree(src, dst, symlinks=True)
+    subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
     os.chmod(dst, os.stat(src).st_mode & 0o777)
     return dst
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import hostile as H
+from conftest import tree_copy
 
 BIN = Path(sys.executable).parent / "bindistro"
 MEMORY = 2 << 30          # address space per run: a bomb must be refused, not survived with swap
@@ -302,7 +303,7 @@ def tree_case(name, change):
     def prep(w: Path):
         src = w / "proj" / "publish"
         tree = w / "in" / "tree"
-        shutil.copytree(src, tree, symlinks=True)
+        tree_copy(src, tree)
         man = tree / "releases" / "1.1" / "manifest.json"
         target = change(tree, man) or "manifest.json"
         return ["-C", "proj", "restore", "--from", tree, w / "in" / "rb"], target
@@ -388,7 +389,7 @@ def test_corpus_is_large_enough():
 def _one(base: Path, name: str, prep) -> str | None:
     """Run one case in its own copy of the project; the problem found, or None."""
     w = base / name.replace("/", "__")
-    shutil.copytree(released_dir, w, symlinks=True)
+    tree_copy(released_dir, w)
     argv, must_name = prep(w)
     before = (tree_hash(w / "proj" / "state"), tree_hash(w / "proj" / "publish"),
               db_dump(w / "proj" / "state" / "bindistro.db"))
@@ -455,7 +456,7 @@ def test_disk_full_during_stage_leaves_no_orphans(released, tmp_path):
     """ENOSPC while objects are stored: one line naming the store, exit 1, no candidate, and every
     object this run had added is gone again."""
     w = tmp_path / "w"
-    shutil.copytree(released, w, symlinks=True)
+    tree_copy(released, w)
     feed = w / "in" / "build" / "tmp" / "deploy" / "ipk" / "all"
     H.write(feed / "a-small_1.0-r0_all.ipk", H.ipk(H.control("a-small"), data=[("./a", os.urandom(20_000))]))
     H.write(feed / "b-big_1.0-r0_all.ipk", H.ipk(H.control("b-big"), data=[("./b", os.urandom(600_000))]))
@@ -487,7 +488,7 @@ def test_disk_full_during_stage_leaves_no_orphans(released, tmp_path):
 def test_read_only_build_dir_on_restore(released, tmp_path):
     """EROFS: one line naming where, exit 1, nothing half-written."""
     w = tmp_path / "w"
-    shutil.copytree(released, w, symlinks=True)
+    tree_copy(released, w)
     rb = w / "rb"
     rb.mkdir()
     r = _in_mount_ns(f"""set -e
@@ -509,7 +510,7 @@ def test_internal_error_is_one_line_and_debug_shows_the_trace(released, tmp_path
     """An unexpected error (here: a damaged row the code cannot read) is our bug: one line asking for
     a report; --debug shows the trace."""
     w = tmp_path / "w"
-    shutil.copytree(released, w, symlinks=True)
+    tree_copy(released, w)
     import sqlite3
     c = sqlite3.connect(w / "proj" / "state" / "bindistro.db")
     c.execute("UPDATE candidates SET warnings = '{not json'")

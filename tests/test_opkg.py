@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from bindistro.pm.upgrade import find_opkg
+from conftest import tree_copy
 from httpserve import serve
 
 pytestmark = pytest.mark.slow
@@ -65,7 +65,7 @@ def test_device_config_works_with_real_opkg(demo, cli, tmp_path):
 
 def test_opkg_refuses_an_index_changed_after_signing(demo, cli, tmp_path):
     pub = tmp_path / "publish"
-    shutil.copytree(demo / "publish", pub, symlinks=True)
+    tree_copy(demo / "publish", pub)
     feed = (pub / "feeds/ipk/core2-64").resolve()
     text = (feed / "Packages").read_bytes().replace(b"Interactive process viewer", b"Interactive process viewer!")
     for name, data in (("Packages", text), ("Packages.gz", gzip.compress(text, 9, mtime=0))):

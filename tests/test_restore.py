@@ -5,7 +5,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sqlite3
 import stat
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from bindistro.publish import public_files
 from bindistro.yocto import prserv
-from conftest import Cli, need_realdata
+from conftest import Cli, need_realdata, tree_copy
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +66,9 @@ def test_restore_from_published_tree_keeps_pr_values_rising(released, cli, tmp_p
     assert rep["summary"]["error"] == 0 and "kept, none lower" in rep["findings"][0]["message"]
 
 
-def tree_copy(released, tmp_path) -> Path:
-    """A copy of the published tree to tamper with (links kept, files copied)."""
-    dst = tmp_path / "pub"
-    shutil.copytree(released / "p" / "publish", dst, symlinks=True)
-    return dst
+def pub_copy(released, tmp_path) -> Path:
+    """A copy of the published tree to tamper with."""
+    return tree_copy(released / "p" / "publish", tmp_path / "pub")
 
 
 def refused(cli, *args, words: str):
@@ -88,7 +85,7 @@ def test_restore_refuses_unsigned_tampered_and_escaping_trees(released, cli, tmp
     # no key to check with
     refused(cli, "restore", build, "--from", released / "p" / "publish", words="no key to check its signature")
     # a manifest changed after signing
-    bad = tree_copy(released, tmp_path / "t1")
+    bad = pub_copy(released, tmp_path / "t1")
     m = bad / "releases" / "1.1" / "manifest.json"
     text = m.read_text()
     m.unlink()
@@ -98,14 +95,14 @@ def test_restore_refuses_unsigned_tampered_and_escaping_trees(released, cli, tmp
     (bad / "releases" / "1.1" / "manifest.json.asc").unlink()
     refused(cli, "restore", build, "--from", bad, "--keyring", key, words="not signed")
     # a listing that sends the manifest out of the tree
-    esc = tree_copy(released, tmp_path / "t2")
+    esc = pub_copy(released, tmp_path / "t2")
     listing = json.loads((esc / "releases.json").read_text())
     listing["releases"][0]["manifest"] = "../../outside/manifest.json"
     (esc / "releases.json").unlink()
     (esc / "releases.json").write_text(json.dumps(listing))
     refused(cli, "restore", build, "--from", esc, "--keyring", key, words="points outside the published tree")
     # a file of the signed manifest replaced: used only as the manifest lists it
-    swapped = tree_copy(released, tmp_path / "t3")
+    swapped = pub_copy(released, tmp_path / "t3")
     prx = next(swapped.glob("releases/1.1/prserv-export.conf"))
     prx.unlink()
     prx.write_text('PRAUTO$evil-1.0-r0$core2-64$' + "a" * 64 + ' = "1"\n')

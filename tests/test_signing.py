@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import release_build
+from conftest import release_build, tree_copy
 
 from bindistro.pm import AptRoot, DnfRoot, PMError
 
@@ -32,7 +32,7 @@ def dnf_root(devcfg, pub, work):
 def pub_copy(demo, tmp_path_factory):
     """A copy of the demo's signed publish tree that tests may tamper with."""
     d = tmp_path_factory.mktemp("signed") / "publish"
-    shutil.copytree(demo / "publish", d)
+    tree_copy(demo / "publish", d)
     return d
 
 
@@ -64,7 +64,7 @@ def test_dnf_checks_signatures(demo, cli, pub_copy, tmp_path):
     assert "htop" in root.installed()
     # a tampered repomd.xml no longer matches its signature
     bad = tmp_path / "badrepo"
-    shutil.copytree(pub_copy, bad)
+    tree_copy(pub_copy, bad)
     md = bad / "feeds/rpm/core2_64/repodata/repomd.xml"
     md.write_text(md.read_text().replace("<revision>", "<revision>1"))
     dev2 = device(cli, demo, "rpm", bad, tmp_path / "dev2")
@@ -74,7 +74,7 @@ def test_dnf_checks_signatures(demo, cli, pub_copy, tmp_path):
 
 def test_dnf_refuses_an_unsigned_rpm(demo, cli, pub_copy, tmp_path):
     bad = tmp_path / "unsigned"
-    shutil.copytree(pub_copy, bad)
+    tree_copy(pub_copy, bad)
     feed = bad / "feeds/rpm/core2_64"
     victim = next(feed.glob("htop-3.3.1-*.rpm"))
     subprocess.run(["rpmsign", "--delsign", str(victim)], check=True, capture_output=True,
@@ -115,7 +115,7 @@ def test_apt_checks_signatures(demo, cli, pub_copy, tmp_path):
     }
     for what, tamper in cases.items():
         bad = tmp_path / f"bad-{what}"
-        shutil.copytree(pub_copy, bad)
+        tree_copy(pub_copy, bad)
         tamper(bad / "feeds/deb/core2-64")
         d = device(cli, demo, "deb", bad, tmp_path / f"dev-{what}")
         r = apt_root(d, tmp_path / f"r-{what}")

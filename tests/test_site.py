@@ -15,6 +15,7 @@ import pytest
 from bindistro.manifest import ManifestError, parse
 from bindistro.pm.upgrade import DebRoot, IpkRoot, RpmRoot, find_opkg
 from bindistro.site.api import shard
+from conftest import tree_copy
 from httpserve import free_port
 
 SCHEMA_OF = {"index.json": "index", "cves.json": "cves", "releases/": "release", "packages/": "package",
@@ -105,9 +106,7 @@ def test_release_publishes_site_and_api(demo, cli, tmp_path):
     assert (pub / "site/packages/htop.html").resolve().stat().st_ino == old
     cli("-C", demo, "fsck", "--publish")          # exit 0: the tree as a reader sees it is whole
     # a viewer that does not describe the listed releases is an error of the tree (fsck names it)
-    import shutil
-    copy = tmp_path / "copy"
-    shutil.copytree(pub, copy, symlinks=True)
+    copy = tree_copy(pub, tmp_path / "copy")
     (copy / "site" / "releases" / "1.2.html").unlink()
     r = cli("-C", demo, "fsck", "--publish", copy, "--json", ok=None)
     assert r.exit_code == 1 and "release 1.2 has no page or API document" in r.stdout

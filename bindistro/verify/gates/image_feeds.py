@@ -13,13 +13,13 @@ from __future__ import annotations
 import configparser
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 
 from ... import model
 from ...formats import get as get_format
 from ...yocto.machines import from_arch_conf
 from ...formats.base import ARCHIVE_ERRORS, open_tar
+from ...keys import scratch_gnupg
 from ..finding import Finding
 from ..rootfs import IMAGE_LIMIT, rootfs_artifacts
 
@@ -77,14 +77,14 @@ def _fprs(colons: str) -> set[str]:
 
 def key_fprs(data: bytes) -> set[str]:
     """Primary key fingerprints in a key file (armored or binary keyring)."""
-    with tempfile.TemporaryDirectory() as home:
+    with scratch_gnupg() as home:
         return _fprs(_gpg(home, "--show-keys", data=data))
 
 
 def opkg_keyring(files: dict[str, bytes], gpg_dir: str) -> dict[str, int]:
     """fingerprint -> owner trust (GnuPG's numbers: 5 full, 6 ultimate) of the keys in opkg's gpg_dir."""
     d = gpg_dir.rstrip("/") + "/"
-    with tempfile.TemporaryDirectory() as home:
+    with scratch_gnupg() as home:
         for p, data in files.items():
             if p.startswith(d) and "/" not in p[len(d):]:
                 Path(home, p[len(d):]).write_bytes(data)
@@ -94,7 +94,6 @@ def opkg_keyring(files: dict[str, bytes], gpg_dir: str) -> dict[str, int]:
             k, _, v = line.partition(":")
             if v[:1].isdigit():
                 trust[k] = int(v.split(":")[0])
-        subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], capture_output=True)
     return {k: trust.get(k, 0) for k in fprs}
 
 
