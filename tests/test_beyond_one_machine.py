@@ -1,6 +1,6 @@
 """The whole cycle beyond one machine: metadata in PostgreSQL, objects and the published tree in S3
 (moto's server), nothing but the spec and keys on the host; real package managers install from the
-bucket. (A file of its own, so that pytest-xdist runs it beside test_postgres.py.)"""
+bucket. (The S3 publishing protocol is tested here, on the full cycle: one sample cycle for both.) (A file of its own, so that pytest-xdist runs it beside test_postgres.py.)"""
 from __future__ import annotations
 
 import json
@@ -25,11 +25,21 @@ def public_read(s3, bucket: str, prefix: str) -> None:
          "Resource": f"arn:aws:s3:::{bucket}/{prefix}/*"}]}))
 
 
+def keys(c, bucket: str, prefix: str) -> dict[str, str]:
+    return {o["Key"]: o["ETag"] for page in c.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for o in page.get("Contents", [])}
+
+
 def test_cycle_on_postgresql_with_objects_and_publishing_in_s3(pg, s3server, tmp_path, monkeypatch, sample_build):
     """The cycle with nothing but the spec and keys on the host: metadata in PostgreSQL, objects in a
-    bucket, the tree published to the same bucket; fsck passes on the bucket, and the real dnf, apt
-    and opkg install from it over HTTP, as devices behind a CDN would."""
+    bucket, the tree published to the same bucket. A release uploads the tree (immutable objects
+    with a long cache, indexes with a short one); an `upload` after a local-only release sends only
+    what is new and never touches an old object; a signed feed is never published unsigned; fsck
+    passes on the bucket and names someone else's bytes, which `upload` never overwrites; the real
+    dnf, apt and opkg install from the bucket over HTTP, as devices behind a CDN would."""
     import boto3
+    from bindistro.publish import public_files
+    from bindistro.s3 import mutable
     from bindistro_sample.churn import write_churn
     from test_publish import _install_everywhere
     s3_env(monkeypatch, s3server)
@@ -40,14 +50,42 @@ def test_cycle_on_postgresql_with_objects_and_publishing_in_s3(pg, s3server, tmp
     cli("-C", d, "init", "--no-boot", "--database", url)
     spec = d / "bindistro.yml"
     spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n")
-                    .replace(f"  database: {url}\n", f"  database: {url}\n  objects: s3://cycle/objects\n")
-                    .replace("  url: http://localhost:8000\n", "  url: http://localhost:8000\n  target: s3://cycle/tree\n"))
+                    .replace(f"  database: {url}\n", f"  database: {url}\n  objects: s3://cycle/objects\n"))
     fpr = cli.json("-C", d, "keys", "generate", "--uid", "cycle <cycle@bindistro.invalid>")["fingerprint"]
-    for k in (1, 2):
+    plain = spec.read_text()
+    with_target = plain.replace("  url: http://localhost:8000\n", "  url: http://localhost:8000\n  target: s3://cycle/tree\n")
+    assert with_target != plain
+    spec.write_text(with_target)
+
+    def release(k, ok=True):     # the sample's packages (every feed a device config names) + a probe at 1.k
         deploy = write_churn(tmp_path / f"d{k}", k, 1, sample_build(1) / "tmp" / "deploy", prefix="publish-probe")
         cand = cli.json("-C", d, "stage", deploy)["candidate"]
         cli("-C", d, "verify", cand, "--gate", "closure")
-        cli("-C", d, "release", cand)
+        return cand, cli("-C", d, "release", cand, ok=ok)
+
+    release(1)                  # the release uploads: the bucket is the tree
+    pub = d / "publish"
+    tree = {"tree/" + rel for rel, _ in public_files(pub)}
+    assert set(keys(s3, "cycle", "tree/")) == tree
+    pkg = next(k for k in tree if k.endswith(".ipk"))
+    assert "immutable" in s3.head_object(Bucket="cycle", Key=pkg)["CacheControl"]
+    idx = next(k for k in tree if k.endswith("/Packages"))
+    assert "max-age=60" in s3.head_object(Bucket="cycle", Key=idx)["CacheControl"]
+
+    # release 2 published locally only, then uploaded: only what is new goes up, indexes rewritten
+    spec.write_text(plain)
+    before = {rel for rel, _ in public_files(pub)}
+    release(2)
+    after = {rel for rel, _ in public_files(pub)}
+    spec.write_text(with_target)
+    etags = keys(s3, "cycle", "tree/")
+    counts = cli.json("-C", d, "upload")
+    assert counts["uploaded"] == len(after - before) > 0
+    assert 0 < counts["rewritten"] and counts["skipped"] + counts["uploaded"] + counts["rewritten"] == len(after)
+    now = keys(s3, "cycle", "tree/")
+    assert [k for k, e in etags.items() if not mutable(k.removeprefix("tree/")) and now[k] != e] == []   # old objects untouched
+    assert cli.json("-C", d, "upload")["uploaded"] == 0      # nothing left: a rerun sends nothing
+
     assert cli.json("-C", d, "fsck", "--store", "--publish")["ok"]
     cli("-C", d, "keys", "export", fpr, "--out", tmp_path / "k.asc")
     ok = cli.json("-C", d, "fsck", "--publish", "s3://cycle/tree", "--keyring", tmp_path / "k.asc")
@@ -55,7 +93,23 @@ def test_cycle_on_postgresql_with_objects_and_publishing_in_s3(pg, s3server, tmp
     stored = sum(1 for page in s3.get_paginator("list_objects_v2").paginate(Bucket="cycle", Prefix="objects/")
                  for _ in page.get("Contents", []))
     assert stored >= len([p for p in (d / "state/objects").rglob("*") if p.is_file()])
-    _install_everywhere(cli, d, f"{s3server}/cycle/tree", tmp_path, version="1.2")
+
+    # a signed feed is never published unsigned (its old signature would sit beside a new index)
+    spec.write_text(with_target.replace(f"signing: {fpr}", "signing: null"))
+    cand, r = release(3, ok=False)
+    assert r.exit_code == 1 and "published signed" in r.stderr and "keys.signing" in r.stderr, r.stderr
+    spec.write_text(with_target)
+    cli("-C", d, "release", cand)   # with the target set again: uploaded by the release itself
+    assert set(keys(s3, "cycle", "tree/")) == {"tree/" + rel for rel, _ in public_files(pub)}
+    _install_everywhere(cli, d, f"{s3server}/cycle/tree", tmp_path, version="1.3")
+
+    # someone else's bytes under a published key: fsck names the object, upload never overwrites it
+    s3.put_object(Bucket="cycle", Key=pkg, Body=b"not the package")
+    r = cli("-C", d, "fsck", "--publish", "s3://cycle/tree", "--keyring", tmp_path / "k.asc", ok=False)
+    assert r.exit_code == 1 and f"s3://cycle/{pkg}" in r.stderr + r.stdout
+    r = cli("-C", d, "upload", ok=False)
+    assert r.exit_code == 1 and "never overwritten" in r.stderr and f"s3://cycle/{pkg}" in r.stderr
+    assert s3.get_object(Bucket="cycle", Key=pkg)["Body"].read() == b"not the package"
 
 
 def test_demo_on_postgresql_with_objects_and_tree_in_s3(pg, s3server, tmp_path, monkeypatch):
