@@ -145,9 +145,18 @@ def pytest_sessionstart(session):
         _stop_gpg_agents(session.config._tmp_path_factory.getbasetemp().parent, orphans_only=True)
 
 
-def pytest_sessionfinish(session):
-    if not hasattr(session.config, "workerinput"):
-        _stop_gpg_agents(session.config._tmp_path_factory.getbasetemp(), orphans_only=False)
+def pytest_sessionfinish(session, exitstatus):
+    if hasattr(session.config, "workerinput"):
+        return
+    base = session.config._tmp_path_factory.getbasetemp()
+    _stop_gpg_agents(base, orphans_only=False)
+    # a passing run leaves nothing (~14 GB otherwise), removed after the run, not test by test: on
+    # ext4 without a journal every file made soon after many were deleted scans past them
+    # (recently_deleted(), seen with perf): deleting each test's directory as it passed made the
+    # suite ~110 s slower on 2 cores
+    if exitstatus == 0:
+        subprocess.Popen(["rm", "-rf", str(base)], start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def pytest_collection_finish(session):
