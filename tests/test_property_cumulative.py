@@ -35,42 +35,43 @@ def listed(pub: Path) -> set[tuple[str, str, str, str]]:
 
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.tuples(st.sampled_from([1, 2]), st.integers(1, 3)), min_size=1, max_size=4))
-def test_published_files_never_change(sample_build, steps):
+def test_published_files_never_change(sample_build, tmp_path, steps):
     runner = CliRunner()
 
     def run(*args):
         return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        proj = Path(tmp) / "p"
-        assert run("-C", proj, "init", "--no-boot").exit_code == 0
-        spec = proj / "bindistro.yml"
-        spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n"))
-        pub = proj / "publish"
-        released: set[tuple[str, str, str]] = set()
-        for seed, rel in steps:
-            before = snapshot(pub)
-            listed_before = listed(pub)
-            st_ = run("-C", proj, "stage", sample_build(rel, seed), "--json")
-            assert st_.exit_code == 0, st_.stderr
-            cand = json.loads(st_.stdout)["candidate"]
-            # an operator who waives every finding of the gate that refuses most (closure: the others
-            # have tests of their own): what remains is the publish layer's own guarantee
-            rep = json.loads(run("-C", proj, "verify", cand, "--gate", "closure", "--gate", "buildhistory",
-                                 "--json").stdout)
-            for f in rep["findings"]:
-                if f["severity"] == "error":
-                    assert run("-C", proj, "waive", cand, f["id"], "--reason", "property test").exit_code == 0
-            r = run("-C", proj, "release", cand, "--json")
-            after = snapshot(pub)
-            # nothing published is changed or removed, whether the release went through or not
-            assert all(after.get(k) == v for k, v in before.items())
-            if r.exit_code == 0:
-                manifest = json.loads((pub / "releases" / json.loads(r.stdout)["release"] / "manifest.json").read_text())
-                released |= {(a["format"], a["arch"], a["name"], a["version"])
-                             for a in manifest["artifacts"] if a["kind"] == "package"}
-            else:
-                # refused (same name+version, other content): the feeds are exactly as before
-                assert r.exit_code == 1 and "would replace published" in r.stderr
-                assert after == before and listed(pub) == listed_before
-            assert released <= listed(pub)
+    # a directory per example, removed with the run's (not one by one: see conftest.pytest_sessionfinish)
+    tmp = tempfile.mkdtemp(dir=tmp_path)
+    proj = Path(tmp) / "p"
+    assert run("-C", proj, "init", "--no-boot").exit_code == 0
+    spec = proj / "bindistro.yml"
+    spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n"))
+    pub = proj / "publish"
+    released: set[tuple[str, str, str]] = set()
+    for seed, rel in steps:
+        before = snapshot(pub)
+        listed_before = listed(pub)
+        st_ = run("-C", proj, "stage", sample_build(rel, seed), "--json")
+        assert st_.exit_code == 0, st_.stderr
+        cand = json.loads(st_.stdout)["candidate"]
+        # an operator who waives every finding of the gate that refuses most (closure: the others
+        # have tests of their own): what remains is the publish layer's own guarantee
+        rep = json.loads(run("-C", proj, "verify", cand, "--gate", "closure", "--gate", "buildhistory",
+                             "--json").stdout)
+        for f in rep["findings"]:
+            if f["severity"] == "error":
+                assert run("-C", proj, "waive", cand, f["id"], "--reason", "property test").exit_code == 0
+        r = run("-C", proj, "release", cand, "--json")
+        after = snapshot(pub)
+        # nothing published is changed or removed, whether the release went through or not
+        assert all(after.get(k) == v for k, v in before.items())
+        if r.exit_code == 0:
+            manifest = json.loads((pub / "releases" / json.loads(r.stdout)["release"] / "manifest.json").read_text())
+            released |= {(a["format"], a["arch"], a["name"], a["version"])
+                         for a in manifest["artifacts"] if a["kind"] == "package"}
+        else:
+            # refused (same name+version, other content): the feeds are exactly as before
+            assert r.exit_code == 1 and "would replace published" in r.stderr
+            assert after == before and listed(pub) == listed_before
+        assert released <= listed(pub)
