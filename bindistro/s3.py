@@ -169,12 +169,19 @@ def download(target: str, dest: Path, limit: int = 64 << 30) -> int:
         rel = key[len(prefix):]
         if not rel or rel.startswith("/") or ".." in rel.split("/") or rel.endswith("/"):
             raise S3Error(f"s3://{bucket}/{key}: a key no tree can hold")
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        try:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        except OSError:         # "a" and "a/b" both keys: a file and a directory of one name
+            raise S3Error(f"s3://{bucket}/{key}: a key no tree can hold (a file of its name is a key too)") from None
 
     def one(key: str, size: int) -> None:
         out = dest / key[len(prefix):]
         body = s3.get_object(Bucket=bucket, Key=key)["Body"]     # one request (download_file: HEAD + GET)
-        with open(out, "wb") as f:
+        try:
+            f = open(out, "wb")
+        except OSError:
+            raise S3Error(f"s3://{bucket}/{key}: a key no tree can hold (keys lie below it)") from None
+        with f:
             got = 0
             while chunk := body.read(1 << 20):
                 got += len(chunk)

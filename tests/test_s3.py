@@ -92,3 +92,15 @@ def test_release_to_s3_killed_at_any_point_resumes_and_never_rewrites_an_object(
         assert twice == [], (k, points[k - 1][1], twice[:3])
         drop(proj)
     drop(probe)
+
+
+def test_fsck_of_a_bucket_whose_keys_no_tree_can_hold_is_one_line(s3, tmp_path):
+    """A bucket is untrusted input: `x` and `x/y` both keys (a file and a directory of one name)."""
+    s3.create_bucket(Bucket="odd")
+    for key in ("t/releases.json", "t/feeds", "t/feeds/ipk/all/Packages"):
+        s3.put_object(Bucket="odd", Key=key, Body=b"{}")
+    cli, proj = Cli(), tmp_path / "p"
+    cli("-C", proj, "init", "--no-boot")
+    r = cli("-C", proj, "fsck", "--publish", "s3://odd/t", ok=False)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.exit_code == 1 and len(lines) == 1 and "a key no tree can hold" in lines[0] and "s3://odd/t/feeds" in lines[0], r.stderr
