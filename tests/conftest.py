@@ -309,6 +309,13 @@ def s3server():
     server.stop()
 
 
+def s3_env(monkeypatch, endpoint: str) -> None:
+    """The S3 endpoint and test credentials, from the environment as for a user (never the spec)."""
+    for k, v in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                 "AWS_DEFAULT_REGION": "us-east-1", "BINDISTRO_KEY_PASSPHRASE": ""}.items():
+        monkeypatch.setenv(k, v)
+
+
 @pytest.fixture
 def project(tmp_path, cli):
     d = tmp_path / "proj"

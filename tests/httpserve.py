@@ -10,6 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from conftest import tree_copy
+
 SERVER = r"""
 import functools, http.server, sys
 class H(http.server.SimpleHTTPRequestHandler):
@@ -31,8 +33,7 @@ def world_readable_copy(src: Path) -> Path:
     """A copy (modes, links kept) under a directory every user can traverse: pytest's own tmp dirs are 0700."""
     base = Path(tempfile.mkdtemp(prefix="bindistro-serve-"))
     os.chmod(base, 0o755)
-    dst = base / src.name
-    subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
+    dst = tree_copy(src, base / src.name)
     os.chmod(dst, os.stat(src).st_mode & 0o777)
     return dst
 

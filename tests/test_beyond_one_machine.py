@@ -7,15 +7,9 @@ import json
 
 import pytest
 
-from conftest import Cli
+from conftest import Cli, s3_env
 
 pytestmark = pytest.mark.slow
-
-
-def s3_env(monkeypatch, endpoint: str) -> None:
-    for k, v in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                 "AWS_DEFAULT_REGION": "us-east-1", "BINDISTRO_KEY_PASSPHRASE": ""}.items():
-        monkeypatch.setenv(k, v)
 
 
 def public_read(s3, bucket: str, prefix: str) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from bindistro import faults
 from bindistro.cli import main
+from bindistro.keys import stop_agent
 from bindistro.model import rewritten
 from bindistro.publish import public_files
 from conftest import copytree, link_copy
@@ -40,7 +41,7 @@ def fsck_ok(cli, proj, *what):
 
 def drop(proj: Path) -> None:
     """Remove a project copy, and the gpg-agent its signing started."""
-    subprocess.run(["gpgconf", "--homedir", str(proj / "state" / "gnupg"), "--kill", "gpg-agent"], capture_output=True)
+    stop_agent(proj / "state" / "gnupg")
     shutil.rmtree(proj)
 
 

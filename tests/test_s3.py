@@ -8,7 +8,7 @@ import pytest
 
 from bindistro.publish import public_files
 from bindistro.s3 import mutable
-from conftest import Cli
+from conftest import Cli, s3_env
 
 pytestmark = pytest.mark.slow       # a server, a dozen killed releases
 
@@ -16,9 +16,7 @@ pytestmark = pytest.mark.slow       # a server, a dozen killed releases
 @pytest.fixture
 def s3(s3server, monkeypatch):
     import boto3
-    for k, v in {"AWS_ENDPOINT_URL": s3server, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                 "AWS_DEFAULT_REGION": "us-east-1", "BINDISTRO_KEY_PASSPHRASE": ""}.items():
-        monkeypatch.setenv(k, v)
+    s3_env(monkeypatch, s3server)
     return boto3.client("s3")
 
 
