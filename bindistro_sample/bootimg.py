@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bindistro import cache, cpio
 
+from . import pkgcache
 from .packages import File
 
 MARKER = "bindistro-sample: boot complete"
@@ -127,7 +128,8 @@ def write_initramfs(files: list[File], dest: Path, mtime: int) -> None:
             entries.append(cpio.Entry(f.path, stat.S_IFCHR | 0o600, rdev=(major, minor)))
         else:
             entries.append(cpio.Entry(f.path, stat.S_IFREG | (f.mode & 0o7777), f.data))
-    dest.write_bytes(gzip.compress(cpio.write(entries, mtime), mtime=0))
+    # gzip -9 of busybox and the image's files is most of a sample build's time: kept by content
+    dest.write_bytes(pkgcache.derived("initramfs.gz", cpio.write(entries, mtime), lambda b: gzip.compress(b, mtime=0)))
 
 
 def boot_files(machine: str, busybox: Path, panic: bool = False) -> list[File]:

@@ -104,5 +104,25 @@ def built(writer: str, inputs, dest: Path, build) -> list[Path]:
     return out
 
 
+def derived(writer: str, data: bytes, make) -> bytes:
+    """`make(data)` (a pure function of the bytes, e.g. gzip at level 9 of an initramfs: slow, and
+    the same for most builds), kept by the hash of `data`."""
+    if os.environ.get("BINDISTRO_SAMPLE_NOCACHE"):
+        return make(data)
+    k = key(writer, hashlib.sha256(data).digest())
+    hit = root() / k[:2] / f"{k}.bin"
+    try:
+        return hit.read_bytes()
+    except FileNotFoundError:
+        pass
+    out = make(data)
+    hit.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=hit.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(out)
+    os.replace(tmp, hit)
+    return out
+
+
 def _as_list(x) -> list[Path]:
     return list(x) if isinstance(x, (list, tuple)) else [x]
