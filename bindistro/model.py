@@ -31,6 +31,7 @@ LISTINGS = {"releases.json", "SECURITY.md", "security.txt"}
 VIEWER = ("site/", "api/")
 ROOTFS = re.compile(r"\.rootfs.*\.tar(\.(gz|bz2|xz|zst))?$")   # an image's root filesystem archive
 FEED_ROOT = re.compile(r"feeds(/[A-Za-z0-9][A-Za-z0-9._+-]*)?")   # a series' feed directory (spec path, manifest)
+CVE_STATUSES = ("affected", "under_investigation", "fixed", "not_affected")   # VEX states, as SPDX 3 and cve-check
 CHANNELS = "channels/"    # builds for testers: a channel's content is replaced by the next one (channel.py)
 CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 

@@ -11,7 +11,6 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from .errors import BindistroError, SpecError
@@ -500,6 +499,7 @@ def validate(raw: dict, p: str, text: str | None = None) -> None:
         path, k = bad_key
         line = _line_of(text, path) if text else None
         raise SpecError(p, _key(path), f"key {_short(k)} must be text" + (f" (line {line})" if line else ""))
+    import jsonschema      # 30 ms: only where a spec is read
     v = jsonschema.Draft202012Validator(schema())
     err = jsonschema.exceptions.best_match(v.iter_errors(data))
     if err is None:
@@ -529,7 +529,7 @@ _TYPE_NAMES = {"string": "text", "integer": "a whole number", "number": "a numbe
                "array": "a list", "object": "a mapping", "null": "empty"}
 
 
-def _describe(e: jsonschema.ValidationError) -> tuple[list, str]:
+def _describe(e) -> tuple[list, str]:
     path = list(e.absolute_path)
     kind = e.validator
     for x in (e, e.parent):                 # the schema's own words for its rule, where it has some

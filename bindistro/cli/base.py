@@ -6,13 +6,16 @@ import json
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import click
-import sqlalchemy.exc
 from rich.console import Console
 
 from .. import spec as specmod
 from ..errors import BadInput, BindistroError
-from ..store import Store, open_store
+
+if TYPE_CHECKING:       # SQLAlchemy is 150 ms to import: a command that opens no store does not pay it
+    from ..store import Store
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -41,6 +44,7 @@ class Project:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from ..store import open_store
             self._store = open_store(self.spec)
         return self._store
 
@@ -90,15 +94,13 @@ class Group(click.Group):
             if ctx.meta.get("debug"):
                 raise
             fail_on(BindistroError(os_problem(e)), ctx.meta.get("json", False))
-        except sqlalchemy.exc.OperationalError as e:     # disk full, read-only, locked: the DB says which
-            if ctx.meta.get("debug"):
-                raise
-            store = getattr(ctx.obj, "_store", None)
-            where = store.db.engine.url.render_as_string(hide_password=True) if store else "state database"
-            fail_on(BindistroError(f"{where}: {str(e.orig).splitlines()[0]}"), ctx.meta.get("json", False))
         except Exception as e:
             if ctx.meta.get("debug"):
                 raise
+            if _db_fault(e):      # disk full, read-only, locked: the DB says which
+                store = getattr(ctx.obj, "_store", None)
+                where = store.db.engine.url.render_as_string(hide_password=True) if store else "state database"
+                fail_on(BindistroError(f"{where}: {str(e.orig).splitlines()[0]}"), ctx.meta.get("json", False))
             err.print(f"bindistro: internal error: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
                       f" (a bug: please report it at {REPORT_URL} with the output of --debug)", markup=False)
             sys.exit(1)
@@ -106,6 +108,10 @@ class Group(click.Group):
             store = getattr(ctx.obj, "_store", None)
             if store is not None:
                 store.close()
+
+def _db_fault(e: Exception) -> bool:
+    exc = sys.modules.get("sqlalchemy.exc")      # not imported: no database was opened
+    return exc is not None and isinstance(e, exc.OperationalError)
 
 def os_problem(e: OSError) -> str:
     """One line for an environment fault, naming the file where the OS told us which."""

@@ -8,9 +8,10 @@ import click
 
 from .base import Project, emit, json_opt, out
 from ..errors import BadInput, BindistroError, Problem
-from ..cve import import_records, last_scan, load_records, report as rep, scan_release, scan_sbom, sla_view
-from ..cve import supported, triage as do_triage, triage_history
-from ..cve.match import STATUSES
+from ..model import CVE_STATUSES as STATUSES
+
+# the cve package (SQL tables, bitbake's version order, SBOM readers) is imported by the command that
+# runs, not by every command line
 
 
 @click.group()
@@ -24,6 +25,7 @@ def cve():
 @click.pass_obj
 def import_cmd(proj: Project, paths, as_json):
     """Import NVD API 2.0 / CVE JSON 5 records (files or directories); unchanged records stay as they are."""
+    from ..cve import import_records
     r = import_records(proj.store, list(paths))
     emit(as_json, r, lambda r: out.print(
         f"{r['records']} records from {r['files']} files: {len(r['new'])} new, {len(r['updated'])} updated, "
@@ -48,6 +50,7 @@ def _print_findings(findings: list[dict]) -> None:
 @click.pass_obj
 def scan_cmd(proj: Project, rel, all_rel, sbom_file, as_json):
     """Evaluate SBOMs against the imported records."""
+    from ..cve import load_records, scan_release, scan_sbom, supported
     if sbom_file:
         try:
             store = proj.store
@@ -88,6 +91,7 @@ def scan_cmd(proj: Project, rel, all_rel, sbom_file, as_json):
 @click.pass_obj
 def triage_cmd(proj: Project, cve_id, rel, status, justification, note, package, as_json):
     """Record a triage decision (kept with its history); the next scan applies it."""
+    from ..cve import scan_release, triage as do_triage
     row = do_triage(proj.store, rel, cve_id, status, justification, note, package)
     scan_release(proj.store, rel)
     emit(as_json, row, lambda r: out.print(f"{cve_id} in {rel}: {status}", markup=False))
@@ -99,6 +103,7 @@ def triage_cmd(proj: Project, cve_id, rel, status, justification, note, package,
 @click.pass_obj
 def history_cmd(proj: Project, rel, as_json):
     """Every triage decision, oldest first."""
+    from ..cve import triage_history
     rows = triage_history(proj.store, rel)
     emit(as_json, {"triage": rows}, lambda d: [out.print(
         f"{r['created']} {r['release']} {r['cve']} {r['package'] or '*'}: {r['status']} {r['justification']} {r['note']}",
@@ -116,6 +121,7 @@ def history_cmd(proj: Project, rel, as_json):
 @click.pass_obj
 def report_cmd(proj: Project, rel, fmt, out_file, today, fail_on_overdue, as_json):
     """Known, under investigation, fixed and not-affected issues per release, with SLA."""
+    from ..cve import last_scan, report as rep, scan_release, sla_view, supported
     spec, store = proj.spec, proj.store
     day = today.date() if today else dt.date.today()
     names = [rel] if rel else [r.name for r in supported(spec, store, day)]

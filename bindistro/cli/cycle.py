@@ -10,7 +10,6 @@ from rich.table import Table
 
 from .. import spec as specmod
 from ..errors import BindistroError
-from ..store import open_store
 from .base import Project, Reported, emit, err, from_build_opt, json_opt, machines_from_build, out, series_opt
 
 
@@ -39,6 +38,7 @@ def init(proj: Project, product, force, sample, boot, database, from_build, as_j
     specmod.parse(sp.to_dict(), path)   # the default must be valid
     specmod.dump(sp, path)
     sp = specmod.load(path)
+    from ..store import open_store
     open_store(sp)
     sp.publish_path.mkdir(parents=True, exist_ok=True)
     emit(as_json, {"spec": str(path), "state": str(sp.state_path), "publish": str(sp.publish_path),

@@ -5,10 +5,8 @@ from pathlib import Path
 
 import click
 
-from .. import feed as feedmod
 from .. import spec as specmod
 from ..errors import BindistroError
-from ..formats import get as get_format
 from .base import Project, Reported, emit, err, json_opt, out, series_opt
 
 
@@ -115,6 +113,8 @@ def feed():
 def feed_index(directory, all_versions, checksum, fmt, as_json):
     """Write the index of a feed directory (like opkg-make-index, createrepo_c, apt-ftparchive)."""
     try:
+        from .. import feed as feedmod
+        from ..formats import get as get_format
         f = get_format(fmt) if fmt else feedmod.detect_format(directory)
     except ValueError as e:
         raise BindistroError(str(e)) from None
@@ -150,6 +150,8 @@ def feed_add_custom(proj: Project, name, directory, fpr, as_json):
 def feed_check(directory, fmt, keyring, as_json):
     """Check a feed against its index (missing, unindexed, changed files) and its index signature."""
     try:
+        from .. import feed as feedmod
+        from ..formats import get as get_format
         f = get_format(fmt) if fmt else feedmod.detect_format(directory)
     except ValueError as e:
         raise BindistroError(str(e)) from None

@@ -10,13 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import bb.utils
-
+from ..model import CVE_STATUSES as STATUSES
 from .records import Record
 from .sbom import Component, Sbom, Vex
 
 AWAITING = {"Received", "Awaiting Analysis", "Undergoing Analysis", "Reserved"}
-STATUSES = ("affected", "under_investigation", "fixed", "not_affected")
 
 # How advisories name products whose CPE product is terse. Products not listed are searched as a
 # whole word (names shorter than 4 characters are not searched: too many false hits).
@@ -62,6 +60,7 @@ def norm_version(v: str) -> str:
 
 
 def vercmp(a: str, b: str) -> int:
+    import bb.utils     # 70 ms to import: only a scan needs it, not every command line
     return bb.utils.vercmp_string(norm_version(a), norm_version(b))
 
 

@@ -9,10 +9,10 @@ import functools
 import re
 
 from ..formats import get as get_format
+from ..model import CVE_STATUSES as STATUSES
 from .data import PackageFile, SiteData
 
 VERSION = "v1"
-STATUSES = ("affected", "under_investigation", "fixed", "not_affected")
 _PAGE_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
