@@ -6,6 +6,7 @@ core: hashing releases the GIL, parsing control data does not.
 """
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -14,8 +15,9 @@ from pathlib import Path
 
 from .formats import get as get_format
 from .formats.base import PackageError, PackageInfo
-from .store.objects import copy_hashing, hash_file
+from .store.objects import copy_hashing, hash_file, write_new
 
+IN_MEMORY = 4 << 20         # files up to this size are hashed in memory before anything is written
 PARALLEL_FROM = 64          # fewer files than this: a worker pool costs more than it saves
 
 
@@ -38,7 +40,24 @@ class Result:
     problems: list[str] = field(default_factory=list)
 
 
-def ingest(job: Job, incoming: str, n: int) -> Result:
+def _read_new(path: str, tmp: str, objects: str | None) -> tuple[str, str, str, int]:
+    """(file to parse, sha256, md5, size) of a file not known by its stat. A small file is read into
+    memory and hashed; it is written to `tmp` only when the store lacks its object, and parsed from
+    the bytes that were hashed either way (the object is those bytes): a new build directory holding
+    mostly released packages writes and deletes nothing for them. A large one is copied while hashed."""
+    with open(path, "rb") as f:
+        data = f.read(IN_MEMORY + 1)
+    if len(data) > IN_MEMORY:
+        return (tmp, *copy_hashing(Path(path), Path(tmp), sync=False))
+    sha = hashlib.sha256(data).hexdigest()
+    have = objects and os.path.join(objects, sha[:2], sha[2:4], sha)
+    if have and os.path.exists(have):
+        return have, sha, hashlib.md5(data).hexdigest(), len(data)
+    write_new(Path(tmp), data)
+    return tmp, sha, hashlib.md5(data).hexdigest(), len(data)
+
+
+def ingest(job: Job, incoming: str, n: int, objects: str | None = None) -> Result:
     st = os.stat(job.path)
     res = Result(stat=(st.st_size, st.st_mtime_ns, st.st_ino))
     read_from = job.path
@@ -48,13 +67,13 @@ def ingest(job: Job, incoming: str, n: int) -> Result:
     elif not job.copy:
         res.sha256, res.md5, res.size = hash_file(Path(job.path))
     else:
-        res.tmp = os.path.join(incoming, f"{n}")
-        res.sha256, res.md5, res.size = copy_hashing(Path(job.path), Path(res.tmp), sync=False)
+        tmp = os.path.join(incoming, f"{n}")
+        read_from, res.sha256, res.md5, res.size = _read_new(job.path, tmp, objects)
+        res.tmp = tmp if read_from == tmp else None
         after = os.stat(job.path)
         if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or res.size != st.st_size:
             res.problems.append("changed while it was staged; stage again when the build is done")
             return res
-        read_from = res.tmp
     if job.fmt:
         try:
             res.info = get_format(job.fmt).read_control(Path(read_from), os.path.basename(job.path))
@@ -63,18 +82,20 @@ def ingest(job: Job, incoming: str, n: int) -> Result:
     return res
 
 
-def _batch(jobs: list[tuple[int, Job]], incoming: str) -> list[tuple[int, Result]]:
-    return [(n, ingest(j, incoming, n)) for n, j in jobs]
+def _batch(jobs: list[tuple[int, Job]], incoming: str, objects: str | None) -> list[tuple[int, Result]]:
+    return [(n, ingest(j, incoming, n, objects)) for n, j in jobs]
 
 
-def ingest_all(jobs: list[Job], incoming: Path, progress=None) -> list[Result]:
-    """Results in the order of `jobs`; `progress(k)` is called as k more are done."""
+def ingest_all(jobs: list[Job], incoming: Path, progress=None, objects: Path | None = None) -> list[Result]:
+    """Results in the order of `jobs`; `progress(k)` is called as k more are done. `objects`: the
+    store's local object directory (an object there is not copied again)."""
+    objs = str(objects) if objects else None
     out: list[Result | None] = [None] * len(jobs)
     numbered = list(enumerate(jobs))
     workers = min(os.cpu_count() or 1, 8)
     if len(jobs) < PARALLEL_FROM or workers < 2:
         for n, j in numbered:
-            out[n] = ingest(j, str(incoming), n)
+            out[n] = ingest(j, str(incoming), n, objs)
             if progress:
                 progress(1)
         return out
@@ -82,7 +103,7 @@ def ingest_all(jobs: list[Job], incoming: Path, progress=None) -> list[Result]:
     size = max(8, len(jobs) // (workers * 16))
     batches = [numbered[i:i + size] for i in range(0, len(numbered), size)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
-        for done in ex.map(_batch, batches, [str(incoming)] * len(batches)):
+        for done in ex.map(_batch, batches, [str(incoming)] * len(batches), [objs] * len(batches)):
             for n, r in done:
                 out[n] = r
             if progress:

@@ -160,7 +160,7 @@ class Stager:
                                          info=PackageInfo(hit[0], hit[1], arch, hit[2]))
         todo = [p for p in self.pending if id(p) not in done]
         with counter("staging: hashing and reading new files", len(todo)) as advance:
-            results = ingest_all([p.job for p in todo], incoming, advance)
+            results = ingest_all([p.job for p in todo], incoming, advance, objects.root)
         done.update({id(p): r for p, r in zip(todo, results)})
         sums: list[dict] = [{} for _ in self.feeds]
         names: list[dict] = [{} for _ in self.feeds]

@@ -100,6 +100,16 @@ def copy_hashing(src: Path, dest: Path, sync: bool = True) -> tuple[str, str, in
     return sha.hexdigest(), md5.hexdigest(), size
 
 
+def write_new(dest: Path, data: bytes) -> None:
+    """`data` into the new file `dest`, not synced (stage syncs the filesystem once)."""
+    try:
+        with open(dest, "xb") as f:
+            f.write(data)
+    except OSError as e:
+        _name(e, dest)
+        raise
+
+
 def place(src: Path, dest: Path, mode: int = FILE_MODE, sha256: str | None = None, sync: bool = True) -> None:
     """Put a copy of `src` at `dest` atomically (temporary name, fsync unless the caller syncs the
     filesystem once itself, rename), with `mode`. With `sha256`, the copy must have that hash (else
