@@ -38,7 +38,7 @@ COST = {"test_verify.py": 70, "test_publish.py": 80, "test_ipk_upgrade.py": 80, 
         "test_property_cumulative.py": 54, "test_gates2.py": 48, "test_bench.py": 65, "test_signing.py": 37,
         "test_boot.py": 25, "test_restore.py": 20, "test_custom_and_sstate.py": 23, "test_cycle.py": 16,
         "test_publish_crash.py": 12, "test_sample_world.py": 12, "test_postgres.py": 30, "test_s3.py": 50,
-        "test_beyond_one_machine.py": 125, "test_series.py": 150, "test_channels.py": 40, "test_image_feeds.py": 40}
+        "test_beyond_one_machine.py": 120, "test_series.py": 150, "test_channels.py": 40, "test_image_feeds.py": 40}
 FIRST_UNITS = 4     # what xdist hands out before the first worker finishes a module (2 per worker)
 
 
