@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import delete, insert, select, update
 
 from ..errors import BadInput, BindistroError
-from ..model import IMAGE, SBOM
+from ..model import CVE_STATUSES, IMAGE, SBOM
 from ..store import Store
 from ..store.schema import cve_records, cve_scans, cve_triage
 from . import match, records, sbom as sbommod
@@ -144,8 +144,8 @@ def triage(store: Store, release: str, cve: str, status: str, justification: str
            package: str = "") -> dict:
     if not any(r.name == release for r in store.db.releases()):
         raise BindistroError(f"release {release}: no such release (see `bindistro releases`)")
-    if status not in match.STATUSES:
-        raise BindistroError(f"--status {status!r}: must be one of {', '.join(match.STATUSES)}")
+    if status not in CVE_STATUSES:
+        raise BindistroError(f"--status {status!r}: must be one of {', '.join(CVE_STATUSES)}")
     if status == "not_affected" and not justification and not note:
         raise BindistroError("--status not_affected needs --justification or --note (VEX requires a reason)")
     if justification and justification not in JUSTIFICATIONS:

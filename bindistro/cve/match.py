@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..model import CVE_STATUSES as STATUSES
 from .records import Record
 from .sbom import Component, Sbom, Vex
 

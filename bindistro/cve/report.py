@@ -7,7 +7,7 @@ import html
 import io
 import json
 
-from . import match
+from ..model import CVE_STATUSES
 
 OPENVEX_STATUS = {"affected": "affected", "under_investigation": "under_investigation", "fixed": "fixed",
                   "not_affected": "not_affected"}
@@ -33,7 +33,7 @@ def build(releases: list[tuple[str, list[dict]]], today: dt.date) -> dict:
         for k in open_in:
             if k not in keys and k not in fixed_in and open_in[k] != name:
                 fixed_in[k] = name      # gone from the newer release's SBOM: fixed by an upgrade
-        counts = {s: sum(1 for f in findings if f["status"] == s) for s in match.STATUSES}
+        counts = {s: sum(1 for f in findings if f["status"] == s) for s in CVE_STATUSES}
         overdue = [f for f in findings if f.get("overdue")]
         out.append({"release": name, "counts": counts, "overdue": len(overdue), "findings": findings})
     return {"generated": today.isoformat(), "releases": out,
