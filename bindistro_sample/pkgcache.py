@@ -8,6 +8,8 @@ source and the build tools' versions; a change to any of them builds afresh.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import os
@@ -93,14 +95,31 @@ def keep(writer: str, inputs, files: list[Path]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _one_builder(k: str):
+    """One process builds what key `k` names while the others wait for it: with a cold cache, test
+    workers and the demo build the same releases at the same time (each built everything once)."""
+    lock = root() / k[:2] / f"{k}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def built(writer: str, inputs, dest: Path, build) -> list[Path]:
     """The files `build()` writes into `dest` for these inputs: from the cache when they were built
     before, else built now and kept."""
     hit = lookup(writer, inputs)
     if hit is not None:
         return copy_out(hit, dest)
-    out = _as_list(build())
-    keep(writer, inputs, out)
+    if os.environ.get("BINDISTRO_SAMPLE_NOCACHE"):
+        return _as_list(build())
+    with _one_builder(key(writer, inputs)):
+        hit = lookup(writer, inputs)        # built by another process while this one waited
+        if hit is not None:
+            return copy_out(hit, dest)
+        out = _as_list(build())
+        keep(writer, inputs, out)
     return out
 
 
@@ -115,12 +134,14 @@ def derived(writer: str, data: bytes, make) -> bytes:
         return hit.read_bytes()
     except FileNotFoundError:
         pass
-    out = make(data)
-    hit.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=hit.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(out)
-    os.replace(tmp, hit)
+    with _one_builder(k):
+        if hit.exists():
+            return hit.read_bytes()
+        out = make(data)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=hit.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(out)
+        os.replace(tmp, hit)
     return out
 
 
