@@ -1,6 +1,7 @@
-"""Reading a build's new files once: each is hashed (sha256 and md5, both needed by the feeds) while
-it is copied into the store's incoming directory, and a package's control data is read from that
-copy, so what was hashed is what was parsed is what will be stored. Payloads are not unpacked here
+"""Reading a build's new files once: each is hashed (sha256 and md5, both needed by the feeds) from
+the bytes that go into the store's incoming directory (or that the store already holds as that
+object), and a package's control data is read from those bytes, so what was hashed is what was
+parsed is what will be stored. Payloads are not unpacked here
 (the `payload` gate does that, once per object). Files are spread over worker processes, one per
 core: hashing releases the GIL, parsing control data does not.
 """
