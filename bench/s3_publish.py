@@ -6,7 +6,8 @@ generation + upload); the second release must upload only its new objects plus t
 
     .venv/bin/python bench/s3_publish.py [--packages 20000] [--formats ipk,rpm,deb] [--smoke] [--json]
 
---smoke: 300 packages, ipk (does it run? CI runs this; figures are printed, never judged there).
+--smoke: 40 small packages, ipk, in deploy dirs the churn writer makes instead of sample builds (does
+the publishing path run? CI runs this; figures are printed, never judged there).
 """
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ def main() -> int:
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    if a.smoke:
-        a.packages, a.formats = 300, "ipk"
+    if a.smoke:         # the sample distro alone is ~1,800 objects: the smoke checks the path, not the size
+        a.packages, a.formats = 40, "ipk"
     fmts = a.formats.split(",")
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -70,8 +71,12 @@ def main() -> int:
                         .replace("  url: http://localhost:8000\n", "  url: http://localhost:8000\n  target: s3://distro/bench\n"))
         cli("-C", proj, "keys", "generate", "--uid", "bench <bench@bindistro.invalid>", env=env)
         for k in (1, 2):
-            build = tmp / "build"
-            cli("sample-build", build, "--release", k, "--packages", a.packages, "--formats", ",".join(fmts), env=env)
+            build = tmp / (f"deploy-{k}" if a.smoke else "build")     # sample-build keeps its build dir
+            if a.smoke:
+                from bindistro_sample.churn import write_churn
+                write_churn(build, k, a.packages, formats=fmts)
+            else:
+                cli("sample-build", build, "--release", k, "--packages", a.packages, "--formats", ",".join(fmts), env=env)
             cand = json.loads(cli("-C", proj, "stage", build, "--json", env=env))["candidate"]
             cli("-C", proj, "verify", cand, "--gate", "closure", env=env)
             # the release uploads; a following `upload` counts what it sent (it finds nothing to send)
