@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .formats import get as get_format
 from .formats.base import PackageError, PackageInfo
-from .store.objects import copy_hashing, hash_file, write_new
+from .store.objects import copy_hashing, hash_file, object_name, write_new
 
 IN_MEMORY = 4 << 20         # files up to this size are hashed in memory before anything is written
 PARALLEL_FROM = 64          # fewer files than this: a worker pool costs more than it saves
@@ -41,21 +41,22 @@ class Result:
     problems: list[str] = field(default_factory=list)
 
 
-def _read_new(path: str, tmp: str, objects: str | None) -> tuple[str, str, str, int]:
+def _read_new(path: str, size: int, tmp: str, objects: str | None) -> tuple[str, str, str, int]:
     """(file to parse, sha256, md5, size) of a file not known by its stat. A small file is read into
     memory and hashed; it is written to `tmp` only when the store lacks its object, and parsed from
     the bytes that were hashed either way (the object is those bytes): a new build directory holding
-    mostly released packages writes and deletes nothing for them. A large one is copied while hashed."""
+    mostly released packages writes and deletes nothing for them. A large one is copied while hashed.
+    (A file that grows meanwhile is caught by the caller's size check.)"""
+    if size > IN_MEMORY:
+        return (tmp, *copy_hashing(Path(path), Path(tmp), sync=False))
     with open(path, "rb") as f:
         data = f.read(IN_MEMORY + 1)
-    if len(data) > IN_MEMORY:
-        return (tmp, *copy_hashing(Path(path), Path(tmp), sync=False))
-    sha = hashlib.sha256(data).hexdigest()
-    have = objects and os.path.join(objects, sha[:2], sha[2:4], sha)
+    sha, md5 = hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()
+    have = objects and os.path.join(objects, object_name(sha))
     if have and os.path.exists(have):
-        return have, sha, hashlib.md5(data).hexdigest(), len(data)
+        return have, sha, md5, len(data)
     write_new(Path(tmp), data)
-    return tmp, sha, hashlib.md5(data).hexdigest(), len(data)
+    return tmp, sha, md5, len(data)
 
 
 def ingest(job: Job, incoming: str, n: int, objects: str | None = None) -> Result:
@@ -69,7 +70,7 @@ def ingest(job: Job, incoming: str, n: int, objects: str | None = None) -> Resul
         res.sha256, res.md5, res.size = hash_file(Path(job.path))
     else:
         tmp = os.path.join(incoming, f"{n}")
-        read_from, res.sha256, res.md5, res.size = _read_new(job.path, tmp, objects)
+        read_from, res.sha256, res.md5, res.size = _read_new(job.path, st.st_size, tmp, objects)
         res.tmp = tmp if read_from == tmp else None
         after = os.stat(job.path)
         if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or res.size != st.st_size:

@@ -54,7 +54,10 @@ def lookup(writer: str, inputs) -> Path | None:
     """The cache directory holding what `writer` made from `inputs`, if it was made before."""
     if os.environ.get("BINDISTRO_SAMPLE_NOCACHE"):
         return None
-    k = key(writer, inputs)
+    return _hit(key(writer, inputs))
+
+
+def _hit(k: str) -> Path | None:
     hit = root() / k[:2] / k
     return hit if hit.is_dir() else None
 
@@ -79,11 +82,11 @@ def copy_out(hit: Path, dest: Path) -> list[Path]:
     return out
 
 
-def keep(writer: str, inputs, files: list[Path]) -> None:
-    """Keep `files` as what `writer` made from `inputs`."""
+def keep(writer: str, inputs, files: list[Path], k: str | None = None) -> None:
+    """Keep `files` as what `writer` made from `inputs` (`k`: their key, when computed already)."""
     if os.environ.get("BINDISTRO_SAMPLE_NOCACHE"):
         return
-    k = key(writer, inputs)
+    k = k or key(writer, inputs)
     hit = root() / k[:2] / k
     hit.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=hit.parent))
@@ -109,17 +112,18 @@ def _one_builder(k: str):
 def built(writer: str, inputs, dest: Path, build) -> list[Path]:
     """The files `build()` writes into `dest` for these inputs: from the cache when they were built
     before, else built now and kept."""
-    hit = lookup(writer, inputs)
-    if hit is not None:
-        return copy_out(hit, dest)
     if os.environ.get("BINDISTRO_SAMPLE_NOCACHE"):
         return _as_list(build())
-    with _one_builder(key(writer, inputs)):
-        hit = lookup(writer, inputs)        # built by another process while this one waited
+    k = key(writer, inputs)         # pickles the package with its files: once
+    hit = _hit(k)
+    if hit is not None:
+        return copy_out(hit, dest)
+    with _one_builder(k):
+        hit = _hit(k)               # built by another process while this one waited
         if hit is not None:
             return copy_out(hit, dest)
         out = _as_list(build())
-        keep(writer, inputs, out)
+        keep(writer, inputs, out, k)
     return out
 
 

@@ -100,6 +100,11 @@ def copy_hashing(src: Path, dest: Path, sync: bool = True) -> tuple[str, str, in
     return sha.hexdigest(), md5.hexdigest(), size
 
 
+def object_name(sha256: str) -> str:
+    """An object's path below the store's objects/ (and the bucket's prefix): aa/bb/<sha256>."""
+    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
 def write_new(dest: Path, data: bytes) -> None:
     """`data` into the new file `dest`, not synced (stage syncs the filesystem once)."""
     try:
@@ -221,7 +226,7 @@ class ObjectStore:
 
     def local(self, sha256: str) -> Path:
         """Where object `sha256` lives in this state dir (it may not be there yet)."""
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        return self.root / object_name(sha256)
 
     def path(self, sha256: str) -> Path:
         """A local file of object `sha256`, fetched from the shared bucket first when this host
@@ -232,7 +237,7 @@ class ObjectStore:
         return p
 
     def has(self, sha256: str) -> bool:
-        return (os.path.exists(f"{self.root}/{sha256[:2]}/{sha256[2:4]}/{sha256}")
+        return (os.path.exists(f"{self.root}/{object_name(sha256)}")
                 or (self.remote is not None and self.remote.has(sha256)))
 
     def add(self, src: Path, sha256: str) -> Path:

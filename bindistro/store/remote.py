@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..errors import BindistroError
+from .objects import object_name
 
 LIMIT = 1 << 40
 
@@ -29,7 +30,7 @@ class RemoteObjects:
         return self._s3
 
     def key(self, sha: str) -> str:
-        return f"{self.prefix}{sha[:2]}/{sha[2:4]}/{sha}"
+        return self.prefix + object_name(sha)
 
     def where(self, sha: str) -> str:
         return f"s3://{self.bucket}/{self.key(sha)}"
