@@ -269,20 +269,42 @@ def signed_project(d: Path, builds) -> Path:
     return d
 
 
-@pytest.fixture(scope="session")
-def signed(tmp_path_factory, sample_build):
-    """Release 1 of the sample published, candidates 2 and 3 ready (signed_project). Shared by the
-    publishing tests, which work on hard-linked copies."""
-    return signed_project(tmp_path_factory.mktemp("publish") / "p", [sample_build(n) for n in (1, 2, 3)])
+def once_per_run(tmp_path_factory, worker_id: str, name: str, make) -> Path:
+    """`make(dir)` run once for the whole run, not once per xdist worker (the first worker to ask
+    makes it, under a lock; the others wait for it or find it made); each worker gets a hard-linked
+    copy (link_copy), so what one worker's tests do to it is not seen by another's."""
+    if worker_id == "master":
+        return make(tmp_path_factory.mktemp(name))
+    import fcntl
+    shared = tmp_path_factory.getbasetemp().parent / "shared"
+    shared.mkdir(exist_ok=True)
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / f"{name}.done"
+        if not done.exists():
+            shutil.rmtree(shared / name, ignore_errors=True)
+            done.write_text(str(make(shared / name)))
+        made = Path(done.read_text())
+    return link_copy(made, tmp_path_factory.mktemp(name) / made.name)
 
 
 @pytest.fixture(scope="session")
-def small_signed(tmp_path_factory):
+def signed(tmp_path_factory, worker_id, sample_build):
+    """Release 1 of the sample published, candidates 2 and 3 ready (signed_project), made once per
+    run. Shared by the publishing tests, which work on hard-linked copies."""
+    return once_per_run(tmp_path_factory, worker_id, "publish",
+                        lambda d: signed_project(d / "p", [sample_build(n) for n in (1, 2, 3)]))
+
+
+@pytest.fixture(scope="session")
+def small_signed(tmp_path_factory, worker_id):
     """Like `signed`, with a dozen small packages per format instead of the sample distro: for the
     crash test, which releases it some forty times and needs every kind of step, not many packages."""
     from bindistro_sample.churn import write_churn
-    base = tmp_path_factory.mktemp("publish-small")
-    return signed_project(base / "p", [write_churn(base / f"deploy-{n}", n, 12, prefix="crash") for n in (1, 2, 3)])
+
+    def make(base: Path) -> Path:
+        return signed_project(base / "p", [write_churn(base / f"deploy-{n}", n, 12, prefix="crash") for n in (1, 2, 3)])
+    return once_per_run(tmp_path_factory, worker_id, "publish-small", make)
 
 
 @pytest.fixture(scope="module")

@@ -102,3 +102,26 @@ def test_fsck_of_a_bucket_whose_keys_no_tree_can_hold_is_one_line(s3, tmp_path):
     r = cli("-C", proj, "fsck", "--publish", "s3://odd/t", ok=False)
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.exit_code == 1 and len(lines) == 1 and "a key no tree can hold" in lines[0] and "s3://odd/t/feeds" in lines[0], r.stderr
+
+
+def test_someone_elses_bytes_under_a_published_key_are_named_and_never_overwritten(s3, small_signed, tmp_path):
+    """The bucket is not ours alone: fsck names the object whose bytes are not what was published,
+    and `upload` refuses to overwrite it (a published key is never rewritten, whoever wrote it)."""
+    from conftest import link_copy
+    cli = Cli()
+    s3.create_bucket(Bucket="shared")
+    proj = link_copy(small_signed, tmp_path / "p")
+    spec = proj / "bindistro.yml"
+    spec.write_text(spec.read_text().replace("  url: http://localhost:8000\n",
+                                             "  url: http://localhost:8000\n  target: s3://shared/t\n"))
+    cli("-C", proj, "upload")
+    cli("-C", proj, "keys", "export", "--out", tmp_path / "k.asc", cli.json("-C", proj, "keys", "list")[0]["fingerprint"])
+    fsck = ["-C", proj, "fsck", "--publish", "s3://shared/t", "--keyring", tmp_path / "k.asc"]
+    assert cli.json(*fsck)["ok"]
+    pkg = "t/" + next(rel for rel, _ in public_files(proj / "publish") if rel.endswith(".ipk"))
+    s3.put_object(Bucket="shared", Key=pkg, Body=b"not the package")
+    r = cli(*fsck, ok=False)
+    assert r.exit_code == 1 and f"s3://shared/{pkg}" in r.stderr + r.stdout
+    r = cli("-C", proj, "upload", ok=False)
+    assert r.exit_code == 1 and "never overwritten" in r.stderr and f"s3://shared/{pkg}" in r.stderr
+    assert s3.get_object(Bucket="shared", Key=pkg)["Body"].read() == b"not the package"
