@@ -213,6 +213,46 @@ def sample_build(tmp_path_factory):
     return get
 
 
+def _mini(out: Path, seed: int, rel: int) -> Path:
+    from bindistro_sample.build import write_deploy
+    from bindistro_sample.packages import File, Pkg
+    from bindistro_sample.recipes import Recipe
+
+    def pkg(name, ver, arch, files, **kw):
+        return Pkg(name=name, recipe=Recipe(pn=name, pv=ver), arch=arch, section="base",
+                   description=f"mini build {name}", files=files, **kw)
+    pkgs = [pkg("base-files", "1.0", "all", [File("/etc/issue", data=b"mini\n")], conffiles=["/etc/issue"])]
+    for arch, mach in (("core2-64", "qemux86_64"), ("cortexa57", "qemuarm64")):
+        lib = f"libmini{rel}"
+        pkgs += [pkg(lib, f"1.{rel}", arch, [File(f"/usr/lib/{lib}.so.{rel}", data=f"{arch} {rel}".encode()),
+                                             File(f"/usr/lib/{lib}.so", kind="symlink", target=f"{lib}.so.{rel}")]),
+                 pkg("tool", f"1.{rel}", arch, [File("/usr/bin/tool", data=f"{arch} {rel} {seed}".encode(), mode=0o755)],
+                     depends=[lib, "base-files"] + (["libnowhere1"] if seed == 2 else [])),
+                 pkg("machine-conf", f"1.{rel}", mach, [File("/etc/machine", data=mach.encode())])]
+        if rel % 2:
+            pkgs.append(pkg("extra", f"1.{rel}", arch, [File("/usr/share/extra", data=b"x")]))
+    write_deploy(out, pkgs, rel)
+    return out
+
+
+@pytest.fixture(scope="session")
+def mini_build(tmp_path_factory):
+    """mini_build(release, seed=1) -> a deploy dir (tmp/deploy shape, indexed) of a dozen real packages
+    per format on every feed of both machines (all, tune, machine arch), made once per session: for
+    tests of publishing, signing and keys, where the 340-package sample adds time, not cases. Per
+    release: `base-files` never changes (same bytes), `libmini<rel>` and `tool` move to 1.<rel>,
+    `extra` is only in odd releases (a dropped package). Seed 2 gives `tool` other bytes under the same
+    version and a dependency nothing provides (a closure error)."""
+    base = tmp_path_factory.mktemp("mini-builds")
+    made: dict[tuple[int, int], Path] = {}
+
+    def get(release: int, seed: int = 1) -> Path:
+        if (seed, release) not in made:
+            made[(seed, release)] = _mini(base / f"s{seed}-r{release}", seed, release)
+        return made[(seed, release)]
+    return get
+
+
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> Path:
     """A project with one signed release of two tiny hand-made ipks (seconds, not minutes): DIR/proj,

@@ -2,9 +2,9 @@
 finding waived, with other bytes under a released name and version — no published file is changed or
 removed, and every version ever released stays listed in its feed's index.
 
-The releases are a dozen real packages per format (the sample's writers: opkg-build, rpmbuild,
-dpkg-deb) on both machines' arches, not the 340-package sample: the guarantee is the publish layer's,
-which does not depend on the count, and small releases let hypothesis try twice as many sequences."""
+The releases are conftest's mini builds (a dozen real packages per format, both machines' arches),
+not the 340-package sample: the guarantee is the publish layer's, which does not depend on the count,
+and small releases let hypothesis try twice as many sequences."""
 import hashlib
 import json
 import tempfile
@@ -19,40 +19,7 @@ from bindistro.cli import main
 from bindistro.formats import FORMATS
 from bindistro.model import rewritten
 from bindistro.publish import public_files
-from bindistro_sample.build import write_deploy
-from bindistro_sample.packages import File, Pkg
-from bindistro_sample.recipes import Recipe
 
-_BUILT: dict[tuple[int, int], Path] = {}
-
-
-def mini(base: Path, seed: int, rel: int) -> Path:
-    """A deploy dir of release `rel` (1..3), made once per session. Per release: `base-files` never
-    changes (same bytes), the library and the tool move to 1.<rel>, `extra` is only in odd releases (a
-    dropped package stays in the cumulative feeds). Seed 2 gives the tool other bytes under the same
-    version (a release after seed 1's same release is refused) and a dependency nothing provides (a
-    closure error, waived)."""
-    if (seed, rel) in _BUILT:
-        return _BUILT[(seed, rel)]
-
-    def pkg(name, ver, arch, files, **kw):
-        return Pkg(name=name, recipe=Recipe(pn=name, pv=ver), arch=arch, section="base",
-                   description=f"property test {name}", files=files, **kw)
-    pkgs = [pkg("base-files", "1.0", "all", [File("/etc/issue", data=b"mini\n")],
-                conffiles=["/etc/issue"])]
-    for arch, mach in (("core2-64", "qemux86_64"), ("cortexa57", "qemuarm64")):
-        lib = f"libmini{rel}"
-        pkgs += [pkg(lib, f"1.{rel}", arch, [File(f"/usr/lib/{lib}.so.{rel}", data=f"{arch} {rel}".encode()),
-                                             File(f"/usr/lib/{lib}.so", kind="symlink", target=f"{lib}.so.{rel}")]),
-                 pkg("tool", f"1.{rel}", arch, [File("/usr/bin/tool", data=f"{arch} {rel} {seed}".encode(), mode=0o755)],
-                     depends=[lib, "base-files"] + (["libnowhere1"] if seed == 2 else [])),
-                 pkg("machine-conf", f"1.{rel}", mach, [File("/etc/machine", data=mach.encode())])]
-        if rel % 2:
-            pkgs.append(pkg("extra", f"1.{rel}", arch, [File("/usr/share/extra", data=b"x")]))
-    out = base / f"s{seed}-r{rel}"
-    write_deploy(out, pkgs, rel)
-    _BUILT[(seed, rel)] = out
-    return out
 
 def snapshot(pub: Path) -> dict[str, str]:
     """Every published file a release may not rewrite (model.rewritten: indexes, which only grow, the
@@ -75,9 +42,8 @@ def listed(pub: Path) -> set[tuple[str, str, str, str]]:
 @given(st.lists(st.tuples(st.sampled_from([1, 2]), st.integers(1, 3)), min_size=1, max_size=5))
 @example([(1, 1), (2, 1)])             # other bytes under a released version: refused
 @example([(1, 3), (2, 1), (1, 2)])     # out of order, a waived closure error, a dropped package
-def test_published_files_never_change(tmp_path_factory, tmp_path, steps):
+def test_published_files_never_change(mini_build, tmp_path, steps):
     runner = CliRunner()
-    builds = tmp_path_factory.getbasetemp() / "property-builds"
 
     def run(*args):
         return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
@@ -94,7 +60,7 @@ def test_published_files_never_change(tmp_path_factory, tmp_path, steps):
     for seed, rel in steps:
         before = snapshot(pub)
         listed_before = listed(pub)
-        st_ = run("-C", proj, "stage", mini(builds, seed, rel), "--json")
+        st_ = run("-C", proj, "stage", mini_build(rel, seed), "--json")
         assert st_.exit_code == 0, st_.stderr
         cand = json.loads(st_.stdout)["candidate"]
         # an operator who waives every finding of the gate that refuses most (closure: the others
