@@ -1,5 +1,6 @@
 """A hostile corpus: every input an attacker (or a broken disk, or a confused user) could hand a command,
-each run as the real CLI in its own copy of a small released project, under a memory limit.
+each run as the CLI in a process of its own (zygote.py) in its own copy of a small released project,
+under a memory limit.
 
 Each case must end with exit 1 (2 for usage), exactly one `bindistro: error:` line that names the bad
 file, no traceback, and the store and the published tree byte-identical before and after. A hostile
@@ -22,16 +23,31 @@ import pytest
 
 import hostile as H
 from conftest import tree_copy
+from zygote import Zygotes
 
 BIN = Path(sys.executable).parent / "bindistro"
 MEMORY = 2 << 30          # address space per run: a bomb must be refused, not survived with swap
 
 
+ZYGOTES = Zygotes()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _zygotes():
+    yield
+    ZYGOTES.close()
+
+
 def run(args, cwd: Path, extra_env: dict | None = None, timeout: int = 60) -> subprocess.CompletedProcess:
-    def limit():
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
+    """`bindistro ARGS` in a process of its own (forked from a zygote that has the imports done: see
+    zygote.py), under the memory limit; anything else as a plain subprocess."""
     env = dict(os.environ, COLUMNS="200", **(extra_env or {}))
     env.pop("BINDISTRO_DEBUG", None)
+    if args[0] == BIN:
+        return ZYGOTES.get().run(args[1:], cwd, env, MEMORY, timeout)
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
     return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, preexec_fn=limit,
                           env=env, timeout=timeout, stdin=subprocess.DEVNULL)
 
