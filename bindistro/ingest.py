@@ -45,10 +45,18 @@ def _read_new(path: str, size: int, tmp: str, objects: str | None) -> tuple[str,
     """(file to parse, sha256, md5, size) of a file not known by its stat. A small file is read into
     memory and hashed; it is written to `tmp` only when the store lacks its object, and parsed from
     the bytes that were hashed either way (the object is those bytes): a new build directory holding
-    mostly released packages writes and deletes nothing for them. A large one is copied while hashed.
-    (A file that grows meanwhile is caught by the caller's size check.)"""
+    mostly released packages writes and deletes nothing for them. A large one (an image, a kernel)
+    is hashed as it is read and copied only when the store lacks it, the copy hashed again: the
+    same image staged from another build directory is read, never written. (A file that grows
+    meanwhile is caught by the caller's size check, one that changes by the second hash.)"""
     if size > IN_MEMORY:
-        return (tmp, *copy_hashing(Path(path), Path(tmp), sync=False))
+        sums = hash_file(Path(path))
+        have = objects and os.path.join(objects, object_name(sums[0]))
+        if have and os.path.exists(have):
+            return (have, *sums)
+        copied = copy_hashing(Path(path), Path(tmp), sync=False)
+        # two reads that differ: size -1 makes the caller say "changed while it was staged"
+        return (tmp, *copied) if copied == sums else (tmp, *copied[:2], -1)
     with open(path, "rb") as f:
         data = f.read(IN_MEMORY + 1)
     sha, md5 = hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()
