@@ -29,7 +29,7 @@ REALDATA = Path(os.environ.get("BINDISTRO_REALDATA", REPO.parent / "shared" / "r
 
 
 # the SAMPLE distro built end to end (the demo, sample builds, projects made from them): minutes
-SLOW_FIXTURES = {"demo", "sample_build", "ipk_project", "rel1", "signed", "small_signed"}
+SLOW_FIXTURES = {"demo", "sample_build", "mini_build", "ipk_project", "rel1", "signed", "small_signed", "mini_signed"}
 
 
 # seconds per module on 2 cores (measured with BINDISTRO_TEST_TIMELINE, demo waits left out): the
@@ -329,17 +329,19 @@ def once_per_run(tmp_path_factory, worker_id: str, name: str, make) -> Path:
 
 
 @pytest.fixture(scope="session")
-def signed(tmp_path_factory, worker_id, sample_build):
-    """Release 1 of the sample published, candidates 2 and 3 ready (signed_project), made once per
-    run. Shared by the publishing tests, which work on hard-linked copies."""
-    return once_per_run(tmp_path_factory, worker_id, "publish",
-                        lambda d: signed_project(d / "p", [sample_build(n) for n in (1, 2, 3)]))
+def mini_signed(tmp_path_factory, worker_id, mini_build):
+    """All three formats, signed, on mini builds (every feed of both machines, a dozen packages per
+    format): release 1 published, candidates 2 and 3 ready (signed_project); made once per run.
+    Shared by the publishing tests, which work on hard-linked copies (those that need images or the
+    sample's packages use a copy of the demo)."""
+    return once_per_run(tmp_path_factory, worker_id, "publish-mini",
+                        lambda d: signed_project(d / "p", [mini_build(n) for n in (1, 2, 3)]))
 
 
 @pytest.fixture(scope="session")
 def small_signed(tmp_path_factory, worker_id):
-    """Like `signed`, with a dozen small packages per format instead of the sample distro: for the
-    crash test, which releases it some forty times and needs every kind of step, not many packages."""
+    """Like `mini_signed`, with a dozen packages per format all in the `all` feeds: for the crash
+    test, which releases it some forty times and needs every kind of step, not many packages."""
     from bindistro_sample.churn import write_churn
 
     def make(base: Path) -> Path:

@@ -22,8 +22,8 @@ def releases_part(view: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in view.items() if not k.startswith("channels/") and k != "releases.json"}
 
 
-def test_channel_is_published_replaced_and_removed_without_touching_releases(signed, cli, tmp_path):
-    proj = link_copy(signed, tmp_path / "p")
+def test_channel_is_published_replaced_and_removed_without_touching_releases(mini_signed, cli, tmp_path):
+    proj = link_copy(mini_signed, tmp_path / "p")
     pub = proj / "publish"
     before = tree_view(pub)
     r = cli.json("-C", proj, "publish", 3, "--channel", "nightly")
@@ -42,8 +42,9 @@ def test_channel_is_published_replaced_and_removed_without_touching_releases(sig
     fsck_ok(cli, proj, "--publish")
     assert cli.json("-C", proj, "channels")[0]["candidate"] == 3
 
-    # a test device follows the channel with real opkg: candidate 3's htop, signatures checked
-    want = next(a["version"] for a in manifest["artifacts"] if a.get("name") == "htop" and a.get("format") == "ipk")
+    # a test device follows the channel with real opkg: candidate 3's tool, signatures checked
+    want = next(a["version"] for a in manifest["artifacts"] if a.get("name") == "tool" and a.get("format") == "ipk"
+                and a.get("arch") == "core2-64")
     root = tmp_path / "dev"
     (root / "etc/opkg").mkdir(parents=True)
     (root / "etc/opkg/opkg.conf").write_text("dest root /\noption lists_dir /var/lib/opkg/lists\n")
@@ -53,8 +54,8 @@ def test_channel_is_published_replaced_and_removed_without_touching_releases(sig
         assert f"{url}/channels/nightly/feeds/ipk/core2-64" in (root / "etc/opkg/base-feeds.conf").read_text()
         r = opkg(root, "update")
         assert "Packages.asc" in r.stdout + r.stderr
-        opkg(root, "install", "htop")
-        assert installed(root)["htop"] == want
+        opkg(root, "install", "tool")
+        assert installed(root)["tool"] == want
 
     # the next nightly replaces the channel's content; the releases still do not change
     cli("-C", proj, "publish", 2, "--channel", "nightly")

@@ -45,8 +45,8 @@ def drop(proj: Path) -> None:
     shutil.rmtree(proj)
 
 
-def test_modes_hold_under_a_strict_umask(signed, cli, tmp_path):
-    proj = link_copy(signed, tmp_path / "p")
+def test_modes_hold_under_a_strict_umask(mini_signed, cli, tmp_path):
+    proj = link_copy(mini_signed, tmp_path / "p")
     old = os.umask(0o077)
     try:
         cli("-C", proj, "release", 2)
@@ -83,18 +83,18 @@ def _objects(proj: Path):
     return [(p.name, p) for p in root.rglob("*") if p.is_file()]
 
 
-def test_publishing_into_a_tree_owned_by_another_product_is_refused(signed, cli, tmp_path, sample_build):
+def test_publishing_into_a_tree_owned_by_another_product_is_refused(demo, cli, tmp_path, mini_build):
     other = tmp_path / "other"
     cli("-C", other, "init", "--no-boot", "--product", "someone-else")
     spec = other / "bindistro.yml"
-    spec.write_text(spec.read_text().replace("dir: publish", f"dir: {signed / 'publish'}"))
-    cand = cli.json("-C", other, "stage", sample_build(1))["candidate"]
-    before = tree_view(signed / "publish")
+    spec.write_text(spec.read_text().replace("dir: publish", f"dir: {demo / 'publish'}"))
+    cand = cli.json("-C", other, "stage", mini_build(1))["candidate"]
+    before = tree_view(demo / "publish")
     r = cli("-C", other, "release", cand, ok=False)
     assert r.exit_code == 1
     line = r.stderr.strip().splitlines()[-1]
-    assert str(signed / "publish") in line and "'sample-distro'" in line and "someone-else" in line
-    assert tree_view(signed / "publish") == before
+    assert str(demo / "publish") in line and "'sample-distro'" in line and "someone-else" in line
+    assert tree_view(demo / "publish") == before
 
 
 def _release_in_child(proj: Path, cand: int, kill_at: int = 0, log: Path | None = None) -> int:
@@ -162,8 +162,8 @@ def test_release_killed_at_any_point_leaves_the_previous_release(small_signed, c
     crash_run(small_signed, cli, tmp_path, 0, 2)      # part 1: test_publish_crash.py
 
 
-def test_two_concurrent_releases_serialize(signed, cli, tmp_path):
-    proj = link_copy(signed, tmp_path / "p")
+def test_two_concurrent_releases_serialize(mini_signed, cli, tmp_path):
+    proj = link_copy(mini_signed, tmp_path / "p")
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(2) as pool:
         statuses = pool.starmap(_release_status, [(proj, 2), (proj, 3)])
@@ -245,8 +245,11 @@ print("\n".join(msgs[:20]))
 """
 
 
-def test_observer_never_sees_an_index_without_its_signature(signed, cli, tmp_path):
-    proj = link_copy(signed, tmp_path / "p")
+def test_observer_never_sees_an_index_without_its_signature(mini_signed, cli, tmp_path):
+    """An HTTP client reading every feed's index and signature while ten releases are published
+    (on mini builds: every feed of both machines, few packages, so the releases come fast) never
+    gets a pair that does not verify, nor an index listing a file it cannot fetch."""
+    proj = link_copy(mini_signed, tmp_path / "p")
     pub = proj / "publish"
     deploys = [_probe_deploy(tmp_path / f"d{k}", k) for k in range(1, 11)]
     fpr = cli.json("-C", proj, "keys", "list")[0]["fingerprint"]
@@ -304,8 +307,8 @@ def _install_everywhere(cli, proj, url, tmp_path, version="1.10", formats=("rpm"
     assert installed(root)["publish-probe-0"].startswith(version)
 
 
-def test_fsck_finds_damage_and_repair_restores_only_published_files(signed, cli, tmp_path):
-    proj = link_copy(signed, tmp_path / "p")
+def test_fsck_finds_damage_and_repair_restores_only_published_files(demo, cli, tmp_path):
+    proj = link_copy(demo, tmp_path / "p")
     pub = proj / "publish"
     before = tree_view(pub)
     pkg = next((pub / "feeds" / "ipk" / "core2-64").glob("busybox_*.ipk"))
@@ -340,8 +343,8 @@ def test_fsck_finds_damage_and_repair_restores_only_published_files(signed, cli,
     assert r.exit_code == 1 and f"{obj}: object's content does not match its name" in r.stderr
 
 
-def test_a_tree_published_before_generations_is_adopted(signed, cli, tmp_path):
-    proj = link_copy(signed, tmp_path / "p")
+def test_a_tree_published_before_generations_is_adopted(mini_signed, cli, tmp_path):
+    proj = link_copy(mini_signed, tmp_path / "p")
     pub = proj / "publish"
     # what an earlier bindistro left: real directories at the top, no generations, no owner record
     flat = tmp_path / "flat"
