@@ -15,9 +15,9 @@ def gpg_verify(home, sig, data):
     return next((l.split()[2] for l in r.stdout.splitlines() if "VALIDSIG" in l), None)
 
 
-def test_custom_feed_signed_with_users_key(cli, project, sample_build, tmp_path):
+def test_custom_feed_signed_with_users_key(cli, project, mini_build, tmp_path):
     distro = cli.json("-C", project, "keys", "generate")["fingerprint"]
-    release_build(cli, project, sample_build(1))
+    release_build(cli, project, mini_build(1))
     user = cli.json("-C", project, "keys", "generate", "--uid", "Jane Integrator <jane@example.org>")["fingerprint"]
     assert user != distro
     mine = tmp_path / "mine"
@@ -101,17 +101,17 @@ def test_sstate_keys_require_signatures_and_restore_checks_them(cli, project, sa
     assert 'SSTATE_VERIFY_SIG = "1"' in conf and f'SSTATE_VALID_SIGS = "{fpr}"' in conf
 
 
-def test_per_ipk_signatures_and_binary_feed_signature(cli, project, sample_build):
+def test_per_ipk_signatures_and_binary_feed_signature(cli, project, mini_build):
     fpr = cli.json("-C", project, "keys", "generate")["fingerprint"]
     spec = project / "bindistro.yml"
     spec.write_text(spec.read_text().replace("sign_ipk_packages: false", "sign_ipk_packages: true")
                     .replace("ipk_feed_signature: asc", "ipk_feed_signature: sig"))
-    release_build(cli, project, sample_build(1))
+    release_build(cli, project, mini_build(1))
     feed = project / "publish/feeds/ipk/core2-64"
     home = project / "state" / "gnupg"
     assert gpg_verify(home, feed / "Packages.sig", feed / "Packages") == fpr
     assert not (feed / "Packages.asc").exists()
-    ipk = next(feed.glob("htop_*.ipk"))
+    ipk = next(feed.glob("tool_*.ipk"))
     assert (ipk.parent / (ipk.name + ".asc")).read_text().startswith("-----BEGIN PGP SIGNATURE-----")
     assert gpg_verify(home, ipk.parent / (ipk.name + ".asc"), ipk) == fpr
 
