@@ -13,7 +13,7 @@ import pytest
 
 from bindistro.publish import public_files
 from bindistro.yocto import prserv
-from conftest import Cli, need_realdata, tree_copy
+from conftest import Cli, need_realdata, release_build, tree_copy
 
 
 @pytest.fixture(scope="module")
@@ -262,13 +262,13 @@ def test_build_driver(released, cli, tmp_path, monkeypatch):
     assert "require conf/bindistro.conf" in (tmp_path / "b" / "conf" / "local.conf").read_text()   # restored first
 
 
-def test_eol(cli, project, sample_build):
-    cli("-C", project, "release", cli.json("-C", project, "stage", sample_build(1))["candidate"])
+def test_eol(cli, project, mini_build):
+    release_build(cli, project, mini_build(1))
     pub = project / "publish"
     before = {rel: p.read_bytes() for rel, p in public_files(pub)}
     r = cli.json("-C", project, "eol")
     assert r["eol"] == dt.date.today().isoformat()
-    for args in (("stage", sample_build(2)), ("release", 1), ("build", "--dry-run")):
+    for args in (("stage", mini_build(2)), ("release", 1), ("build", "--dry-run")):
         res = cli("-C", project, *args, ok=False)
         assert res.exit_code == 1 and "end of life" in res.stderr
     listing = json.loads((project / "publish" / "releases.json").read_text())
