@@ -147,16 +147,23 @@ def test_verify_jobs_on_two_hosts_collect_what_a_local_verify_finds(pg, tmp_path
     b = link_copy(a, tmp_path / "b")
     r = cli("-C", a, "verify", cand, "--collect", ok=False)
     assert r.exit_code == 1 and "not run yet" in r.stderr
-    for stage in (1, 2):          # the CI engine's stages; within one, the hosts run side by side
-        mine = [j["id"] for j in plan if j["stage"] == stage]
-        pairs = [mine[i:i + 2] for i in range(0, len(mine), 2)]
-        for pair in pairs:
-            procs = [subprocess.Popen([str(BIN), "-C", str((a, b)[k]), "verify", str(cand), "--job", j],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                     for k, j in enumerate(pair)]
-            for p in procs:
-                _, err = p.communicate(timeout=300)
-                assert p.returncode == 0, err
+    # each job a process of its own, as a CI runner starts it (forked from a zygote that has the
+    # imports done: zygote.py); within a stage of the CI engine, the two hosts run side by side
+    from concurrent.futures import ThreadPoolExecutor
+    from zygote import Zygotes
+    zygotes = Zygotes()
+
+    def job(host: Path, j: str):
+        return zygotes.get().run(["-C", host, "verify", cand, "--job", j], tmp_path, dict(os.environ), timeout=300)
+    try:
+        with ThreadPoolExecutor(2) as hosts:
+            for stage in (1, 2):
+                mine = [j["id"] for j in plan if j["stage"] == stage]
+                for pair in [mine[i:i + 2] for i in range(0, len(mine), 2)]:
+                    for r in list(hosts.map(job, (a, b)[:len(pair)], pair)):
+                        assert r.returncode == 0, r.stderr
+    finally:
+        zygotes.close()
     collected = cli.json("-C", b, "verify", cand, "--collect", ok=None)
     assert seen(collected["findings"]) == local
     assert cli.json("-C", a, "verify", cand, "--last", ok=None)["findings"] == collected["findings"]
