@@ -1,5 +1,6 @@
 """Run `bindistro ARGS` as a process of its own without paying Python's start and the command line's
-imports each time (~0.3 s of CPU; the hostile corpus runs the command ~100 times).
+imports each time (~0.3 s of CPU; the hostile corpus runs the command ~100 times, the verify-jobs
+test ~40).
 
 A server process imports the command line and the modules its commands load, then forks a child
 per run. The child is a process like the console script's: its own pid, cwd, environment, address
