@@ -34,11 +34,11 @@ SLOW_FIXTURES = {"demo", "sample_build", "mini_build", "ipk_project", "rel1", "s
 
 # seconds per module on 2 cores (measured with BINDISTRO_TEST_TIMELINE, demo waits left out): the
 # order the workers take modules in (longest first, so none is left alone with a long one at the end)
-COST = {"test_verify.py": 70, "test_publish.py": 80, "test_ipk_upgrade.py": 80, "test_hostile.py": 55,
-        "test_property_cumulative.py": 54, "test_gates2.py": 48, "test_bench.py": 65, "test_signing.py": 37,
-        "test_boot.py": 25, "test_restore.py": 20, "test_custom_and_sstate.py": 23, "test_cycle.py": 16,
-        "test_publish_crash.py": 12, "test_sample_world.py": 12, "test_postgres.py": 30, "test_s3.py": 50,
-        "test_beyond_one_machine.py": 120, "test_series.py": 150, "test_channels.py": 40, "test_image_feeds.py": 40}
+COST = {"test_ipk_upgrade.py": 94, "test_beyond_one_machine.py": 91, "test_series.py": 80, "test_bench.py": 69,
+        "test_s3.py": 53, "test_verify.py": 50, "test_publish.py": 49, "test_gates2.py": 41, "test_postgres.py": 25,
+        "test_boot.py": 24, "test_restore.py": 23, "test_custom_and_sstate.py": 23, "test_cycle.py": 20,
+        "test_property_cumulative.py": 15, "test_hostile.py": 13, "test_publish_crash.py": 12, "test_site.py": 12,
+        "test_sample_world.py": 11, "test_signing.py": 10, "test_channels.py": 10, "test_image_feeds.py": 8}
 FIRST_UNITS = 4     # what xdist hands out before the first worker finishes a module (2 per worker)
 
 
