@@ -1,9 +1,10 @@
-"""Reading a build's new files once: each is hashed (sha256 and md5, both needed by the feeds) from
-the bytes that go into the store's incoming directory (or that the store already holds as that
-object), and a package's control data is read from those bytes, so what was hashed is what was
-parsed is what will be stored. Payloads are not unpacked here
-(the `payload` gate does that, once per object). Files are spread over worker processes, one per
-core: hashing releases the GIL, parsing control data does not.
+"""Reading a build's new files: each is hashed (sha256 and md5, both needed by the feeds) from the
+bytes that go into the store's incoming directory (or that the store already holds as that object),
+and a package's control data is read from those bytes, so what was hashed is what was parsed is what
+will be stored. A file up to IN_MEMORY is read once; a larger one the store lacks is read twice (hashed,
+then copied and hashed again). Payloads are not unpacked here (the `payload` gate does that, once
+per object). Files are spread over worker processes, one per core: hashing releases the GIL, parsing
+control data does not.
 """
 from __future__ import annotations
 
@@ -49,10 +50,13 @@ def _read_new(path: str, size: int, tmp: str, objects: str | None) -> tuple[str,
     is hashed as it is read and copied only when the store lacks it, the copy hashed again: the
     same image staged from another build directory is read, never written. (A file that grows
     meanwhile is caught by the caller's size check, one that changes by the second hash.)"""
+    def stored(sha: str) -> str | None:
+        p = objects and os.path.join(objects, object_name(sha))
+        return p if p and os.path.exists(p) else None
+
     if size > IN_MEMORY:
         sums = hash_file(Path(path))
-        have = objects and os.path.join(objects, object_name(sums[0]))
-        if have and os.path.exists(have):
+        if have := stored(sums[0]):
             return (have, *sums)
         copied = copy_hashing(Path(path), Path(tmp), sync=False)
         # two reads that differ: size -1 makes the caller say "changed while it was staged"
@@ -60,8 +64,7 @@ def _read_new(path: str, size: int, tmp: str, objects: str | None) -> tuple[str,
     with open(path, "rb") as f:
         data = f.read(IN_MEMORY + 1)
     sha, md5 = hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()
-    have = objects and os.path.join(objects, object_name(sha))
-    if have and os.path.exists(have):
+    if have := stored(sha):
         return have, sha, md5, len(data)
     write_new(Path(tmp), data)
     return tmp, sha, md5, len(data)

@@ -151,19 +151,14 @@ def test_verify_jobs_on_two_hosts_collect_what_a_local_verify_finds(pg, tmp_path
     # imports done: zygote.py); within a stage of the CI engine, the two hosts run side by side
     from concurrent.futures import ThreadPoolExecutor
     from zygote import Zygotes
-    zygotes = Zygotes()
-
-    def job(host: Path, j: str):
-        return zygotes.get().run(["-C", host, "verify", cand, "--job", j], tmp_path, dict(os.environ), timeout=300)
-    try:
-        with ThreadPoolExecutor(2) as hosts:
-            for stage in (1, 2):
-                mine = [j["id"] for j in plan if j["stage"] == stage]
-                for pair in [mine[i:i + 2] for i in range(0, len(mine), 2)]:
-                    for r in list(hosts.map(job, (a, b)[:len(pair)], pair)):
-                        assert r.returncode == 0, r.stderr
-    finally:
-        zygotes.close()
+    with Zygotes() as zygotes, ThreadPoolExecutor(2) as hosts:
+        def job(host: Path, j: str):
+            return zygotes.get().run(["-C", host, "verify", cand, "--job", j], tmp_path, dict(os.environ), timeout=300)
+        for stage in (1, 2):
+            mine = [j["id"] for j in plan if j["stage"] == stage]
+            for pair in [mine[i:i + 2] for i in range(0, len(mine), 2)]:
+                for r in list(hosts.map(job, (a, b)[:len(pair)], pair)):
+                    assert r.returncode == 0, r.stderr
     collected = cli.json("-C", b, "verify", cand, "--collect", ok=None)
     assert seen(collected["findings"]) == local
     assert cli.json("-C", a, "verify", cand, "--last", ok=None)["findings"] == collected["findings"]

@@ -35,6 +35,7 @@ for line in sys.stdin:
     if pid == 0:
         code = 1
         try:
+            out.close()         # the server's status pipe is not the command's
             os.setsid()
             os.chdir(req["cwd"])
             os.environ.clear()
@@ -116,7 +117,13 @@ class Zygote:
 
 
 class Zygotes:
-    """A Zygote per thread, all closed at the end."""
+    """A Zygote per thread, all closed at the end (`close()`, or leaving a `with` block)."""
+
+    def __enter__(self) -> "Zygotes":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def __init__(self):
         self._local = threading.local()

@@ -108,9 +108,11 @@ class Group(click.Group):
             if store is not None:
                 store.close()
 
+
 def _db_fault(e: Exception) -> bool:
     exc = sys.modules.get("sqlalchemy.exc")      # not imported: no database was opened
     return exc is not None and isinstance(e, exc.OperationalError)
+
 
 def os_problem(e: OSError) -> str:
     """One line for an environment fault, naming the file where the OS told us which."""
