@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,6 +47,63 @@ def pytest_configure(config):
     # xdist orders modules by their number of tests unless told not to; the order below is better
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
+    if not hasattr(config, "workerinput"):
+        _tmp_in_ram(config)
+
+
+RAM_TMP = 16 << 30      # a run holds up to 11 GB there at once (measured on 2 cores); RAM it needs free
+
+
+def _tmp_in_ram(config) -> None:
+    """The tests' directories in RAM (/dev/shm) when it has room: the suite makes and removes
+    millions of files, and on this machine's ext4 a file made costs 150-500 us, more as files are
+    removed (the allocator scans past recently deleted inodes), against 17 us on tmpfs. Set before
+    pytest picks its base directory; the workers and every process they start inherit it (TMPDIR).
+    BINDISTRO_TEST_TMP=disk keeps them on disk."""
+    shm = Path("/dev/shm")
+    if config.option.basetemp or os.environ.get("PYTEST_DEBUG_TEMPROOT") or os.environ.get("BINDISTRO_TEST_TMP") == "disk":
+        return
+    root = shm / "bindistro-tests"
+    # an earlier run's directories (pytest would remove them once this run starts): gone first, so
+    # that a failed run's ~11 GB do not count against this one; a running one's (its .lock names a
+    # live process) stay
+    for old in root.glob("pytest-of-*/pytest-[0-9]*"):
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int((old / ".lock").read_text()), 0)      # ValueError: empty, or no number
+            continue
+        shutil.rmtree(old, ignore_errors=True)
+    with contextlib.suppress(OSError, ValueError):
+        mounts = Path("/proc/mounts").read_text().split("\n")
+        st = os.statvfs(shm)
+        avail = int(next(x for x in Path("/proc/meminfo").read_text().split("\n") if x.startswith("MemAvailable:")).split()[1]) << 10
+        if not any(m.split()[1:3] == ["/dev/shm", "tmpfs"] for m in mounts if m) or \
+                min(avail, st.f_bavail * st.f_frsize) < RAM_TMP:
+            return
+        root.mkdir(exist_ok=True)
+        root.chmod(0o1777)      # as /tmp: other users (postgres, nobody) make and read their own dirs in it
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = os.environ["TMPDIR"] = str(root)
+        # the sample hard-links its kernels from the cache into each build: a copy of them on the
+        # same file system (the package cache stays where it is)
+        from bindistro.cache import cache_dir
+        real, mirror = cache_dir(), root / "cache"
+        mirror.mkdir(exist_ok=True)
+        for entry in real.iterdir() if real.is_dir() else ():
+            dst = mirror / entry.name
+            if entry.name == "boot":
+                if _stamps(dst) != _stamps(entry):      # none yet, or set-up fetched others since
+                    tmp = Path(tempfile.mkdtemp(dir=root))
+                    shutil.copytree(entry, tmp / "boot", symlinks=True)
+                    shutil.rmtree(dst, ignore_errors=True)
+                    os.replace(tmp / "boot", dst)
+                    tmp.rmdir()
+            elif not dst.is_symlink():
+                dst.symlink_to(entry)
+        os.environ["BINDISTRO_CACHE"] = str(mirror)
+
+
+def _stamps(d: Path) -> list:
+    return sorted((str(p.relative_to(d)), p.lstat().st_size, p.lstat().st_mtime_ns) for p in d.rglob("*")
+                  if not p.is_dir()) if d.is_dir() else []
 
 
 def pytest_collection_modifyitems(items):
@@ -403,16 +461,23 @@ def copytree(src: Path, dst: Path) -> Path:
     return dst
 
 
-def pytest_runtest_logstart(nodeid, location):
-    """BINDISTRO_TEST_TIMELINE=FILE: when each test starts on which worker (to see idle workers)."""
+def _timeline(event: str, nodeid: str) -> None:
+    """BINDISTRO_TEST_TIMELINE=FILE: when each test starts and ends on which worker (to see idle
+    workers), with the worker's CPU and blocks written so far, its reaped children's included."""
     path = os.environ.get("BINDISTRO_TEST_TIMELINE")
     if path:
+        import resource
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+        sys_ = me.ru_stime + kids.ru_stime
         with open(path, "a") as f:
-            f.write(f"{time.time():.1f} {os.environ.get('PYTEST_XDIST_WORKER', 'master')} start {nodeid}\n")
+            f.write(f"{time.time():.1f} {os.environ.get('PYTEST_XDIST_WORKER', 'master')} {event} {nodeid} "
+                    f"cpu={cpu:.1f} sys={sys_:.1f} out={me.ru_oublock + kids.ru_oublock}\n")
+
+
+def pytest_runtest_logstart(nodeid, location):
+    _timeline("start", nodeid)
 
 
 def pytest_runtest_logfinish(nodeid, location):
-    path = os.environ.get("BINDISTRO_TEST_TIMELINE")
-    if path:
-        with open(path, "a") as f:
-            f.write(f"{time.time():.1f} {os.environ.get('PYTEST_XDIST_WORKER', 'master')} end {nodeid}\n")
+    _timeline("end", nodeid)
