@@ -108,15 +108,20 @@ def test_two_hosts_release_one_at_a_time(pg, tmp_path, monkeypatch):
     from bindistro.store.db import MetaDB
     db = MetaDB(url)
     env = dict(os.environ, BINDISTRO_KEY_PASSPHRASE="")
+    errs = [tmp_path / "a.err", tmp_path / "b.err"]
     with db.lock("publish", "the test holds it"):       # both start while a third party publishes
         procs = [subprocess.Popen([str(BIN), "-C", str(d), "release", str(c)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, env=env) for d, c in ((a, cands[1]), (b, cands[2]))]
-        time.sleep(2)
-        assert [p.poll() for p in procs] == [None, None]
+                                  stderr=e.open("w"), text=True, env=env)
+                 for d, c, e in ((a, cands[1], errs[0]), (b, cands[2], errs[1]))]
+        # until both wait for it (on a busy machine a process may take seconds to get there)
+        deadline = time.monotonic() + 120
+        while not all("waiting for the publish lock" in e.read_text() for e in errs):
+            assert [p.poll() for p in procs] == [None, None], [e.read_text() for e in errs]
+            assert time.monotonic() < deadline, [e.read_text() for e in errs]
+            time.sleep(0.1)
     results = [p.communicate(timeout=120) for p in procs]
     db.engine.dispose()
-    assert [p.returncode for p in procs] == [0, 0], results
-    assert all("waiting for the publish lock" in err for _, err in results), results
+    assert [p.returncode for p in procs] == [0, 0], (results, [e.read_text() for e in errs])
     rels = json.loads(run("-C", a, "releases", "--json").stdout)
     assert sorted(r["candidate"] for r in rels) == cands and len({r["release"] for r in rels}) == 3
     run("-C", a, "fsck", "--publish")
