@@ -85,9 +85,11 @@ def _tmp_in_ram(config) -> None:
         # the sample hard-links its kernels from the cache into each build: a copy of them on the
         # same file system (the package cache stays where it is)
         from bindistro.cache import cache_dir
+        from bindistro_sample.pkgcache import root as packages
         real, mirror = cache_dir(), root / "cache"
         mirror.mkdir(exist_ok=True)
-        for entry in real.iterdir() if real.is_dir() else ():
+        packages().mkdir(parents=True, exist_ok=True)      # on disk, kept between runs and boots
+        for entry in real.iterdir():
             dst = mirror / entry.name
             if entry.name == "boot":
                 if _stamps(dst) != _stamps(entry):      # none yet, or set-up fetched others since
