@@ -98,7 +98,9 @@ def _tmp_in_ram(config) -> None:
                     shutil.rmtree(dst, ignore_errors=True)
                     os.replace(tmp / "boot", dst)
                     tmp.rmdir()
-            elif not dst.is_symlink():
+            elif not (dst.is_symlink() and os.readlink(dst) == str(entry)):
+                with contextlib.suppress(FileNotFoundError):
+                    dst.unlink()
                 dst.symlink_to(entry)
         os.environ["BINDISTRO_CACHE"] = str(mirror)
 
