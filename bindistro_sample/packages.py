@@ -92,9 +92,9 @@ def _blob(*key: str, size: int) -> bytes:
     """Deterministic filler so packages have realistic, version-dependent content."""
     seed = hashlib.sha256("\0".join(key).encode()).digest()
     head = ("# bindistro SAMPLE DATA: " + " ".join(key) + "\n").encode()
-    reps = max(0, size - len(head)) // 64 + 1
-    body = b"".join(hashlib.sha256(seed + i.to_bytes(4, "big")).hexdigest().encode() for i in range(reps))
-    return head + body[:max(0, size - len(head))]
+    n = max(0, size - len(head))
+    # hex text from one extendable-output hash (a sha256 per 64 bytes was a tenth of a sample build)
+    return head + hashlib.shake_256(seed).hexdigest((n + 1) // 2).encode()[:n]
 
 
 def _size(pn: str, what: str, lo: int, hi: int) -> int:
