@@ -23,3 +23,17 @@ fi
 if ! .venv/bin/python -c "import bindistro, bindistro_sample, pytest, hypothesis, xdist, jsonschema, alembic, psycopg, boto3, moto, jinja2, playwright" 2>/dev/null; then
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 fi
+
+# The SAMPLE distro's packages (real ipk/rpm/deb from opkg-build, rpmbuild, dpkg-deb), built once per
+# version of their writers into the cache (~/.cache/bindistro/sample-packages): the demo (README's
+# first command) and the tests take them from there. A run of the demo without boots builds them all.
+stamp=$(.venv/bin/python -c "from bindistro_sample import pkgcache; print(pkgcache.warm_stamp())")
+if [ -z "${BINDISTRO_SAMPLE_NOCACHE:-}" ] && [ ! -e "$stamp" ]; then
+  echo "building the SAMPLE distro's packages into the cache (minutes, once)..."
+  tmp=$(mktemp -d -p "$( [ -w /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}" )")
+  if ! .venv/bin/bindistro demo --no-boot --out "$tmp/demo" > "$tmp/log" 2>&1; then
+    tail -30 "$tmp/log"; rm -rf "$tmp"; exit 1
+  fi
+  rm -rf "$tmp"
+  touch "$stamp"
+fi
