@@ -26,12 +26,17 @@ fi
 
 # The SAMPLE distro's packages (real ipk/rpm/deb from opkg-build, rpmbuild, dpkg-deb), built once per
 # version of their writers into the cache (~/.cache/bindistro/sample-packages): the demo (README's
-# first command) and the tests take them from there. A run of the demo without boots builds them all.
+# first command) and the tests take them from there. A run of the demo without boots builds them all;
+# then the first releases of world-sized samples (`--packages`) at the sizes the tests and the bench
+# smokes use.
 stamp=$(.venv/bin/python -c "from bindistro_sample import pkgcache; print(pkgcache.warm_stamp())")
 if [ -z "${BINDISTRO_SAMPLE_NOCACHE:-}" ] && [ ! -e "$stamp" ]; then
   echo "building the SAMPLE distro's packages into the cache (minutes, once)..."
   tmp=$(mktemp -d -p "$( [ -w /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}" )")
-  if ! .venv/bin/bindistro demo --no-boot --out "$tmp/demo" > "$tmp/log" 2>&1; then
+  if ! ( .venv/bin/bindistro demo --no-boot --out "$tmp/demo" &&
+         for n in 1 2; do .venv/bin/bindistro sample-build "$tmp/w500" --release $n --packages 500 || exit 1; done &&
+         for n in 1 2 3; do .venv/bin/bindistro sample-build "$tmp/w300" --release $n --packages 300 --formats ipk || exit 1; done
+       ) > "$tmp/log" 2>&1; then
     tail -30 "$tmp/log"; rm -rf "$tmp"; exit 1
   fi
   rm -rf "$tmp"
