@@ -82,6 +82,7 @@ def _tmp_in_ram(config) -> None:
         root.mkdir(exist_ok=True)
         root.chmod(0o1777)      # as /tmp: other users (postgres, nobody) make and read their own dirs in it
         os.environ["PYTEST_DEBUG_TEMPROOT"] = os.environ["TMPDIR"] = str(root)
+        tempfile.tempdir = str(root)        # this process may have asked for the temp dir already
         # the sample hard-links its kernels from the cache into each build: a copy of them on the
         # same file system (the package cache stays where it is)
         from bindistro.cache import cache_dir
