@@ -83,12 +83,22 @@ def _error(e) -> str:
 UPLOADERS = 8    # immutable objects go up side by side (one PUT at a time was ~6 ms an object locally)
 
 
+def side_by_side(fn, items):
+    """fn(item) for each item, UPLOADERS at a time (boto3 clients may be shared by threads), results
+    in order as they are ready; the first failure stops what has not started."""
+    from concurrent.futures import ThreadPoolExecutor
+    ex = ThreadPoolExecutor(UPLOADERS)
+    try:
+        yield from ex.map(fn, items)
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
 def upload(files, target: str, progress=None) -> dict:
     """Bring the bucket to the tree readers see, `files` = its (rel path, real path) pairs
     (publish.public_files); returns counts. Immutable objects first, several at once (each is a
     conditional write of its own, so their order does not matter); then the rewritten files one by
     one in their order (an index before its signature, the listing last)."""
-    from concurrent.futures import ThreadPoolExecutor
     from botocore.exceptions import BotoCoreError, ClientError
     bucket, prefix = parse(target)
     s3 = client()
@@ -135,14 +145,8 @@ def upload(files, target: str, progress=None) -> dict:
             progress(rel)
 
     fixed = [f for f in files if not mutable(f[0])]
-    ex = ThreadPoolExecutor(UPLOADERS)              # boto3 clients may be shared by threads
-    try:
-        for (rel, _p), got in zip(fixed, ex.map(lambda f: one(*f), fixed)):
-            count(rel, got)
-    except BaseException:
-        ex.shutdown(wait=True, cancel_futures=True)     # the first failure stops what has not started
-        raise
-    ex.shutdown()
+    for (rel, _p), got in zip(fixed, side_by_side(lambda f: one(*f), fixed)):
+        count(rel, got)
     for rel, path in files[len(fixed):]:
         count(rel, one(rel, path))
     return counts
@@ -157,7 +161,6 @@ def download(target: str, dest: Path, limit: int = 64 << 30) -> int:
     """Every object under the target into `dest` (for fsck: the bucket checked like a tree), several
     at once (one GET at a time was most of an fsck); `limit` bounds what an untrusted bucket may make
     us write, checked on the listing before anything is fetched."""
-    from concurrent.futures import ThreadPoolExecutor
     bucket, prefix = parse(target)
     s3 = client()
     os.chmod(dest, 0o755)       # a tree as a web server serves it
@@ -190,10 +193,6 @@ def download(target: str, dest: Path, limit: int = 64 << 30) -> int:
                 f.write(chunk)
         os.chmod(out, 0o644)
 
-    ex = ThreadPoolExecutor(UPLOADERS)
-    try:
-        for _ in ex.map(lambda kv: one(kv[0], kv[1][1]), objects.items()):
-            pass
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)     # the first failure stops what has not started
+    for _ in side_by_side(lambda kv: one(kv[0], kv[1][1]), objects.items()):
+        pass
     return total

@@ -222,19 +222,14 @@ class ObjectStore:
         """Upload these local objects to the shared bucket (those it lacks); how many went up."""
         if self.remote is None:
             return 0
-        from concurrent.futures import ThreadPoolExecutor
-        from ..s3 import UPLOADERS
-        todo = list(dict.fromkeys(shas))
-        if len(todo) < 2:
-            return sum(self.remote.put(sha, self.local(sha)) for sha in todo)
-        self.remote.s3           # one client, made before the threads share it
+        from ..s3 import side_by_side
+        todo, remote = dict.fromkeys(shas), self.remote
+        if not todo:
+            return 0
+        remote.s3           # one client, made before the threads share it
         # several PUTs at once, as publishing's upload does: one at a time, staging a build into a
         # bucket waits a round trip per object (each put is a conditional write of its own)
-        ex = ThreadPoolExecutor(UPLOADERS)
-        try:
-            return sum(ex.map(lambda sha: self.remote.put(sha, self.local(sha)), todo))
-        finally:
-            ex.shutdown(wait=True, cancel_futures=True)     # the first failure stops what has not started
+        return sum(side_by_side(lambda sha: remote.put(sha, self.local(sha)), todo))
 
     def local(self, sha256: str) -> Path:
         """Where object `sha256` lives in this state dir (it may not be there yet)."""
