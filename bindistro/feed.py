@@ -91,7 +91,7 @@ def check(fmt: Format, feed_dir: Path, keys: bytes | None = None) -> tuple[list[
     files = scan_files(fmt, feed_dir)
     for rel in progress(files, f"checking {feed_dir.name or feed_dir}"):
         path = feed_dir / rel
-        sha, md5, size = hash_file(path)
+        sha, md5, size = hash_file(path, md5=True)
         sums[rel] = (sha, md5, size)
         try:
             info = fmt.read(path, deep=True)

@@ -1,4 +1,4 @@
-"""Reading a build's new files: each is hashed (sha256 and md5, both needed by the feeds) from the
+"""Reading a build's new files: each is hashed (sha256, and md5 for packages: their feeds list both) from the
 bytes that go into the store's incoming directory (or that the store already holds as that object),
 and a package's control data is read from those bytes, so what was hashed is what was parsed is what
 will be stored. A file up to IN_MEMORY is read once; a larger one the store lacks is read twice (hashed,
@@ -42,32 +42,33 @@ class Result:
     problems: list[str] = field(default_factory=list)
 
 
-def _read_new(path: str, size: int, tmp: str, objects: str | None) -> tuple[str, str, str, int]:
+def _read_new(path: str, size: int, tmp: str, objects: str | None, md5: bool) -> tuple[str, str, str, int]:
     """(file to parse, sha256, md5, size) of a file not known by its stat. A small file is read into
     memory and hashed; it is written to `tmp` only when the store lacks its object, and parsed from
     the bytes that were hashed either way (the object is those bytes): a new build directory holding
     mostly released packages writes and deletes nothing for them. A large one (an image, a kernel)
     is hashed as it is read and copied only when the store lacks it, the copy hashed again: the
     same image staged from another build directory is read, never written. (A file that grows
-    meanwhile is caught by the caller's size check, one that changes by the second hash.)"""
+    meanwhile is caught by the caller's size check, one that changes by the second hash.) `md5`:
+    only packages need one (their feeds list it); "" for the others."""
     def stored(sha: str) -> str | None:
         p = objects and os.path.join(objects, object_name(sha))
         return p if p and os.path.exists(p) else None
 
     if size > IN_MEMORY:
-        sums = hash_file(Path(path))
+        sums = hash_file(Path(path), md5)
         if have := stored(sums[0]):
             return (have, *sums)
-        copied = copy_hashing(Path(path), Path(tmp), sync=False)
+        copied = copy_hashing(Path(path), Path(tmp), sync=False, md5=md5)
         # two reads that differ: size -1 makes the caller say "changed while it was staged"
         return (tmp, *copied) if copied == sums else (tmp, *copied[:2], -1)
     with open(path, "rb") as f:
         data = f.read(IN_MEMORY + 1)
-    sha, md5 = hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()
+    sha, m = hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest() if md5 else ""
     if have := stored(sha):
-        return have, sha, md5, len(data)
+        return have, sha, m, len(data)
     write_new(Path(tmp), data)
-    return tmp, sha, md5, len(data)
+    return tmp, sha, m, len(data)
 
 
 def ingest(job: Job, incoming: str, n: int, objects: str | None = None) -> Result:
@@ -78,10 +79,10 @@ def ingest(job: Job, incoming: str, n: int, objects: str | None = None) -> Resul
         res.sha256, res.md5 = job.known
         res.size = st.st_size
     elif not job.copy:
-        res.sha256, res.md5, res.size = hash_file(Path(job.path))
+        res.sha256, res.md5, res.size = hash_file(Path(job.path), md5=bool(job.fmt))
     else:
         tmp = os.path.join(incoming, f"{n}")
-        read_from, res.sha256, res.md5, res.size = _read_new(job.path, st.st_size, tmp, objects)
+        read_from, res.sha256, res.md5, res.size = _read_new(job.path, st.st_size, tmp, objects, bool(job.fmt))
         res.tmp = tmp if read_from == tmp else None
         after = os.stat(job.path)
         if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or res.size != st.st_size:

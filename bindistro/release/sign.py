@@ -59,7 +59,7 @@ class Signer:
                     self.keys.rpmsign(self.fpr, *copies[i:i + 200])
                 rows = []
                 for a, copy in zip(todo, copies):
-                    sha, md5, size = hash_file(copy)
+                    sha, md5, size = hash_file(copy, md5=True)
                     self.store.objects.add(copy, sha)
                     rows.append(dict(unsigned=a.sha256, sha256=sha, size=size, md5=md5, key=self.fpr,
                                      meta=dict(a.meta, xml=Rpm._chunks(copy, a.filename))))
