@@ -115,7 +115,13 @@ class AptRoot:
                      f"-oDPkg::Options::=--root={self.root}", f"-oDPkg::Options::=--log={self.root}/var/log/dpkg.log",
                      "-oDebug::NoLocking=1", "-oAPT::Sandbox::User=root", "-oAcquire::Languages=none",
                      "-oAPT::Install-Recommends=false"]
-        self.env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"}
+        # the device's apt configuration, not the host's: apt reads APT_CONFIG first, and the parts
+        # directory it names replaces /etc/apt/apt.conf.d (Debian's 70debconf there runs
+        # dpkg-preconfigure, i.e. apt-extracttemplates over every .deb, which no Yocto device has)
+        (self.apt / "apt.conf").write_text(f'Dir::Etc::parts "{self.apt}/etc/apt/apt.conf.d";\n'
+                                           f'Dir::Etc::main "{self.apt}/etc/apt/apt.conf";\n')
+        self.env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive",
+                    "APT_CONFIG": str(self.apt / "apt.conf")}
 
     def apt_get(self, *args: str) -> str:
         return _run(["apt-get", "-y", "-q", *self.opts, *args], self.env)
