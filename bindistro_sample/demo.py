@@ -21,7 +21,7 @@ CHANNEL = "nightly"
 
 def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: int | None = None,
         database: str | None = None, objects: str | None = None, target: str | None = None,
-        series: bool = True) -> dict:
+        series: bool = True, key_algorithm: str = "rsa3072") -> dict:
     """`database`, `objects`, `target`: the demo beyond one machine (PostgreSQL, objects and the tree in S3).
     `series`: after releases 1..`count` of the first series, the next branch's first release and
     its next build on the nightly channel (the first series keeps feeds/, as a tree that had one
@@ -44,7 +44,7 @@ def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: i
     if not sp.signing_key:
         # a throw-away key, named as such, so the demo signs everything it publishes
         sp.signing_key = Keyring(store.dir / "gnupg").generate(
-            "bindistro DEMO key - not for production <demo@bindistro.invalid>")
+            "bindistro DEMO key - not for production <demo@bindistro.invalid>", key_algorithm)
         specmod.dump(sp, path)
     rows = []
     first = sp.in_series(None)          # the first series (the spec itself when it has none)

@@ -233,20 +233,20 @@ def pytest_collection_finish(session):
     shared = _shared(session.config) / "demo-shared"
     shared.mkdir(parents=True, exist_ok=True)
     bindistro = Path(sys.executable).parent / "bindistro"
-    script = f'"{bindistro}" demo --no-boot --one-series --out "{shared}/demo" > "{shared}/demo.log" 2>&1 && touch "{shared}/.done" ' \
+    script = f'"{bindistro}" demo --no-boot --one-series --key-algorithm ed25519 --out "{shared}/demo" > "{shared}/demo.log" 2>&1 && touch "{shared}/.done" ' \
              f'|| touch "{shared}/.failed"'
     subprocess.Popen(["sh", "-c", script], start_new_session=True)
 
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory, worker_id) -> Path:
-    """`bindistro demo --no-boot --one-series --out DIR` (releases 1..3 of seed 1, all formats, every
-    gate but the QEMU boots: those are test_boot.py's and test_ipk_upgrade.py's; the next series is
+    """`bindistro demo --no-boot --one-series --key-algorithm ed25519 --out DIR` (releases 1..3 of seed
+    1, all formats, every gate but the QEMU boots: those are test_boot.py's and test_ipk_upgrade.py's; the next series is
     test_series.py's, on top of a copy), run once per session. Under pytest-xdist it is built in the background from the session's start (see
     pytest_sessionstart) and each worker gets its own hard-linked copy."""
     if worker_id == "master":
         out = tmp_path_factory.mktemp("demo") / "demo"
-        Cli()("demo", "--no-boot", "--one-series", "--out", out)
+        Cli()("demo", "--no-boot", "--one-series", "--key-algorithm", "ed25519", "--out", out)
         return out
     shared = tmp_path_factory.getbasetemp().parent / "demo-shared"
     deadline = time.monotonic() + 1800
@@ -356,7 +356,8 @@ def signed_project(d: Path, builds) -> Path:
     spec = d / "bindistro.yml"
     spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n"))
     os.environ.setdefault("BINDISTRO_KEY_PASSPHRASE", "")
-    cli("-C", d, "keys", "generate", "--uid", "bindistro test <test@bindistro.invalid>")
+    # Ed25519: these projects sign hundreds of rpms and indexes (RSA keys: the tiny project, test_signing.py)
+    cli("-C", d, "keys", "generate", "--uid", "bindistro test <test@bindistro.invalid>", "--algorithm", "ed25519")
     for n, build in enumerate(builds, 1):
         c = cli.json("-C", d, "stage", build)["candidate"]
         cli("-C", d, "verify", c, "--gate", "closure")

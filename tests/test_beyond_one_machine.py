@@ -46,7 +46,7 @@ def test_demo_then_cycle_on_postgresql_with_objects_and_publishing_in_s3(pg, s3s
     public_read(s3, "cycle", "tree")            # devices read the tree, never the store
     d, cli = tmp_path / "demo", Cli()
     r = cli.json("demo", "--no-boot", "--one-series", "--releases", 1, "--out", d, "--database", pg.new_database(),
-                 "--objects", "s3://cycle/objects", "--target", "s3://cycle/tree")
+                 "--objects", "s3://cycle/objects", "--target", "s3://cycle/tree", "--key-algorithm", "ed25519")
     assert [x["release"] for x in r["releases"]] == ["1.1"]
     assert not (d / "state" / "bindistro.db").exists()           # the metadata went to PostgreSQL
     fpr = cli.json("-C", d, "keys", "list")[0]["fingerprint"]

@@ -142,14 +142,17 @@ def test_gpg_verifies_ipk_feed_signatures(demo, pub_copy, tmp_path):
 
 
 def test_key_rotation_keeps_old_releases_verifiable(cli, tmp_path, mini_build):
+    """From the default RSA key to an Ed25519 one: devices that trust both verify either."""
     proj = tmp_path / "p"
     cli("-C", proj, "init", "--no-boot")
     spec = proj / "bindistro.yml"
     spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n"))
     old = cli.json("-C", proj, "keys", "generate")["fingerprint"]
     release_build(cli, proj, mini_build(1))
-    rot = cli.json("-C", proj, "keys", "rotate")
+    rot = cli.json("-C", proj, "keys", "rotate", "--algorithm", "ed25519")
     assert rot["previous"] == [old] and rot["signing"] != old
+    assert {k["fingerprint"]: k["algorithm"] for k in cli.json("-C", proj, "keys", "list")} == \
+        {old: "rsa3072", rot["signing"]: "ed25519"}
     release_build(cli, proj, mini_build(2))
     pub = proj / "publish"
     dev = device(cli, proj, "ipk", pub, tmp_path / "dev")

@@ -7,6 +7,7 @@ import click
 
 from .. import spec as specmod
 from ..errors import BindistroError
+from ..keys import ALGORITHMS
 from .base import Project, emit, json_opt, out, pass_file
 
 
@@ -21,15 +22,21 @@ def keyring(proj: Project, passphrase_file=None):
 def default_uid(sp) -> str:
     return f"{sp.product} release signing key <release@{sp.product}.invalid>"
 
+def algorithm_opt(f):
+    return click.option("--algorithm", type=click.Choice(ALGORITHMS), default=ALGORITHMS[0], show_default=True,
+                        help="Key type: RSA 3072 verifies everywhere; Ed25519 signs ~3x faster and needs rpm 4.16+ "
+                             "on devices (opkg and apt verify it through GnuPG).")(f)
+
 @keys.command("generate")
 @click.option("--uid", help="User id (default: '<product> release signing key').")
+@algorithm_opt
 @pass_file
 @json_opt
 @click.pass_obj
-def keys_generate(proj: Project, uid, passphrase_file, as_json):
+def keys_generate(proj: Project, uid, algorithm, passphrase_file, as_json):
     """Make a signing key; it signs releases when the spec names none yet."""
     sp = proj.spec
-    fpr = keyring(proj, passphrase_file).generate(uid or default_uid(sp))
+    fpr = keyring(proj, passphrase_file).generate(uid or default_uid(sp), algorithm)
     specmod.adopt_signing_key(sp, fpr)
     emit(as_json, {"fingerprint": fpr, "signing": sp.signing_key == fpr},
          lambda r: out.print(f"generated {fpr}" + (" (now keys.signing)" if r["signing"] else "")))
@@ -68,15 +75,16 @@ def keys_list(proj: Project, as_json):
 
 @keys.command("rotate")
 @click.option("--uid", help="User id of the new key.")
+@algorithm_opt
 @pass_file
 @json_opt
 @click.pass_obj
-def keys_rotate(proj: Project, uid, passphrase_file, as_json):
+def keys_rotate(proj: Project, uid, algorithm, passphrase_file, as_json):
     """New key signs new releases; the old one stays trusted (keys.previous) so old releases verify."""
     sp = proj.spec
     if not sp.signing_key:
         raise BindistroError(f"{sp.path}: keys.signing: no key to rotate (bindistro keys generate)")
-    new = keyring(proj, passphrase_file).generate(uid or default_uid(sp))
+    new = keyring(proj, passphrase_file).generate(uid or default_uid(sp), algorithm)
     specmod.rotate_signing_key(sp, new)
     emit(as_json, {"signing": new, "previous": sp.previous_keys},
          lambda r: out.print(f"new signing key {new}; still trusted: {', '.join(sp.previous_keys)}"))

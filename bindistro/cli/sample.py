@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from ..keys import ALGORITHMS
 from .base import emit, json_opt, out
 
 
@@ -55,12 +56,14 @@ def sample_build(out_dir, rel, seed, inject, formats, packages, series, as_json)
 @click.option("--target", metavar="s3://BUCKET/PREFIX", help="Also publish to S3 (publish.target).")
 @click.option("--series/--one-series", default=True, show_default=True,
               help="Also open the next series (its first release) and publish its next build to the nightly channel.")
+@click.option("--key-algorithm", type=click.Choice(ALGORITHMS), default=ALGORITHMS[0], show_default=True,
+              help="The demo key's type (as keys generate --algorithm).")
 @json_opt
-def demo(out_dir, count, seed, boot, packages, database, objects, target, series, as_json):
+def demo(out_dir, count, seed, boot, packages, database, objects, target, series, key_algorithm, as_json):
     """Sample builds of releases 1..N, each staged and released; leaves OUT/publish browsable."""
     from bindistro_sample.demo import run
     r = run(out_dir, count, seed, boot=boot, packages=packages, database=database, objects=objects, target=target,
-            series=series)
+            series=series, key_algorithm=key_algorithm)
 
     def human(r):
         t = Table("release", "series", "candidate", "packages", "new files", "changes", title=f"SAMPLE distro in {r['out']}")
