@@ -162,9 +162,9 @@ def config_files(name: str, url: str, fmt: str, archs: list[str], fprs: list[str
 def dearmor(armored: bytes) -> bytes:
     """Binary OpenPGP packets (apt's Signed-By keyring format) from armored keys."""
     import subprocess
-    from .keys import scratch_gnupg
+    from .keys import public_gpg, scratch_gnupg
     with scratch_gnupg() as home:
-        return subprocess.run(["gpg", "--homedir", home, "--batch", "--dearmor"], input=armored,
+        return subprocess.run(public_gpg(home) + ["--dearmor"], input=armored,
                               capture_output=True, check=True).stdout
 
 
@@ -172,9 +172,9 @@ def opkg_gpg_dir(keys: dict[str, bytes]) -> dict[str, bytes]:
     """etc/opkg/gpg/: a GnuPG home holding the feed keys with ultimate owner trust, as
     `opkg-key add` + `gpg --import-ownertrust` would leave it on the device."""
     import subprocess
-    from .keys import scratch_gnupg
+    from .keys import public_gpg, scratch_gnupg
     with scratch_gnupg() as home:
-        gpg = ["gpg", "--homedir", home, "--batch", "--no-tty"]
+        gpg = public_gpg(home)
         for armored in keys.values():
             subprocess.run(gpg + ["--import"], input=armored, capture_output=True, check=True)
         trust = "".join(f"{k}:6:\n" for k in keys).encode()

@@ -19,7 +19,7 @@ from ... import model
 from ...formats import get as get_format
 from ...yocto.machines import from_arch_conf
 from ...formats.base import ARCHIVE_ERRORS, open_tar
-from ...keys import scratch_gnupg
+from ...keys import public_gpg, scratch_gnupg
 from ..finding import Finding
 from ..rootfs import IMAGE_LIMIT, rootfs_artifacts
 
@@ -58,7 +58,7 @@ def scan(path, name: str) -> dict:
 
 
 def _gpg(home: str, *args, data: bytes | None = None) -> str:
-    return subprocess.run(["gpg", "--homedir", home, "--batch", "--no-tty", "--with-colons", *args], input=data,
+    return subprocess.run(public_gpg(home) + ["--with-colons", *args], input=data,
                           capture_output=True, timeout=60).stdout.decode(errors="replace")
 
 
