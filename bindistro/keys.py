@@ -107,16 +107,10 @@ class Keyring:
                 raise BindistroError(f"rpmsign of {len(paths)} package(s) failed: {r.stderr.strip()[-300:]}")
 
 
-def stop_agent(home) -> None:
-    """gpg starts an agent per home on import; one of a throw-away home would outlive it (and a
-    later home at the same path would meet it: "No such file or directory")."""
-    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
-
-
 def public_gpg(home) -> list[str]:
-    """gpg for public-key work (import, export, list, dearmor) in a throw-away home: it needs no
-    agent, and without --no-autostart gpg starts one per home (an agent's start and stop cost more
-    than the work: ~3 % of the suite's CPU)."""
+    """gpg for public-key work (import, export, list, dearmor, verify), mostly in a throw-away home:
+    it needs no agent, and without --no-autostart gpg starts one per home (an agent's start and stop
+    cost more than the work: ~3 % of the suite's CPU)."""
     return ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--no-autostart"]
 
 

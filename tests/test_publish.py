@@ -18,7 +18,6 @@ import pytest
 
 from bindistro import faults
 from bindistro.cli import main
-from bindistro.keys import stop_agent
 from bindistro.model import rewritten
 from bindistro.publish import public_files
 from conftest import copytree, link_copy
@@ -40,8 +39,9 @@ def fsck_ok(cli, proj, *what):
 
 
 def drop(proj: Path) -> None:
-    """Remove a project copy, and the gpg-agent its signing started."""
-    stop_agent(proj / "state" / "gnupg")
+    """Remove a project copy, and the gpg-agent its signing started (it would outlive the home, and
+    a later home at the same path would meet it: "No such file or directory")."""
+    subprocess.run(["gpgconf", "--homedir", str(proj / "state" / "gnupg"), "--kill", "all"], capture_output=True)
     shutil.rmtree(proj)
 
 

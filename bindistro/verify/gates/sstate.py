@@ -7,13 +7,14 @@ import tempfile
 from pathlib import Path
 
 from ... import model
+from ...keys import public_gpg
 from ..finding import Finding
 
 NAME = "sstate"
 
 
 def valid_signer(home: Path, sig: Path, data: Path) -> str | None:
-    r = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--no-autostart", "--status-fd", "1", "--verify", str(sig), str(data)],
+    r = subprocess.run(public_gpg(home) + ["--status-fd", "1", "--verify", str(sig), str(data)],
                        capture_output=True, text=True)
     return next((l.split()[2] for l in r.stdout.splitlines() if l.startswith("[GNUPG:] VALIDSIG")), None)
 
