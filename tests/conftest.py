@@ -427,20 +427,15 @@ def pg():
 @pytest.fixture(scope="session")
 def s3server():
     """An S3 API on 127.0.0.1 (moto's S3 back end, served from a thread of this process): its
-    endpoint URL. moto's own server puts a dispatcher in front that finds the service of every
-    request by listing moto's ~150 service packages and matching ~1,000 URL patterns under one lock
-    (2/3 of the server's CPU in the S3 tests, measured with py-spy); the tests speak only S3."""
-    import logging
-    import threading
-    from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)     # one line per request otherwise
-    server = make_server("127.0.0.1", 0, create_backend_app("s3"), threaded=True, request_handler=MotoRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    endpoint URL. Not moto's own server: its dispatcher finds the service of every request by
+    listing moto's ~150 service packages and matching ~1,000 URL patterns under one lock (2/3 of the
+    server's CPU in the S3 tests, measured with py-spy), and werkzeug under it opens a connection
+    per request (tests/wsgiserve.py); the tests speak only S3."""
+    from moto.moto_server.werkzeug_app import create_backend_app
+    from wsgiserve import start
+    server, url = start(create_backend_app("s3"))
+    yield url
     server.shutdown()
-    thread.join()
 
 
 def s3_env(monkeypatch, endpoint: str) -> None:
