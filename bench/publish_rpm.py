@@ -5,7 +5,7 @@ Prints bindistro's publish time next to `createrepo_c --update` on the same tree
 
     .venv/bin/python bench/publish_rpm.py [N] [NEW] [--smoke]
 
---smoke: 60 + 6 packages (does it run? CI runs this; figures are printed, never judged there).
+--smoke: 20 + 2 packages (does it run? CI runs this; figures are printed, never judged there).
 The candidates are verified with the closure gate only: the bench measures publishing.
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("new", nargs="?", type=int, default=250)
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
-    n, new = (60, 6) if a.smoke else (a.n, a.new)
+    n, new = (20, 2) if a.smoke else (a.n, a.new)
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         print(f"building {n} + {new} rpms with rpmbuild ...", file=sys.stderr)

@@ -27,7 +27,7 @@ def test_index_ipk():
     assert "bindistro feed index, full:" in smoke("index_ipk.py")
 
 
-@pytest.mark.slow         # rpmbuild of 66 packages
+@pytest.mark.slow         # rpmbuild of 22 packages
 def test_publish_rpm():
     assert "ratio (bindistro / createrepo_c --update)" in smoke("publish_rpm.py")
 

@@ -4,6 +4,7 @@ bucket. (The S3 publishing protocol is tested here, on the demo and the cycle af
 for both.) (A file of its own, so that pytest-xdist runs it beside test_postgres.py.)"""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -85,10 +86,14 @@ def test_demo_then_cycle_on_postgresql_with_objects_and_publishing_in_s3(pg, s3s
     assert [k for k, e in etags.items() if not mutable(k.removeprefix("tree/")) and now[k] != e] == []   # old objects untouched
     assert cli.json("-C", d, "upload")["uploaded"] == 0      # nothing left: a rerun sends nothing
 
-    assert cli.json("-C", d, "fsck", "--store", "--publish")["ok"]
-    cli("-C", d, "keys", "export", fpr, "--out", tmp_path / "k.asc")
-    ok = cli.json("-C", d, "fsck", "--publish", "s3://cycle/tree", "--keyring", tmp_path / "k.asc")
+    # the tree passes fsck and the bucket holds its bytes, object for object (an ETag is the md5 of a
+    # single-part upload): the bucket passes as the tree does. (fsck reading a bucket itself, a
+    # tree killed mid-upload and someone else's bytes in it: test_s3.py, on a small tree; a
+    # full sample tree's ~2,000 GETs through moto cost ~10 s here and check nothing more.)
+    ok = cli.json("-C", d, "fsck", "--store", "--publish")
     assert ok["ok"] and ok["checked"]["releases"] == 2, ok["problems"][:3]
+    assert keys(s3, "cycle", "tree/") == {"tree/" + rel: f'"{hashlib.md5(p.read_bytes()).hexdigest()}"'
+                                          for rel, p in public_files(pub)}
     stored = sum(1 for page in s3.get_paginator("list_objects_v2").paginate(Bucket="cycle", Prefix="objects/")
                  for _ in page.get("Contents", []))
     assert stored >= len([p for p in (d / "state/objects").rglob("*") if p.is_file()])
