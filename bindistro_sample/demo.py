@@ -6,7 +6,7 @@ from pathlib import Path
 from bindistro import spec as specmod
 from bindistro import series, verify
 from bindistro.channel import publish_channel
-from bindistro.keys import Keyring
+from bindistro.keys import ALGORITHMS, Keyring
 from bindistro.release import release
 from bindistro.restore import configure_feeds, project_trust, restore
 from .build import generate
@@ -21,7 +21,7 @@ CHANNEL = "nightly"
 
 def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: int | None = None,
         database: str | None = None, objects: str | None = None, target: str | None = None,
-        series: bool = True, key_algorithm: str = "rsa3072") -> dict:
+        series: bool = True, key_algorithm: str = ALGORITHMS[0]) -> dict:
     """`database`, `objects`, `target`: the demo beyond one machine (PostgreSQL, objects and the tree in S3).
     `series`: after releases 1..`count` of the first series, the next branch's first release and
     its next build on the nightly channel (the first series keeps feeds/, as a tree that had one

@@ -222,6 +222,10 @@ def pytest_sessionfinish(session, exitstatus):
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+# the tests' demo: releases 1..3 of the first series, every gate but the boots, an Ed25519 key
+DEMO_ARGS = ("demo", "--no-boot", "--one-series", "--key-algorithm", "ed25519")
+
+
 def pytest_collection_finish(session):
     """Under xdist, the first worker starts the demo in the background as soon as the tests are
     collected, when any selected test needs it: by the time the modules that need it run (they are
@@ -233,7 +237,7 @@ def pytest_collection_finish(session):
     shared = _shared(session.config) / "demo-shared"
     shared.mkdir(parents=True, exist_ok=True)
     bindistro = Path(sys.executable).parent / "bindistro"
-    script = f'"{bindistro}" demo --no-boot --one-series --key-algorithm ed25519 --out "{shared}/demo" > "{shared}/demo.log" 2>&1 && touch "{shared}/.done" ' \
+    script = f'"{bindistro}" {" ".join(DEMO_ARGS)} --out "{shared}/demo" > "{shared}/demo.log" 2>&1 && touch "{shared}/.done" ' \
              f'|| touch "{shared}/.failed"'
     subprocess.Popen(["sh", "-c", script], start_new_session=True)
 
@@ -246,7 +250,7 @@ def demo(tmp_path_factory, worker_id) -> Path:
     pytest_sessionstart) and each worker gets its own hard-linked copy."""
     if worker_id == "master":
         out = tmp_path_factory.mktemp("demo") / "demo"
-        Cli()("demo", "--no-boot", "--one-series", "--key-algorithm", "ed25519", "--out", out)
+        Cli()(*DEMO_ARGS, "--out", out)
         return out
     shared = tmp_path_factory.getbasetemp().parent / "demo-shared"
     deadline = time.monotonic() + 1800

@@ -4,7 +4,6 @@ bucket. (The S3 publishing protocol is tested here, on the demo and the cycle af
 for both.) (A file of its own, so that pytest-xdist runs it beside test_postgres.py.)"""
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
@@ -38,6 +37,7 @@ def test_demo_then_cycle_on_postgresql_with_objects_and_publishing_in_s3(pg, s3s
     import boto3
     from bindistro.publish import public_files
     from bindistro.s3 import mutable
+    from bindistro.store.objects import hash_file
     from bindistro_sample.churn import write_churn
     from test_opkg import installed, opkg
     from test_publish import _install_everywhere
@@ -92,8 +92,7 @@ def test_demo_then_cycle_on_postgresql_with_objects_and_publishing_in_s3(pg, s3s
     # full sample tree's ~2,000 GETs through moto cost ~10 s here and check nothing more.)
     ok = cli.json("-C", d, "fsck", "--store", "--publish")
     assert ok["ok"] and ok["checked"]["releases"] == 2, ok["problems"][:3]
-    assert keys(s3, "cycle", "tree/") == {"tree/" + rel: f'"{hashlib.md5(p.read_bytes()).hexdigest()}"'
-                                          for rel, p in public_files(pub)}
+    assert keys(s3, "cycle", "tree/") == {"tree/" + rel: f'"{hash_file(p, md5=True)[1]}"' for rel, p in public_files(pub)}
     stored = sum(1 for page in s3.get_paginator("list_objects_v2").paginate(Bucket="cycle", Prefix="objects/")
                  for _ in page.get("Contents", []))
     assert stored >= len([p for p in (d / "state/objects").rglob("*") if p.is_file()])
