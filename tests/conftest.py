@@ -67,9 +67,11 @@ def _tmp_in_ram(config) -> None:
     # an earlier run's directories (pytest would remove them once this run starts): gone first, so
     # that a failed run's ~11 GB do not count against this one; a running one's (its .lock names a
     # live process) stay
+    live = False
     for old in root.glob("pytest-of-*/pytest-[0-9]*"):
         with contextlib.suppress(OSError, ValueError):
             os.kill(int((old / ".lock").read_text()), 0)      # ValueError: empty, or no number
+            live = True
             continue
         shutil.rmtree(old, ignore_errors=True)
     with contextlib.suppress(OSError, ValueError):
@@ -104,6 +106,12 @@ def _tmp_in_ram(config) -> None:
                     dst.unlink()
                 dst.symlink_to(entry)
         os.environ["BINDISTRO_CACHE"] = str(mirror)
+        # the package managers' kept roots (bindistro/pm/roots.py) start empty, as on a fresh machine:
+        # the run fills them, not set-up's demo or an earlier run
+        pm_roots = root / "pm-roots"
+        if not live:
+            shutil.rmtree(pm_roots, ignore_errors=True)
+        os.environ["BINDISTRO_PM_ROOTS"] = str(pm_roots)
 
 
 def _stamps(d: Path) -> list:

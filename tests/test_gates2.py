@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
 
 from bindistro_sample.build import generate
-from conftest import carry_pr
+from conftest import carry_pr, link_copy
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +56,31 @@ def test_clean_candidates_pass_every_path_with_dnf_and_apt(demo, cli):
     assert {(fmt, m, p) for fmt in ("ipk", "rpm", "deb") for m in ("qemux86-64", "qemuarm64")
             for p in ("first", "last")} <= passed
     assert not any("solver only" in f["message"] for f in findings)
+
+
+def test_paths_from_kept_roots_find_what_fresh_installs_find(demo, cli, tmp_path, monkeypatch):
+    """verify keeps each earlier release's installed root (bindistro/pm/roots.py) and starts the next
+    paths from copies of it: what they find is what paths from fresh installs find. deb: the kept
+    root holds dpkg's foreign architecture (qemuarm64) and what arm64 maintainer scripts did."""
+    proj = link_copy(demo, tmp_path / "p")
+    spec = yaml.safe_load((proj / "bindistro.yml").read_text())
+    spec["formats"] = ["deb"]
+    (proj / "bindistro.yml").write_text(yaml.safe_dump(spec))
+    monkeypatch.setenv("BINDISTRO_PM_ROOTS", str(tmp_path / "roots"))
+
+    def run():
+        rep = cli.json("-C", proj, "verify", 3, "--gate", "pm-upgrade")
+        paths = [f for f in rep["findings"] if f["gate"] == "pm-upgrade"]
+        kept = [f["details"].pop("kept_root") for f in paths]
+        for f in paths:
+            f["details"].pop("seconds")
+            f["message"] = re.sub(r" in [0-9.]+ s", "", f["message"])
+        return kept, sorted(json.dumps(f, sort_keys=True) for f in paths)
+    kept, fresh = run()
+    assert len(fresh) == 4 and not any(kept)        # first and last release, both machines
+    assert len(list((tmp_path / "roots").iterdir())) == 4
+    kept, again = run()
+    assert all(kept) and again == fresh
 
 
 CASES = [

@@ -50,6 +50,7 @@ class PathResult:
     changed: dict = field(default_factory=dict, repr=False)      # package -> its version before the upgrade
     after: dict = field(default_factory=dict, repr=False)        # package -> its version right after the upgrade
     reverted: int = 0                   # packages downgraded back to their old versions afterwards
+    kept_root: bool = False             # the old release's root was a copy of a kept one (roots.py)
     boot: object = None                 # BootResult of the upgraded root, when it was booted
 
     @property
@@ -289,16 +290,21 @@ def make_dev(root: Path) -> None:
             null.touch(mode=0o666)     # not root: a file stands in (writes land in it, reads are empty)
 
 
-def run_path(pm, old_files: list[Path], res: PathResult) -> PathResult:
+def run_path(pm, old_files: list[Path], res: PathResult, installed: bool = False, on_installed=None) -> PathResult:
+    """`installed`: the root already holds the old release (a kept copy, see roots.py);
+    `on_installed()` is called right after a successful install, before anything changes the root."""
     t0 = time.monotonic()
     make_dev(pm.root)
-    try:
-        pm.install(old_files)
-    except PMError as e:
-        res.problems.append(problem("error", "old-install-failed", res.source, f"installing the {res.source} image set failed: "
-                                    f"{_last_error(e.out)}"))
-        res.seconds = round(time.monotonic() - t0, 1)
-        return res
+    if not installed:
+        try:
+            pm.install(old_files)
+        except PMError as e:
+            res.problems.append(problem("error", "old-install-failed", res.source, f"installing the {res.source} image set failed: "
+                                        f"{_last_error(e.out)}"))
+            res.seconds = round(time.monotonic() - t0, 1)
+            return res
+        if on_installed:
+            on_installed()
     before_pkgs = pm.installed()
     owners_before, conf_before = pm.files()
     res.owned_before = set(owners_before)

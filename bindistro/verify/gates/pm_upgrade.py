@@ -10,7 +10,7 @@ from pathlib import Path
 from ... import model, upgrade_boot
 from ...formats import get as get_format
 from ...formats.base import Indexed, PackageInfo
-from ...pm import DEB_ARCH, can_run, machine_cpu
+from ...pm import DEB_ARCH, can_run, machine_cpu, roots
 from ...pm.upgrade import DebRoot, IpkRoot, PathResult, RpmRoot, find_opkg, make_repo, problem, revert, run_path
 from ..finding import Finding
 
@@ -18,6 +18,7 @@ NAME = "pm-upgrade"
 SPLIT = ("format", "machine")
 AFTER = ("boot",)      # boot after upgrade compares with the fresh image's boot (ctx.done["boot"])
 COST = 40
+TOOLS = {"rpm": ["rpm"], "deb": ["dpkg"]}     # what installs an old release's files (ipk: the opkg found)
 
 
 def run(ctx) -> list[Finding]:
@@ -71,17 +72,23 @@ def run(ctx) -> list[Finding]:
                 if bootplan:
                     old_img = old_image(ctx, rel, m)
                     plan = (bootplan, old_img) if old_img else None
-                jobs.append((fmt, m, archs, why, rel, work, repo, sorted(named.iterdir()), opkg, cpu, plan, ctx.spec.boot,
-                             rel.series == ctx.spec.current))
+                pkgs = sorted(named.iterdir())
+                sha = {a.filename: a.sha256 for a in installed}
+                name = roots.key(fmt, archs, cpu, [opkg] if fmt == "ipk" else TOOLS[fmt],
+                                 [(p.name, sha[p.name]) for p in pkgs])
+                jobs.append((fmt, m, archs, why, rel, work, repo, pkgs, opkg, cpu, plan, ctx.spec.boot,
+                             rel.series == ctx.spec.current, name))
+    kept = roots.Roots.default()
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
-            results = list(pool.map(_one, jobs))
+            results = list(pool.map(lambda job: _one(job, kept), jobs))
     finally:
         for d in cleanup:
             shutil.rmtree(d, ignore_errors=True)
     for res in results:
         where = f"{res.fmt}/{res.machine} {res.path} ({res.source}->candidate)"
-        info = {"format": res.fmt, "machine": res.machine, "path": res.path, "from": res.source, "seconds": res.seconds}
+        info = {"format": res.fmt, "machine": res.machine, "path": res.path, "from": res.source, "seconds": res.seconds,
+                "kept_root": res.kept_root}
         res.problems += left_behind(res, newest[(res.fmt, res.machine)])
         for p in res.problems:
             out.append(Finding(p.severity, NAME, p.rule, p.subject, f"{where}: {p.message}", info, scope=f'{res.fmt}/{res.machine}/{res.source}/{p.scope}'))
@@ -169,15 +176,19 @@ def boot_findings(ctx, res: PathResult, where: str, info: dict) -> list[Finding]
     return out
 
 
-def _one(job) -> PathResult:
-    fmt, m, archs, why, rel, work, repo, files, opkg, cpu, plan, bootcfg, same_series = job
+def _one(job, kept: roots.Roots) -> PathResult:
+    fmt, m, archs, why, rel, work, repo, files, opkg, cpu, plan, bootcfg, same_series, name = job
+    # a kept copy of this release's installed root first: the constructors below write their
+    # configuration (this candidate's repository) over it
+    hit = kept.restore(name, work / "root")
     if fmt == "rpm":
         pm = RpmRoot(work, repo, [get_format("rpm").feed_name(a) for a in reversed(archs)], move=not same_series)
     elif fmt == "ipk":
         pm = IpkRoot(work, repo, archs, opkg)
     else:
         pm = DebRoot(work, repo, DEB_ARCH[cpu])
-    res = run_path(pm, files, PathResult(fmt, m.name, why, rel.name))
+    res = run_path(pm, files, PathResult(fmt, m.name, why, rel.name, kept_root=hit), installed=hit,
+                   on_installed=lambda: kept.keep(name, pm.root))
     if plan and res.ok:
         (conf, deploy), old_img = plan
         try:
