@@ -6,7 +6,7 @@ generation + upload); the second release must upload only its new objects plus t
 
     .venv/bin/python bench/s3_publish.py [--packages 20000] [--formats ipk,rpm,deb] [--smoke] [--json]
 
---smoke: 40 small packages, ipk, in deploy dirs the churn writer makes instead of sample builds (does
+--smoke: 40 small packages, ipk, an Ed25519 key, in deploy dirs the churn writer makes instead of sample builds (does
 the publishing path run? CI runs this; figures are printed, never judged there).
 """
 from __future__ import annotations
@@ -69,7 +69,8 @@ def main() -> int:
         spec = proj / "bindistro.yml"
         spec.write_text(spec.read_text().replace("- ipk\n", "".join(f"- {f}\n" for f in fmts))
                         .replace("  url: http://localhost:8000\n", "  url: http://localhost:8000\n  target: s3://distro/bench\n"))
-        cli("-C", proj, "keys", "generate", "--uid", "bench <bench@bindistro.invalid>", env=env)
+        cli("-C", proj, "keys", "generate", "--uid", "bench <bench@bindistro.invalid>",
+            *(["--algorithm", "ed25519"] if a.smoke else []), env=env)
         for k in (1, 2):
             build = tmp / (f"deploy-{k}" if a.smoke else "build")     # sample-build keeps its build dir
             if a.smoke:

@@ -9,7 +9,7 @@ packages`, and `opkg-make-index` when it is on PATH.
 
     .venv/bin/python bench/scale.py [--packages 20000] [--releases 20] [--formats ipk,rpm,deb] [--smoke] [--json]
 
---smoke: 300 packages, ipk, 2 releases (does it run? CI runs this; figures are printed, never judged).
+--smoke: 300 packages, ipk, 2 releases, an Ed25519 key (does it run? CI runs this; figures are printed, never judged).
 """
 from __future__ import annotations
 
@@ -108,7 +108,8 @@ def main() -> int:
         step(cli("-C", proj, "init", "--no-boot"))
         spec = proj / "bindistro.yml"
         spec.write_text(spec.read_text().replace("- ipk\n", "".join(f"- {f}\n" for f in fmts)))
-        step(cli("-C", proj, "keys", "generate", "--uid", "bench <bench@bindistro.invalid>"))
+        step(cli("-C", proj, "keys", "generate", "--uid", "bench <bench@bindistro.invalid>",
+                 *(["--algorithm", "ed25519"] if a.smoke else [])))
         for k in range(1, a.releases + 1):
             build = tmp / "build"
             row: dict = {"release": k}

@@ -16,9 +16,9 @@ def gpg_verify(home, sig, data):
 
 
 def test_custom_feed_signed_with_users_key(cli, project, mini_build, tmp_path):
-    distro = cli.json("-C", project, "keys", "generate")["fingerprint"]
+    distro = cli.json("-C", project, "keys", "generate", "--algorithm", "ed25519")["fingerprint"]
     release_build(cli, project, mini_build(1))
-    user = cli.json("-C", project, "keys", "generate", "--uid", "Jane Integrator <jane@example.org>")["fingerprint"]
+    user = cli.json("-C", project, "keys", "generate", "--uid", "Jane Integrator <jane@example.org>", "--algorithm", "ed25519")["fingerprint"]
     assert user != distro
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -54,7 +54,7 @@ def test_custom_feed_signed_with_users_key(cli, project, mini_build, tmp_path):
 
 def test_sstate_signatures(cli, project, sample_build, tmp_path):
     from conftest import copytree
-    fpr = cli.json("-C", project, "keys", "generate")["fingerprint"]
+    fpr = cli.json("-C", project, "keys", "generate", "--algorithm", "ed25519")["fingerprint"]
     b = copytree(sample_build(1), tmp_path / "b")
     home = project / "state" / "gnupg"
     objs = sorted(p for p in (b / "sstate-cache").rglob("sstate:*.tar.zst"))
@@ -80,7 +80,7 @@ def test_sstate_keys_require_signatures_and_restore_checks_them(cli, project, sa
     """keys.sstate alone makes signed sstate required; the release says which keys sign its mirror,
     and restore turns bitbake's signature check on for them."""
     from conftest import copytree
-    fpr = cli.json("-C", project, "keys", "generate")["fingerprint"]
+    fpr = cli.json("-C", project, "keys", "generate", "--algorithm", "ed25519")["fingerprint"]
     spec = project / "bindistro.yml"
     text = spec.read_text()
     assert "require_signed_sstate" not in text            # the default is not written: it follows keys.sstate
@@ -102,7 +102,7 @@ def test_sstate_keys_require_signatures_and_restore_checks_them(cli, project, sa
 
 
 def test_per_ipk_signatures_and_binary_feed_signature(cli, project, mini_build):
-    fpr = cli.json("-C", project, "keys", "generate")["fingerprint"]
+    fpr = cli.json("-C", project, "keys", "generate", "--algorithm", "ed25519")["fingerprint"]
     spec = project / "bindistro.yml"
     spec.write_text(spec.read_text().replace("sign_ipk_packages: false", "sign_ipk_packages: true")
                     .replace("ipk_feed_signature: asc", "ipk_feed_signature: sig"))
@@ -125,7 +125,7 @@ def test_custom_rebuild_sorts_above_the_official_and_never_equals_it(cli, projec
     import rpm
     from bindistro.pm.upgrade import IpkRoot, find_opkg
     from bindistro_sample.recipes import initial
-    user = cli.json("-C", project, "keys", "generate", "--uid", "Jane Integrator <jane@example.org>")["fingerprint"]
+    user = cli.json("-C", project, "keys", "generate", "--uid", "Jane Integrator <jane@example.org>", "--algorithm", "ed25519")["fingerprint"]
     release_build(cli, project, sample_build(1))
     b = tmp_path / "bundle"
     cli("-C", project, "bundle", "1.1", b, "--custom", "acme")

@@ -22,7 +22,7 @@ def signed(tmp_path_factory):
     d = tmp_path_factory.mktemp("image-feeds")
     os.environ.setdefault("BINDISTRO_KEY_PASSPHRASE", "")
     cli("-C", d / "p", "init", "--no-boot")
-    fpr = cli.json("-C", d / "p", "keys", "generate", "--uid", "t <t@bindistro.invalid>")["fingerprint"]
+    fpr = cli.json("-C", d / "p", "keys", "generate", "--uid", "t <t@bindistro.invalid>", "--algorithm", "ed25519")["fingerprint"]
     return cli, d, fpr
 
 

@@ -40,7 +40,7 @@ def cycle(d: Path, url: str | None, deploys: list[Path]) -> dict:
     cli("-C", d, "init", "--no-boot", *(["--database", url] if url else []))
     spec = d / "bindistro.yml"
     spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n"))
-    cli("-C", d, "keys", "generate", "--uid", "pg test <pg@bindistro.invalid>")
+    cli("-C", d, "keys", "generate", "--uid", "pg test <pg@bindistro.invalid>", "--algorithm", "ed25519")
     for deploy in deploys:
         cand = cli.json("-C", d, "stage", deploy)["candidate"]
         cli("-C", d, "verify", cand, "--gate", "closure")
@@ -97,7 +97,7 @@ def test_two_hosts_release_one_at_a_time(pg, tmp_path, monkeypatch):
     cli("-C", a, "init", "--no-boot", "--database", url)
     spec = a / "bindistro.yml"
     spec.write_text(spec.read_text().replace("dir: publish", f"dir: {tmp_path / 'publish'}"))
-    cli("-C", a, "keys", "generate", "--uid", "pg test <pg@bindistro.invalid>")
+    cli("-C", a, "keys", "generate", "--uid", "pg test <pg@bindistro.invalid>", "--algorithm", "ed25519")
     cands = []
     for k in (1, 2, 3):
         cands.append(cli.json("-C", a, "stage", churn(tmp_path / f"deploy-{k}", k, 2))["candidate"])

@@ -22,7 +22,7 @@ def released(tmp_path_factory):
     cli = Cli()
     d = tmp_path_factory.mktemp("restore")
     cli("-C", d / "p", "init", "--no-boot")
-    fpr = cli.json("-C", d / "p", "keys", "generate")["fingerprint"]
+    fpr = cli.json("-C", d / "p", "keys", "generate", "--algorithm", "ed25519")["fingerprint"]
     cli("-C", d / "p", "keys", "export", fpr, "--out", d / "distro.asc")
     # nothing released yet: restore writes the feed settings, so the first images carry feeds and key
     assert "no release yet" in cli("-C", d / "p", "restore", d / "b1").stdout
