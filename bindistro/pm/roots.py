@@ -31,7 +31,7 @@ KEEP = 64       # ~one verify's paths of 10 earlier releases × 3 formats × 2 m
 
 @cache
 def _code() -> str:
-    # the modules that install and configure roots: a change to them makes other roots
+    # the modules that install and configure roots: after a change to them, roots get other names
     here = Path(__file__).parent
     h = hashlib.sha256()
     for name in ("__init__.py", "upgrade.py", "roots.py"):
