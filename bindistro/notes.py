@@ -27,13 +27,13 @@ def release_notes(spec: Spec, store: Store, cid: int) -> str:
 
 def notes_data(spec: Spec, store: Store, cid: int) -> dict:
     from . import series
-    row, arts = store.db.candidate(cid)
+    row, arts = store.db.candidate(cid, control=False)        # names, versions, image sizes: no control data
     spec = spec.in_series(row.series)
     # against its series' last release; a series' first, against the latest of the one it follows
     rels = [r for r in series.releases(spec, store, spec.current) if r.candidate < cid] or [
         r for r in (series.latest(spec, store, o, before=cid) for o in spec.upgrade_from()[-1:]) if r]
     last = rels[-1] if rels else None
-    old_arts = store.db.candidate(last.candidate)[1] if last else []
+    old_arts = store.db.candidate(last.candidate, control=False)[1] if last else []
     fmt = next((f for f in spec.formats if any(a.format == f for a in arts)), spec.formats[0])
     vcmp = get_format(fmt).version_cmp
 

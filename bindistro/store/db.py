@@ -104,8 +104,10 @@ class MetaDB:
                 for a in arts])
         return cid
 
-    def candidate(self, cid: int, kinds: tuple[str, ...] | None = None):
-        """(candidate row, its artifacts), or only those of `kinds`."""
+    def candidate(self, cid: int, kinds: tuple[str, ...] | None = None, control: bool = True):
+        """(candidate row, its artifacts), or only those of `kinds`. `control=False`: packages
+        without their control data (name, version and arch are columns; decoding every package's
+        control data is most of reading a world-sized candidate)."""
         with self.engine.connect() as c:
             row = c.execute(select(candidates).where(candidates.c.id == cid)).first()
             if not row:
@@ -113,7 +115,8 @@ class MetaDB:
             q = select(artifacts).where(artifacts.c.candidate == cid)
             if kinds:
                 q = q.where(artifacts.c.kind.in_(kinds))
-            arts = _with_metas(c, c.execute(q.order_by(artifacts.c.id)).all())
+            rows = c.execute(q.order_by(artifacts.c.id)).all()
+            arts = _with_metas(c, rows) if control else [_artifact(r, r.meta) for r in rows]
         return row, arts
 
     def candidate_row(self, cid: int):
@@ -259,10 +262,13 @@ def _metas(conn, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
 
 def _with_metas(conn, rows) -> list[Artifact]:
     metas = _metas(conn, [(r.sha256, r.format) for r in rows if r.kind == "package" and r.meta == {}])
-    return [Artifact(path=r.path, kind=r.kind, sha256=r.sha256, size=r.size, md5=r.md5, format=r.format,
-                     name=r.name, version=r.version, arch=r.arch,
-                     meta=metas.get((r.sha256, r.format), r.meta) if r.kind == "package" and r.meta == {} else r.meta)
+    return [_artifact(r, metas.get((r.sha256, r.format), r.meta) if r.kind == "package" and r.meta == {} else r.meta)
             for r in rows]
+
+
+def _artifact(r, meta) -> Artifact:
+    return Artifact(path=r.path, kind=r.kind, sha256=r.sha256, size=r.size, md5=r.md5, format=r.format,
+                    name=r.name, version=r.version, arch=r.arch, meta=meta)
 
 
 def _store_metas(conn, pkgs: list[Artifact]) -> set[int]:
