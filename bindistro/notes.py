@@ -42,8 +42,9 @@ def notes_data(spec: Spec, store: Store, cid: int) -> dict:
     new, old = table(arts), table(old_arts)
     added = sorted(k for k in new if k not in old)
     removed = sorted(k for k in old if k not in new)
-    up = sorted(k for k in new if k in old and vcmp(new[k], old[k]) > 0)
-    down = sorted(k for k in new if k in old and vcmp(new[k], old[k]) < 0)
+    changed = {k: vcmp(new[k], old[k]) for k in new if k in old and new[k] != old[k]}
+    up = sorted(k for k, c in changed.items() if c > 0)
+    down = sorted(k for k, c in changed.items() if c < 0)
 
     def images(items):
         return {a.meta.get("machine"): a.size for a in items if a.kind == model.IMAGE and not a.name.endswith(".manifest")}

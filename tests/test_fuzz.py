@@ -93,3 +93,25 @@ def test_spec_bytes(tmp_path_factory, data):
         specmod.load(Path(p))
     except SpecError:
         pass
+
+
+versions = st.text(st.sampled_from("0129ab.+~-:_ "), max_size=12)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(versions, versions)
+def test_version_order_is_dpkgs(a, b):
+    """ipk and deb compare versions with apt's C code where dpkg accepts both strings: the same order
+    as python-debian's (dpkg's own), and the same ValueError for a string dpkg refuses."""
+    from debian.debian_support import version_compare
+    try:
+        want = version_compare(a, b)
+    except ValueError:
+        for fmt in ("ipk", "deb"):
+            try:
+                get_format(fmt).version_cmp(a, b)
+            except ValueError:
+                continue
+            raise AssertionError(f"{fmt}: {a!r} vs {b!r} compared, dpkg refuses one")
+        return
+    assert get_format("ipk").version_cmp(a, b) == get_format("deb").version_cmp(a, b) == (want > 0) - (want < 0)

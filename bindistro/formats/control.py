@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import os
 import re
+from functools import lru_cache
 
 import apt_pkg
 from debian import deb822
+from debian.debian_support import Version, version_compare as _checked_compare
 
 from .base import PackageError
 
@@ -44,6 +46,28 @@ def read_paragraphs(data: bytes) -> list[dict]:
         f.seek(0)
         try:
             return [d for d in ({k: s[k] for k in s.keys()} for s in apt_pkg.TagFile(f)) if d]
-        except (SystemError, ValueError):
+        except (SystemError, ValueError, KeyError):     # KeyError: apt lists a key it cannot look up (a NUL line)
             return [dict(p) for p in deb822.Deb822.iter_paragraphs(data.decode("utf-8").splitlines(True),
                                                                     use_apt_pkg=False) if p]
+
+
+apt_pkg.init_system()       # selects dpkg's version scheme, which version_compare needs
+
+
+@lru_cache(maxsize=1 << 16)
+def _valid(v: str) -> bool:
+    try:
+        Version(v)          # python-debian's check of what dpkg accepts
+        return True
+    except ValueError:
+        return False
+
+
+def version_cmp(a: str, b: str) -> int:
+    """dpkg's version order (opkg's is the same). apt's C comparison, 70 times python-debian's
+    (a 20,000-package feed compares ~10^5 times a release); a string dpkg would refuse goes to
+    python-debian, which raises ValueError naming it, as before."""
+    if _valid(a) and _valid(b):
+        c = apt_pkg.version_compare(a, b)
+        return (c > 0) - (c < 0)
+    return _checked_compare(a, b)

@@ -14,12 +14,11 @@ import subprocess
 from pathlib import Path
 
 from debian import arfile
-from debian.debian_support import version_compare
 
 from ..store.objects import write_bytes_atomic
 from .base import (ARCHIVE_ERRORS, Format, IndexEntry, Indexed, Inspection, PackageError, PackageInfo,
                    inspect_ar_payload, packages_indexes, read_control, read_packages)
-from .control import missing_fields, parse_control, read_paragraphs
+from .control import missing_fields, parse_control, read_paragraphs, version_cmp
 
 REQUIRED = ("Package", "Version", "Architecture")
 # apt-ftparchive's order (apt's TFRewritePackageOrder); other fields follow in control order
@@ -64,7 +63,7 @@ class Deb(Format):
         subprocess.run(["dpkg-deb", "-x", str(path), str(dest)], check=True, capture_output=True)
 
     def version_cmp(self, a: str, b: str) -> int:
-        return version_compare(a, b)
+        return version_cmp(a, b)
 
     def feed_arch(self, info: PackageInfo, rel: str) -> str:
         if info.fields.get("PackageArch"):

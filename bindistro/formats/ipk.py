@@ -10,12 +10,11 @@ import gzip
 from pathlib import Path
 
 from debian import arfile
-from debian.debian_support import version_compare
 
 from ..store.objects import write_bytes_atomic
 from .base import (ARCHIVE_ERRORS, Format, IndexEntry, Indexed, PackageError, PackageInfo, extract_tar, open_tar,
                    packages_indexes, read_control, read_packages, Inspection, inspect_ar_payload)
-from .control import missing_fields, parse_control, read_paragraphs
+from .control import missing_fields, parse_control, read_paragraphs, version_cmp
 
 # (lower-case control field, index field name) in opkg-make-index's order; None marks the sums.
 INDEX_ORDER = [
@@ -71,7 +70,7 @@ class Ipk(Format):
         extract_tar(open_tar(data, ar.getmember(data)), dest)
 
     def version_cmp(self, a: str, b: str) -> int:
-        return version_compare(a, b)
+        return version_cmp(a, b)
 
     def find_indexes(self, feed_dir: Path) -> list[Path]:
         return packages_indexes(feed_dir)
