@@ -9,7 +9,7 @@ the code that drives them — and a later path starts from a copy (`cp -a`: the 
 a kept root is never written again). A failed install is never kept: it runs, and fails, each time.
 
 Where: `BINDISTRO_PM_ROOTS` (a directory, or `off`), else `pm-roots/` in the project's cache dir.
-The least recently used roots beyond KEEP are removed.
+The least recently used roots beyond KEEP roots or KEEP_BYTES are removed.
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from pathlib import Path
 
 from ..cache import cache_dir
 
-KEEP = 64       # ~one verify's paths of 10 earlier releases × 3 formats × 2 machines
+KEEP = 64               # ~one verify's paths of 10 earlier releases × 3 formats × 2 machines
+KEEP_BYTES = 4 << 30    # and at most this much disk: a real image's root is far bigger than the sample's
 
 
 @cache
@@ -100,6 +101,7 @@ class Roots:
         try:
             r = subprocess.run(["cp", "-a", "--reflink=auto", str(root), str(tmp / "root")], capture_output=True)
             if r.returncode == 0:
+                (tmp / "bytes").write_text(str(_disk_usage(tmp / "root")))
                 os.rename(tmp, self.base / name)        # whole or not at all
         except OSError:
             pass
@@ -109,11 +111,26 @@ class Roots:
     def _prune(self) -> None:
         with contextlib.suppress(OSError):
             entries = list(self.base.iterdir())
-            kept = sorted((p.stat().st_mtime, p) for p in entries if not p.name.startswith("."))
-            for _, p in kept[:max(0, len(kept) - KEEP)]:
+            kept = sorted(((p.stat().st_mtime, p) for p in entries if not p.name.startswith(".")), reverse=True)
+            total, drop = 0, []
+            for i, (_, p) in enumerate(kept):       # newest first: keep while within both bounds
+                with contextlib.suppress(OSError, ValueError):
+                    total += int((p / "bytes").read_text())
+                if i >= KEEP or total > KEEP_BYTES:
+                    drop.append(p)
+            for p in drop:
                 gone = p.with_name(f".old-{p.name}")
                 os.rename(p, gone)          # first out of reach of restore (see there)
                 shutil.rmtree(gone, ignore_errors=True)
             for p in entries:               # left by a process killed while keeping or pruning
                 if p.name.startswith((".new-", ".old-")) and time.time() - p.stat().st_mtime > 3600:
                     shutil.rmtree(p, ignore_errors=True)
+
+
+def _disk_usage(root: Path) -> int:
+    total = 0
+    for d, _dirs, files in os.walk(root):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(d, f)).st_blocks * 512
+    return total
