@@ -51,6 +51,7 @@ def pytest_configure(config):
         _tmp_in_ram(config)
 
 
+WHERE = ["in the temp dir"]      # where the tests' directories are, for the report header
 RAM_TMP = 16 << 30      # a run holds up to 11 GB there at once (measured on 2 cores); RAM it needs free
 
 
@@ -80,10 +81,14 @@ def _tmp_in_ram(config) -> None:
         avail = int(next(x for x in Path("/proc/meminfo").read_text().split("\n") if x.startswith("MemAvailable:")).split()[1]) << 10
         if not any(m.split()[1:3] == ["/dev/shm", "tmpfs"] for m in mounts if m) or \
                 min(avail, st.f_bavail * st.f_frsize) < RAM_TMP:
+            # said in the header: a run on disk takes minutes longer (leftovers in /dev/shm suffice)
+            WHERE[0] = (f"on disk: /dev/shm has {st.f_bavail * st.f_frsize / 2**30:.1f} GB free, RAM "
+                        f"{avail / 2**30:.1f} GB available, {RAM_TMP >> 30} GB wanted")
             return
         root.mkdir(exist_ok=True)
         root.chmod(0o1777)      # as /tmp: other users (postgres, nobody) make and read their own dirs in it
         os.environ["PYTEST_DEBUG_TEMPROOT"] = os.environ["TMPDIR"] = str(root)
+        WHERE[0] = f"in RAM: {root}"
         tempfile.tempdir = str(root)        # this process may have asked for the temp dir already
         # the sample hard-links its kernels from the cache into each build: a copy of them on the
         # same file system (the package cache stays where it is)
@@ -214,6 +219,9 @@ def _stop_gpg_agents(under: Path, orphans_only: bool) -> None:
 def pytest_sessionstart(session):
     if not hasattr(session.config, "workerinput"):      # once per run, before any worker starts
         _stop_gpg_agents(session.config._tmp_path_factory.getbasetemp().parent, orphans_only=True)
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter and WHERE[0].startswith("on disk"):     # said even with -q
+            reporter.write_line(f"bindistro: the tests' directories are {WHERE[0]}")
 
 
 def pytest_sessionfinish(session, exitstatus):
