@@ -252,3 +252,31 @@ def test_left_behind_names_what_the_package_manager_kept_old():
     assert (f.rule, f.subject, f.severity) == ("pm-upgrade.left-behind", "libdrm2", "error") and "3.0.0-r0.0" in f.message
     res.after["libdrm2"] = "3.0.0-r0.0"
     assert left_behind(res, newest) == []
+
+
+
+def test_cumulative_feeds_from_released_files_are_the_releases_own(series_demo):
+    """The store keeps each package file's first release per series (released_files, schema 0008):
+    the cumulative feeds read from it are those a query over every release's whole build gives,
+    for the whole store and for each series."""
+    from sqlalchemy import func, select
+    from bindistro.store import Store
+    from bindistro.store.schema import artifacts, releases
+    store = Store(series_demo / "state")
+
+    def over_every_build(cands):
+        first = (select(func.min(artifacts.c.id)).join(releases, releases.c.candidate == artifacts.c.candidate)
+                 .where(artifacts.c.kind == "package").group_by(artifacts.c.format, artifacts.c.arch, artifacts.c.sha256))
+        if cands is not None:
+            first = first.where(artifacts.c.candidate.in_(cands))
+        with store.db.engine.connect() as c:
+            return [tuple(r) for r in c.execute(select(artifacts.c.path, artifacts.c.sha256)
+                                                .where(artifacts.c.id.in_(first)).order_by(artifacts.c.id))]
+    rels = store.db.releases()
+    kirkstone = [r.candidate for r in rels if r.series in (None, "kirkstone")]
+    scarthgap = [r.candidate for r in rels if r.series == "scarthgap"]
+    assert kirkstone and scarthgap
+    for cands in (None, kirkstone, scarthgap):
+        want = over_every_build(cands)
+        assert len(want) > 1000 and [(a.path, a.sha256) for a in store.db.released_packages(cands)] == want
+    store.close()

@@ -63,6 +63,7 @@ def test_old_state_dir_is_migrated(tmp_path):
         tables = {r[0] for r in c.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"cve_records", "cve_scans", "cve_triage", "payload_checks"} <= tables    # created by the migrations
     assert [r.name for r in store.db.releases()] == ["1.1"]
+    assert [a.name for a in store.db.released_packages()] == ["a"]      # released_files filled from the releases
     rep = verify.report(store, 1)
     f = rep["findings"][0]
     assert f["rule"] == "closure.unclassified" and f["waived"]["reason"] == "known"      # waiver kept

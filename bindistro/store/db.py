@@ -16,7 +16,8 @@ from ..errors import BindistroError
 from ..model import Artifact, Release
 from . import migrate
 from .migrate import advisory_key
-from .schema import artifacts, candidates, filestat, package_meta, payload_checks, published, releases, settings, signed
+from .schema import (artifacts, candidates, filestat, package_meta, payload_checks, published, released_files, releases,
+                     settings, signed)
 
 def engine_url(url: str) -> str:
     # postgresql:// means psycopg 3: SQLAlchemy's default driver for it is psycopg2
@@ -141,6 +142,13 @@ class MetaDB:
         if files:
             conn.execute(insert(published), [dict(path=p, sha256=s, size=n, release=rel.name)
                                              for p, s, n in files])
+        # the package files this line of releases ships for the first time (its cumulative feeds grow by these)
+        line = conn.execute(select(candidates.c.series).where(candidates.c.id == rel.candidate)).scalar() or ""
+        q = (select(artifacts.c.format, artifacts.c.arch, artifacts.c.sha256, func.min(artifacts.c.id))
+             .where((artifacts.c.candidate == rel.candidate) & (artifacts.c.kind == "package"))
+             .group_by(artifacts.c.format, artifacts.c.arch, artifacts.c.sha256))
+        upsert(conn, released_files, [dict(line=line, format=f, arch=a, sha256=h, artifact=i, candidate=rel.candidate)
+                                      for f, a, h, i in conn.execute(q)], ["line", "format", "arch", "sha256"], replace=False)
 
     def published(self) -> dict[str, tuple[str, int]]:
         with self.engine.connect() as c:
@@ -151,12 +159,12 @@ class MetaDB:
         only by the releases of those candidates, one series' cumulative feeds). A release lists all of its
         build's packages: most are the same files as the release before."""
         with self.engine.connect() as c:
-            first = (select(func.min(artifacts.c.id))
-                     .join(releases, releases.c.candidate == artifacts.c.candidate)
-                     .where(artifacts.c.kind == "package")
-                     .group_by(artifacts.c.format, artifacts.c.arch, artifacts.c.sha256))
+            # released_files holds each file's first release per line of releases (add_release):
+            # its size is the cumulative feeds', not every release's whole build
+            first = (select(func.min(released_files.c.artifact))
+                     .group_by(released_files.c.format, released_files.c.arch, released_files.c.sha256))
             if of_candidates is not None:
-                first = first.where(artifacts.c.candidate.in_(of_candidates))
+                first = first.where(released_files.c.candidate.in_(of_candidates))
             q = select(artifacts).where(artifacts.c.id.in_(first)).order_by(artifacts.c.id)
             return _with_metas(c, c.execute(q).all())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table
 
-SCHEMA_VERSION = "0007"     # the newest migration; migrate.ensure() brings a database there
+SCHEMA_VERSION = "0008"     # the newest migration; migrate.ensure() brings a database there
 
 md = MetaData()
 
@@ -46,6 +46,17 @@ releases = Table(
     Column("seq", Integer, nullable=False, unique=True),
     Column("candidate", Integer, nullable=False),
     Column("created", String, nullable=False),
+)
+# Each package file's first release in each line of releases (a series; '' for the spec's first,
+# candidates from before series): the cumulative feeds without reading every release's whole build.
+released_files = Table(
+    "released_files", md,
+    Column("line", String, primary_key=True),
+    Column("format", String, primary_key=True),
+    Column("arch", String, primary_key=True),
+    Column("sha256", String, primary_key=True),
+    Column("artifact", Integer, nullable=False),        # artifacts.id of its row in that first release
+    Column("candidate", Integer, nullable=False, index=True),
 )
 # Every file ever published, so no later command can replace one with other content.
 published = Table(
