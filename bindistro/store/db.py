@@ -147,8 +147,8 @@ class MetaDB:
         q = (select(artifacts.c.format, artifacts.c.arch, artifacts.c.sha256, func.min(artifacts.c.id))
              .where((artifacts.c.candidate == rel.candidate) & (artifacts.c.kind == "package"))
              .group_by(artifacts.c.format, artifacts.c.arch, artifacts.c.sha256))
-        upsert(conn, released_files, [dict(line=line, format=f, arch=a, sha256=h, artifact=i, candidate=rel.candidate)
-                                      for f, a, h, i in conn.execute(q)], ["line", "format", "arch", "sha256"], replace=False)
+        upsert(conn, released_files, [dict(line=line, format=f, arch=a, sha256=h, artifact=i) for f, a, h, i in conn.execute(q)],
+               ["line", "format", "arch", "sha256"], replace=False)
 
     def published(self) -> dict[str, tuple[str, int]]:
         with self.engine.connect() as c:
@@ -163,8 +163,9 @@ class MetaDB:
             # its size is the cumulative feeds', not every release's whole build
             first = (select(func.min(released_files.c.artifact))
                      .group_by(released_files.c.format, released_files.c.arch, released_files.c.sha256))
-            if of_candidates is not None:
-                first = first.where(released_files.c.candidate.in_(of_candidates))
+            if of_candidates is not None:       # the candidate of a first release is its artifact row's
+                first = first.join(artifacts, artifacts.c.id == released_files.c.artifact).where(
+                    artifacts.c.candidate.in_(of_candidates))
             q = select(artifacts).where(artifacts.c.id.in_(first)).order_by(artifacts.c.id)
             return _with_metas(c, c.execute(q).all())
 

@@ -56,7 +56,6 @@ released_files = Table(
     Column("arch", String, primary_key=True),
     Column("sha256", String, primary_key=True),
     Column("artifact", Integer, nullable=False),        # artifacts.id of its row in that first release
-    Column("candidate", Integer, nullable=False, index=True),
 )
 # Every file ever published, so no later command can replace one with other content.
 published = Table(

@@ -72,11 +72,10 @@ def run(ctx) -> list[Finding]:
                 if bootplan:
                     old_img = old_image(ctx, rel, m)
                     plan = (bootplan, old_img) if old_img else None
-                pkgs = sorted(named.iterdir())
-                sha = {a.filename: a.sha256 for a in installed}
+                # the kept root's name: what is installed, in the order it is (file names, sorted)
                 name = roots.key(fmt, archs, cpu, [opkg] if fmt == "ipk" else TOOLS[fmt],
-                                 [(p.name, sha[p.name]) for p in pkgs])
-                jobs.append((fmt, m, archs, why, rel, work, repo, pkgs, opkg, cpu, plan, ctx.spec.boot,
+                                 sorted((a.filename, a.sha256) for a in installed))
+                jobs.append((fmt, m, archs, why, rel, work, repo, sorted(named.iterdir()), opkg, cpu, plan, ctx.spec.boot,
                              rel.series == ctx.spec.current, name))
     kept = roots.Roots.default()
     try:

@@ -15,14 +15,12 @@ down_revision = "0007"
 def upgrade() -> None:
     op.create_table("released_files", sa.Column("line", sa.String, primary_key=True),
                     sa.Column("format", sa.String, primary_key=True), sa.Column("arch", sa.String, primary_key=True),
-                    sa.Column("sha256", sa.String, primary_key=True), sa.Column("artifact", sa.Integer, nullable=False),
-                    sa.Column("candidate", sa.Integer, nullable=False))
-    op.create_index("ix_released_files_candidate", "released_files", ["candidate"])
+                    sa.Column("sha256", sa.String, primary_key=True), sa.Column("artifact", sa.Integer, nullable=False))
     # min(id) is the first release's row: candidates (and their rows) are numbered in order, and a
     # release is always of a newer candidate than the one before it in its line
     op.execute("""
-        INSERT INTO released_files (line, format, arch, sha256, artifact, candidate)
-        SELECT COALESCE(c.series, ''), a.format, a.arch, a.sha256, MIN(a.id), MIN(a.candidate)
+        INSERT INTO released_files (line, format, arch, sha256, artifact)
+        SELECT COALESCE(c.series, ''), a.format, a.arch, a.sha256, MIN(a.id)
         FROM artifacts a JOIN releases r ON r.candidate = a.candidate JOIN candidates c ON c.id = a.candidate
         WHERE a.kind = 'package'
         GROUP BY COALESCE(c.series, ''), a.format, a.arch, a.sha256""")
