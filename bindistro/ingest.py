@@ -1,20 +1,18 @@
 """Reading a build's new files: each is hashed (sha256, and md5 for packages: their feeds list both) from the
 bytes that go into the store's incoming directory (or that the store already holds as that object),
 and a package's control data is read from those bytes, so what was hashed is what was parsed is what
-will be stored. A file up to IN_MEMORY is read once; a larger one the store lacks is read twice (hashed,
-then copied and hashed again). Payloads are not unpacked here (the `payload` gate does that, once
+will be stored. Every file is read once. Payloads are not unpacked here (the `payload` gate does that, once
 per object). Files are spread over worker processes, one per core: hashing releases the GIL, parsing
 control data does not.
 """
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import workers
 from .formats import get as get_format
 from .formats.base import PackageError, PackageInfo
 from .store.objects import copy_hashing, hash_file, object_name, write_new
@@ -47,21 +45,21 @@ def _read_new(path: str, size: int, tmp: str, objects: str | None, md5: bool) ->
     memory and hashed; it is written to `tmp` only when the store lacks its object, and parsed from
     the bytes that were hashed either way (the object is those bytes): a new build directory holding
     mostly released packages writes and deletes nothing for them. A large one (an image, a kernel)
-    is hashed as it is read and copied only when the store lacks it, the copy hashed again: the
-    same image staged from another build directory is read, never written. (A file that grows
-    meanwhile is caught by the caller's size check, one that changes by the second hash.) `md5`:
+    is copied to `tmp` as it is hashed, in one read, and the copy dropped when the store has the
+    object already (a second full read to avoid that write cost more than the write: most large
+    files are new). (A file that changes meanwhile is caught by the caller's stat check.) `md5`:
     only packages need one (their feeds list it); "" for the others."""
     def stored(sha: str) -> str | None:
         p = objects and os.path.join(objects, object_name(sha))
         return p if p and os.path.exists(p) else None
 
     if size > IN_MEMORY:
-        sums = hash_file(Path(path), md5)
+        # one pass: copied while hashed (the copy is what was hashed); dropped when the store has it
+        sums = copy_hashing(Path(path), Path(tmp), sync=False, md5=md5)
         if have := stored(sums[0]):
+            os.unlink(tmp)
             return (have, *sums)
-        copied = copy_hashing(Path(path), Path(tmp), sync=False, md5=md5)
-        # two reads that differ: size -1 makes the caller say "changed while it was staged"
-        return (tmp, *copied) if copied == sums else (tmp, *copied[:2], -1)
+        return (tmp, *sums)
     with open(path, "rb") as f:
         data = f.read(IN_MEMORY + 1)
     sha, m = hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest() if md5 else ""
@@ -106,20 +104,18 @@ def ingest_all(jobs: list[Job], incoming: Path, progress=None, objects: Path | N
     objs = str(objects) if objects else None
     out: list[Result | None] = [None] * len(jobs)
     numbered = list(enumerate(jobs))
-    workers = min(os.cpu_count() or 1, 8)
-    if len(jobs) < PARALLEL_FROM or workers < 2:
+    n_workers = workers.count()
+    if len(jobs) < PARALLEL_FROM or n_workers < 2:
         for n, j in numbered:
             out[n] = ingest(j, str(incoming), n, objs)
             if progress:
                 progress(1)
         return out
-    # fork: the workers need nothing but these arguments, and start in milliseconds
-    size = max(8, len(jobs) // (workers * 16))
+    size = max(8, len(jobs) // (n_workers * 16))
     batches = [numbered[i:i + size] for i in range(0, len(numbered), size)]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
-        for done in ex.map(_batch, batches, [str(incoming)] * len(batches), [objs] * len(batches)):
-            for n, r in done:
-                out[n] = r
-            if progress:
-                progress(len(done))
+    for done in workers.pool().map(_batch, batches, [str(incoming)] * len(batches), [objs] * len(batches)):
+        for n, r in done:
+            out[n] = r
+        if progress:
+            progress(len(done))
     return out
