@@ -32,15 +32,25 @@ def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
     """
     old = {}
     stamps = fmt.read_stamps(feed_dir)
+    files = scan_files(fmt, feed_dir)
+    now = {rel: stamp_of(feed_dir / rel) for rel in files}
+    if stamps and hasattr(fmt, "index_stamp_name"):
+        # every package file and the index itself as the last index left them: nothing to do
+        me = fmt.index_stamp_name(all_versions, checksums)
+        try:
+            index_ok = stamps.pop(me, None) == fmt.index_stamp(feed_dir)
+        except FileNotFoundError:
+            index_ok = False
+        if index_ok and stamps == now:
+            return [], 0, len(files)
     if stamps:
         for idx in fmt.find_indexes(feed_dir):
             if fmt.index_dir(idx) == feed_dir:
                 old = {e.filename: e for e in fmt.read_index(idx)}
     items: list[Indexed | None] = []
     todo: list[tuple[int, str, int]] = []
-    files = scan_files(fmt, feed_dir)
     for rel in files:
-        stamp = stamp_of(feed_dir / rel)
+        stamp = now[rel]
         e = old.get(rel)
         if e and stamps.get(rel) == stamp and all(c in e.sums for c in checksums):
             info = PackageInfo(e.name, e.version, e.arch, e.fields)

@@ -1,5 +1,6 @@
 """The real OE 5.0 ipk feed in ../shared/realdata/feeds/vdr-oe-5.0."""
 import gzip
+import os
 
 from conftest import copytree, need_realdata
 
@@ -36,10 +37,19 @@ def test_feed_index_reproduces_the_original_entries(cli, tmp_path):
     got = stanzas((feed / "Packages").read_text())
     assert got == expected          # field for field, in opkg-make-index's order
     assert stanzas(gzip.decompress((feed / "Packages.gz").read_bytes()).decode()) == expected
-    # a second run reuses every entry whose stamp did not change
+    # a second run finds every stamp, the index's own included, as it left them: nothing is read
+    before = {p.name: p.read_bytes() for p in feed.glob("Packages*")}
+    j = cli.json("feed", "index", "--checksum", "md5", feed)
+    assert (j["reused"], j["read"], j["written"]) == (46, 0, [])
+    assert {p.name: p.read_bytes() for p in feed.glob("Packages*")} == before
+    # the index touched by someone else: made again, from the entries whose stamp did not change
+    os.chmod(feed / "Packages", 0o644)
     j = cli.json("feed", "index", "--checksum", "md5", feed)
     assert j["reused"] == 45 and j["read"] == 1     # the unindexed older r0 is read again, as opkg-make-index does
     assert stanzas((feed / "Packages").read_text()) == expected
+    # other options: the index is made again, not taken for the one asked for
+    cli("feed", "index", feed)
+    assert all("SHA256sum: " in s for s in stanzas((feed / "Packages").read_text()))
     cli("feed", "check", feed)
 
 

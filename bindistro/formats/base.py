@@ -358,14 +358,22 @@ def inspect_ar_payload(path: Path, what: str = "") -> Inspection:
 # --- feed checking: the same for every format ----------------------------------------------------
 
 def scan_files(fmt: Format, feed_dir: Path) -> list[str]:
-    """Package files below `feed_dir`, relative to it (os.walk: pathlib costs seconds at 20,000 files)."""
+    """Package files below `feed_dir`, relative to it (os.scandir: pathlib costs seconds at 20,000
+    files, and the directory entry's type spares a stat per file)."""
     out = []
-    root = str(feed_dir)
-    for d, _dirs, files in os.walk(root):
-        rel = os.path.relpath(d, root)
-        for f in files:
-            if f.endswith(fmt.suffix) and os.path.isfile(os.path.join(d, f)):
-                out.append(f if rel == "." else f"{rel}/{f}")
+
+    def walk(d: str, rel: str) -> None:
+        try:
+            it = os.scandir(d)
+        except OSError:         # as os.walk: a directory that cannot be listed holds nothing
+            return
+        with it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    walk(e.path, f"{rel}{e.name}/")
+                elif e.name.endswith(fmt.suffix) and e.is_file():
+                    out.append(rel + e.name)
+    walk(str(feed_dir), "")
     return sorted(out)
 
 

@@ -7,6 +7,7 @@ dropped, as opkg-make-index does without -f.
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 from debian import arfile
@@ -118,13 +119,27 @@ class Ipk(Format):
     def write_index(self, feed_dir: Path, items: list[Indexed], all_versions: bool = True,
                     checksums: tuple[str, ...] = ("md5", "sha256")) -> list[Path]:
         text = self.render(items, all_versions, checksums).encode("utf-8")
-        stamps = "".join(f"{it.stamp} {it.filename}\n" for it in sorted(items, key=lambda i: i.filename))
-        out = [feed_dir / "Packages.stamps", feed_dir / "Packages.gz", feed_dir / "Packages"]
-        # Packages last: a reader that sees the new Packages also sees the new .gz
-        write_bytes_atomic(out[0], stamps.encode())
-        write_bytes_atomic(out[1], gzip.compress(text, 9, mtime=0))
-        write_bytes_atomic(out[2], text)
+        out = [feed_dir / "Packages.gz", feed_dir / "Packages", feed_dir / "Packages.stamps"]
+        # Packages after its .gz: a reader that sees the new Packages also sees the new .gz. The
+        # stamps last, with one for the index itself (as written with these options): a re-index
+        # finding every stamp as it was has nothing to read, parse or render (feed.index)
+        write_bytes_atomic(out[0], gzip.compress(text, 9, mtime=0))
+        write_bytes_atomic(out[1], text)
+        stamps = sorted((it.filename, it.stamp) for it in items)
+        stamps.append((self.index_stamp_name(all_versions, checksums), self.index_stamp(feed_dir)))
+        write_bytes_atomic(out[2], "".join(f"{s} {f}\n" for f, s in stamps).encode())
         return out
+
+    @staticmethod
+    def index_stamp(feed_dir: Path) -> int:
+        # in nanoseconds: an index rewritten by someone else within the second must not pass for ours
+        return os.stat(feed_dir / "Packages").st_ctime_ns
+
+    @staticmethod
+    def index_stamp_name(all_versions: bool, checksums) -> str:
+        """The stamp line of the index itself. opkg-make-index reads each line as "<ctime> <file>"
+        and looks up only package files, so a name no package file has is ignored there."""
+        return f"Packages;{'all' if all_versions else 'newest'};{','.join(checksums)}"
 
     def read_stamps(self, feed_dir: Path) -> dict[str, int]:
         p = feed_dir / "Packages.stamps"
