@@ -8,11 +8,12 @@ control data does not.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import workers
 from .formats import get as get_format
 from .formats.base import PackageError, PackageInfo
 from .store.objects import copy_hashing, hash_file, object_name, write_new
@@ -104,18 +105,22 @@ def ingest_all(jobs: list[Job], incoming: Path, progress=None, objects: Path | N
     objs = str(objects) if objects else None
     out: list[Result | None] = [None] * len(jobs)
     numbered = list(enumerate(jobs))
-    n_workers = workers.count()
-    if len(jobs) < PARALLEL_FROM or n_workers < 2:
+    workers = min(os.cpu_count() or 1, 8)
+    if len(jobs) < PARALLEL_FROM or workers < 2:
         for n, j in numbered:
             out[n] = ingest(j, str(incoming), n, objs)
             if progress:
                 progress(1)
         return out
-    size = max(8, len(jobs) // (n_workers * 16))
+    # fork: the workers need nothing but these arguments, and start in milliseconds. They end with
+    # the step: a worker kept would hold every descriptor it was forked with (the store's shared
+    # lock among them, which a failed stage then waits forever to take exclusively)
+    size = max(8, len(jobs) // (workers * 16))
     batches = [numbered[i:i + size] for i in range(0, len(numbered), size)]
-    for done in workers.pool().map(_batch, batches, [str(incoming)] * len(batches), [objs] * len(batches)):
-        for n, r in done:
-            out[n] = r
-        if progress:
-            progress(len(done))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
+        for done in ex.map(_batch, batches, [str(incoming)] * len(batches), [objs] * len(batches)):
+            for n, r in done:
+                out[n] = r
+            if progress:
+                progress(len(done))
     return out

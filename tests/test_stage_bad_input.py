@@ -216,3 +216,23 @@ def test_release_runs_the_payload_gate_on_a_report_made_without_it(cli, project,
     assert r.exit_code == 1 and "absolute path" in r.stderr and path.name in r.stderr
     rep = cli.json("-C", project, "verify", cand, "--last", ok=None)
     assert "payload" in rep["gates"] and "closure" in rep["gates"]
+
+
+def test_bad_package_among_many_is_refused(project, tmp_path):
+    """Enough files for stage's worker processes (the others are too few): the one bad package is
+    found by a worker, and its good neighbours, read and copied meanwhile, are not stored."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    from bindistro_sample.recipes import Recipe
+    feed = tmp_path / "many"
+    feed.mkdir()
+    for i in range(80):
+        r = Recipe(f"many{i:03d}", "1.0", rdepends=[], summary=f"package {i}")
+        write_ipk(build_packages(r, "core2-64")[0], feed, 1700000000)
+    (feed / "zz-broken_1.0_core2-64.ipk").write_bytes(b"!<arch>\nnot a package")
+    bindistro = Path(sys.executable).with_name("bindistro")
+    r = subprocess.run([bindistro, "-C", project, "stage", feed], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "zz-broken_1.0_core2-64.ipk" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    objects = project / "state" / "objects"
+    assert not objects.exists() or not any(p.is_file() for p in objects.rglob("*"))

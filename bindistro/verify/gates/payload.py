@@ -9,9 +9,11 @@ release runs it on a report that lacks it): it is what keeps a hostile package o
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 
-from ... import model, workers
+from ... import model
 from ...formats import get as get_format
 from ...progress import counter
 from ..finding import Finding
@@ -35,14 +37,21 @@ def inspect_objects(store, todo: dict[str, str]) -> dict[str, dict]:
             for shas in [sorted(s for s, f in todo.items() if f == fmt)]
             for i in range(0, len(shas), CHUNK)]
     results: dict[str, dict] = {}
+    workers = min(os.cpu_count() or 1, 8)
     with counter("payload: unpacking new packages", len(todo)) as advance:
-        if workers.count() < 2 or len(jobs) < 2:
+        if workers < 2 or len(jobs) < 2:
             outs = (_inspect(f, p) for f, p in jobs)
+            ex = None
         else:
-            outs = workers.pool().map(_inspect, [f for f, _ in jobs], [p for _, p in jobs])
-        for out in outs:
-            results.update(out)
-            advance(len(out))
+            ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            outs = ex.map(_inspect, [f for f, _ in jobs], [p for _, p in jobs])
+        try:
+            for out in outs:
+                results.update(out)
+                advance(len(out))
+        finally:
+            if ex:
+                ex.shutdown()
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     by_sha = {os.path.basename(p): r for p, r in results.items()}
     store.db.save_payload_checks([dict(sha256=s, format=todo[s], checked=now, **r) for s, r in by_sha.items()])
