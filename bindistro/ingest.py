@@ -41,10 +41,11 @@ class Result:
     problems: list[str] = field(default_factory=list)
 
 
-def _read_new(path: str, size: int, tmp: str, objects: str | None, md5: bool) -> tuple[str, str, str, int]:
-    """(file to parse, sha256, md5, size) of a file not known by its stat. A small file is read into
-    memory and hashed; it is written to `tmp` only when the store lacks its object, and parsed from
-    the bytes that were hashed either way (the object is those bytes): a new build directory holding
+def _read_new(path: str, size: int, tmp: str, objects: str | None, md5: bool) -> tuple[str, str, str, int, bytes | None]:
+    """(file to parse, sha256, md5, size, its bytes when they were read into memory) of a file not
+    known by its stat. A small file is read into memory and hashed; it is written to `tmp` only
+    when the store lacks its object, and parsed from the bytes that were hashed either way (the
+    object is those bytes; no file is opened again to parse them): a new build directory holding
     mostly released packages writes and deletes nothing for them. A large one (an image, a kernel)
     is copied to `tmp` as it is hashed, in one read, and the copy dropped when the store has the
     object already (a second full read to avoid that write cost more than the write: most large
@@ -59,21 +60,21 @@ def _read_new(path: str, size: int, tmp: str, objects: str | None, md5: bool) ->
         sums = copy_hashing(Path(path), Path(tmp), sync=False, md5=md5)
         if have := stored(sums[0]):
             os.unlink(tmp)
-            return (have, *sums)
-        return (tmp, *sums)
+            return (have, *sums, None)
+        return (tmp, *sums, None)
     with open(path, "rb") as f:
         data = f.read(IN_MEMORY + 1)
     sha, m = hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest() if md5 else ""
     if have := stored(sha):
-        return have, sha, m, len(data)
+        return have, sha, m, len(data), data
     write_new(Path(tmp), data)
-    return tmp, sha, m, len(data)
+    return tmp, sha, m, len(data), data
 
 
 def ingest(job: Job, incoming: str, n: int, objects: str | None = None) -> Result:
     st = os.stat(job.path)
     res = Result(stat=(st.st_size, st.st_mtime_ns, st.st_ino))
-    read_from = job.path
+    read_from, data = job.path, None
     if job.known and not job.copy:
         res.sha256, res.md5 = job.known
         res.size = st.st_size
@@ -81,7 +82,7 @@ def ingest(job: Job, incoming: str, n: int, objects: str | None = None) -> Resul
         res.sha256, res.md5, res.size = hash_file(Path(job.path), md5=bool(job.fmt))
     else:
         tmp = os.path.join(incoming, f"{n}")
-        read_from, res.sha256, res.md5, res.size = _read_new(job.path, st.st_size, tmp, objects, bool(job.fmt))
+        read_from, res.sha256, res.md5, res.size, data = _read_new(job.path, st.st_size, tmp, objects, bool(job.fmt))
         res.tmp = tmp if read_from == tmp else None
         after = os.stat(job.path)
         if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or res.size != st.st_size:
@@ -89,7 +90,7 @@ def ingest(job: Job, incoming: str, n: int, objects: str | None = None) -> Resul
             return res
     if job.fmt:
         try:
-            res.info = get_format(job.fmt).read_control(Path(read_from), os.path.basename(job.path))
+            res.info = get_format(job.fmt).read_control(Path(read_from), os.path.basename(job.path), data)
         except PackageError as e:
             res.problems += e.problems
     return res

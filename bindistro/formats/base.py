@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import zstandard
+from debian import arfile
 
 from ..errors import BindistroError, Problem
 
@@ -74,9 +75,9 @@ class Format:
             info.files = found.files
         return info
 
-    def read_control(self, path: Path, name: str | None = None) -> PackageInfo:
+    def read_control(self, path: Path, name: str | None = None, data: bytes | None = None) -> PackageInfo:
         """The control data (header) only; `name`: the file's name in its feed, when `path` is a
-        copy under another name."""
+        copy under another name; `data`: the file's bytes, when they are in memory already."""
         raise NotImplementedError
 
     def fields_fit(self, fields: dict, name: str) -> bool:
@@ -238,6 +239,12 @@ def open_tar(name: str, data: bytes | io.IOBase, limit: int = MAX_EXTRACT,
     return tarfile.open(fileobj=_Bounded(decompressor(name, raw), limit, compressed), mode="r|")
 
 
+def open_ar(path: Path, data: bytes | None = None) -> arfile.ArFile:
+    """An ar archive (ipk, deb) from its file, or from its bytes when they are in memory already
+    (stage has read them to hash them: parsing them there spares four opens of the file)."""
+    return arfile.ArFile(fileobj=io.BytesIO(data)) if data is not None else arfile.ArFile(str(path))
+
+
 def read_control(ar, names: list[str]) -> tuple[str, bytes | None]:
     """(member name, bytes of ./control) from the control.tar.* member of an ipk or deb ar archive;
     bounded, so a bomb in control.tar ends as TooLarge."""
@@ -341,7 +348,6 @@ def inspect_tar(tf: tarfile.TarFile, what: str) -> Inspection:
 def inspect_ar_payload(path: Path, what: str = "") -> Inspection:
     """inspect_tar over the data.tar.* member of an ipk or deb; a payload that cannot be read is a
     problem (decompression bounded by open_tar)."""
-    from debian import arfile
     try:
         ar = arfile.ArFile(str(path))
         data = next((n for n in ar.getnames() if n.startswith("data.tar")), None)

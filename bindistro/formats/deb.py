@@ -16,7 +16,7 @@ from pathlib import Path
 from debian import arfile
 
 from ..store.objects import write_bytes_atomic
-from .base import (ARCHIVE_ERRORS, Format, IndexEntry, Indexed, Inspection, PackageError, PackageInfo,
+from .base import (open_ar, ARCHIVE_ERRORS, Format, IndexEntry, Indexed, Inspection, PackageError, PackageInfo,
                    inspect_ar_payload, packages_indexes, read_control, read_packages)
 from .control import missing_fields, parse_control, read_paragraphs, version_cmp
 
@@ -33,9 +33,9 @@ class Deb(Format):
     name = "deb"
     suffix = ".deb"
 
-    def read_control(self, path: Path, name: str | None = None) -> PackageInfo:
+    def read_control(self, path: Path, name: str | None = None, data: bytes | None = None) -> PackageInfo:
         try:
-            ar = arfile.ArFile(str(path))
+            ar = open_ar(path, data)
         except (arfile.ArError, OSError, ValueError) as e:
             raise PackageError([f"not a deb archive ({e})"]) from None
         names = ar.getnames()

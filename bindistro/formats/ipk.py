@@ -13,7 +13,7 @@ from pathlib import Path
 from debian import arfile
 
 from ..store.objects import write_bytes_atomic
-from .base import (ARCHIVE_ERRORS, Format, IndexEntry, Indexed, PackageError, PackageInfo, extract_tar, open_tar,
+from .base import (open_ar, ARCHIVE_ERRORS, Format, IndexEntry, Indexed, PackageError, PackageInfo, extract_tar, open_tar,
                    packages_indexes, read_control, read_packages, Inspection, inspect_ar_payload)
 from .control import missing_fields, parse_control, read_paragraphs, version_cmp
 
@@ -36,9 +36,9 @@ class Ipk(Format):
     name = "ipk"
     suffix = ".ipk"
 
-    def read_control(self, path: Path, name: str | None = None) -> PackageInfo:
+    def read_control(self, path: Path, name: str | None = None, data: bytes | None = None) -> PackageInfo:
         try:
-            ar = arfile.ArFile(str(path))
+            ar = open_ar(path, data)
         except (arfile.ArError, OSError, ValueError) as e:
             raise PackageError([f"not an ar archive ({e})"]) from None
         names = ar.getnames()

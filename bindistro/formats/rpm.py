@@ -59,7 +59,7 @@ class Rpm(Format):
     def feed_name(self, arch: str) -> str:
         return "noarch" if arch == "all" else arch.replace("-", "_")
 
-    def read_control(self, path: Path, name: str | None = None) -> PackageInfo:
+    def read_control(self, path: Path, name: str | None = None, data: bytes | None = None) -> PackageInfo:
         hdr = self._header(path)
         problems = []
         names = [n.decode() if isinstance(n, bytes) else n for n in hdr[rpm.RPMTAG_FILENAMES]]

@@ -12,7 +12,6 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -395,9 +394,7 @@ def _commit(store: Store, st: Stager, incoming: Path) -> None:
         raise BadInput([Problem(st.root, "nothing to stage: no packages, images or build artifacts")])
     if st.tmps:
         sync_fs(incoming)       # the copies' bytes are durable before any gets its final name
-        # a fresh store makes thousands of directories: mkdir waits on the disk, so in threads
-        with ThreadPoolExecutor(8) as ex:
-            list(ex.map(lambda t: store.objects.adopt(*t), st.tmps))
+        store.objects.adopt(st.tmps)
         sync_fs(incoming)       # and so are the names
 
 

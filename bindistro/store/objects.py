@@ -275,22 +275,47 @@ class ObjectStore:
         else:
             self.push([sha])               # added outside a batch: shared at once
 
-    def adopt(self, tmp: Path, sha256: str) -> None:
-        """Rename a complete copy made in the store's filesystem (ingest.py) into place as
-        object `sha256`. The caller has synced the filesystem first (sync_fs): one sync for a
-        whole build instead of an fsync per file."""
-        dest = self.local(sha256)
-        if dest.exists():
-            tmp.unlink(missing_ok=True)
-            return
-        os.chmod(tmp, OBJECT_MODE)
-        makedirs(dest.parent)
-        try:
-            os.replace(tmp, dest)
-        except BaseException as e:
-            _name(e, dest)
-            raise
-        self._record(sha256)
+    def adopt(self, copies: list[tuple[Path, str]]) -> None:
+        """Rename complete copies made in the store's filesystem (ingest.py), [(copy, sha256)],
+        into place as their objects. The caller has synced the filesystem first (sync_fs): one
+        sync for a whole build instead of an fsync per file. The directories first, each once;
+        both steps in threads, a share of the list each: a fresh store makes thousands of
+        directories, and mkdir waits on the disk."""
+        from concurrent.futures import ThreadPoolExecutor
+        root = str(self.root)
+        names = [(str(tmp), f"{root}/{object_name(sha)}", sha) for tmp, sha in copies]
+        tops = sorted({d[:len(root) + 3] for _, d, _ in names})
+        subs = sorted({d[:len(root) + 6] for _, d, _ in names})
+
+        def mkdirs(ds: list[str]) -> None:
+            for d in ds:
+                try:
+                    os.mkdir(d)
+                except FileExistsError:
+                    continue
+                except OSError as e:
+                    _name(e, Path(d))
+                    raise
+                os.chmod(d, DIR_MODE)       # not the umask's choice: a web server reads published links
+
+        def place(part: list[tuple[str, str, str]]) -> None:
+            for tmp, dest, sha in part:
+                if os.path.exists(dest):
+                    os.unlink(tmp)
+                    continue
+                os.chmod(tmp, OBJECT_MODE)
+                try:
+                    os.replace(tmp, dest)
+                except BaseException as e:
+                    _name(e, Path(dest))
+                    raise
+                self._record(sha)
+
+        n = 8
+        makedirs(self.root)
+        with ThreadPoolExecutor(n) as ex:
+            for step, items in ((mkdirs, tops), (mkdirs, subs), (place, names)):
+                list(ex.map(step, [items[i::n] for i in range(n)]))
 
     def add_bytes(self, data: bytes) -> str:
         sha = hashlib.sha256(data).hexdigest()
