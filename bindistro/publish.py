@@ -321,10 +321,15 @@ def transaction(spec, store, what: str):
         elif spec.publish_target:
             from . import s3     # the generation is committed and visible; the bucket follows it
             try:
-                s3.upload(public_files(tree.root), spec.publish_target)
+                s3.upload(public_files(tree.root), spec.publish_target, md5_cache=upload_md5_cache(spec))
             except s3.S3Error as e:
                 raise s3.S3Error(f"{e} — {tree.root} shows generation {g.n}; until an upload finishes, "
                                  "the bucket may serve some of the previous indexes (run `bindistro upload`)") from None
+
+
+def upload_md5_cache(spec) -> Path:
+    """Where uploads keep the md5 of the tree's files (s3.Md5s): a cache, safe to delete."""
+    return spec.state_path / "upload-md5.json"
 
 
 def settle(spec, store, what: str = "recover") -> int | None:

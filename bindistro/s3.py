@@ -17,6 +17,7 @@ from the spec.
 from __future__ import annotations
 
 import hashlib
+import json
 import mimetypes
 import os
 import re
@@ -94,11 +95,55 @@ def side_by_side(fn, items):
         ex.shutdown(wait=True, cancel_futures=True)
 
 
-def upload(files, target: str, progress=None) -> dict:
+class Md5s:
+    """md5 of the tree's files, kept between uploads in `path` (a JSON file in the state dir) by
+    (device, inode, size, mtime): a tree's files are never written in place (a new index is a new
+    file, a generation hard-links the files before it), so an upload hashes only the files new since
+    the last one instead of the whole tree (GBs at distro scale). A missing or unreadable cache is
+    an empty one."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.seen, self.old = path, {}, {}
+        if path is not None:
+            try:
+                self.old = json.loads(path.read_text()).get("md5", {})
+            except (OSError, ValueError, AttributeError):
+                self.old = {}
+
+    def __call__(self, p: Path, fresh: bool = False) -> str:
+        """`fresh`: hash the file whatever the cache says (before refusing on its word)."""
+        st = os.stat(p)
+        k = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+        got = None if fresh else self.old.get(k)
+        if not (isinstance(got, str) and len(got) == 32):
+            got = _md5(p)
+        self.seen[k] = got          # dict item assignment is atomic: upload's threads share this
+        return got
+
+    def save(self) -> None:
+        """Keep what this upload saw (files gone from the tree drop out), when that is news; best
+        effort."""
+        if self.path is None or self.seen == self.old:
+            return
+        from .store.objects import write_bytes_atomic
+        try:
+            write_bytes_atomic(self.path, json.dumps({"md5": self.seen}).encode(), sync=False)
+        except OSError:
+            pass
+
+
+def upload(files, target: str, progress=None, md5_cache: Path | None = None) -> dict:
     """Bring the bucket to the tree readers see, `files` = its (rel path, real path) pairs
     (publish.public_files); returns counts. Immutable objects first, several at once (each is a
     conditional write of its own, so their order does not matter); then the rewritten files one by
-    one in their order (an index before its signature, the listing last)."""
+    one in their order (an index before its signature, the listing last). `md5_cache`: see Md5s."""
+    md5s = Md5s(md5_cache)
+    counts = _upload(files, target, progress, md5s)
+    md5s.save()         # after a failure, nothing: a command that fails leaves the state dir as it was
+    return counts
+
+
+def _upload(files, target: str, progress, md5s: Md5s) -> dict:
     from botocore.exceptions import BotoCoreError, ClientError
     bucket, prefix = parse(target)
     s3 = client()
@@ -111,7 +156,9 @@ def upload(files, target: str, progress=None) -> dict:
 
     def one(rel: str, path: Path) -> tuple[str, int]:
         key = prefix + rel
-        md5, size = _md5(path), path.stat().st_size
+        md5, size = md5s(path), path.stat().st_size
+        if key in there and there[key] != (md5, size):
+            md5 = md5s(path, fresh=True)    # the bucket disagrees: not on the cache's word alone
         if there.get(key) == (md5, size):
             return "skipped", 0
         if key in there and not mutable(rel):

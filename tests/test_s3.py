@@ -125,3 +125,53 @@ def test_someone_elses_bytes_under_a_published_key_are_named_and_never_overwritt
     r = cli("-C", proj, "upload", ok=False)
     assert r.exit_code == 1 and "never overwritten" in r.stderr and f"s3://shared/{pkg}" in r.stderr
     assert s3.get_object(Bucket="shared", Key=pkg)["Body"].read() == b"not the package"
+
+
+def test_upload_hashes_only_files_new_since_the_last_one(s3, small_signed, tmp_path):
+    """An upload keeps each file's md5 by inode, size and mtime (a tree's files are never written in
+    place): the next upload reads only new files. The cache is only a cache: wrong or missing
+    entries never change what is uploaded, and a failed upload does not write it."""
+    import json
+    from bindistro.store.objects import hash_file
+    from conftest import link_copy
+    cli = Cli()
+    s3.create_bucket(Bucket="md5s")
+    proj = link_copy(small_signed, tmp_path / "p")
+    spec = proj / "bindistro.yml"
+    spec.write_text(spec.read_text().replace("  url: http://localhost:8000\n",
+                                             "  url: http://localhost:8000\n  target: s3://md5s/t\n"))
+    cache = proj / "state" / "upload-md5.json"
+    first = cli.json("-C", proj, "upload")
+    files = list(public_files(proj / "publish"))
+    assert first["uploaded"] == len(files)
+    kept = json.loads(cache.read_text())["md5"]
+    assert sorted(kept.values()) == sorted(hash_file(p, md5=True)[1] for _, p in files)
+    before = cache.stat().st_mtime_ns
+    assert cli.json("-C", proj, "upload")["skipped"] == len(files)
+    assert cache.stat().st_mtime_ns == before            # nothing new: not rewritten
+    # a release adds files: the cache follows the tree
+    cli("-C", proj, "release", 2)
+    files = list(public_files(proj / "publish"))
+    assert sorted(json.loads(cache.read_text())["md5"].values()) == sorted(hash_file(p, md5=True)[1] for _, p in files)
+    # lying entries: where the bucket disagrees, the file is hashed again before anything is sent
+    # or refused; nothing is uploaded, and the cache is right again
+    right = json.loads(cache.read_text())["md5"]
+    cache.write_text(json.dumps({"md5": {k: "0" * 32 for k in right}}))
+    assert cli.json("-C", proj, "upload")["skipped"] == len(files)
+    assert json.loads(cache.read_text())["md5"] == right
+    cache.write_text("not json")                         # unreadable: as if there were none
+    assert cli.json("-C", proj, "upload")["skipped"] == len(files)
+    assert json.loads(cache.read_text())["md5"] == right
+    # a failed upload leaves the state dir as it was: release 3 made locally, then someone else's
+    # bytes under one of its new immutable keys
+    with_target = spec.read_text()
+    spec.write_text(with_target.replace("  target: s3://md5s/t\n", ""))
+    cli("-C", proj, "release", 3)
+    spec.write_text(with_target)
+    new = sorted(rel for rel, _ in public_files(proj / "publish") if rel.endswith(".ipk")
+                 and rel not in {r for r, _ in files})
+    s3.put_object(Bucket="md5s", Key=f"t/{new[0]}", Body=b"someone else's")
+    before = cache.read_bytes()
+    r = cli("-C", proj, "upload", ok=False)
+    assert r.exit_code == 1 and "holds other bytes than" in r.stderr, r.stderr
+    assert cache.read_bytes() == before
