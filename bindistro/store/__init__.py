@@ -31,7 +31,7 @@ class Store:
         test's snapshot of it, would race with it)."""
         self.db.engine.dispose()
 
-    def known(self, path: Path, st: os.stat_result) -> tuple[str, str] | None:
+    def known(self, path: Path | str, st: os.stat_result) -> tuple[str, str] | None:
         """(sha256, md5) of `path` as hashed before, when its (size, mtime, inode) still match."""
         if self._stats is None:
             self._stats = self.db.all_filestats()
