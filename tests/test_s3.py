@@ -20,6 +20,16 @@ def s3(s3server, monkeypatch):
     return boto3.client("s3")
 
 
+def with_target(small_signed, dest, target: str):
+    """A copy of the small signed project publishing to `target` (s3://BUCKET/PREFIX)."""
+    from conftest import link_copy
+    proj = link_copy(small_signed, dest)
+    spec = proj / "bindistro.yml"
+    spec.write_text(spec.read_text().replace("  url: http://localhost:8000\n",
+                                             f"  url: http://localhost:8000\n  target: {target}\n"))
+    return proj
+
+
 def test_bad_target_and_unreachable_endpoint_are_one_line(tmp_path, monkeypatch):
     cli, proj = Cli(), tmp_path / "p"
     cli("-C", proj, "init", "--no-boot")
@@ -44,7 +54,6 @@ def test_release_to_s3_killed_at_any_point_resumes_and_never_rewrites_an_object(
     second version with other bytes (the bucket keeps every version)."""
     import os
     import signal
-    from conftest import link_copy
     from test_publish import cli_in_child, drop
     cli = Cli()
     bucket = "distro-versioned"       # its own bucket, kept until the server stops: every version stays
@@ -54,10 +63,7 @@ def test_release_to_s3_killed_at_any_point_resumes_and_never_rewrites_an_object(
         cli.json("-C", small_signed, "keys", "list")[0]["fingerprint"])
 
     def project(name):
-        proj = link_copy(small_signed, tmp_path / name)
-        spec = proj / "bindistro.yml"
-        spec.write_text(spec.read_text().replace("  url: http://localhost:8000\n",
-                                                 f"  url: http://localhost:8000\n  target: s3://{bucket}/{name}\n"))
+        proj = with_target(small_signed, tmp_path / name, f"s3://{bucket}/{name}")
         cli("-C", proj, "upload")                 # the bucket holds release 1, as the tree does
         return proj
 
@@ -107,13 +113,9 @@ def test_fsck_of_a_bucket_whose_keys_no_tree_can_hold_is_one_line(s3, tmp_path):
 def test_someone_elses_bytes_under_a_published_key_are_named_and_never_overwritten(s3, small_signed, tmp_path):
     """The bucket is not ours alone: fsck names the object whose bytes are not what was published,
     and `upload` refuses to overwrite it (a published key is never rewritten, whoever wrote it)."""
-    from conftest import link_copy
     cli = Cli()
     s3.create_bucket(Bucket="shared")
-    proj = link_copy(small_signed, tmp_path / "p")
-    spec = proj / "bindistro.yml"
-    spec.write_text(spec.read_text().replace("  url: http://localhost:8000\n",
-                                             "  url: http://localhost:8000\n  target: s3://shared/t\n"))
+    proj = with_target(small_signed, tmp_path / "p", "s3://shared/t")
     cli("-C", proj, "upload")
     cli("-C", proj, "keys", "export", "--out", tmp_path / "k.asc", cli.json("-C", proj, "keys", "list")[0]["fingerprint"])
     fsck = ["-C", proj, "fsck", "--publish", "s3://shared/t", "--keyring", tmp_path / "k.asc"]
@@ -133,13 +135,10 @@ def test_upload_hashes_only_files_new_since_the_last_one(s3, small_signed, tmp_p
     entries never change what is uploaded, and a failed upload does not write it."""
     import json
     from bindistro.store.objects import hash_file
-    from conftest import link_copy
     cli = Cli()
     s3.create_bucket(Bucket="md5s")
-    proj = link_copy(small_signed, tmp_path / "p")
+    proj = with_target(small_signed, tmp_path / "p", "s3://md5s/t")
     spec = proj / "bindistro.yml"
-    spec.write_text(spec.read_text().replace("  url: http://localhost:8000\n",
-                                             "  url: http://localhost:8000\n  target: s3://md5s/t\n"))
     cache = proj / "state" / "upload-md5.json"
     first = cli.json("-C", proj, "upload")
     files = list(public_files(proj / "publish"))
@@ -164,10 +163,10 @@ def test_upload_hashes_only_files_new_since_the_last_one(s3, small_signed, tmp_p
     assert json.loads(cache.read_text())["md5"] == right
     # a failed upload leaves the state dir as it was: release 3 made locally, then someone else's
     # bytes under one of its new immutable keys
-    with_target = spec.read_text()
-    spec.write_text(with_target.replace("  target: s3://md5s/t\n", ""))
+    targeted = spec.read_text()
+    spec.write_text(targeted.replace("  target: s3://md5s/t\n", ""))
     cli("-C", proj, "release", 3)
-    spec.write_text(with_target)
+    spec.write_text(targeted)
     new = sorted(rel for rel, _ in public_files(proj / "publish") if rel.endswith(".ipk")
                  and rel not in {r for r, _ in files})
     s3.put_object(Bucket="md5s", Key=f"t/{new[0]}", Body=b"someone else's")
