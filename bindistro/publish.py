@@ -321,15 +321,29 @@ def transaction(spec, store, what: str):
         elif spec.publish_target:
             from . import s3     # the generation is committed and visible; the bucket follows it
             try:
-                s3.upload(public_files(tree.root), spec.publish_target, md5_cache=upload_md5_cache(spec))
+                upload(spec, tree.root)
             except s3.S3Error as e:
                 raise s3.S3Error(f"{e} — {tree.root} shows generation {g.n}; until an upload finishes, "
                                  "the bucket may serve some of the previous indexes (run `bindistro upload`)") from None
 
 
-def upload_md5_cache(spec) -> Path:
-    """Where uploads keep the md5 of the tree's files (s3.Md5s): a cache, safe to delete."""
-    return spec.state_path / "upload-md5.json"
+def upload(spec, root: Path) -> dict:
+    """Upload the tree at `root` to publish.target (s3.upload), with the md5 of its files kept in
+    the state dir between uploads (s3.Md5s: a cache, safe to delete). A failed upload keeps nothing:
+    a command that fails leaves the state dir as it was."""
+    from . import s3
+    cache = spec.state_path / "upload-md5.json"
+    try:
+        md5s = s3.Md5s(cache.read_bytes())
+    except OSError:
+        md5s = s3.Md5s()
+    counts = s3.upload(public_files(root), spec.publish_target, md5s=md5s)
+    if (doc := md5s.changed()) is not None:
+        try:
+            write_bytes_atomic(cache, doc, sync=False)
+        except OSError:
+            pass            # only a cache: the next upload hashes the tree again
+    return counts
 
 
 def settle(spec, store, what: str = "recover") -> int | None:

@@ -96,19 +96,18 @@ def side_by_side(fn, items):
 
 
 class Md5s:
-    """md5 of the tree's files, kept between uploads in `path` (a JSON file in the state dir) by
-    (device, inode, size, mtime): a tree's files are never written in place (a new index is a new
-    file, a generation hard-links the files before it), so an upload hashes only the files new since
-    the last one instead of the whole tree (GBs at distro scale). A missing or unreadable cache is
-    an empty one."""
+    """md5 of the tree's files by (device, inode, size, mtime), kept between uploads by the caller
+    (publish.upload: a JSON document in the state dir): a tree's files are never written in place
+    (a new index is a new file, a generation hard-links the files before it), so an upload hashes
+    only the files new since the last one instead of the whole tree (GBs at distro scale). An
+    unreadable document is an empty one."""
 
-    def __init__(self, path: Path | None):
-        self.path, self.seen, self.old = path, {}, {}
-        if path is not None:
-            try:
-                self.old = json.loads(path.read_text()).get("md5", {})
-            except (OSError, ValueError, AttributeError):
-                self.old = {}
+    def __init__(self, doc: bytes | None = None):
+        self.seen: dict[str, str] = {}
+        try:
+            self.old = json.loads(doc).get("md5", {}) if doc else {}
+        except (ValueError, AttributeError):
+            self.old = {}
 
     def __call__(self, p: Path, fresh: bool = False) -> str:
         """`fresh`: hash the file whatever the cache says (before refusing on its word)."""
@@ -120,27 +119,18 @@ class Md5s:
         self.seen[k] = got          # dict item assignment is atomic: upload's threads share this
         return got
 
-    def save(self) -> None:
-        """Keep what this upload saw (files gone from the tree drop out), when that is news; best
-        effort."""
-        if self.path is None or self.seen == self.old:
-            return
-        from .store.objects import write_bytes_atomic
-        try:
-            write_bytes_atomic(self.path, json.dumps({"md5": self.seen}).encode(), sync=False)
-        except OSError:
-            pass
+    def changed(self) -> bytes | None:
+        """What to keep after an upload (the files it saw: those gone from the tree drop out), or
+        None when it is what was kept already."""
+        return None if self.seen == self.old else json.dumps({"md5": self.seen}).encode()
 
 
-def upload(files, target: str, progress=None, md5_cache: Path | None = None) -> dict:
+def upload(files, target: str, progress=None, md5s: Md5s | None = None) -> dict:
     """Bring the bucket to the tree readers see, `files` = its (rel path, real path) pairs
     (publish.public_files); returns counts. Immutable objects first, several at once (each is a
     conditional write of its own, so their order does not matter); then the rewritten files one by
-    one in their order (an index before its signature, the listing last). `md5_cache`: see Md5s."""
-    md5s = Md5s(md5_cache)
-    counts = _upload(files, target, progress, md5s)
-    md5s.save()         # after a failure, nothing: a command that fails leaves the state dir as it was
-    return counts
+    one in their order (an index before its signature, the listing last)."""
+    return _upload(files, target, progress, md5s if md5s is not None else Md5s())
 
 
 def _upload(files, target: str, progress, md5s: Md5s) -> dict:

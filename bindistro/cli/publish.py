@@ -71,13 +71,12 @@ def _fsck_s3(target: str, repair: bool, keyring):
 def upload(proj: Project, as_json):
     """Upload the publish tree to publish.target (s3://…): new objects first, indexes and signatures
     last; resumes an interrupted upload. Publishing commands do this themselves."""
-    from .. import publish, s3
+    from .. import publish
     sp = proj.spec
     if not sp.publish_target:
         raise BindistroError(f"{sp.path}: publish.target is not set (s3://BUCKET/PREFIX)")
     with publish.lock(sp.state_path, "upload"), proj.store.db.lock("publish", "upload"):
-        counts = s3.upload(publish.public_files(sp.publish_path), sp.publish_target,
-                           md5_cache=publish.upload_md5_cache(sp))
+        counts = publish.upload(sp, sp.publish_path)
     emit(as_json, {"target": sp.publish_target, **counts},
          lambda d: out.print(f"{d['target']}: {d['uploaded']} objects uploaded ({d['uploaded_bytes']} bytes), "
                              f"{d['rewritten']} indexes rewritten, {d['skipped']} already there", markup=False))
