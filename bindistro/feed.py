@@ -7,7 +7,7 @@ from .errors import BadInput, Problem
 from .model import FEED_SIGNATURES
 from .formats import FORMATS, Format
 from .formats.base import (Indexed, PackageError, PackageInfo, compare_with_index, index_entries,
-                           scan_files, stamp_of)
+                           scan_files)
 from .progress import counter, progress
 from .store.objects import hash_file
 
@@ -33,17 +33,17 @@ def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
     old = {}
     stamps = fmt.read_stamps(feed_dir)
     files = scan_files(fmt, feed_dir)
-    now = {rel: stamp_of(feed_dir / rel) for rel in files}
-    if stamps and hasattr(fmt, "index_stamp_name"):
+    now = {rel: fmt.file_stamp(feed_dir / rel) for rel in files}
+    if stamps:
         # every package file and the index itself as the last index left them: nothing to do
         me = fmt.index_stamp_name(all_versions, checksums)
         try:
             index_ok = stamps.pop(me, None) == fmt.index_stamp(feed_dir)
-        except FileNotFoundError:
+        except OSError:
             index_ok = False
         if index_ok and stamps == now:
             return [], 0, len(files)
-    if stamps:
+    if stamps and fmt.OPKG_STAMPS:
         for idx in fmt.find_indexes(feed_dir):
             if fmt.index_dir(idx) == feed_dir:
                 old = {e.filename: e for e in fmt.read_index(idx)}
@@ -73,7 +73,10 @@ def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
     for (n, rel, stamp), r in zip(todo, results):
         items[n] = Indexed(rel, r.info, r.size, r.md5, r.sha256, stamp)
     read, reused = len(todo), len(items) - len(todo)
-    return fmt.write_index(feed_dir, items, all_versions, checksums), read, reused
+    written = fmt.write_index(feed_dir, items, all_versions, checksums)
+    if not fmt.OPKG_STAMPS:
+        written.append(fmt.write_stamps(feed_dir, items, all_versions, checksums))
+    return written, read, reused
 
 
 def signature_problems(fmt: Format, feed_dir: Path, keys: bytes | None) -> list[Problem]:

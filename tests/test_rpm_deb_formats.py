@@ -91,3 +91,25 @@ def test_rpm_index_is_read_by_createrepo_c_and_dnf_metadata(cli, sample_build, t
     cli("feed", "check", feed)
     # OE's layout: one repository over tmp/deploy/rpm, made by createrepo_c itself
     assert cli.json("feed", "check", sample_build(1) / "tmp/deploy/rpm")["ok"]
+
+
+@pytest.mark.parametrize("fmt,sub,index", [("deb", "core2-64", "Release"), ("rpm", "core2_64", "repodata/repomd.xml")])
+def test_unchanged_feed_is_not_read_again(cli, sample_build, tmp_path, fmt, sub, index):
+    """`feed index` keeps each file's stamp and the index's own: a second run over a feed nobody
+    touched reads and writes nothing; one file touched (its ctime) and the feed is indexed again,
+    to the same index."""
+    import os
+    feed = copytree(sample_build(1) / f"tmp/deploy/{fmt}/{sub}", tmp_path / fmt)
+    first = cli.json("feed", "index", feed)
+    assert first["read"] > 100
+    made = {p: p.read_bytes() for p in feed.rglob("*") if p.is_file() and p.suffix != f".{fmt}"}
+    again = cli.json("feed", "index", feed)
+    assert (again["read"], again["reused"], again["written"]) == (0, first["read"] + first["reused"], []), (first, again)
+    os.chmod(next(feed.glob(f"*.{fmt}")), 0o644)         # a new ctime: that file may differ now
+    third = cli.json("feed", "index", feed)
+    assert third["read"] == first["read"] and third["written"]
+    if fmt == "deb":
+        assert (feed / "Packages").read_bytes() == made[feed / "Packages"]
+    else:       # the same primary data: the same content-named file
+        assert sorted(p.name for p in (feed / "repodata").glob("*primary*")) == \
+            sorted(p.name for p in made if p.parent.name == "repodata" and "primary" in p.name)

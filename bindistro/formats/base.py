@@ -18,6 +18,7 @@ import zstandard
 from debian import arfile
 
 from ..errors import BindistroError, Problem
+from ..store.objects import write_bytes_atomic
 
 
 class PackageError(BindistroError):
@@ -143,8 +144,46 @@ class Format:
         """The feed a package belongs to; `rel` is its path below the format's deploy directory."""
         return info.arch
 
+    # `feed index` keeps the stamps of a feed's files in STAMPS (beside the index, a "<stamp> <file>"
+    # line each, as opkg-make-index's Packages.stamps) and one line for the index itself: INDEX's
+    # ctime as written with the run's options. A run finding them all as they were reads nothing.
+    STAMPS: str | None = None
+    INDEX = ""
+    # ipk, as opkg-make-index: write_index writes STAMPS itself, and a re-index takes the old index's
+    # entry of a file whose stamp did not change (-r) instead of reading the file again
+    OPKG_STAMPS = False
+
     def read_stamps(self, feed_dir: Path) -> dict[str, int]:
-        return {}
+        out: dict[str, int] = {}
+        try:
+            text = (feed_dir / self.STAMPS).read_text() if self.STAMPS else ""
+        except (OSError, UnicodeDecodeError):
+            return out
+        for line in text.splitlines():
+            s, _, f = line.partition(" ")
+            if f and s.isdigit():
+                out[f] = int(s)
+        return out
+
+    def write_stamps(self, feed_dir: Path, items: list[Indexed], all_versions: bool, checksums) -> Path:
+        stamps = sorted((it.filename, it.stamp) for it in items)
+        stamps.append((self.index_stamp_name(all_versions, checksums), self.index_stamp(feed_dir)))
+        p = feed_dir / self.STAMPS
+        write_bytes_atomic(p, "".join(f"{s} {f}\n" for f, s in stamps).encode())
+        return p
+
+    def file_stamp(self, path: Path) -> int:
+        """A package file's stamp: its ctime in nanoseconds (any write or chmod changes it)."""
+        return os.stat(path).st_ctime_ns
+
+    def index_stamp(self, feed_dir: Path) -> int:
+        # in nanoseconds: an index rewritten by someone else within the second must not pass for ours
+        return os.stat(feed_dir / self.INDEX).st_ctime_ns
+
+    def index_stamp_name(self, all_versions: bool, checksums) -> str:
+        """The stamp line of the index itself. opkg-make-index reads each line as "<ctime> <file>"
+        and looks up only package files, so a name no package file has is ignored there."""
+        return f"{self.INDEX};{'all' if all_versions else 'newest'};{','.join(checksums)}"
 
     def details(self, fields: dict) -> dict:
         """What a feed viewer shows of a package, from its stored control data: summary,

@@ -7,14 +7,13 @@ dropped, as opkg-make-index does without -f.
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 from debian import arfile
 
 from ..store.objects import write_bytes_atomic
 from .base import (open_ar, ARCHIVE_ERRORS, Format, IndexEntry, Indexed, PackageError, PackageInfo, extract_tar, open_tar,
-                   packages_indexes, read_control, read_packages, Inspection, inspect_ar_payload)
+                   packages_indexes, read_control, read_packages, Inspection, inspect_ar_payload, stamp_of)
 from .control import missing_fields, parse_control, read_paragraphs, version_cmp
 
 # (lower-case control field, index field name) in opkg-make-index's order; None marks the sums.
@@ -35,6 +34,7 @@ REQUIRED = ("Package", "Version", "Architecture")
 class Ipk(Format):
     name = "ipk"
     suffix = ".ipk"
+    STAMPS, INDEX, OPKG_STAMPS = "Packages.stamps", "Packages", True     # as opkg-make-index
 
     def read_control(self, path: Path, name: str | None = None, data: bytes | None = None) -> PackageInfo:
         try:
@@ -116,6 +116,9 @@ class Ipk(Format):
     def render(self, items: list[Indexed], all_versions: bool = True, checksums=("md5", "sha256")) -> str:
         return "".join(self.stanza(it, checksums) for it in self.select(items, all_versions))
 
+    def file_stamp(self, path: Path) -> int:
+        return stamp_of(path)       # whole seconds, as opkg-make-index reads and writes them
+
     def write_index(self, feed_dir: Path, items: list[Indexed], all_versions: bool = True,
                     checksums: tuple[str, ...] = ("md5", "sha256")) -> list[Path]:
         text = self.render(items, all_versions, checksums).encode("utf-8")
@@ -125,29 +128,6 @@ class Ipk(Format):
         # finding every stamp as it was has nothing to read, parse or render (feed.index)
         write_bytes_atomic(out[0], gzip.compress(text, 9, mtime=0))
         write_bytes_atomic(out[1], text)
-        stamps = sorted((it.filename, it.stamp) for it in items)
-        stamps.append((self.index_stamp_name(all_versions, checksums), self.index_stamp(feed_dir)))
-        write_bytes_atomic(out[2], "".join(f"{s} {f}\n" for f, s in stamps).encode())
-        return out
-
-    @staticmethod
-    def index_stamp(feed_dir: Path) -> int:
-        # in nanoseconds: an index rewritten by someone else within the second must not pass for ours
-        return os.stat(feed_dir / "Packages").st_ctime_ns
-
-    @staticmethod
-    def index_stamp_name(all_versions: bool, checksums) -> str:
-        """The stamp line of the index itself. opkg-make-index reads each line as "<ctime> <file>"
-        and looks up only package files, so a name no package file has is ignored there."""
-        return f"Packages;{'all' if all_versions else 'newest'};{','.join(checksums)}"
-
-    def read_stamps(self, feed_dir: Path) -> dict[str, int]:
-        p = feed_dir / "Packages.stamps"
-        out = {}
-        if p.exists():
-            for line in p.read_text().splitlines():
-                s, _, f = line.partition(" ")
-                if f and s.isdigit():
-                    out[f] = int(s)
+        self.write_stamps(feed_dir, items, all_versions, checksums)
         return out
 
