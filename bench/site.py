@@ -147,13 +147,16 @@ def main() -> int:
                "site_fresh_seconds": round(fresh, 2), "site_files": full["files_written"],
                "site_bytes": du(pub / "site/") + du(pub / "api/"), "first_page_bytes": first,
                "search_bytes": transfers, "search_ms": browser_ms(pub, queries), "budget": BUDGET}
-        res["within_budget"] = (first <= BUDGET["first_page"] and max(transfers.values()) <= BUDGET["search"]
-                                and (res["search_ms"] is None or max(res["search_ms"].values()) <= BUDGET["search_ms"]))
+        # bytes are the same on any machine; milliseconds are not (CI judges only the bytes)
+        res["sizes_within_budget"] = first <= BUDGET["first_page"] and max(transfers.values()) <= BUDGET["search"]
+        res["within_budget"] = res["sizes_within_budget"] and (
+            res["search_ms"] is None or max(res["search_ms"].values()) <= BUDGET["search_ms"])
         print(json.dumps(res, indent=1) if a.json else
               f"{res['packages']} package names, {res['releases']} releases; site from nothing {fresh:.1f} s "
               f"({full['files_written']} files, {res['site_bytes'] / 1e6:.1f} MB), incremental {incremental:.1f} s; "
               f"first page {first / 1e3:.0f} kB (budget 300); search {max(transfers.values()) / 1e3:.0f} kB max "
-              f"(budget 1000), browser {res['search_ms']} ms (budget 200); within budget: {res['within_budget']}")
+              f"(budget 1000), browser {res['search_ms']} ms (budget 200); sizes within budget: "
+              f"{res['sizes_within_budget']}; within budget: {res['within_budget']}")
     return 0
 
 

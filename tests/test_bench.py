@@ -59,4 +59,5 @@ def test_s3_publish():
 @pytest.mark.slow         # a 300-package sample released three times, a browser searching it
 def test_site():
     out = smoke("site.py")
-    assert "first page" in out and "within budget: True" in out, out
+    # the byte budgets hold on any machine; the browser's milliseconds are printed, never judged here
+    assert "first page" in out and "sizes within budget: True" in out, out
