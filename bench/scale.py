@@ -139,7 +139,7 @@ def main() -> int:
                 for d in sorted(feeds, key=lambda x: -len(list(x.glob(f"*.{fmt}"))))[:1]:     # the largest
                     feed = tmp / "index" / fmt
                     shutil.rmtree(feed, ignore_errors=True)
-                    shutil.copytree(d, feed, ignore=shutil.ignore_patterns("Packages*", "Release", "repodata"))
+                    shutil.copytree(d, feed, ignore=shutil.ignore_patterns("Packages*", "Release", "repodata", "*.stamps"))
                     ours = step(cli("feed", "index", feed))["seconds"]
                     again = step(cli("feed", "index", feed))["seconds"]
                     ref = {}
