@@ -43,7 +43,7 @@ def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
             index_ok = False
         if index_ok and stamps == now:
             return [], 0, len(files)
-    if stamps and fmt.OPKG_STAMPS:
+    if stamps and fmt.REUSES_INDEX:
         for idx in fmt.find_indexes(feed_dir):
             if fmt.index_dir(idx) == feed_dir:
                 old = {e.filename: e for e in fmt.read_index(idx)}

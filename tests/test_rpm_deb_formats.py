@@ -107,7 +107,9 @@ def test_unchanged_feed_is_not_read_again(cli, sample_build, tmp_path, fmt, sub,
     assert (again["read"], again["reused"], again["written"]) == (0, first["read"] + first["reused"], []), (first, again)
     os.chmod(next(feed.glob(f"*.{fmt}")), 0o644)         # a new ctime: that file may differ now
     third = cli.json("feed", "index", feed)
-    assert third["read"] == first["read"] and third["written"]
+    # deb takes the other entries from its old index (its stanzas re-render byte for byte); rpm's
+    # index holds no control data, so every file is read again
+    assert third["read"] == (1 if fmt == "deb" else first["read"]) and third["written"]
     if fmt == "deb":
         assert (feed / "Packages").read_bytes() == made[feed / "Packages"]
     else:       # the same primary data: the same content-named file

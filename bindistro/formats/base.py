@@ -149,9 +149,10 @@ class Format:
     # ctime as written with the run's options. A run finding them all as they were reads nothing.
     STAMPS: str | None = None
     INDEX = ""
-    # ipk, as opkg-make-index: write_index writes STAMPS itself, and a re-index takes the old index's
-    # entry of a file whose stamp did not change (-r) instead of reading the file again
-    OPKG_STAMPS = False
+    OPKG_STAMPS = False             # write_index writes STAMPS itself (ipk, as opkg-make-index)
+    # a re-index takes the old index's entry of a file whose stamp did not change instead of
+    # reading the file again (opkg-make-index -r); rpm's index holds no control data to take
+    REUSES_INDEX = False
 
     def read_stamps(self, feed_dir: Path) -> dict[str, int]:
         out: dict[str, int] = {}
