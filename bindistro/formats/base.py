@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import io
 import lzma
 import os
@@ -145,10 +146,11 @@ class Format:
         return info.arch
 
     # `feed index` keeps the stamps of a feed's files in STAMPS (beside the index, a "<stamp> <file>"
-    # line each, as opkg-make-index's Packages.stamps) and one line for the index itself: INDEX's
-    # ctime as written with the run's options. A run finding them all as they were reads nothing.
+    # line each, as opkg-make-index's Packages.stamps) and one line for the index itself: the
+    # ctimes of the INDEX files as written with the run's options. A run finding them all as they
+    # were reads nothing.
     STAMPS: str | None = None
-    INDEX = ""
+    INDEX: tuple[str, ...] = ()     # every file of the index: another tool may rewrite any one of them
     OPKG_STAMPS = False             # write_index writes STAMPS itself (ipk, as opkg-make-index)
     # a re-index takes the old index's entry of a file whose stamp did not change instead of
     # reading the file again (opkg-make-index -r); rpm's index holds no control data to take
@@ -178,13 +180,15 @@ class Format:
         return os.stat(path).st_ctime_ns
 
     def index_stamp(self, feed_dir: Path) -> int:
-        # in nanoseconds: an index rewritten by someone else within the second must not pass for ours
-        return os.stat(feed_dir / self.INDEX).st_ctime_ns
+        """One number for the ctimes of all INDEX files, in nanoseconds (an index rewritten by
+        someone else within the second must not pass for ours)."""
+        times = ",".join(str(os.stat(feed_dir / f).st_ctime_ns) for f in self.INDEX)
+        return int.from_bytes(hashlib.sha256(times.encode()).digest()[:8], "big")
 
     def index_stamp_name(self, all_versions: bool, checksums) -> str:
         """The stamp line of the index itself. opkg-make-index reads each line as "<ctime> <file>"
         and looks up only package files, so a name no package file has is ignored there."""
-        return f"{self.INDEX};{'all' if all_versions else 'newest'};{','.join(checksums)}"
+        return f"{self.INDEX[0]};{'all' if all_versions else 'newest'};{','.join(checksums)}"
 
     def details(self, fields: dict) -> dict:
         """What a feed viewer shows of a package, from its stored control data: summary,

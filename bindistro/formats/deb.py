@@ -32,7 +32,7 @@ INDEX_OWN = {"Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512"}
 class Deb(Format):
     name = "deb"
     suffix = ".deb"
-    STAMPS, INDEX, REUSES_INDEX = "Packages.stamps", "Release", True      # Release is written last
+    STAMPS, INDEX, REUSES_INDEX = "Packages.stamps", ("Packages", "Packages.gz", "Release"), True
 
     def read_control(self, path: Path, name: str | None = None, data: bytes | None = None) -> PackageInfo:
         try:

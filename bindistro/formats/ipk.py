@@ -34,7 +34,7 @@ REQUIRED = ("Package", "Version", "Architecture")
 class Ipk(Format):
     name = "ipk"
     suffix = ".ipk"
-    STAMPS, INDEX, OPKG_STAMPS, REUSES_INDEX = "Packages.stamps", "Packages", True, True     # as opkg-make-index
+    STAMPS, INDEX, OPKG_STAMPS, REUSES_INDEX = "Packages.stamps", ("Packages", "Packages.gz"), True, True  # as opkg-make-index
 
     def read_control(self, path: Path, name: str | None = None, data: bytes | None = None) -> PackageInfo:
         try:

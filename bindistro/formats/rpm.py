@@ -55,7 +55,7 @@ def check_digests(paths: list[Path]) -> dict[str, str | None]:
 class Rpm(Format):
     name = "rpm"
     suffix = ".rpm"
-    STAMPS, INDEX = "repodata.stamps", "repodata/repomd.xml"      # repomd.xml is written last
+    STAMPS, INDEX = "repodata.stamps", ("repodata/repomd.xml",)     # it names the data files by their hash
 
     def feed_name(self, arch: str) -> str:
         return "noarch" if arch == "all" else arch.replace("-", "_")
