@@ -58,10 +58,6 @@ def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
             continue
         todo.append((len(items), rel, stamp))
         items.append(None)
-    if not todo and old and hasattr(fmt, "render") and (feed_dir / "Packages").is_file():
-        text = fmt.render(items, all_versions, checksums).encode()
-        if (feed_dir / "Packages").read_bytes() == text:
-            return [], 0, len(items)    # nothing changed: the index on disk is this index
     # new or changed files: hashed and read in worker processes (ingest.py), each once
     from .ingest import Job, ingest_all
     with counter(f"indexing {feed_dir.name or feed_dir}", len(todo)) as advance:
