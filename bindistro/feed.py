@@ -1,6 +1,8 @@
 """`bindistro feed index|check`: work on any feed directory, an OE deploy directory included."""
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 from .errors import BadInput, Problem
@@ -61,8 +63,8 @@ def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
     # new or changed files: hashed and read in worker processes (ingest.py), each once
     from .ingest import Job, ingest_all
     with counter(f"indexing {feed_dir.name or feed_dir}", len(todo)) as advance:
-        results = ingest_all([Job(str(feed_dir / rel), fmt.name, None, False) for _, rel, _ in todo],
-                             feed_dir, advance)
+        results = ingest_all([Job(p, fmt.name, None, False, os.path.getsize(p)) for _, rel, _ in todo
+                              for p in [f"{feed_dir}/{rel}"]], feed_dir, advance)
     bad = [Problem(str(feed_dir / rel), m) for (_, rel, _), r in zip(todo, results) for m in r.problems]
     if bad:
         raise BadInput(bad)

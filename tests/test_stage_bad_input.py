@@ -219,8 +219,10 @@ def test_release_runs_the_payload_gate_on_a_report_made_without_it(cli, project,
 
 
 def test_bad_package_among_many_is_refused(project, tmp_path):
-    """Enough files for stage's worker processes (the others are too few): the one bad package is
-    found by a worker, and its good neighbours, read and copied meanwhile, are not stored."""
+    """Stage in worker processes (BINDISTRO_WORKERS: 81 small files are otherwise read in-process):
+    the one bad package is found by a worker, and its good neighbours, read and copied meanwhile,
+    are not stored."""
+    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -232,7 +234,8 @@ def test_bad_package_among_many_is_refused(project, tmp_path):
         write_ipk(build_packages(r, "core2-64")[0], feed, 1700000000)
     (feed / "zz-broken_1.0_core2-64.ipk").write_bytes(b"!<arch>\nnot a package")
     bindistro = Path(sys.executable).with_name("bindistro")
-    r = subprocess.run([bindistro, "-C", project, "stage", feed], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([bindistro, "-C", project, "stage", feed], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, BINDISTRO_WORKERS="2"))
     assert r.returncode == 1 and "zz-broken_1.0_core2-64.ipk" in r.stderr and "Traceback" not in r.stderr, r.stderr
     objects = project / "state" / "objects"
     assert not objects.exists() or not any(p.is_file() for p in objects.rglob("*"))

@@ -145,6 +145,7 @@ class Stager:
         for p in self.pending:
             j = p.job
             stats[id(p)] = os.stat(j.path)
+            j.size = stats[id(p)].st_size
             j.known = self.store.known(j.path, stats[id(p)]) if not p.art.get("snapshot") else None
             j.copy = not (j.known and objects.has(j.known[0]))
             if j.fmt and not j.copy:
