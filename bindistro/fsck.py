@@ -120,7 +120,7 @@ def _keys(tree: Path, spec, keyring: bytes | None = None) -> tuple[SignatureChec
     if spec is not None:
         from .keys import Keyring
         kr = Keyring(spec.state_path / "gnupg")
-        return SignatureChecker([kr.export(f) for f in spec.release_keys if kr.has(f)]), "the project's keys"
+        return SignatureChecker(keyring=kr.public_keyring(spec.release_keys)), "the project's keys"
     return SignatureChecker([p.read_bytes() for p in sorted((tree / "keys").glob("*.asc"))]), "the tree's own keys/"
 
 

@@ -23,6 +23,7 @@ class Keyring:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(home, 0o700)
         self._pass_file = passphrase_file
+        self._listed: list[dict] | None = None     # list(), until this object adds a key
 
     def passphrase(self) -> str:
         if self._pass_file:
@@ -50,9 +51,15 @@ class Keyring:
         if algorithm not in ALGORITHMS:
             raise BindistroError(f"key algorithm {algorithm!r}: one of {', '.join(ALGORITHMS)}")
         self._with_pass("--yes", "--quick-gen-key", uid, algorithm, "sign", "never")   # --yes: same uid again on rotation
+        self._listed = None
         return self.list()[-1]["fingerprint"]
 
     def list(self) -> list[dict]:
+        if self._listed is None:
+            self._listed = self._list()
+        return list(self._listed)
+
+    def _list(self) -> list[dict]:
         out = self.gpg("--with-colons", "--fixed-list-mode", "--list-secret-keys", check=False).stdout.decode()
         keys, cur = [], None
         for line in out.splitlines():
@@ -77,12 +84,21 @@ class Keyring:
             raise BindistroError(f"key {fpr}: not in {self.home}")
         return r.stdout
 
+    def public_keyring(self, fprs) -> bytes:
+        """These keys' public parts as one binary keyring (what gpgv reads), those the home holds;
+        b"" for none. One gpg run and no agent: checking signatures needs no secret key."""
+        if not fprs:
+            return b""
+        return subprocess.run(public_gpg(self.home) + ["--export", *fprs], capture_output=True).stdout
+
     def import_file(self, path: Path) -> list[str]:
         before = {k["fingerprint"] for k in self.list()}
+        self._listed = None
         try:
             self._with_pass("--import", str(path))
         except BindistroError as e:
             raise BindistroError(f"{path}: not imported ({str(e).removeprefix('gpg --import failed: ')})") from None
+        self._listed = None
         return [k["fingerprint"] for k in self.list() if k["fingerprint"] not in before]
 
     def sign_detached(self, fpr: str, path: Path, out: Path, armor: bool = True) -> None:
@@ -126,14 +142,18 @@ class SignatureChecker:
     """Checks detached and inline signatures against a fixed set of public keys, with gpgv (no
     trust database: a key is either in the set or not)."""
 
-    def __init__(self, armored_keys: list[bytes]):
+    def __init__(self, armored_keys: list[bytes] = (), keyring: bytes = b""):
+        """`armored_keys`: public keys from anywhere (imported: gpg checks them); `keyring`: a binary
+        export of our own keyring (Keyring.public_keyring), used as it is."""
         self._tmp = tempfile.TemporaryDirectory(prefix="bindistro-gpgv-")
         home = Path(self._tmp.name)
         os.chmod(home, 0o700)
         self.keyring = home / "trusted.gpg"
-        for k in armored_keys:
-            subprocess.run(public_gpg(home) + ["--import"], input=k, capture_output=True)
-        exported = subprocess.run(public_gpg(home) + ["--export"], capture_output=True).stdout
+        exported = keyring
+        if armored_keys:
+            for k in armored_keys:
+                subprocess.run(public_gpg(home) + ["--import"], input=k, capture_output=True)
+            exported += subprocess.run(public_gpg(home) + ["--export"], capture_output=True).stdout
         self.keyring.write_bytes(exported)
         self.has_keys = bool(exported)
 

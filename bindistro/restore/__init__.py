@@ -35,9 +35,10 @@ class Trust:
     """What a restore accepts: manifests signed by one of `keys` (armored public keys), or — only with
     `insecure` — anything. The project's own tree without a signing key is trusted as local."""
 
-    def __init__(self, keys: list[bytes] = (), insecure: bool = False, local: bool = False):
+    def __init__(self, keys: list[bytes] = (), insecure: bool = False, local: bool = False, keyring: bytes = b""):
+        """`keyring`: the project's own public keys (a binary export, Keyring.public_keyring)."""
         from ..keys import SignatureChecker
-        self.checker = SignatureChecker(list(keys)) if keys else None
+        self.checker = SignatureChecker(list(keys), keyring) if keys or keyring else None
         self.insecure, self.local = insecure, local
 
     def check(self, manifest: Path) -> str:
@@ -67,7 +68,7 @@ def project_trust(spec, own_tree: bool, insecure: bool = False) -> Trust:
     if not spec.release_keys:
         return Trust(insecure=insecure, local=own_tree)
     kr = Keyring(spec.state_path / "gnupg")
-    return Trust([kr.export(f) for f in spec.release_keys if kr.has(f)], insecure)
+    return Trust(insecure=insecure, keyring=kr.public_keyring(spec.release_keys))
 
 
 def _inside(publish: Path, rel: str, what: str) -> Path:
