@@ -239,3 +239,14 @@ def test_bad_package_among_many_is_refused(project, tmp_path):
     assert r.returncode == 1 and "zz-broken_1.0_core2-64.ipk" in r.stderr and "Traceback" not in r.stderr, r.stderr
     objects = project / "state" / "objects"
     assert not objects.exists() or not any(p.is_file() for p in objects.rglob("*"))
+
+
+def test_bad_worker_count_is_one_line(cli, project, tmp_path, monkeypatch):
+    """BINDISTRO_WORKERS that is not a number of processes: one line naming it, nothing stored."""
+    feed, _ = make_feed(tmp_path, None)
+    monkeypatch.setenv("BINDISTRO_WORKERS", "lots")
+    r = cli("-C", project, "stage", feed, ok=False)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.exit_code == 1 and len(lines) == 1 and "BINDISTRO_WORKERS='lots'" in lines[0], r.stderr
+    objects = project / "state" / "objects"
+    assert not objects.exists() or not any(p.is_file() for p in objects.rglob("*"))
