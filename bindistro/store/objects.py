@@ -180,6 +180,21 @@ def sync_fs(path: Path) -> None:
         os.close(fd)
 
 
+MEMORY_FS = (0x01021994, 0x858458F6)      # statfs f_type of tmpfs and ramfs (linux/magic.h)
+
+
+def in_memory(path: Path) -> bool:
+    """Whether `path` is on a memory filesystem (tmpfs, ramfs): there mkdir and rename never wait
+    for a disk, and threads only add contention (measured: 9,831 objects placed in 0.13 s by one
+    thread, 0.25 s by eight; on ext4 0.5 s by eight, 1.5-2.2 s by one)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(256)      # struct statfs; f_type, a long, comes first
+    if getattr(libc, "statfs", None) is None or libc.statfs(os.fsencode(path), buf) != 0:
+        return False
+    return ctypes.c_long.from_buffer(buf).value in MEMORY_FS
+
+
 def is_enospc(e: OSError) -> bool:
     return e.errno in (errno.ENOSPC, errno.EDQUOT)
 
@@ -280,7 +295,7 @@ class ObjectStore:
         into place as their objects. The caller has synced the filesystem first (sync_fs): one
         sync for a whole build instead of an fsync per file. The directories first, each once;
         both steps in threads, a share of the list each: a fresh store makes thousands of
-        directories, and mkdir waits on the disk."""
+        directories, and mkdir waits on the disk (not on a memory filesystem: one thread there)."""
         from concurrent.futures import ThreadPoolExecutor
         root = str(self.root)
         names = [(str(tmp), f"{root}/{object_name(sha)}", sha) for tmp, sha in copies]
@@ -311,10 +326,15 @@ class ObjectStore:
                     raise
                 self._record(sha)
 
-        n = 8
         makedirs(self.root)
+        steps = ((mkdirs, tops), (mkdirs, subs), (place, names))
+        if in_memory(self.root):
+            for step, items in steps:
+                step(items)
+            return
+        n = 8
         with ThreadPoolExecutor(n) as ex:
-            for step, items in ((mkdirs, tops), (mkdirs, subs), (place, names)):
+            for step, items in steps:
                 list(ex.map(step, [items[i::n] for i in range(n)]))
 
     def add_bytes(self, data: bytes) -> str:
