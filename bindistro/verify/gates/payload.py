@@ -3,8 +3,9 @@
 Staging reads only control data; this gate unpacks each payload (streamed, bounded: formats/base.py)
 and keeps the result per object hash in the store. Objects never change, so each package version is
 inspected once in its life and a release's verify costs only its new packages. New ones are spread
-over worker processes, one per core, when there are enough of them to pay for forking (workers.py). The gate always runs (verify adds it to any --gate list, and
-release runs it on a report that lacks it): it is what keeps a hostile package off devices.
+over worker processes, one per core, when there are enough of them to pay for forking (workers.py).
+The gate always runs (verify adds it to any --gate list, and release runs it on a report that lacks
+it): it is what keeps a hostile package off devices.
 """
 from __future__ import annotations
 
