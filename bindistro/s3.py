@@ -129,12 +129,10 @@ def upload(files, target: str, progress=None, md5s: Md5s | None = None) -> dict:
     """Bring the bucket to the tree readers see, `files` = its (rel path, real path) pairs
     (publish.public_files); returns counts. Immutable objects first, several at once (each is a
     conditional write of its own, so their order does not matter); then the rewritten files one by
-    one in their order (an index before its signature, the listing last)."""
-    return _upload(files, target, progress, md5s if md5s is not None else Md5s())
-
-
-def _upload(files, target: str, progress, md5s: Md5s) -> dict:
+    one in their order (an index before its signature, the listing last). `md5s`: the caller's
+    cache of the tree's md5s (publish.upload keeps one); none: every file is hashed."""
     from botocore.exceptions import BotoCoreError, ClientError
+    md5s = md5s if md5s is not None else Md5s()
     bucket, prefix = parse(target)
     s3 = client()
     try:

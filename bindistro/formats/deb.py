@@ -16,8 +16,8 @@ from pathlib import Path
 from debian import arfile
 
 from ..store.objects import write_bytes_atomic
-from .base import (open_ar, ARCHIVE_ERRORS, Format, IndexEntry, Indexed, Inspection, PackageError, PackageInfo,
-                   inspect_ar_payload, packages_indexes, read_control, read_packages)
+from .base import (ARCHIVE_ERRORS, Format, IndexEntry, Indexed, Inspection, PackageError, PackageInfo,
+                   inspect_ar_payload, open_ar, packages_indexes, read_control, read_packages)
 from .control import missing_fields, parse_control, read_paragraphs, version_cmp
 
 REQUIRED = ("Package", "Version", "Architecture")

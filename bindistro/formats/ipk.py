@@ -12,8 +12,8 @@ from pathlib import Path
 from debian import arfile
 
 from ..store.objects import write_bytes_atomic
-from .base import (open_ar, ARCHIVE_ERRORS, Format, IndexEntry, Indexed, PackageError, PackageInfo, extract_tar, open_tar,
-                   packages_indexes, read_control, read_packages, Inspection, inspect_ar_payload, stamp_of)
+from .base import (ARCHIVE_ERRORS, Format, IndexEntry, Indexed, Inspection, PackageError, PackageInfo, extract_tar,
+                   inspect_ar_payload, open_ar, open_tar, packages_indexes, read_control, read_packages, stamp_of)
 from .control import missing_fields, parse_control, read_paragraphs, version_cmp
 
 # (lower-case control field, index field name) in opkg-make-index's order; None marks the sums.
@@ -34,7 +34,8 @@ REQUIRED = ("Package", "Version", "Architecture")
 class Ipk(Format):
     name = "ipk"
     suffix = ".ipk"
-    STAMPS, INDEX, OPKG_STAMPS, REUSES_INDEX = "Packages.stamps", ("Packages", "Packages.gz"), True, True  # as opkg-make-index
+    # as opkg-make-index: its Packages.stamps, written with the index, and its -r
+    STAMPS, INDEX, OPKG_STAMPS, REUSES_INDEX = "Packages.stamps", ("Packages", "Packages.gz"), True, True
 
     def read_control(self, path: Path, name: str | None = None, data: bytes | None = None) -> PackageInfo:
         try:

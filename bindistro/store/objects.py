@@ -293,25 +293,16 @@ class ObjectStore:
     def adopt(self, copies: list[tuple[Path, str]]) -> None:
         """Rename complete copies made in the store's filesystem (ingest.py), [(copy, sha256)],
         into place as their objects. The caller has synced the filesystem first (sync_fs): one
-        sync for a whole build instead of an fsync per file. The directories first, each once;
-        both steps in threads, a share of the list each: a fresh store makes thousands of
+        sync for a whole build instead of an fsync per file. The directories first, each once
+        (makedirs: a thread that finds one made by another goes on); both steps in threads, a share of the list each: a fresh store makes thousands of
         directories, and mkdir waits on the disk (not on a memory filesystem: one thread there)."""
         from concurrent.futures import ThreadPoolExecutor
-        root = str(self.root)
-        names = [(str(tmp), f"{root}/{object_name(sha)}", sha) for tmp, sha in copies]
-        tops = sorted({d[:len(root) + 3] for _, d, _ in names})
-        subs = sorted({d[:len(root) + 6] for _, d, _ in names})
+        names = [(str(tmp), f"{self.root}/{object_name(sha)}", sha) for tmp, sha in copies]
+        dirs = sorted({os.path.dirname(d) for _, d, _ in names})
 
         def mkdirs(ds: list[str]) -> None:
             for d in ds:
-                try:
-                    os.mkdir(d)
-                except FileExistsError:
-                    continue
-                except OSError as e:
-                    _name(e, Path(d))
-                    raise
-                os.chmod(d, DIR_MODE)       # not the umask's choice: a web server reads published links
+                makedirs(Path(d))
 
         def place(part: list[tuple[str, str, str]]) -> None:
             for tmp, dest, sha in part:
@@ -327,7 +318,7 @@ class ObjectStore:
                 self._record(sha)
 
         makedirs(self.root)
-        steps = ((mkdirs, tops), (mkdirs, subs), (place, names))
+        steps = ((mkdirs, dirs), (place, names))
         if in_memory(self.root):
             for step, items in steps:
                 step(items)
