@@ -15,7 +15,7 @@ import pytest
 from bindistro.manifest import ManifestError, parse
 from bindistro.pm.upgrade import DebRoot, IpkRoot, RpmRoot, find_opkg
 from bindistro.site.api import shard
-from conftest import tree_copy
+from conftest import release_build, tree_copy
 from httpserve import free_port
 
 SCHEMA_OF = {"index.json": "index", "cves.json": "cves", "releases/": "release", "packages/": "package",
@@ -48,6 +48,31 @@ def test_device_check_refuses_an_unknown_manifest(project, cli, tmp_path):
 
 
 # --- the demo tree ------------------------------------------------------------------------------
+
+def test_release_site_equals_a_full_rebuild(project, cli, mini_build):
+    """A release makes only the documents whose inputs changed (site memo); `site build` makes every
+    one again and finds nothing to write. Mini builds: libmini<n> replaces libmini<n-1> (whose
+    required_by empties), `tool` moves on, `extra` is dropped and comes back. The memo of release 1
+    put back before release 3 vouches only for the files it wrote that are still there."""
+    memo = project / "state" / "site-memo.json"
+    kept = None
+    for n in (1, 2, 3):
+        if n == 3:
+            memo.write_bytes(kept)
+        release_build(cli, project, mini_build(n))
+        if n == 1:
+            kept = memo.read_bytes()
+            continue
+        r = cli.json("-C", project, "site", "build")
+        assert r["files_written"] == 0 and r["files_unchanged"] > 50, (n, r)
+    pub = project / "publish"
+    lib1 = json.loads((pub / "api/v1/packages/libmini1.json").read_text())
+    assert lib1["required_by"] == [] and {v["last"] for v in lib1["versions"]} == {"1.1"}
+    assert json.loads((pub / "api/v1/packages/libmini3.json").read_text())["required_by"] == ["tool"]
+    extra = json.loads((pub / "api/v1/packages/extra.json").read_text())
+    assert sorted((v["first"], v["last"]) for v in extra["versions"] if v["arch"] == "core2-64") == [("1.1", "1.1"), ("1.3", None)]
+    cli("-C", project, "fsck", "--publish")
+
 
 def api_docs(pub: Path):
     for p in sorted((pub / "api/v1").rglob("*.json")):

@@ -19,6 +19,8 @@ from ..store import Store
 from ..store.objects import makedirs, write_bytes_atomic
 from . import api as apimod
 from .data import collect
+from .memo import Memo
+from .memo import key as memokey
 
 HERE = Path(__file__).parent
 
@@ -72,8 +74,10 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
 
     A page is made from its API document alone: when the document's bytes did not change and the
     page exists, it is not rendered again (a release renders the pages of what changed); `force`
-    renders every page (templates of a newer bindistro)."""
-    d = collect(spec, store, root)
+    renders every page (templates of a newer bindistro). A package's or release's document is not
+    even made when the memo shows its inputs unchanged and the file the one made from them."""
+    memo = Memo.load(store.dir, root, use=not force)
+    d = collect(spec, store, root, memo)
     a = apimod.Api(d)
     w = Writer(root)
     env = _env()
@@ -85,10 +89,17 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
     latest = d.releases[-1]["release"] if d.releases else None
     index = a.index()
 
+    def needed(rel: str, changed: bool) -> bool:
+        if changed or force or not (root / "site" / rel).exists():
+            return True
+        w.same += 1
+        return False
+
     def page(rel: str, template: str, depth: int, changed: bool = True, **kw) -> None:
-        if not (changed or force) and (root / "site" / rel).exists():
-            w.same += 1
-            return
+        if needed(rel, changed):
+            render(rel, template, depth, **kw)
+
+    def render(rel: str, template: str, depth: int, **kw) -> None:
         top = "../" * depth
         html = env.get_template(template).render(
             product=d.product, latest=latest, top=top, root="../" + top, index=index,
@@ -99,22 +110,31 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
             size=_size, **kw)
         w.put(f"site/{rel}", html.encode())
 
+    def doc(rel: str, k: str, make) -> tuple[dict | None, bool]:
+        """The document at `rel` (None: the memo vouches for the file, it was not made) and whether
+        its bytes changed."""
+        if memo.same(rel, k):
+            w.same += 1
+            return None, False
+        x = make()
+        changed = w.json(rel, x)
+        memo.wrote(rel, k)
+        return x, changed
+
     # the API
     v = f"api/{apimod.VERSION}"
     w.json(f"{v}/index.json", index)
     for schema in sorted((HERE / "schema").glob("*.json")):
         w.put(f"{v}/schema/{schema.name}", schema.read_bytes())
-    rel_docs = [a.release(i) for i in range(len(d.releases))]
-    rel_changed = [w.json(f"{v}/releases/{doc['release']}.json", doc) for doc in rel_docs]
     for fmt in d.formats:
         w.json(f"{v}/versions/{fmt}.json", a.versions(fmt))
     shards = a.shards()
-    shard_changed = {rel: w.json(f"{v}/{rel}", doc) for rel, doc in shards.items()}
-    pkg_docs = {}
-    for name in progress(sorted(a.by_name), "site: packages"):
-        if apimod.safe(name):
-            pkg_docs[name] = doc = a.package(name)
-            page(f"packages/{name}.html", "package.html", 1, w.json(f"{v}/packages/{name}.json", doc), p=doc)
+    shard_changed = {rel: w.json(f"{v}/{rel}", x) for rel, x in shards.items()}
+    pages = [n for n in sorted(a.by_name) if apimod.safe(n)]
+    for name in progress(pages, "site: packages"):
+        p, changed = doc(f"{v}/packages/{name}.json", memokey(a.package_key(name)), lambda: a.package(name))
+        if needed(f"packages/{name}.html", changed):
+            render(f"packages/{name}.html", "package.html", 1, p=p or a.package(name))
 
     # the pages
     for name in ("site.css", "site.js"):
@@ -124,23 +144,27 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
         series=d.series)
     page("search.html", "search.html", 0)
     page("device.html", "device.html", 0)
-    for doc, r, changed in zip(rel_docs, d.releases, rel_changed):
-        page(f"releases/{doc['release']}.html", "release.html", 1, changed, r=doc)
+    for i, r in enumerate(d.releases):
+        name = r["release"]
+        x, changed = doc(f"{v}/releases/{name}.json", memokey(a.release_key(i)), lambda: a.release(i))
+        if needed(f"releases/{name}.html", changed):
+            render(f"releases/{name}.html", "release.html", 1, r=x or a.release(i))
         if release_files and r.get("candidate") is not None and (
-                force or not (root / f"site/releases/{doc['release']}/verify.html").exists()):
-            for name, text in release_files(r["candidate"], doc["release"]).items():
-                w.put(f"site/releases/{doc['release']}/{name}", text.encode())
-    letters = sorted({apimod.letter(n) for n in pkg_docs})
+                force or not (root / f"site/releases/{name}/verify.html").exists()):
+            for fname, text in release_files(r["candidate"], name).items():
+                w.put(f"site/releases/{name}/{fname}", text.encode())
+    letters = sorted({apimod.letter(n) for n in pages})
     for i, l in enumerate(letters):          # all rendered (at most 37): each links every letter
         names = sorted(shards.get(f"names/{l}.json", {}).get("entries", {}).items())
         page("packages/index.html" if i == 0 else f"packages/index-{l}.html", "letters.html", 1,
-             letters=letters, this=l, names=[(n, row) for n, row in names if n in pkg_docs])
+             letters=letters, this=l, names=[(n, row) for n, row in names if apimod.safe(n)])
     if not letters:
         page("packages/index.html", "letters.html", 1, letters=[], this="", names=[])
     for key, doc in shards.items():
         if key.startswith("cves/"):
             page(f"{key[:-5]}.html", "cve.html", 1, shard_changed[key], c=doc)
-    return {"releases": len(d.releases), "packages": len(pkg_docs), "files_written": w.written,
+    memo.save()
+    return {"releases": len(d.releases), "packages": len(pages), "files_written": w.written,
             "files_unchanged": w.same, "bytes": w.bytes}
 
 

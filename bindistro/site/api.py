@@ -61,7 +61,7 @@ class Api:
     def __init__(self, d: SiteData):
         self.d = d
         self.names = [r["release"] for r in d.releases]
-        self.per_release = [d.in_release(i) for i in range(len(d.releases))]
+        self._per_release: dict[int, dict] = {}
         self.by_name: dict[str, list[PackageFile]] = {}
         for f in d.files.values():
             self.by_name.setdefault(f.name, []).append(f)
@@ -86,6 +86,24 @@ class Api:
         for rel, found in d.cves.items():
             for c in found:
                 self.cves_of.setdefault(c["package"], []).append(dict(c, release=rel))
+
+    def per_release(self, i: int) -> dict[tuple[str, str], PackageFile]:
+        if i not in self._per_release:      # only the releases whose documents are made
+            self._per_release[i] = self.d.in_release(i)
+        return self._per_release[i]
+
+    def package_key(self, name: str) -> tuple:
+        """What package(name) is made of: its files (a published path's bytes, control data and
+        payload never change) with the releases that carried them, who requires it, its CVEs."""
+        return (name, sorted((f.path, f.staged in self.d.contents, self.names[min(f.releases)], self.last(f))
+                             for f in self.by_name[name]),      # (last decides which is newest)
+                sorted(self.rdepends.get(name, ())), self.cves_of.get(name, []))
+
+    def release_key(self, i: int) -> tuple:
+        """What release(i) is made of: its listing and manifest fields, the manifests of it and the
+        one before (immutable: what it ships and what changed), its CVE findings, the formats."""
+        return (self.d.releases[i], self.d.releases[i - 1]["manifest"] if i else None, self.d.cves.get(self.names[i], []),
+                self.d.formats)
 
     def paths(self, f: PackageFile) -> list[str]:
         if f.staged not in self._paths:
@@ -152,7 +170,7 @@ class Api:
 
     def release(self, i: int) -> dict:
         r = self.d.releases[i]
-        now = self.per_release[i]
+        now = self.per_release(i)
         found = self.d.cves.get(r["release"], [])
         counts = {s: sum(1 for c in found if c["status"] == s) for s in STATUSES}
         return {"api": VERSION, "release": r["release"], "sequence": r["sequence"], "created": r["created"],
@@ -173,8 +191,8 @@ class Api:
                              for fmt in self.d.formats}}
 
     def changes(self, i: int) -> dict:
-        now = self.per_release[i]
-        before = self.per_release[i - 1] if i else {}
+        now = self.per_release(i)
+        before = self.per_release(i - 1) if i else {}
         out = {"added": [], "upgraded": [], "downgraded": [], "removed": []}
         for (fmt, name), f in sorted(now.items()):
             old = before.get((fmt, name))

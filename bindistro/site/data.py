@@ -13,6 +13,7 @@ from ..errors import BindistroError
 from ..formats import get as get_format
 from ..spec import Spec
 from ..store import Store
+from .memo import Memo
 
 SBOM_SUFFIXES = (".spdx.json", ".spdx.tar.zst")
 MAX_MANIFEST = 1 << 30       # our own signed files; bounded all the same
@@ -73,31 +74,62 @@ def _read_json(path: Path, what: str):
         raise BindistroError(f"{path}: not JSON ({str(e)[:100]})") from None
 
 
-def collect(spec: Spec, store: Store, root: Path) -> SiteData:
-    """The data of the tree (or generation) at `root`, which this project published."""
-    listing = _read_json(root / "releases.json", "the release listing")
-    rels = []
-    files: dict[str, PackageFile] = {}
-    for i, entry in enumerate(listing.get("releases", [])):
-        m = _read_json(root / entry["manifest"], f"manifest of release {entry['release']}")
+def _fields(m: dict) -> dict:
+    """What the site shows of a release from its manifest."""
+    arts = m.get("artifacts", [])
+    return {"candidate": m.get("candidate"), "eol": m.get("eol"), "feed_root": m.get("feed_root", "feeds"),
+            "verify": m.get("verify") or {}, "feeds": m.get("feeds") or {},
+            "machines": m.get("machines") if isinstance(m.get("machines"), dict) else {},
+            "waivers": m.get("waivers") or [],
+            "images": [a for a in arts if a.get("kind") == "image"],
+            "sources": [a for a in arts if a.get("kind") == "sources"],
+            "sdk": [a for a in arts if a.get("kind") == "sdk"]}
+
+
+def _releases(root: Path, entries: list[dict], memo: Memo | None) -> tuple[list[dict], dict[str, PackageFile]]:
+    """Each listed release with its manifest's fields, and every package file with the releases that
+    list it. The manifests the memo vouches for (the same files, in the same order) are not read."""
+    trusted = bool(memo and entries and memo.manifest(0, entries[0]["manifest"]))
+    table: list[list] = memo.files if trusted else []        # id -> path, name, version, format, arch, size, sha256
+    ids = {row[0]: n for n, row in enumerate(table)}
+    chain: list[list] = []
+    rels, files, now = [], {}, set()
+    for i, entry in enumerate(entries):
+        e = memo.manifest(i, entry["manifest"]) if trusted else None
+        if e is None:
+            trusted = False
+            st = memo.stat(entry["manifest"]) if memo else None     # (before reading: a later change only misses)
+            m = _read_json(root / entry["manifest"], f"manifest of release {entry['release']}")
+            got = set()
+            for a in m.get("artifacts", []):
+                if a.get("kind") == "package":
+                    n = ids.get(a["path"])
+                    if n is None:
+                        n = ids[a["path"]] = len(table)
+                        table.append([a["path"], a["name"], a["version"], a["format"], a["arch"], a["size"], a["sha256"]])
+                    got.add(n)
+            e = [entry["manifest"], st, _fields(m), sorted(got - now), sorted(now - got)]
+        chain.append(e)
+        now = (now - set(e[4])) | set(e[3])
         rels.append({"release": entry["release"], "sequence": entry["sequence"], "created": entry["created"],
-                     "candidate": m.get("candidate"), "manifest": entry["manifest"], "eol": m.get("eol"),
-                     "series": entry.get("series"), "feed_root": m.get("feed_root", "feeds"),
-                     "verify": m.get("verify") or {}, "feeds": m.get("feeds") or {},
-                     "machines": m.get("machines") if isinstance(m.get("machines"), dict) else {},
-                     "signed": (root / (entry["manifest"] + ".asc")).exists(),
-                     "waivers": m.get("waivers") or [],
-                     "images": [a for a in m.get("artifacts", []) if a.get("kind") == "image"],
-                     "sources": [a for a in m.get("artifacts", []) if a.get("kind") == "sources"],
-                     "sdk": [a for a in m.get("artifacts", []) if a.get("kind") == "sdk"]})
-        for a in m.get("artifacts", []):
-            if a.get("kind") != "package":
-                continue
-            f = files.get(a["path"])
-            if f is None:
-                f = files[a["path"]] = PackageFile(a["name"], a["version"], a["format"], a["arch"], a["path"],
-                                                   a["size"], a["sha256"], a["sha256"])
-            f.releases.append(i)
+                     "manifest": entry["manifest"], "series": entry.get("series"),
+                     "signed": (root / (entry["manifest"] + ".asc")).exists(), **e[2]})
+        for n in e[3]:      # in the order first listed, as the site always had them
+            path, name, version, fmt, arch, size, sha = table[n]
+            if path not in files:
+                files[path] = PackageFile(name, version, fmt, arch, path, size, sha, sha)
+        for n in now:
+            files[table[n][0]].releases.append(i)
+    if memo is not None:
+        memo.manifests, memo.files = chain, table
+    return rels, files
+
+
+def collect(spec: Spec, store: Store, root: Path, memo: Memo | None = None) -> SiteData:
+    """The data of the tree (or generation) at `root`, which this project published (`memo`: what
+    the last build of it read, see memo.py)."""
+    listing = _read_json(root / "releases.json", "the release listing")
+    rels, files = _releases(root, listing.get("releases", []), memo)
     metas = store.db.published_meta(sorted({(f.sha256, f.format) for f in files.values()}))
     details = {}
     for path, f in files.items():

@@ -1,0 +1,100 @@
+"""What the last site build wrote, so the next one skips the documents whose inputs did not change
+instead of making and comparing all of them (a release changes a few hundred packages of 20,000).
+
+An entry is [key of the document's inputs, inode, size, mtime_ns of the file written]. A document is
+skipped only when its key is the same and the file at its path in the generation being built is
+that very file: generations share unchanged files as hard links and a file is never rewritten in
+place (written beside, then renamed), so the same inode holds the same bytes. A memo from another
+tree, a failed release or a killed run therefore never vouches for a file it did not write; a
+missing or unreadable memo only costs a full build. The key of the code that made the documents is
+part of it: a newer bindistro rebuilds everything once."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from ..store.objects import write_bytes_atomic
+
+FILE = "site-memo.json"
+MAX = 64 << 20       # our own file; bounded all the same (20,000 packages: ~2 MB)
+
+
+@functools.cache
+def code_key() -> str:
+    """Digest of bindistro's own sources: a document is a function of its inputs and of this."""
+    h = hashlib.blake2b(digest_size=12)
+    for p in sorted(Path(__file__).parents[1].rglob("*.py")):
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def key(inputs) -> str:
+    """A stable digest of a tuple of str/int/None/lists/dicts (repr is deterministic for those)."""
+    return hashlib.blake2b(repr(inputs).encode(), digest_size=12).hexdigest()
+
+
+class Memo:
+    def __init__(self, path: Path, root: Path, old: dict[str, list], manifests: list | None = None,
+                 files: list | None = None):
+        self.path, self.root, self.old = path, root, old
+        self.new: dict[str, list] = {}
+        self.skipped = 0
+        # what each release's manifest lists, as the package files it adds to and drops from the one
+        # before it (ids into `files`): reading every manifest again is O(releases x packages)
+        self.old_manifests = manifests or []
+        self.manifests: list[list] = []
+        self.files: list[list] = files or []
+
+    @classmethod
+    def load(cls, state_dir: Path, root: Path, use: bool = True) -> Memo:
+        path = state_dir / FILE
+        old: dict = {}
+        if use:
+            try:
+                if path.stat().st_size <= MAX:
+                    doc = json.loads(path.read_bytes())
+                    if doc.get("code") == code_key() and isinstance(doc.get("docs"), dict):
+                        return cls(path, root, doc["docs"], doc.get("manifests"), doc.get("files"))
+            except (OSError, ValueError, AttributeError):
+                pass
+        return cls(path, root, old)
+
+    def stat(self, rel: str) -> list[int] | None:
+        try:
+            st = os.stat(self.root / rel)
+        except OSError:
+            return None
+        return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+    def manifest(self, i: int, rel: str) -> list | None:
+        """[manifest path, stat, release fields, added ids, dropped ids] of the i-th release, if the
+        manifest at `rel` is the file this was read from (every one before it was too: the caller
+        stops at the first miss)."""
+        e = self.old_manifests[i] if i < len(self.old_manifests) else None
+        if isinstance(e, list) and len(e) == 5 and e[0] == rel and e[1] == self.stat(rel):
+            return e
+        return None
+
+    def same(self, rel: str, k: str) -> bool:
+        """Whether `rel` in the generation is the file written for inputs `k` (then it is kept)."""
+        e = self.old.get(rel)
+        if not (isinstance(e, list) and len(e) == 4 and e[0] == k and self.stat(rel) == e[1:]):
+            return False
+        self.new[rel] = e
+        self.skipped += 1
+        return True
+
+    def wrote(self, rel: str, k: str) -> None:
+        self.new[rel] = [k, *self.stat(rel)]
+
+    def save(self) -> None:
+        """Best effort: without a memo the next build is a full one, never a wrong one."""
+        try:
+            write_bytes_atomic(self.path, json.dumps({"code": code_key(), "docs": self.new, "manifests": self.manifests,
+                                                                 "files": self.files},
+                                                     separators=(",", ":")).encode(), sync=False)
+        except OSError:
+            pass
