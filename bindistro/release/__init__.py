@@ -115,7 +115,7 @@ def check_eol(spec: Spec, what: str) -> None:
 def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict:
     spec = series.of_candidate(spec, store, cid)
     check_eol(spec, "releases")
-    row, arts = store.db.candidate(cid)
+    row = store.db.candidate_row(cid)
     if publish.settle(spec, store, f"release {cid}"):
         done = next((r for r in store.db.releases() if r.candidate == cid), None)
         if done:       # a killed run of this command had committed it: the rerun made it visible
@@ -142,7 +142,7 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
             raise BindistroError(f"release name {name!r}: use letters, digits and . _ + - only")
         if any(r.name == name for r in rels):
             raise BindistroError(f"release {name}: exists already; pick another --name")
-        return _publish(spec, store, signer, g, cid, row, arts, name, seq, rep)
+        return _publish(spec, store, signer, g, cid, row, name, seq, rep)
 
 
 def _refuse_twice(store: Store, cid: int) -> None:
@@ -151,9 +151,10 @@ def _refuse_twice(store: Store, cid: int) -> None:
             raise BindistroError(f"candidate {cid}: already published as release {r.name}")
 
 
-def _publish(spec, store, signer, g: publish.Generation, cid, row, arts, name, seq, rep) -> dict:
+def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, rep) -> dict:
     from .. import verify
     published = store.db.published()
+    arts = store.db.candidate(cid)[1]      # (here: no caller holds them while the site is built)
     feeds = {f: {get_format(f).feed_name(a) for a in spec.feeds()} for f in spec.formats}
     arts = [signer.lookup(a) if a.kind == model.PACKAGE else a for a in arts] + generated(store, arts)
     problems: list[Problem] = []
@@ -237,6 +238,11 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, arts, name, s
     # 4. the listing, then the DB row and the generation in one transaction, then the switch
     rel = Release(name, seq, cid, created, series=spec.current)
     write_listing(spec, store, g.dir, extra=rel)
+    artifacts = len(plan)
+    # the site reads the tree as published: the candidate's and history's records go first, so a
+    # release's peak memory is the larger of the two parts, not their sum
+    del arts, history, plan, published, manifest, data
+    store.db.decoded.clear()
     site.build(spec, store, g.dir, site.release_files(spec, store))     # the feed viewer switches with the feeds
 
     def record(n: int) -> None:
@@ -245,7 +251,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, arts, name, s
             store.db.set_generation(conn, n)
     g.commit(record)
     return {"release": name, "sequence": seq, "candidate": cid, "created": created,
-            "new_files": len(new_files), "artifacts": len(plan), "skipped_formats": skipped,
+            "new_files": len(new_files), "artifacts": artifacts, "skipped_formats": skipped,
             "feeds_updated": [f"{spec.feed_root}/{f}/{a}" for f, a in sorted(touched)],
             **({"series": spec.current} if spec.current else {})}
 

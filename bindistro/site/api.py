@@ -49,12 +49,6 @@ def safe(name: str) -> bool:
     return bool(_PAGE_SAFE.fullmatch(name)) and len(name) <= 200
 
 
-def file_paths(members: list[str]) -> list[str]:
-    """Payload member names as absolute paths, directories that hold other members left out."""
-    paths = sorted({"/" + m.lstrip("./") for m in members if m.strip("./")})
-    return [p for i, p in enumerate(paths) if not (i + 1 < len(paths) and paths[i + 1].startswith(p + "/"))]
-
-
 class Api:
     """Every document of api/v1, keyed by its path below api/v1/."""
 
@@ -80,7 +74,6 @@ class Api:
                     for target in {dep} | self.provided_by.get(dep, set()):
                         if target != n:
                             self.rdepends.setdefault(target, set()).add(n)
-        self._paths: dict[str, list[str]] = {}
         self._file_rows: dict[tuple[str, str, str], list] | None = None
         self.cves_of: dict[str, list[dict]] = {}
         for rel, found in d.cves.items():
@@ -106,9 +99,7 @@ class Api:
                 self.d.formats)
 
     def paths(self, f: PackageFile) -> list[str]:
-        if f.staged not in self._paths:
-            self._paths[f.staged] = file_paths(self.d.contents.get(f.staged, []))
-        return self._paths[f.staged]
+        return self.d.contents.get(f.staged, [])
 
     def file_rows(self) -> dict[tuple[str, str, str], list]:
         """(path, package, feed) -> [name, format, feed, first version, first release, last version,

@@ -45,7 +45,7 @@ class SiteData:
     releases: list[dict]                        # releases.json entries + manifest fields, in sequence order
     files: dict[str, PackageFile]               # publish path -> package file
     details: dict[str, dict]                    # publish path -> Format.details() of its control data
-    contents: dict[str, list[str]]              # staged sha256 -> payload member names
+    contents: dict[str, list[str]]              # staged sha256 -> payload file paths (file_paths)
     cves: dict[str, list[dict]]                 # release -> CVE findings
     keys: list[dict]
     url: str
@@ -61,6 +61,12 @@ class SiteData:
                                     and get_format(f.format).version_cmp(f.version, out[k].version) > 0):
                     out[k] = f
         return out
+
+
+def file_paths(members: list[str]) -> list[str]:
+    """Payload member names as absolute paths, directories that hold other members left out."""
+    paths = sorted({"/" + m.lstrip("./") for m in members if m.strip("./")})
+    return [p for i, p in enumerate(paths) if not (i + 1 < len(paths) and paths[i + 1].startswith(p + "/"))]
 
 
 def _read_json(path: Path, what: str):
@@ -135,7 +141,7 @@ def collect(spec: Spec, store: Store, root: Path, memo: Memo | None = None) -> S
     for path, f in files.items():
         meta, f.staged = metas.get((f.sha256, f.format), ({}, f.sha256))
         details[path] = get_format(f.format).details(meta)
-    contents = store.db.payload_files_of(sorted({f.staged for f in files.values()}))
+    contents = store.db.payload_files_of(sorted({f.staged for f in files.values()}), file_paths)
     records = None
 
     def scan(rel: dict) -> list[dict]:

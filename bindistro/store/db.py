@@ -28,6 +28,9 @@ class MetaDB:
     def __init__(self, url: str):
         self.engine = create_engine(engine_url(url), future=True)
         self.where = self.engine.url.render_as_string(hide_password=True)
+        # (sha256, format) -> control data, decoded once per process: a release reads each package's
+        # from the candidate, the cumulative feeds and the site (package_meta rows never change)
+        self.decoded: dict[tuple[str, str], dict] = {}
         if url.startswith("sqlite"):
             @event.listens_for(self.engine, "connect")
             def _pragmas(conn, _rec):  # WAL: readers never block the one writer
@@ -117,7 +120,7 @@ class MetaDB:
             if kinds:
                 q = q.where(artifacts.c.kind.in_(kinds))
             rows = c.execute(q.order_by(artifacts.c.id)).all()
-            arts = _with_metas(c, rows) if control else [_artifact(r, r.meta) for r in rows]
+            arts = _with_metas(c, rows, self.decoded) if control else [_artifact(r, r.meta) for r in rows]
         return row, arts
 
     def candidate_row(self, cid: int):
@@ -167,7 +170,7 @@ class MetaDB:
                 first = first.join(artifacts, artifacts.c.id == released_files.c.artifact).where(
                     artifacts.c.candidate.in_(of_candidates))
             q = select(artifacts).where(artifacts.c.id.in_(first)).order_by(artifacts.c.id)
-            return _with_metas(c, c.execute(q).all())
+            return _with_metas(c, c.execute(q).all(), self.decoded)
 
     def get_setting(self, key: str) -> str | None:
         with self.engine.connect() as c:
@@ -206,13 +209,16 @@ class MetaDB:
             blob = c.execute(select(payload_checks.c.files).where(payload_checks.c.sha256 == sha256)).scalar()
         return json.loads(zlib.decompress(blob)) if blob is not None else None
 
-    def payload_files_of(self, shas: list[str]) -> dict[str, list[str]]:
-        """sha256 -> member names, for every inspected object of `shas`."""
+    def payload_files_of(self, shas: list[str], convert=None) -> dict[str, list[str]]:
+        """sha256 -> member names (or `convert` of them, made one by one: a world's lists are large),
+        for every inspected object of `shas`."""
         out = {}
         with self.engine.connect() as c:
             for i in range(0, len(shas), 500):
                 q = select(payload_checks.c.sha256, payload_checks.c.files).where(payload_checks.c.sha256.in_(shas[i:i + 500]))
-                out.update({r.sha256: json.loads(zlib.decompress(r.files)) for r in c.execute(q)})
+                for r in c.execute(q):
+                    names = json.loads(zlib.decompress(r.files))
+                    out[r.sha256] = convert(names) if convert else names
         return out
 
     def published_meta(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[dict, str]]:
@@ -225,7 +231,7 @@ class MetaDB:
                 q = select(signed.c.sha256, signed.c.unsigned, signed.c.meta).where(signed.c.sha256.in_(rpms[i:i + 500]))
                 out.update({(r.sha256, "rpm"): (r.meta, r.unsigned) for r in c.execute(q)})
             rest = [k for k in keys if k not in out]
-            out.update({k: (m, k[0]) for k, m in _metas(c, rest).items()})
+            out.update({k: (m, k[0]) for k, m in _metas(c, rest, self.decoded, keep=False).items()})
         return out
 
     def save_payload_checks(self, rows: list[dict]) -> None:
@@ -257,20 +263,23 @@ def _digest(meta) -> str:
     return hashlib.sha1(json.dumps(meta, sort_keys=True).encode()).hexdigest()
 
 
-def _metas(conn, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
-    """(sha256, format) -> control data, from package_meta."""
-    out = {}
-    for fmt in {f for _, f in keys}:
-        shas = sorted({s for s, f in keys if f == fmt})
+def _metas(conn, keys: list[tuple[str, str]], decoded: dict, keep: bool = True) -> dict[tuple[str, str], dict]:
+    """(sha256, format) -> control data, from package_meta (or `decoded`, what this process read;
+    `keep`: add to it)."""
+    out = {k: decoded[k] for k in keys if k in decoded}
+    for fmt in {f for s, f in keys if (s, f) not in out}:
+        shas = sorted({s for s, f in keys if f == fmt and (s, f) not in out})
         for i in range(0, len(shas), 500):
             q = select(package_meta.c.sha256, package_meta.c.meta).where(
                 (package_meta.c.format == fmt) & package_meta.c.sha256.in_(shas[i:i + 500]))
             out.update({(r.sha256, fmt): r.meta for r in conn.execute(q)})
+    if keep:
+        decoded.update(out)
     return out
 
 
-def _with_metas(conn, rows) -> list[Artifact]:
-    metas = _metas(conn, [(r.sha256, r.format) for r in rows if r.kind == "package" and r.meta == {}])
+def _with_metas(conn, rows, decoded: dict) -> list[Artifact]:
+    metas = _metas(conn, [(r.sha256, r.format) for r in rows if r.kind == "package" and r.meta == {}], decoded)
     return [_artifact(r, metas.get((r.sha256, r.format), r.meta) if r.kind == "package" and r.meta == {} else r.meta)
             for r in rows]
 
