@@ -100,7 +100,7 @@ class Format:
         """Index files under `feed_dir` (each lists files relative to its own directory)."""
         raise NotImplementedError
 
-    def read_index(self, index: Path) -> list[IndexEntry]:
+    def read_index(self, index: Path, fields: bool = True) -> list[IndexEntry]:
         raise NotImplementedError
 
     def write_index(self, feed_dir: Path, items: list[Indexed], all_versions: bool = True,
@@ -427,13 +427,14 @@ def scan_files(fmt: Format, feed_dir: Path) -> list[str]:
     return sorted(out)
 
 
-def index_entries(fmt: Format, feed_dir: Path) -> tuple[dict[str, IndexEntry], list[Problem]]:
-    """All index entries under `feed_dir`, keyed by path relative to `feed_dir`."""
+def index_entries(fmt: Format, feed_dir: Path, fields: bool = True) -> tuple[dict[str, IndexEntry], list[Problem]]:
+    """All index entries under `feed_dir`, keyed by path relative to `feed_dir` (`fields`: with every
+    field of each, else name, version, arch, size and sums only)."""
     entries: dict[str, IndexEntry] = {}
     problems: list[Problem] = []
     for idx in fmt.find_indexes(feed_dir):
         try:
-            listed = fmt.read_index(idx)
+            listed = fmt.read_index(idx, fields)
         except (ValueError, UnicodeDecodeError, OSError) as e:
             problems.append(Problem(str(idx), f"unreadable index: {e}"))
             continue

@@ -74,7 +74,7 @@ class Deb(Format):
     def find_indexes(self, feed_dir: Path) -> list[Path]:
         return packages_indexes(feed_dir)
 
-    def read_index(self, index: Path) -> list[IndexEntry]:
+    def read_index(self, index: Path, fields: bool = True) -> list[IndexEntry]:
         out = []
         for par in read_paragraphs(read_packages(index)):
             if "Package" not in par:
@@ -83,7 +83,7 @@ class Deb(Format):
             fn = fn[2:] if fn.startswith("./") else fn
             sums = {k: par[f] for k, f in (("md5", "MD5sum"), ("sha256", "SHA256")) if f in par}
             out.append(IndexEntry(fn, par["Package"], par.get("Version", ""), par.get("Architecture", ""),
-                                  int(par["Size"]) if par.get("Size") else None, sums, par))
+                                  int(par["Size"]) if par.get("Size") else None, sums, par if fields else {}))
         return out
 
     def stanza(self, it: Indexed) -> str:

@@ -77,7 +77,7 @@ class Ipk(Format):
     def find_indexes(self, feed_dir: Path) -> list[Path]:
         return packages_indexes(feed_dir)
 
-    def read_index(self, index: Path) -> list[IndexEntry]:
+    def read_index(self, index: Path, fields: bool = True) -> list[IndexEntry]:
         out = []
         for par in read_paragraphs(read_packages(index)):
             if "Package" not in par:
@@ -87,7 +87,7 @@ class Ipk(Format):
                 filename=par.get("Filename", ""), name=par["Package"], version=par.get("Version", ""),
                 arch=par.get("Architecture", ""), size=int(size) if size else None,
                 sums={k: par[f] for k, f in (("md5", "MD5Sum"), ("sha256", "SHA256sum")) if f in par},
-                fields=dict(par)))
+                fields=dict(par) if fields else {}))
         return out
 
     def stanza(self, it: Indexed, checksums=("md5", "sha256")) -> str:

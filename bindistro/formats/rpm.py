@@ -145,7 +145,7 @@ class Rpm(Format):
     def index_dir(self, index: Path) -> Path:
         return index.parent.parent
 
-    def read_index(self, index: Path) -> list[IndexEntry]:
+    def read_index(self, index: Path, fields: bool = True) -> list[IndexEntry]:
         md = cr.Metadata(cr.HT_KEY_HASH)
         try:
             md.locate_and_load_xml(str(self.index_dir(index)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import jinja2
@@ -90,7 +91,7 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
     index = a.index()
 
     def needed(rel: str, changed: bool) -> bool:
-        if changed or force or not (root / "site" / rel).exists():
+        if changed or force or not os.path.exists(f"{root}/site/{rel}"):     # (a str: 5,000 of them)
             return True
         w.same += 1
         return False
@@ -160,9 +161,9 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
              letters=letters, this=l, names=[(n, row) for n, row in names if apimod.safe(n)])
     if not letters:
         page("packages/index.html", "letters.html", 1, letters=[], this="", names=[])
-    for key, doc in shards.items():
+    for key, x in shards.items():
         if key.startswith("cves/"):
-            page(f"{key[:-5]}.html", "cve.html", 1, shard_changed[key], c=doc)
+            page(f"{key[:-5]}.html", "cve.html", 1, shard_changed[key], c=x)
     memo.save()
     return {"releases": len(d.releases), "packages": len(pages), "files_written": w.written,
             "files_unchanged": w.same, "bytes": w.bytes}
