@@ -3,6 +3,7 @@ The tables are in schema.py; migrate.py brings an older database up to them."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import sys
@@ -122,6 +123,13 @@ class MetaDB:
             rows = c.execute(q.order_by(artifacts.c.id)).all()
             arts = _with_metas(c, rows, self.decoded) if control else [_artifact(r, r.meta) for r in rows]
         return row, arts
+
+    def with_control(self, arts: list[Artifact]) -> list[Artifact]:
+        """Packages read with control=False, given their control data."""
+        with self.engine.connect() as c:
+            metas = _metas(c, [(a.sha256, a.format) for a in arts if a.kind == "package" and a.meta == {}], self.decoded)
+        return [dataclasses.replace(a, meta=metas.get((a.sha256, a.format), a.meta)) if a.kind == "package" and a.meta == {}
+                else a for a in arts]
 
     def candidate_row(self, cid: int):
         with self.engine.connect() as c:

@@ -39,6 +39,7 @@ class Context:
     _feeds: dict = field(default_factory=dict)
     _pools: dict = field(default_factory=dict)
     _images: dict = field(default_factory=dict)
+    _image_pkgs: dict = field(default_factory=dict)
     _histories: dict = field(default_factory=dict)
     only: dict = field(default_factory=dict)    # a verify job's slice: {"format": F, "machine": M}
 
@@ -91,10 +92,19 @@ class Context:
         wanted = self.image_set(rel, machine)
         m = self.machine_of(rel, machine)
         names = {get_format(fmt).feed_name(a) for a in m.archs}
-        by_nv = {(a.name, a.version): a for a in self.release_artifacts(rel)
-                 if a.kind == model.PACKAGE and a.format == fmt and a.arch in names}
+        by_nv = {(a.name, a.version): a for a in self._image_packages(rel) if a.format == fmt and a.arch in names}
         got = [by_nv[k] for k in wanted if k in by_nv]
         return got, len(wanted) - len(got)
+
+    def _image_packages(self, rel: Release) -> list[Artifact]:
+        """The packages of `rel`'s build that one of its images lists, with their control data. Every
+        earlier release is an upgrade path: its whole build with control data (100,000 packages at
+        distro scale) held per release made verify's time and memory grow with every release."""
+        if rel.name not in self._image_pkgs:
+            listed = {nv for m in self.spec.machines for nv in self.image_set(rel, m)}
+            pkgs = self.store.db.candidate(rel.candidate, kinds=(model.PACKAGE,), control=False)[1]
+            self._image_pkgs[rel.name] = self.store.db.with_control([a for a in pkgs if (a.name, a.version) in listed])
+        return self._image_pkgs[rel.name]
 
     def machine_of(self, rel: Release, machine):
         """`machine` as the series of `rel` defines it (a branch may name its feeds otherwise)."""
