@@ -16,6 +16,7 @@ from ..store import Store
 from .memo import Memo
 
 SBOM_SUFFIXES = (".spdx.json", ".spdx.tar.zst")
+SEP = "\x1f"      # between the fields of a memo's file row
 MAX_MANIFEST = 1 << 30       # our own signed files; bounded all the same
 
 
@@ -96,8 +97,11 @@ def _releases(root: Path, entries: list[dict], memo: Memo | None) -> tuple[list[
     """Each listed release with its manifest's fields, and every package file with the releases that
     list it. The manifests the memo vouches for (the same files, in the same order) are not read."""
     trusted = bool(memo and entries and memo.manifest(0, entries[0]["manifest"]))
-    table: list[list] = memo.files if trusted else []        # id -> path, name, version, format, arch, size, sha256
-    ids = {row[0]: n for n, row in enumerate(table)}
+    # id -> "path SEP name SEP version SEP format SEP arch SEP size SEP sha256": one str per file, not a
+    # list of seven objects (a world's history is 100,000s of files, held through the whole build)
+    table: list[str] = memo.files if trusted else []
+    paths = [row.split(SEP, 1)[0] for row in table]
+    ids = {p: n for n, p in enumerate(paths)}
     chain: list[list] = []
     rels, files, now = [], {}, set()
     for i, entry in enumerate(entries):
@@ -111,8 +115,13 @@ def _releases(root: Path, entries: list[dict], memo: Memo | None) -> tuple[list[
                 if a.get("kind") == "package":
                     n = ids.get(a["path"])
                     if n is None:
+                        row = [str(a[k]) for k in ("path", "name", "version", "format", "arch", "size", "sha256")]
+                        if any(SEP in x for x in row) or not isinstance(a["size"], int):   # (stage refuses both)
+                            raise BindistroError(f"{root / entry['manifest']}: package entry {row[0][:200]!r}: "
+                                                 "a control character or a size that is not a number")
                         n = ids[a["path"]] = len(table)
-                        table.append([a["path"], a["name"], a["version"], a["format"], a["arch"], a["size"], a["sha256"]])
+                        table.append(SEP.join(row))
+                        paths.append(a["path"])
                     got.add(n)
             e = [entry["manifest"], st, _fields(m), sorted(got - now), sorted(now - got)]
         chain.append(e)
@@ -121,11 +130,11 @@ def _releases(root: Path, entries: list[dict], memo: Memo | None) -> tuple[list[
                      "manifest": entry["manifest"], "series": entry.get("series"),
                      "signed": (root / (entry["manifest"] + ".asc")).exists(), **e[2]})
         for n in e[3]:      # in the order first listed, as the site always had them
-            path, name, version, fmt, arch, size, sha = table[n]
-            if path not in files:
-                files[path] = PackageFile(name, version, fmt, arch, path, size, sha, sha)
+            if paths[n] not in files:
+                path, name, version, fmt, arch, size, sha = table[n].split(SEP)
+                files[path] = PackageFile(name, version, fmt, arch, path, int(size), sha, sha)
         for n in now:
-            files[table[n][0]].releases.append(i)
+            files[paths[n]].releases.append(i)
     if memo is not None:
         memo.manifests, memo.files = chain, table
     return rels, files
