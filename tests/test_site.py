@@ -74,6 +74,22 @@ def test_release_site_equals_a_full_rebuild(project, cli, mini_build):
     cli("-C", project, "fsck", "--publish")
 
 
+def test_site_build_refuses_a_manifest_entry_with_a_control_character(project, cli, mini_build):
+    """The site reads the manifests of the tree it is built on; an entry no stage could have written
+    (a unit separator in its path) is one line naming the manifest, not a site of garbled rows."""
+    release_build(cli, project, mini_build(1))
+    man = next((project / "publish" / "releases").glob("*/manifest.json")).resolve()
+    doc = json.loads(man.read_text())
+    entry = next(a for a in doc["artifacts"] if a["kind"] == "package")
+    entry["path"] = entry["path"].replace("/", "/\x1f", 1)
+    os.unlink(man)                # (a hard link shared with older generations: replace it, do not edit it)
+    man.write_text(json.dumps(doc))
+    r = cli("-C", project, "site", "build", ok=False)
+    shown = project / "publish" / man.relative_to(man.parents[2])      # the tree's name, not a generation's
+    assert r.exit_code == 1 and str(shown) in r.stderr and "control character" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
 def api_docs(pub: Path):
     for p in sorted((pub / "api/v1").rglob("*.json")):
         rel = str(p.relative_to(pub / "api/v1"))

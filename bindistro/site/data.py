@@ -70,15 +70,17 @@ def file_paths(members: list[str]) -> list[str]:
     return [p for i, p in enumerate(paths) if not (i + 1 < len(paths) and paths[i + 1].startswith(p + "/"))]
 
 
-def _read_json(path: Path, what: str):
+def _read_json(path: Path, what: str, shown: Path | None = None):
+    """`shown`: the name in messages (the tree's, not the generation being built)."""
+    shown = shown or path
     try:
         if path.stat().st_size > MAX_MANIFEST:
-            raise BindistroError(f"{path}: larger than {MAX_MANIFEST >> 20} MB")
+            raise BindistroError(f"{shown}: larger than {MAX_MANIFEST >> 20} MB")
         return json.loads(path.read_bytes())
     except FileNotFoundError:
-        raise BindistroError(f"{path}: missing ({what})") from None
+        raise BindistroError(f"{shown}: missing ({what})") from None
     except ValueError as e:
-        raise BindistroError(f"{path}: not JSON ({str(e)[:100]})") from None
+        raise BindistroError(f"{shown}: not JSON ({str(e)[:100]})") from None
 
 
 def _fields(m: dict) -> dict:
@@ -93,7 +95,7 @@ def _fields(m: dict) -> dict:
             "sdk": [a for a in arts if a.get("kind") == "sdk"]}
 
 
-def _releases(root: Path, entries: list[dict], memo: Memo | None) -> tuple[list[dict], dict[str, PackageFile]]:
+def _releases(root: Path, entries: list[dict], memo: Memo | None, shown: Path) -> tuple[list[dict], dict[str, PackageFile]]:
     """Each listed release with its manifest's fields, and every package file with the releases that
     list it. The manifests the memo vouches for (the same files, in the same order) are not read."""
     trusted = bool(memo and entries and memo.manifest(0, entries[0]["manifest"]))
@@ -109,7 +111,7 @@ def _releases(root: Path, entries: list[dict], memo: Memo | None) -> tuple[list[
         if e is None:
             trusted = False
             st = memo.stat(entry["manifest"]) if memo else None     # (before reading: a later change only misses)
-            m = _read_json(root / entry["manifest"], f"manifest of release {entry['release']}")
+            m = _read_json(root / entry["manifest"], f"manifest of release {entry['release']}", shown / entry["manifest"])
             got = set()
             for a in m.get("artifacts", []):
                 if a.get("kind") == "package":
@@ -117,7 +119,7 @@ def _releases(root: Path, entries: list[dict], memo: Memo | None) -> tuple[list[
                     if n is None:
                         row = [str(a[k]) for k in ("path", "name", "version", "format", "arch", "size", "sha256")]
                         if any(SEP in x for x in row) or not isinstance(a["size"], int):   # (stage refuses both)
-                            raise BindistroError(f"{root / entry['manifest']}: package entry {row[0][:200]!r}: "
+                            raise BindistroError(f"{shown / entry['manifest']}: package entry {row[0][:200]!r}: "
                                                  "a control character or a size that is not a number")
                         n = ids[a["path"]] = len(table)
                         table.append(SEP.join(row))
@@ -143,8 +145,8 @@ def _releases(root: Path, entries: list[dict], memo: Memo | None) -> tuple[list[
 def collect(spec: Spec, store: Store, root: Path, memo: Memo | None = None) -> SiteData:
     """The data of the tree (or generation) at `root`, which this project published (`memo`: what
     the last build of it read, see memo.py)."""
-    listing = _read_json(root / "releases.json", "the release listing")
-    rels, files = _releases(root, listing.get("releases", []), memo)
+    listing = _read_json(root / "releases.json", "the release listing", spec.publish_path / "releases.json")
+    rels, files = _releases(root, listing.get("releases", []), memo, spec.publish_path)
     metas = store.db.published_meta(sorted({(f.sha256, f.format) for f in files.values()}))
     details = {}
     for path, f in files.items():
