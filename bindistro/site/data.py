@@ -11,12 +11,14 @@ from pathlib import Path
 
 from ..errors import BindistroError
 from ..formats import get as get_format
+from ..formats.base import RELATIONS
 from ..spec import Spec
 from ..store import Store
 from .memo import Memo
 
 SBOM_SUFFIXES = (".spdx.json", ".spdx.tar.zst")
 SEP = "\x1f"      # between the fields of a memo's file row
+DETAILS = ("summary", "description", "license", "homepage", "section", "recipe", *RELATIONS)     # Format.details()
 MAX_MANIFEST = 1 << 30       # our own signed files; bounded all the same
 
 
@@ -138,20 +140,38 @@ def _releases(root: Path, entries: list[dict], memo: Memo | None, shown: Path) -
         for n in now:
             files[paths[n]].releases.append(i)
     if memo is not None:
+        if not (memo.files and table is memo.files):
+            memo.details = []           # (its rows follow the ids of a table that is not this one)
         memo.manifests, memo.files = chain, table
-    return rels, files
+    return rels, files, ids
 
 
 def collect(spec: Spec, store: Store, root: Path, memo: Memo | None = None) -> SiteData:
     """The data of the tree (or generation) at `root`, which this project published (`memo`: what
     the last build of it read, see memo.py)."""
     listing = _read_json(root / "releases.json", "the release listing", spec.publish_path / "releases.json")
-    rels, files = _releases(root, listing.get("releases", []), memo, spec.publish_path)
-    metas = store.db.published_meta(sorted({(f.sha256, f.format) for f in files.values()}))
-    details = {}
+    rels, files, ids = _releases(root, listing.get("releases", []), memo, spec.publish_path)
+    # a published file's control data never changes: its details come from the memo, once made
+    cached = memo.details if memo is not None else []
+    details, need = {}, []
     for path, f in files.items():
+        n = ids[path]
+        row = cached[n] if n < len(cached) else None
+        if isinstance(row, list) and len(row) == len(DETAILS) + 1:
+            f.staged, details[path] = row[0], dict(zip(DETAILS, row[1:]))
+        else:
+            need.append(f)
+    metas = store.db.published_meta(sorted({(f.sha256, f.format) for f in need}))
+    for f in need:
         meta, f.staged = metas.get((f.sha256, f.format), ({}, f.sha256))
-        details[path] = get_format(f.format).details(meta)
+        details[f.path] = get_format(f.format).details(meta)
+    del metas
+    if memo is not None:
+        rows: list = [None] * len(memo.files)
+        for path, f in files.items():
+            if details[path].keys() == set(DETAILS):
+                rows[ids[path]] = [f.staged, *(details[path][k] for k in DETAILS)]
+        memo.details = rows
     contents = store.db.payload_files_of(sorted({f.staged for f in files.values()}), file_paths)
     records = None
 

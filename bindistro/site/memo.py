@@ -38,7 +38,7 @@ def key(inputs) -> str:
 
 class Memo:
     def __init__(self, path: Path, root: Path, old: dict[str, list], manifests: list | None = None,
-                 files: list | None = None):
+                 files: list | None = None, details: list | None = None):
         self.path, self.root, self.old = path, root, old
         self.new: dict[str, list] = {}
         self.skipped = 0
@@ -46,7 +46,8 @@ class Memo:
         # before it (ids into `files`): reading every manifest again is O(releases x packages)
         self.old_manifests = manifests or []
         self.manifests: list[list] = []
-        self.files: list[list] = files or []
+        self.files: list[str] = files or []
+        self.details: list = details or []      # per file id: [staged sha256, *data.DETAILS] (None: not kept)
 
     @classmethod
     def load(cls, state_dir: Path, root: Path, use: bool = True) -> Memo:
@@ -57,7 +58,7 @@ class Memo:
                 if path.stat().st_size <= MAX:
                     doc = json.loads(path.read_bytes())
                     if doc.get("code") == code_key() and isinstance(doc.get("docs"), dict):
-                        return cls(path, root, doc["docs"], doc.get("manifests"), doc.get("files"))
+                        return cls(path, root, doc["docs"], doc.get("manifests"), doc.get("files"), doc.get("details"))
             except (OSError, ValueError, AttributeError):
                 pass
         return cls(path, root, old)
@@ -94,7 +95,7 @@ class Memo:
         """Best effort: without a memo the next build is a full one, never a wrong one."""
         try:
             write_bytes_atomic(self.path, json.dumps({"code": code_key(), "docs": self.new, "manifests": self.manifests,
-                                                                 "files": self.files},
+                                                                 "files": self.files, "details": self.details},
                                                      separators=(",", ":")).encode(), sync=False)
         except OSError:
             pass
