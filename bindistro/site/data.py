@@ -97,9 +97,11 @@ def _fields(m: dict) -> dict:
             "sdk": [a for a in arts if a.get("kind") == "sdk"]}
 
 
-def _releases(root: Path, entries: list[dict], memo: Memo | None, shown: Path) -> tuple[list[dict], dict[str, PackageFile]]:
-    """Each listed release with its manifest's fields, and every package file with the releases that
-    list it. The manifests the memo vouches for (the same files, in the same order) are not read."""
+def _releases(root: Path, entries: list[dict], memo: Memo | None, shown: Path
+              ) -> tuple[list[dict], dict[str, PackageFile], dict[str, int]]:
+    """Each listed release with its manifest's fields, every package file with the releases that
+    list it, and each file's id in the memo's table. The manifests the memo vouches for (the same
+    files, in the same order) are not read."""
     trusted = bool(memo and entries and memo.manifest(0, entries[0]["manifest"]))
     # id -> "path SEP name SEP version SEP format SEP arch SEP size SEP sha256": one str per file, not a
     # list of seven objects (a world's history is 100,000s of files, held through the whole build)
@@ -117,12 +119,12 @@ def _releases(root: Path, entries: list[dict], memo: Memo | None, shown: Path) -
             got = set()
             for a in m.get("artifacts", []):
                 if a.get("kind") == "package":
-                    n = ids.get(a["path"])
+                    n = ids.get(a.get("path"))
                     if n is None:
-                        row = [str(a[k]) for k in ("path", "name", "version", "format", "arch", "size", "sha256")]
-                        if any(SEP in x for x in row) or not isinstance(a["size"], int):   # (stage refuses both)
-                            raise BindistroError(f"{shown / entry['manifest']}: package entry {row[0][:200]!r}: "
-                                                 "a control character or a size that is not a number")
+                        row = [str(a.get(k, "")) for k in ("path", "name", "version", "format", "arch", "size", "sha256")]
+                        if any(SEP in x for x in row) or not isinstance(a.get("size"), int) or not all(row):
+                            raise BindistroError(f"{shown / entry['manifest']}: package entry {row[0][:200]!r}: a field "
+                                                 "missing or holding a control character, or a size that is not a number")
                         n = ids[a["path"]] = len(table)
                         table.append(SEP.join(row))
                         paths.append(a["path"])
