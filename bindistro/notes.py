@@ -27,19 +27,17 @@ def release_notes(spec: Spec, store: Store, cid: int) -> str:
 
 def notes_data(spec: Spec, store: Store, cid: int) -> dict:
     from . import series
-    row, arts = store.db.candidate(cid, control=False)        # names, versions, image sizes: no control data
+    # (name, arch) -> version and the images only: a world's two whole builds as Artifact objects were
+    # a quarter of a release's peak memory, built last, beside the site's data
+    row = store.db.candidate_row(cid)
     spec = spec.in_series(row.series)
     # against its series' last release; a series' first, against the latest of the one it follows
     rels = [r for r in series.releases(spec, store, spec.current) if r.candidate < cid] or [
         r for r in (series.latest(spec, store, o, before=cid) for o in spec.upgrade_from()[-1:]) if r]
     last = rels[-1] if rels else None
-    old_arts = store.db.candidate(last.candidate, control=False)[1] if last else []
-    fmt = next((f for f in spec.formats if any(a.format == f for a in arts)), spec.formats[0])
+    fmt, new = next(((f, v) for f in spec.formats if (v := store.db.package_versions(cid, f))), (spec.formats[0], {}))
+    old = store.db.package_versions(last.candidate, fmt) if last else {}
     vcmp = get_format(fmt).version_cmp
-
-    def table(items):
-        return {(a.name, a.arch): a.version for a in items if a.kind == model.PACKAGE and a.format == fmt}
-    new, old = table(arts), table(old_arts)
     added = sorted(k for k in new if k not in old)
     removed = sorted(k for k in old if k not in new)
     changed = {k: vcmp(new[k], old[k]) for k in new if k in old and new[k] != old[k]}
@@ -48,7 +46,8 @@ def notes_data(spec: Spec, store: Store, cid: int) -> dict:
 
     def images(items):
         return {a.meta.get("machine"): a.size for a in items if a.kind == model.IMAGE and not a.name.endswith(".manifest")}
-    ni, oi = images(arts), images(old_arts)
+    ni = images(store.db.candidate(cid, kinds=(model.IMAGE,), control=False)[1])
+    oi = images(store.db.candidate(last.candidate, kinds=(model.IMAGE,), control=False)[1]) if last else {}
     return {"candidate": cid, "against": last.name if last else None, "format": fmt,
             "added": [{"name": n, "arch": a, "version": new[(n, a)]} for n, a in added],
             "upgraded": [{"name": n, "arch": a, "old": old[(n, a)], "new": new[(n, a)]} for n, a in up],

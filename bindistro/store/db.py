@@ -131,6 +131,13 @@ class MetaDB:
         return [dataclasses.replace(a, meta=metas.get((a.sha256, a.format), a.meta)) if a.kind == "package" and a.meta == {}
                 else a for a in arts]
 
+    def package_versions(self, cid: int, fmt: str) -> dict[tuple[str, str], str]:
+        """(name, arch) -> version of a candidate's packages of one format (of two, the later row)."""
+        q = select(artifacts.c.name, artifacts.c.arch, artifacts.c.version).where(
+            (artifacts.c.candidate == cid) & (artifacts.c.kind == "package") & (artifacts.c.format == fmt))
+        with self.engine.connect() as c:
+            return {(r.name, r.arch): r.version for r in c.execute(q.order_by(artifacts.c.id))}
+
     def candidate_row(self, cid: int):
         with self.engine.connect() as c:
             return c.execute(select(candidates).where(candidates.c.id == cid)).first()
