@@ -19,7 +19,7 @@ from pathlib import Path
 from ..store.objects import write_bytes_atomic
 
 FILE = "site-memo.json"
-MAX = 64 << 20       # our own file; bounded all the same (20,000 packages: ~2 MB)
+MAX = 1 << 30       # our own file; bounded all the same (20,000 packages x 3 formats, 9 releases: 78 MB)
 
 
 @functools.cache
