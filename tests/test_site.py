@@ -56,9 +56,14 @@ def test_release_site_equals_a_full_rebuild(project, cli, mini_build):
     put back before release 3 vouches only for the files it wrote that are still there."""
     memo = project / "state" / "site-memo.json"
     kept = None
-    for n in (1, 2, 3):
+    for n in (1, 2, 3, 4):
         if n == 3:
             memo.write_bytes(kept)
+        if n == 4:      # a memo of this code naming a file id out of range, a details row cut short
+            doc = json.loads(memo.read_text())
+            doc["manifests"][0][3] = [10 ** 9]
+            doc["details"][0] = doc["details"][0][:3]
+            memo.write_text(json.dumps(doc))
         release_build(cli, project, mini_build(n))
         if n == 1:
             kept = memo.read_bytes()
@@ -68,9 +73,9 @@ def test_release_site_equals_a_full_rebuild(project, cli, mini_build):
     pub = project / "publish"
     lib1 = json.loads((pub / "api/v1/packages/libmini1.json").read_text())
     assert lib1["required_by"] == [] and {v["last"] for v in lib1["versions"]} == {"1.1"}
-    assert json.loads((pub / "api/v1/packages/libmini3.json").read_text())["required_by"] == ["tool"]
+    assert json.loads((pub / "api/v1/packages/libmini4.json").read_text())["required_by"] == ["tool"]
     extra = json.loads((pub / "api/v1/packages/extra.json").read_text())
-    assert sorted((v["first"], v["last"]) for v in extra["versions"] if v["arch"] == "core2-64") == [("1.1", "1.1"), ("1.3", None)]
+    assert sorted((v["first"], v["last"]) for v in extra["versions"] if v["arch"] == "core2-64") == [("1.1", "1.1"), ("1.3", "1.3")]
     cli("-C", project, "fsck", "--publish")
 
 

@@ -56,8 +56,11 @@ class Memo:
             try:
                 if path.stat().st_size <= MAX:
                     doc = json.loads(path.read_bytes())
-                    if doc.get("code") == code_key() and isinstance(doc.get("docs"), dict):
-                        return cls(path, root, doc["docs"], doc.get("manifests"), doc.get("files"), doc.get("details"))
+                    files = doc.get("files") or []
+                    if (doc.get("code") == code_key() and isinstance(doc.get("docs"), dict)
+                            and isinstance(files, list) and all(isinstance(x, str) for x in files)
+                            and isinstance(doc.get("manifests") or [], list) and isinstance(doc.get("details") or [], list)):
+                        return cls(path, root, doc["docs"], doc.get("manifests"), files, doc.get("details"))
             except (OSError, ValueError, AttributeError):
                 pass
         return cls(path, root, old)
@@ -74,7 +77,9 @@ class Memo:
         manifest at `rel` is the file this was read from (every one before it was too: the caller
         stops at the first miss)."""
         e = self.old_manifests[i] if i < len(self.old_manifests) else None
-        if isinstance(e, list) and len(e) == 5 and e[0] == rel and e[1] == self.stat(rel):
+        if isinstance(e, list) and len(e) == 5 and e[0] == rel and e[1] == self.stat(rel) and isinstance(e[2], dict) \
+                and all(isinstance(ids, list) and all(type(n) is int and 0 <= n < len(self.files) for n in ids)
+                        for ids in e[3:]):
             return e
         return None
 
