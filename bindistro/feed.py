@@ -15,7 +15,13 @@ from .store.objects import hash_file
 
 def detect_format(feed_dir: Path) -> Format:
     """The format most package files in `feed_dir` have (ipk and deb share index names)."""
-    counts = {f.name: sum(1 for _ in feed_dir.rglob(f"*{f.suffix}")) for f in FORMATS.values()}
+    counts = dict.fromkeys(FORMATS, 0)
+    suffixes = {f.suffix: f.name for f in FORMATS.values()}
+    for _dirpath, _dirs, names in os.walk(feed_dir):      # one walk, not a glob per format
+        for n in names:
+            fmt = suffixes.get(os.path.splitext(n)[1])
+            if fmt:
+                counts[fmt] += 1
     best = max(counts, key=counts.get)
     if counts[best]:
         return FORMATS[best]
@@ -34,7 +40,8 @@ def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
     old = {}
     stamps = fmt.read_stamps(feed_dir)
     files = scan_files(fmt, feed_dir)
-    now = {rel: fmt.file_stamp(feed_dir / rel) for rel in files}
+    base = str(feed_dir)
+    now = {rel: fmt.file_stamp(f"{base}/{rel}") for rel in files}      # (a str: 20,000 of them)
     if stamps:
         # every package file and the index itself as the last index left them: nothing to do
         me = fmt.index_stamp_name(all_versions, checksums)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .db import MetaDB
 from .objects import ObjectStore
 
 
@@ -22,6 +21,7 @@ class Store:
             from .remote import RemoteObjects
             remote = RemoteObjects(objects_url)
         self.objects = ObjectStore(state_dir / "objects", remote)
+        from .db import MetaDB      # (here: SQLAlchemy is a third of the start of a command that needs no DB, `feed index`)
         self.db = MetaDB(db_url or f"sqlite:///{state_dir / 'bindistro.db'}")
         self._stats: dict[str, tuple] | None = None
 
