@@ -142,8 +142,6 @@ def _releases(root: Path, entries: list[dict], memo: Memo | None, shown: Path
         for n in now:
             files[paths[n]].releases.append(i)
     if memo is not None:
-        if not (memo.files and table is memo.files):
-            memo.details = []           # (its rows follow the ids of a table that is not this one)
         memo.manifests, memo.files = chain, table
     return rels, files, ids
 
@@ -152,9 +150,11 @@ def collect(spec: Spec, store: Store, root: Path, memo: Memo | None = None) -> S
     """The data of the tree (or generation) at `root`, which this project published (`memo`: what
     the last build of it read, see memo.py)."""
     listing = _read_json(root / "releases.json", "the release listing", spec.publish_path / "releases.json")
+    table = memo.files if memo is not None else None
     rels, files, ids = _releases(root, listing.get("releases", []), memo, spec.publish_path)
-    # a published file's control data never changes: its details come from the memo, once made
-    cached = memo.details if memo is not None else []
+    # a published file's control data never changes: its details come from the memo, once made (its
+    # rows follow the ids of the memo's table: only when _releases kept that table)
+    cached = memo.details if memo is not None and memo.files is table else []
     details, need = {}, []
     for path, f in files.items():
         n = ids[path]

@@ -40,7 +40,6 @@ class Memo:
                  files: list | None = None, details: list | None = None):
         self.path, self.root, self.old = path, root, old
         self.new: dict[str, list] = {}
-        self.skipped = 0
         # what each release's manifest lists, as the package files it adds to and drops from the one
         # before it (ids into `files`): reading every manifest again is O(releases x packages)
         self.old_manifests = manifests or []
@@ -89,7 +88,6 @@ class Memo:
         if not (isinstance(e, list) and len(e) == 4 and e[0] == k and self.stat(rel) == e[1:]):
             return False
         self.new[rel] = e
-        self.skipped += 1
         return True
 
     def wrote(self, rel: str, k: str) -> None:

@@ -294,8 +294,9 @@ class ObjectStore:
         """Rename complete copies made in the store's filesystem (ingest.py), [(copy, sha256)],
         into place as their objects. The caller has synced the filesystem first (sync_fs): one
         sync for a whole build instead of an fsync per file. The directories first, each once
-        (makedirs: a thread that finds one made by another goes on); both steps in threads, a share of the list each: a fresh store makes thousands of
-        directories, and mkdir waits on the disk (not on a memory filesystem: one thread there)."""
+        (makedirs: a thread that finds one made by another goes on); both steps in threads, a share
+        of the list each: a fresh store makes thousands of directories, and mkdir waits on the disk
+        (not on a memory filesystem: one thread there)."""
         from concurrent.futures import ThreadPoolExecutor
         names = [(str(tmp), f"{self.root}/{object_name(sha)}", sha) for tmp, sha in copies]
         dirs = sorted({os.path.dirname(d) for _, d, _ in names})
