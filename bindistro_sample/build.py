@@ -384,7 +384,7 @@ def generate(out: Path, release: int, seed: int = 1, inject: list[str] = (), for
     changed_in_place = defects.on_packages(pkgs, recipes, history[-2] if nth > 1 else {}, list(inject))
 
     world_pkgs: list[Pkg] = []
-    world_recipes = world.at_release(seed, release, packages) if packages else []
+    world_recipes = world.at_release(seed, release, packages, series) if packages else []
     if packages:
         world_pkgs = world.all_packages(world_recipes, machines)
     try:

@@ -63,8 +63,8 @@ def on_recipes(recipes: dict[str, Recipe], inject: list[str]) -> None:
         recipes["bindistro-hello"].abi_break = True
         _bump(recipes["bindistro-hello"])
     if "series-backport-newer" in inject:
-        from .recipes import _jump
-        recipes["htop"].pv = _jump(recipes["htop"].pv) + ".1"
+        from .recipes import jump
+        recipes["htop"].pv = jump(recipes["htop"].pv) + ".1"
         recipes["htop"].prauto = recipes["htop"].rebuild = 0
     if "unsolvable-upgrade" in inject:
         recipes["util-linux"].conflicts.append("busybox")

@@ -11,6 +11,7 @@ from bindistro.release import release
 from bindistro.restore import configure_feeds, project_trust, restore
 from .build import generate
 from .recipes import summary
+from .rpmbuild import BATCH_MAIN
 from bindistro.stage import stage
 from bindistro.store import open_store
 
@@ -32,6 +33,10 @@ def run(out: Path, count: int = 3, seed: int = 1, boot: bool = True, packages: i
         sp = specmod.default_spec("sample-distro", sample=True, boot=boot)
         sp.formats = ["ipk", "rpm", "deb"]     # the demo publishes every format
         sp.database, sp.objects, sp.publish_target = database, objects, target
+        # --packages: the world sample's rpms come out of batched rpmbuild runs, so their SOURCERPM
+        # names the batch; each world recipe's archiver output is there under its own PF
+        sp.sources.exceptions[BATCH_MAIN] = ("SAMPLE DATA: the source rpm of the world sample's batched rpmbuild "
+                                             "runs; the archiver output is under each recipe's own name")
         specmod.parse(sp.to_dict(), path)      # what the options give must make a valid spec
         specmod.dump(sp, path)
     sp = specmod.load(path)

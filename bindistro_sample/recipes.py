@@ -254,7 +254,7 @@ SONAME_BUMP = ("libarchive", "archive", "13", "14")      # recipe, library, old 
 MERGED = ("formfactor", "base-files")                     # dropped; the other package provides and replaces it
 
 
-def _jump(pv: str) -> str:
+def jump(pv: str) -> str:
     """A next branch's version: the major number up (a single number by ten), the rest from 0."""
     nums = list(re.finditer(r"\d+", pv))
     if not nums:
@@ -272,7 +272,7 @@ def branch(recipes: dict[str, Recipe], seed: int) -> tuple[dict[str, Recipe], li
     changes = []
     for pn, r in sorted(rs.items()):
         old = r.pkgv
-        r.pv = _jump(r.pv)
+        r.pv = jump(r.pv)
         r.prauto = r.rebuild = r.autoinc = 0
         if r.git:
             r.srcrev = _srcrev(seed, pn + "@next", 0)

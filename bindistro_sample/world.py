@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import pkgcache
 from .packages import D, File, Pkg
-from .recipes import ALL, MACH, SOC, TUNE, Recipe
+from .recipes import ALL, BRANCH_POINT, MACH, SOC, TUNE, Recipe, jump
 
 CHURN = 0.05
 WORDS = ("alsa audio avahi bluez boost cairo cmake coreutils cups curl dbus dnsmasq dropbear eigen elfutils "
@@ -104,9 +104,18 @@ def plan(seed: int, count: int) -> list[WorldRecipe]:
     return out
 
 
-def at_release(seed: int, release: int, count: int) -> list[WorldRecipe]:
-    """The world recipes of `release`: each release bumps ~5 % of them (version or PR)."""
-    recipes = plan(seed, count)
+def at_release(seed: int, release: int, count: int, series: str | None = None) -> list[WorldRecipe]:
+    """The world recipes of `release`: each release bumps ~5 % of them (version or PR). `series`:
+    the next branch's, which starts from the first series' recipes at the branch point with every
+    version a major number up (above all its later bumps), then churns on its own."""
+    if series:
+        recipes = at_release(seed, BRANCH_POINT, count)
+        for w in recipes:
+            w.recipe.pv = jump(w.recipe.pv)
+            w.recipe.prauto = w.recipe.rebuild = 0
+        seed += 7919
+    else:
+        recipes = plan(seed, count)
     for n in range(2, release + 1):
         rng = _rng(seed, "world-churn", n)
         for w in rng.sample(recipes, k=max(1, int(len(recipes) * CHURN))) if recipes else ():
