@@ -34,7 +34,7 @@ def publish_channel(spec: Spec, store: Store, cid: int, name: str) -> dict:
     model.check_channel(name)
     spec = series.of_candidate(spec, store, cid)
     check_eol(spec, "channel builds")
-    row, arts = store.db.candidate(cid)
+    row, arts = store.db.candidate(cid, control=False)     # (index_feed reads control data per feed)
     # verified like a release (its summary goes out with it; a partial report would later let
     # `release` skip gates), but only the mandatory gates refuse: hostile packages never reach a device
     rep = verify.report(store, cid)

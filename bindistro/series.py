@@ -46,11 +46,12 @@ def described(spec: Spec) -> list[dict]:
              "upgrade_from": w.in_series(x.name).upgrade_from()} for x in w.series]
 
 
-def history(spec: Spec, store: Store) -> list[Artifact]:
-    """Every package the releases of this view's series published, once: its cumulative feeds."""
+def history(spec: Spec, store: Store, control: bool = True) -> list[Artifact]:
+    """Every package the releases of this view's series published, once: its cumulative feeds
+    (`control`: with control data)."""
     if not spec.series:
-        return store.db.released_packages()
-    return store.db.released_packages([r.candidate for r in releases(spec, store, spec.current)])
+        return store.db.released_packages(control=control)
+    return store.db.released_packages([r.candidate for r in releases(spec, store, spec.current)], control)
 
 
 def latest(spec: Spec, store: Store, series: str | None, before: int | None = None) -> Release | None:

@@ -94,13 +94,16 @@ def signing_entry(spec: Spec) -> dict | None:
 
 def index_feed(signer, feed_dir: Path, fmt_name: str, arch: str, arts: list[Artifact]) -> None:
     """The index of one feed over those of `arts` that belong to it (stored metadata, no
-    re-reading; a later artifact of the same file name wins), then its signature."""
-    items: dict[str, Indexed] = {}
+    re-reading; a later artifact of the same file name wins), then its signature. Control data
+    is read here, for this feed only: a world's cumulative feeds hold it for 100,000s of files."""
+    mine: dict[str, Artifact] = {}
     for a in arts:
         if (a.format, a.arch) == (fmt_name, arch):
-            items[a.filename] = Indexed(a.filename, PackageInfo(a.name, a.version, a.arch, a.meta), a.size, a.md5,
-                                        a.sha256, stamp_of(feed_dir / a.filename))
-    get_format(fmt_name).write_index(feed_dir, list(items.values()), all_versions=True)
+            mine[a.filename] = a
+    items = [Indexed(a.filename, PackageInfo(a.name, a.version, a.arch, a.meta), a.size, a.md5, a.sha256,
+                     stamp_of(feed_dir / a.filename)) for a in signer.store.db.with_control(list(mine.values()))]
+    del mine
+    get_format(fmt_name).write_index(feed_dir, items, all_versions=True)
     signer.sign_feed(fmt_name, feed_dir)
     faults.point("index")
 
@@ -154,7 +157,9 @@ def _refuse_twice(store: Store, cid: int) -> None:
 def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, rep) -> dict:
     from .. import verify
     published = store.db.published()
-    arts = store.db.candidate(cid)[1]      # (here: no caller holds them while the site is built)
+    # without control data: index_feed reads it one feed at a time (here: no caller holds the
+    # candidate while the site is built)
+    arts = store.db.candidate(cid, control=False)[1]
     feeds = {f: {get_format(f).feed_name(a) for a in spec.feeds()} for f in spec.formats}
     arts = [signer.lookup(a) if a.kind == model.PACKAGE else a for a in arts] + generated(store, arts)
     problems: list[Problem] = []
@@ -206,7 +211,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
 
     # 2. cumulative indexes of every feed that gains packages, then their signatures
     touched = {(a.format, a.arch) for d, a in plan.items() if a.kind == model.PACKAGE and d not in published}
-    history = [signer.lookup(a) for a in series.history(spec, store)]
+    history = [signer.lookup(a) for a in series.history(spec, store, control=False)]
     for fmt_name, arch in progress(sorted(touched), f"indexing {name}"):
         index_feed(signer, g.path(f"{spec.feed_root}/{fmt_name}/{arch}/Packages").parent, fmt_name, arch,
                    history + [a for a in plan.values() if a.kind == model.PACKAGE])

@@ -34,19 +34,22 @@ class Signer:
                                  f"{store.dir / 'gnupg'} (bindistro keys import FILE)")
 
     def lookup(self, a: Artifact) -> Artifact:
-        """The published form of a package: the signed rpm if there is one."""
+        """The published form of a package: the signed rpm if there is one (its control data is
+        left to MetaDB.with_control: the signed table's holds every rpm's XML, read per feed)."""
         if a.format != "rpm":
             return a
         if self._signed is None:
             with self.store.db.engine.connect() as c:
-                self._signed = {r.unsigned: r for r in c.execute(select(signed))}
+                self._signed = {r.unsigned: (r.sha256, r.size, r.md5) for r in c.execute(
+                    select(signed.c.unsigned, signed.c.sha256, signed.c.size, signed.c.md5))}
         r = self._signed.get(a.sha256)
-        return dataclasses.replace(a, sha256=r.sha256, size=r.size, md5=r.md5, meta=r.meta) if r else a
+        return dataclasses.replace(a, sha256=r[0], size=r[1], md5=r[2], meta={}) if r else a
 
     def published_forms(self, arts: list[Artifact]) -> list[Artifact]:
         """Each package as it is published: new rpms get their signature, all in one rpmsign run.
         A signature is made once and kept: the signed file is what every later release publishes."""
-        todo = [a for a in arts if a.format == "rpm" and self.keys and self.lookup(a) is a]
+        todo = self.store.db.with_control(
+            [a for a in arts if a.format == "rpm" and self.keys and self.lookup(a) is a])
         if todo:
             with tempfile.TemporaryDirectory(dir=self.store.dir) as tmp:
                 copies = []

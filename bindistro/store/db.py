@@ -3,6 +3,7 @@ The tables are in schema.py; migrate.py brings an older database up to them."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import sys
@@ -177,10 +178,10 @@ class MetaDB:
         with self.engine.connect() as c:
             return {r.path: (r.sha256, r.size) for r in c.execute(select(published))}
 
-    def released_packages(self, of_candidates: list[int] | None = None) -> list[Artifact]:
+    def released_packages(self, of_candidates: list[int] | None = None, control: bool = True) -> list[Artifact]:
         """Every package file ever released, once, in the order it was first released (`of_candidates`:
         only by the releases of those candidates, one series' cumulative feeds). A release lists all of its
-        build's packages: most are the same files as the release before."""
+        build's packages: most are the same files as the release before. `control`: as candidate()."""
         with self.engine.connect() as c:
             # released_files holds each file's first release per line of releases (add_release):
             # its size is the cumulative feeds', not every release's whole build
@@ -190,7 +191,8 @@ class MetaDB:
                 first = first.join(artifacts, artifacts.c.id == released_files.c.artifact).where(
                     artifacts.c.candidate.in_(of_candidates))
             q = select(artifacts).where(artifacts.c.id.in_(first)).order_by(artifacts.c.id)
-            return _with_metas(c, c.execute(q).all(), self.decoded)
+            rows = c.execute(q).all()
+            return _with_metas(c, rows, self.decoded) if control else [_artifact(r, r.meta) for r in rows]
 
     def get_setting(self, key: str) -> str | None:
         with self.engine.connect() as c:
@@ -253,6 +255,15 @@ class MetaDB:
             rest = [k for k in keys if k not in out]
             out.update({k: (m, k[0]) for k, m in _metas(c, rest, self.decoded, keep=False).items()})
         return out
+
+    def with_control(self, arts: list[Artifact]) -> list[Artifact]:
+        """`arts` with the control data of those read without it (packages whose meta is {}), as
+        published (a signed rpm's is its signed file's); not kept in `decoded`: a release reads one
+        feed's at a time."""
+        keys = [(a.sha256, a.format) for a in arts if a.kind == "package" and not a.meta]
+        metas = self.published_meta(keys) if keys else {}
+        return [dataclasses.replace(a, meta=metas[k][0]) if (k := (a.sha256, a.format)) in metas and not a.meta else a
+                for a in arts]
 
     def save_payload_checks(self, rows: list[dict]) -> None:
         """rows: sha256, format, problems, setuid, files (list), unpacked, checked."""
