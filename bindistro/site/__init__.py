@@ -129,8 +129,11 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
         w.put(f"{v}/schema/{schema.name}", schema.read_bytes())
     for fmt in d.formats:
         w.json(f"{v}/versions/{fmt}.json", a.versions(fmt))
-    shards = a.shards()
-    shard_changed = {rel: w.json(f"{v}/{rel}", x) for rel, x in shards.items()}
+    shards, shard_changed = {}, {}      # (only the names and cves shards are kept: their pages)
+    for rel, x in a.shards():
+        shard_changed[rel] = w.json(f"{v}/{rel}", x)
+        if rel.startswith(("names/", "cves/")):
+            shards[rel] = x
     pages = [n for n in sorted(a.by_name) if apimod.safe(n)]
     for name in progress(pages, "site: packages"):
         p, changed = doc(f"{v}/packages/{name}.json", memokey(a.package_key(name)), lambda: a.package(name))

@@ -19,7 +19,6 @@ _PAGE_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 BASENAME_ROWS = 50        # rows a file-name search returns per name (README, f0 ... are everywhere)
 
 
-@functools.cache       # a site build hashes each path a few times
 def shard(key: str, digits: int = 2) -> str:
     """FNV-1a (32-bit) of the key's UTF-8 bytes, its low `digits` hex digits (site/static/site.js
     computes the same)."""
@@ -74,7 +73,7 @@ class Api:
                     for target in {dep} | self.provided_by.get(dep, set()):
                         if target != n:
                             self.rdepends.setdefault(target, set()).add(n)
-        self._file_rows: dict[tuple[str, str, str], list] | None = None
+        self._path_rows: dict[str, tuple | list[tuple]] | None = None
         self.cves_of: dict[str, list[dict]] = {}
         for rel, found in d.cves.items():
             for c in found:
@@ -101,28 +100,47 @@ class Api:
     def paths(self, f: PackageFile) -> list[str]:
         return self.d.contents.get(f.staged, [])
 
-    def file_rows(self) -> dict[tuple[str, str, str], list]:
-        """(path, package, feed) -> [name, format, feed, first version, first release, last version,
-        last release (None: the latest still ships it)]."""
-        if self._file_rows is None:
-            rows: dict[tuple[str, str, str], list] = {}
-            end: dict[tuple[str, str, str], int] = {}
+    def path_rows(self) -> dict[str, tuple | list[tuple]]:
+        """path -> its row, or a list of rows (one per package and feed that ship it): (name, format,
+        feed, first version, first release, last version, last release (None: the latest still ships
+        it), index of the last release). The paths of one file share its row's tuple: a world's
+        history is over a million paths, and a row object per path was most of a release's memory."""
+        if self._path_rows is None:
+            out: dict[str, tuple | list[tuple]] = {}
             for f in sorted(self.d.files.values(), key=lambda f: min(f.releases)):
+                new = (f.name, f.format, f.feed, f.version, self.names[min(f.releases)], f.version, self.last(f),
+                       max(f.releases))
+                moved: dict[tuple, tuple] = {}      # an older row -> the same row ending with f
                 for p in self.paths(f):
-                    k = (p, f.name, f.feed)
-                    if k not in rows:
-                        rows[k] = [f.name, f.format, f.feed, f.version, self.names[min(f.releases)], f.version, self.last(f)]
-                        end[k] = max(f.releases)
-                    elif max(f.releases) >= end[k]:
-                        rows[k][5], rows[k][6], end[k] = f.version, self.last(f), max(f.releases)
-            self._file_rows = rows
-        return self._file_rows
+                    cur = out.get(p)
+                    if cur is None:
+                        out[p] = new
+                        continue
+                    rows = cur if isinstance(cur, list) else [cur]
+                    for j, r in enumerate(rows):
+                        if r[0] == f.name and r[2] == f.feed:
+                            if new[7] >= r[7]:
+                                rows[j] = moved.get(r) or moved.setdefault(r, r[:5] + new[5:])
+                            break
+                    else:
+                        rows.append(new)
+                    out[p] = rows if len(rows) > 1 else rows[0]
+            self._path_rows = out
+        return self._path_rows
+
+    def rows_of(self, p: str) -> list[list]:
+        """The files/ rows of path `p`: [name, format, feed, first version, first release, last
+        version, last release], by name and feed."""
+        cur = self.path_rows()[p]
+        rows = sorted(cur, key=lambda r: (r[0], r[2])) if isinstance(cur, list) else [cur]
+        return [list(r[:7]) for r in rows]
 
     @functools.cached_property
     def _digits(self) -> dict[str, int]:
-        rows = self.file_rows()
+        rows = self.path_rows()
         provides = {p for per in self.newest.values() for f in per.values() for p in self.d.details[f.path]["provides"]}
-        return {"files": digits_for(len(rows)), "basenames": digits_for(len({p.rsplit("/", 1)[-1] for p, _, _ in rows})),
+        return {"files": digits_for(sum(len(r) if isinstance(r, list) else 1 for r in rows.values())),
+                "basenames": digits_for(len({p.rsplit("/", 1)[-1] for p in rows})),
                 "provides": digits_for(len(provides))}
 
     def shard_digits(self) -> dict[str, int]:
@@ -232,16 +250,18 @@ class Api:
                 out.setdefault(f.name, []).append([f.version, f.arch, _ranges(f.releases)])
         return {"api": VERSION, "format": fmt, "releases": self.names, "packages": dict(sorted(out.items()))}
 
-    def shards(self) -> dict[str, dict]:
-        """names/<letter>.json, provides/<xx>.json, files/<xx…>.json, basenames/<xx>.json, cves/<ID>.json, cves.json."""
+    def shards(self):
+        """(path below api/v1/, document), one at a time: names/<letter>.json, provides/<xx>.json,
+        files/<xx…>.json, basenames/<xx>.json, cves/<ID>.json, cves.json. The files and basenames
+        shards hold every path ever shipped: each is made when it is written."""
         # every shard exists, empty or not: a search never meets a 404 (browsers log those as errors)
         dg = self.shard_digits()
-        docs: dict[str, dict] = {f"provides/{i:0{dg['provides']}x}.json": {} for i in range(16 ** dg["provides"])}
-        docs.update({f"names/{c}.json": {} for c in "0123456789abcdefghijklmnopqrstuvwxyz_"})
+        docs: dict[str, dict] = {f"names/{c}.json": {} for c in "0123456789abcdefghijklmnopqrstuvwxyz_"}
         for name in sorted(self.by_name):
             newest = self.newest[name]
             f = next(iter(newest.values()))
             docs.setdefault(f"names/{letter(name)}.json", {})[name] = [f.version, self.d.details[f.path]["summary"][:80]]
+        docs.update({f"provides/{i:0{dg['provides']}x}.json": {} for i in range(16 ** dg["provides"])})
         for name, per_fmt in self.newest.items():
             for f in per_fmt.values():
                 for p in self.d.details[f.path]["provides"]:
@@ -250,26 +270,37 @@ class Api:
                     lst = docs[f"provides/{shard(p, dg['provides'])}.json"].setdefault(p, [])
                     if [name, f.format] not in lst:
                         lst.append([name, f.format])
+        for k, v in docs.items():
+            yield k, {"api": VERSION, "entries": dict(sorted(v.items()))}
+        del docs
         # files/<hash of the path>: path -> rows; basenames/<hash of the name>: name -> some rows
-        docs.update({f"files/{i:0{dg['files']}x}.json": {} for i in range(16 ** dg["files"])})
-        docs.update({f"basenames/{i:0{dg['basenames']}x}.json": {} for i in range(16 ** dg["basenames"])})
-        for (p, _n, _feed), row in sorted(self.file_rows().items()):
-            docs[f"files/{shard(p, dg['files'])}.json"].setdefault(p, []).append(row)
-            base = p.rsplit("/", 1)[-1]
-            e = docs[f"basenames/{shard(base, dg['basenames'])}.json"].setdefault(base, {"total": 0, "rows": []})
-            e["total"] += 1
-            if len(e["rows"]) < BASENAME_ROWS:
-                e["rows"].append([p, *row])
+        rows = self.path_rows()
+        files: dict[str, list[str]] = {f"{i:0{dg['files']}x}": [] for i in range(16 ** dg["files"])}
+        bases: dict[str, list] = {}       # name -> [rows with it, the paths of the first BASENAME_ROWS]
+        for p in sorted(rows):
+            files[shard(p, dg["files"])].append(p)
+            e = bases.setdefault(p.rsplit("/", 1)[-1], [0])
+            if e[0] < BASENAME_ROWS:
+                e.append(p)
+            e[0] += len(rows[p]) if isinstance(rows[p], list) else 1
+        for k, ps in files.items():
+            yield f"files/{k}.json", {"api": VERSION, "entries": {p: self.rows_of(p) for p in ps}}
+        del files
+        by_shard: dict[str, list[str]] = {f"{i:0{dg['basenames']}x}": [] for i in range(16 ** dg["basenames"])}
+        for base in sorted(bases):
+            by_shard[shard(base, dg["basenames"])].append(base)
+        for k, names in by_shard.items():
+            yield f"basenames/{k}.json", {"api": VERSION, "entries": {
+                b: {"total": bases[b][0], "rows": [[p, *r] for p in bases[b][1:] for r in self.rows_of(p)][:BASENAME_ROWS]}
+                for b in names}}
         ids: dict[str, list] = {}
         for rel, found in self.d.cves.items():
             for c in found:
                 ids.setdefault(c["cve"], []).append(dict(c, release=rel))
-        for cid, rows in ids.items():
+        for cid, found in ids.items():
             if safe(cid):
-                docs[f"cves/{cid}.json"] = {"api": VERSION, "cve": cid, "findings": rows}
-        docs["cves.json"] = {"api": VERSION, "cves": {cid: sorted({r["status"] for r in rows}) for cid, rows in sorted(ids.items())}}
-        return {k: ({"api": VERSION, "entries": dict(sorted(v.items()))} if k.startswith(("names/", "provides/", "files/", "basenames/")) else v)
-                for k, v in docs.items()}
+                yield f"cves/{cid}.json", {"api": VERSION, "cve": cid, "findings": found}
+        yield "cves.json", {"api": VERSION, "cves": {cid: sorted({r["status"] for r in found}) for cid, found in sorted(ids.items())}}
 
 
 def _ranges(idx: list[int]) -> list[list[int]]:
