@@ -1,14 +1,18 @@
-"""Progress bars for long work, on stderr and only when it is a terminal (so --json stays clean)."""
+"""Progress bars for long work, on stderr and only when it is a terminal (so --json stays clean;
+rich is imported only then)."""
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-_console = Console(stderr=True)
+def _bar():
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=True)
 
 
 def progress(items: Sequence | Iterable, label: str, total: int | None = None):
@@ -17,8 +21,7 @@ def progress(items: Sequence | Iterable, label: str, total: int | None = None):
     if not sys.stderr.isatty() or (total or len(items)) < 20:
         yield from items
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=_console, transient=True) as p:
+    with _bar() as p:
         t = p.add_task(label, total=total or len(items))
         for it in items:
             yield it
@@ -31,7 +34,19 @@ def counter(label: str, total: int):
     if not sys.stderr.isatty() or total < 20:
         yield lambda n=1: None
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=_console, transient=True) as p:
+    with _bar() as p:
         t = p.add_task(label, total=total)
         yield lambda n=1: p.advance(t, n)
+
+
+class Laps:
+    """Seconds per step of a long command, for its --json report (`laps("index")` ends that step)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step] = round(self.seconds.get(step, 0) + now - self._t, 3)
+        self._t = now

@@ -21,7 +21,7 @@ from ..formats import get as get_format
 from ..formats.base import Indexed, PackageInfo, stamp_of
 from ..listing import write_listing
 from ..model import Artifact, Release
-from ..progress import progress
+from ..progress import Laps, progress
 from ..spec import Spec
 from ..store import Store
 from ..store.objects import hash_file
@@ -156,6 +156,7 @@ def _refuse_twice(store: Store, cid: int) -> None:
 
 def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, rep) -> dict:
     from .. import verify
+    laps = Laps()
     published = store.db.published()
     # without control data: index_feed reads it one feed at a time (here: no caller holds the
     # candidate while the site is built)
@@ -190,11 +191,13 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
         plan[d] = a
     if problems:
         raise BadInput(problems)
+    laps("plan")
 
     # 1. objects (new rpm packages get their signature first), keys
     fresh = [d for d, a in plan.items() if a.kind == model.PACKAGE and d not in published]
     for d, a in zip(fresh, signer.published_forms([plan[d] for d in fresh])):
         plan[d] = a
+    laps("sign")
     new_files = []
     for d, a in progress(list(plan.items()), f"publishing {name}"):
         if d in published:
@@ -208,6 +211,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
                 new_files.append((d + ".asc", hash_file(sig)[0], sig.stat().st_size))
     for k in signer.publish_keys(g.dir):
         new_files.append((str(k.relative_to(g.dir)), hash_file(k)[0], k.stat().st_size))
+    laps("objects")
 
     # 2. cumulative indexes of every feed that gains packages, then their signatures
     touched = {(a.format, a.arch) for d, a in plan.items() if a.kind == model.PACKAGE and d not in published}
@@ -215,6 +219,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
     for fmt_name, arch in progress(sorted(touched), f"indexing {name}"):
         index_feed(signer, g.path(f"{spec.feed_root}/{fmt_name}/{arch}/Packages").parent, fmt_name, arch,
                    history + [a for a in plan.values() if a.kind == model.PACKAGE])
+    laps("index")
 
     # 3. the manifest, signed once by the key of the day
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -244,19 +249,22 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
     rel = Release(name, seq, cid, created, series=spec.current)
     write_listing(spec, store, g.dir, extra=rel)
     artifacts = len(plan)
+    laps("manifest")
     # the site reads the tree as published: the candidate's and history's records go first, so a
     # release's peak memory is the larger of the two parts, not their sum
     del arts, history, plan, published, manifest, data
     store.db.decoded.clear()
     site.build(spec, store, g.dir, site.release_files(spec, store))     # the feed viewer switches with the feeds
+    laps("site")
 
     def record(n: int) -> None:
         with store.db.begin() as conn:
             store.db.add_release(conn, rel, new_files)
             store.db.set_generation(conn, n)
     g.commit(record)
+    laps("commit")
     return {"release": name, "sequence": seq, "candidate": cid, "created": created,
-            "new_files": len(new_files), "artifacts": artifacts, "skipped_formats": skipped,
+            "new_files": len(new_files), "artifacts": artifacts, "skipped_formats": skipped, "seconds": laps.seconds,
             "feeds_updated": [f"{spec.feed_root}/{f}/{a}" for f, a in sorted(touched)],
             **({"series": spec.current} if spec.current else {})}
 
