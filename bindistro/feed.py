@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .errors import BadInput, Problem
 from .model import FEED_SIGNATURES
-from .formats import FORMATS, Format
+from .formats import FORMATS, SUFFIXES, Format
 from .formats.base import (Indexed, PackageError, PackageInfo, compare_with_index, index_entries,
                            scan_files)
 from .progress import counter, progress
@@ -16,10 +16,10 @@ from .store.objects import hash_file
 def detect_format(feed_dir: Path) -> Format:
     """The format most package files in `feed_dir` have (ipk and deb share index names)."""
     counts = dict.fromkeys(FORMATS, 0)
-    suffixes = {f.suffix: f.name for f in FORMATS.values()}
+    suffixes = {x: name for name, x in SUFFIXES.items()}
     for _dirpath, _dirs, names in os.walk(feed_dir):      # one walk, not a glob per format
         for n in names:
-            fmt = suffixes.get(os.path.splitext(n)[1])
+            fmt = suffixes.get(n[-4:])          # (every suffix is 4 characters; splitext was a third of the walk)
             if fmt:
                 counts[fmt] += 1
     best = max(counts, key=counts.get)

@@ -78,3 +78,25 @@ def test_only_the_entry_point_exits():
                  for n in ast.walk(ast.parse(p.read_text()))
                  if isinstance(n, ast.Call) and ast.unparse(n.func) in ("sys.exit", "exit", "SystemExit")]
     assert not offenders
+
+
+def test_the_command_table_names_every_command_where_it_is_defined():
+    """The entry point imports a command's module only when it runs (cli.MODULES): every module of
+    the command line is in the table with exactly its commands, and `feed index` loads no store,
+    spec or site code, nor another format's libraries."""
+    import importlib
+
+    from bindistro import cli
+    found = {}
+    for p in sorted((ROOT / "bindistro" / "cli").glob("*.py")):
+        mod = importlib.import_module(f"bindistro.cli.{p.stem}")
+        found |= {c.name: p.stem for c in getattr(mod, "COMMANDS", [])}
+    assert found == cli.MODULES
+    from bindistro.formats import FORMATS, SUFFIXES
+    assert {n: f.suffix for n, f in FORMATS.items()} == SUFFIXES and all(n == f.name for n, f in FORMATS.items())
+    code = ("import sys\nfrom bindistro.cli import main\nmain.get_command(None, 'feed')\n"
+            "from bindistro import feed, formats\nformats.get('ipk')\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('sqlalchemy', 'jsonschema', 'yaml', 'jinja2', "
+            "'bindistro.spec', 'bindistro.store.db', 'bindistro.site', 'rich', 'createrepo_c', 'debian.deb822'))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr

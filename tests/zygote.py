@@ -27,7 +27,9 @@ import atexit, importlib, json, os, resource, sys, threading, traceback
 for m in ("bindistro.cli", "bindistro.store", "bindistro.verify", "bindistro.stage", "bindistro.release",
           "bindistro.restore", "bindistro.formats", "bindistro.keys", "sqlalchemy", "jsonschema"):
     importlib.import_module(m)
-from bindistro.cli import main
+from bindistro.cli import MODULES, main
+for m in set(MODULES.values()):        # (the entry point imports them when a command runs)
+    importlib.import_module("bindistro.cli." + m)
 out = os.fdopen(int(sys.argv[1]), "w", buffering=1)
 for line in sys.stdin:
     req = json.loads(line)

@@ -8,16 +8,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
-from .. import spec as specmod
 from ..errors import BadInput, BindistroError
 
 if TYPE_CHECKING:       # SQLAlchemy is 150 ms to import: a command that opens no store does not pay it
+    from .. import spec as specmod      # (and the spec's schema, yaml: one that reads no spec)
     from ..store import Store
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+class _Console:
+    """rich's Console, made on first use: a command whose output is --json never imports rich."""
+
+    def __init__(self, **kw):
+        self._kw, self._made = kw, None
+
+    def __getattr__(self, name: str):
+        if self._made is None:
+            from rich.console import Console
+            self._made = Console(highlight=False, soft_wrap=True, **self._kw)
+        return getattr(self._made, name)
+
+
+out = _Console()
+err = _Console(stderr=True)
 
 
 class Reported(BindistroError):
@@ -36,6 +48,7 @@ class Project:
     @property
     def spec(self) -> specmod.Spec:
         if self._spec is None:
+            from .. import spec as specmod
             path = (self.dir / specmod.SPEC_FILE) if self.dir else specmod.find(Path.cwd())
             self._spec = specmod.load(path)
         return self._spec
@@ -136,6 +149,7 @@ from_build_opt = click.option(
 
 def machines_from_build(build: Path) -> list[specmod.Machine]:
     """The machines and their package architectures a build made (init, series add)."""
+    from .. import spec as specmod
     from ..yocto.machines import from_build as machines_of
     found = {m: a for m, a in machines_of(build).items() if a}
     if not found:

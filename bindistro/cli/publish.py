@@ -5,7 +5,6 @@ from pathlib import Path
 
 import click
 
-from .. import spec as specmod
 from ..errors import BindistroError
 from .base import Project, Reported, emit, err, json_opt, out, series_opt
 
@@ -90,6 +89,7 @@ def upload(proj: Project, as_json):
 def eol(proj: Project, when, series, as_json):
     """Declare end of life (of the product or a series): no more candidates or releases; published feeds stay."""
     import datetime as dt
+    from .. import spec as specmod
     from ..release import relist
     sp = proj.spec
     day = when.date() if when else dt.date.today()

@@ -6,8 +6,6 @@ import re
 from functools import lru_cache
 
 import apt_pkg
-from debian import deb822
-from debian.debian_support import Version, version_compare as _checked_compare
 
 from .base import PackageError
 
@@ -28,6 +26,7 @@ def _section(text: str) -> dict:
     try:
         sec = apt_pkg.TagSection(text.strip("\n") + "\n")
     except ValueError:
+        from debian import deb822       # (python-debian only for what apt's parser refuses: 30 ms to import)
         return dict(deb822.Deb822(text))
     return {k: sec[k] for k in sec.keys()}
 
@@ -47,6 +46,7 @@ def read_paragraphs(data: bytes) -> list[dict]:
         try:
             return [d for d in ({k: s[k] for k in s.keys()} for s in apt_pkg.TagFile(f)) if d]
         except (SystemError, ValueError, KeyError):     # KeyError: apt lists a key it cannot look up (a NUL line)
+            from debian import deb822
             return [dict(p) for p in deb822.Deb822.iter_paragraphs(data.decode("utf-8").splitlines(True),
                                                                     use_apt_pkg=False) if p]
 
@@ -56,6 +56,7 @@ apt_pkg.init_system()       # selects dpkg's version scheme, which version_compa
 
 @lru_cache(maxsize=1 << 16)
 def _valid(v: str) -> bool:
+    from debian.debian_support import Version
     try:
         Version(v)          # python-debian's check of what dpkg accepts
         return True
@@ -70,4 +71,5 @@ def version_cmp(a: str, b: str) -> int:
     if _valid(a) and _valid(b):
         c = apt_pkg.version_compare(a, b)
         return (c > 0) - (c < 0)
-    return _checked_compare(a, b)
+    from debian.debian_support import version_compare
+    return version_compare(a, b)
