@@ -203,6 +203,8 @@ class Stager:
                 art.update(name=info.name, version=info.version, arch=arch, meta=info.fields)
                 names[p.feed[0]][p.feed[1]] = (info.name, info.version, info.arch)
             self.arts.append(Artifact(sha256=r.sha256, md5=r.md5, size=r.size, **art))
+        self.pending = []       # (read: only arts, tmps and stats go on to the store)
+        del done, results, stats
         for (fmt, feed_dir, entries), s, n in zip(self.feeds, sums, names):
             self.problems += compare_with_index(fmt, feed_dir, entries, s, n)
 

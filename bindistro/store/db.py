@@ -102,11 +102,12 @@ class MetaDB:
                                                      series=series)).inserted_primary_key[0]
         if arts:
             own = _store_metas(conn, [a for a in arts if a.kind == "package"])
-            conn.execute(insert(artifacts), [
-                dict(candidate=cid, path=a.path, kind=a.kind, sha256=a.sha256, size=a.size, md5=a.md5,
-                     format=a.format, name=a.name, version=a.version, arch=a.arch,
-                     meta=a.meta if a.kind != "package" or id(a) in own else {})
-                for a in arts])
+            for i in range(0, len(arts), CHUNK):
+                conn.execute(insert(artifacts), [
+                    dict(candidate=cid, path=a.path, kind=a.kind, sha256=a.sha256, size=a.size, md5=a.md5,
+                         format=a.format, name=a.name, version=a.version, arch=a.arch,
+                         meta=a.meta if a.kind != "package" or id(a) in own else {})
+                    for a in arts[i:i + CHUNK]])
         return cid
 
     def candidate(self, cid: int, kinds: tuple[str, ...] | None = None, control: bool = True):
@@ -273,6 +274,11 @@ class MetaDB:
                                            for r in rows[i:i + 500]], ["sha256"])
 
 
+# rows per INSERT: a statement's parameters (control data as JSON) are all encoded before it runs,
+# so a world's candidate in one statement held every package's control data twice
+CHUNK = 2000
+
+
 def upsert(conn, table, rows: list[dict], keys: list[str], replace: bool = True) -> None:
     """INSERT … ON CONFLICT (keys) DO UPDATE (or DO NOTHING): one statement, so concurrent writers on
     PostgreSQL cannot both see a key missing and both insert it."""
@@ -287,7 +293,8 @@ def upsert(conn, table, rows: list[dict], keys: list[str], replace: bool = True)
         q = q.on_conflict_do_update(index_elements=keys, set_={c: q.excluded[c] for c in rows[0] if c not in keys})
     else:
         q = q.on_conflict_do_nothing(index_elements=keys)
-    conn.execute(q, rows)
+    for i in range(0, len(rows), CHUNK):
+        conn.execute(q, rows[i:i + CHUNK])
 
 
 def _digest(meta) -> str:
