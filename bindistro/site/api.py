@@ -304,8 +304,11 @@ class Api:
 
 
 def _ranges(idx: list[int]) -> list[list[int]]:
+    """[[first, last], ...] of ascending distinct release indexes (PackageFile.releases)."""
+    if idx and idx[-1] - idx[0] + 1 == len(idx):      # one run, as most files are: no loop
+        return [[idx[0], idx[-1]]]
     out: list[list[int]] = []
-    for i in sorted(set(idx)):
+    for i in idx:
         if out and out[-1][1] == i - 1:
             out[-1][1] = i
         else:

@@ -33,7 +33,7 @@ class PackageFile:
     size: int
     sha256: str
     staged: str              # sha256 of the file as staged (a signed rpm's differs): the payload gate's key
-    releases: list[int] = field(default_factory=list)     # indexes into SiteData.releases
+    releases: list[int] = field(default_factory=list)     # indexes into SiteData.releases, ascending
 
     @functools.cached_property
     def feed(self) -> str:
