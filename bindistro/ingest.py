@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .formats import get as get_format
 from .formats.base import PackageError, PackageInfo
+from .model import shared
 from .store.objects import copy_hashing, hash_file, object_name, write_new
 from . import workers as workersmod
 
@@ -105,6 +106,12 @@ def _batch(jobs: list[tuple[int, Job]], incoming: str, objects: str | None) -> l
     return [(n, ingest(j, incoming, n, objects)) for n, j in jobs]
 
 
+def _kept(r: Result) -> Result:
+    if r.info is not None:
+        r.info.fields = shared(r.info.fields)
+    return r
+
+
 def ingest_all(jobs: list[Job], incoming: Path, progress=None, objects: Path | None = None) -> list[Result]:
     """Results in the order of `jobs`; `progress(k)` is called as k more are done. `objects`: the
     store's local object directory (an object there is not copied again)."""
@@ -115,7 +122,7 @@ def ingest_all(jobs: list[Job], incoming: Path, progress=None, objects: Path | N
     workers = workersmod.count(len(jobs) * FILE_SECONDS + read / READ_RATE)
     if workers < 2:
         for n, j in numbered:
-            out[n] = ingest(j, str(incoming), n, objs)
+            out[n] = _kept(ingest(j, str(incoming), n, objs))
             if progress:
                 progress(1)
         return out
@@ -127,7 +134,7 @@ def ingest_all(jobs: list[Job], incoming: Path, progress=None, objects: Path | N
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
         for done in ex.map(_batch, batches, [str(incoming)] * len(batches), [objs] * len(batches)):
             for n, r in done:
-                out[n] = r
+                out[n] = _kept(r)
             if progress:
                 progress(len(done))
     return out

@@ -5,6 +5,7 @@ Plain typed records; reading them from disk and writing them to the DB live else
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import asdict, dataclass, field
 
 # Artifact kinds. Packages go to feeds; everything else goes under releases/<name>/.
@@ -52,6 +53,13 @@ def rewritten(rel: str) -> bool:
 
 FEED_SIGNATURES = {"ipk": ("Packages.asc", "Packages.sig"), "deb": ("InRelease", "Release.gpg"),
                    "rpm": ("repodata/repomd.xml.asc",)}
+
+
+def shared(fields: dict) -> dict:
+    """The same control data with its keys and short values shared with every other package's: a
+    world's candidate holds 100,000 of these, and one unpickled or decoded from JSON has its own
+    copy of every key ("Package", "Architecture", ...) and of every common value."""
+    return {sys.intern(k): sys.intern(v) if type(v) is str and len(v) <= 64 else v for k, v in fields.items()}
 
 
 @dataclass

@@ -76,7 +76,8 @@ class Deb(Format):
 
     def read_index(self, index: Path, fields: bool = True) -> list[IndexEntry]:
         out = []
-        for par in read_paragraphs(read_packages(index)):
+        keys = None if fields else ("Package", "Version", "Architecture", "Size", "Filename", "MD5sum", "SHA256")
+        for par in read_paragraphs(read_packages(index), keys):
             if "Package" not in par:
                 continue
             fn = par.get("Filename", "")

@@ -79,7 +79,8 @@ class Ipk(Format):
 
     def read_index(self, index: Path, fields: bool = True) -> list[IndexEntry]:
         out = []
-        for par in read_paragraphs(read_packages(index)):
+        keys = None if fields else ("Package", "Version", "Architecture", "Size", "Filename", "MD5Sum", "SHA256sum")
+        for par in read_paragraphs(read_packages(index), keys):
             if "Package" not in par:
                 continue
             size = par.get("Size")

@@ -146,17 +146,21 @@ class Rpm(Format):
         return index.parent.parent
 
     def read_index(self, index: Path, fields: bool = True) -> list[IndexEntry]:
-        md = cr.Metadata(cr.HT_KEY_HASH)
-        try:
-            md.locate_and_load_xml(str(self.index_dir(index)))
-        except Exception as e:
-            raise ValueError(str(e)) from None
+        # primary.xml alone, streamed (Metadata.locate_and_load_xml held all three files of a
+        # world's repository, file lists included: 160 MB for 36,000 rpms, against 50)
         out = []
-        for key in md.keys():
-            p = md.get(key)
+
+        def add(p) -> None:
             sums = {"sha256": p.pkgId} if p.checksum_type == "sha256" else {}
             out.append(IndexEntry(p.location_href, p.name, evr_string(p.epoch, p.version, p.release), p.arch,
-                                  p.size_package, sums, {"Name": p.name}))
+                                  p.size_package, sums, {"Name": p.name} if fields else {}))
+        try:
+            primary = cr.MetadataLocation(str(self.index_dir(index)), 0)["primary"]
+            if not primary:
+                raise ValueError(f"{index}: names no primary data")
+            cr.xml_parse_primary(primary, None, add, None, 0)
+        except Exception as e:
+            raise ValueError(str(e)) from None
         return out
 
     def write_index(self, feed_dir: Path, items: list[Indexed], all_versions: bool = True,

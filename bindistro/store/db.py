@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, event, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 
 from ..errors import BindistroError
-from ..model import Artifact, Release
+from ..model import Artifact, Release, shared
 from . import migrate
 from .migrate import advisory_key
 from .schema import (artifacts, candidates, filestat, package_meta, payload_checks, published, released_files, releases,
@@ -310,7 +310,7 @@ def _metas(conn, keys: list[tuple[str, str]], decoded: dict, keep: bool = True) 
         for i in range(0, len(shas), 500):
             q = select(package_meta.c.sha256, package_meta.c.meta).where(
                 (package_meta.c.format == fmt) & package_meta.c.sha256.in_(shas[i:i + 500]))
-            out.update({(r.sha256, fmt): r.meta for r in conn.execute(q)})
+            out.update({(r.sha256, fmt): shared(r.meta) for r in conn.execute(q)})
     if keep:
         decoded.update(out)
     return out
