@@ -66,9 +66,10 @@ def main() -> int:
             dt_ = time.perf_counter() - t
             pkgs = len(store.db.released_packages())
             rows.append({"release": r["release"], "seconds": round(dt_, 3), "new_files": r["new_files"],
-                         "cumulative_packages": pkgs})
+                         "cumulative_packages": pkgs, "steps": r["seconds"]})
             print(f"release {r['release']:>5}: {dt_:6.2f} s  {r['new_files']:4d} new files, "
-                  f"{pkgs} packages in the feeds", file=sys.stderr)
+                  f"{pkgs} packages in the feeds ({', '.join(f'{s} {v:.2f}' for s, v in r['seconds'].items())})",
+                  file=sys.stderr)
         ratio = rows[-1]["seconds"] / rows[1]["seconds"]
         # one release is a noisy sample: the median of the last three against the 2nd to 4th too
         early = statistics.median(r["seconds"] for r in rows[1:4])
