@@ -45,6 +45,7 @@ class Result:
     tmp: str | None = None     # the copy in the incoming directory
     info: PackageInfo | None = None
     problems: list[str] = field(default_factory=list)
+    stored: bool = False       # info's control data is package_meta's row for this file (not read now)
 
 
 def _read_new(path: str, size: int, tmp: str, objects: str | None, md5: bool) -> tuple[str, str, str, int, bytes | None]:

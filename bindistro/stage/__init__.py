@@ -115,6 +115,7 @@ class Stager:
         self.stats: list[dict] = []                 # filestat rows of files hashed now
         self.pending: list[_Pending] = []
         self.feeds: list[tuple[Format, Path, dict]] = []
+        self.stored: set[int] = set()               # id()s of arts whose control data is package_meta's
         self.hashed = self.cached = self.hashed_bytes = 0
         self.root = ""                              # what is staged (for messages)
 
@@ -163,7 +164,7 @@ class Stager:
                     arch = hit[2].get("Architecture") or hit[2].get("Arch") or ""
                     done[id(p)] = Result(sha256=p.job.known[0], md5=p.job.known[1], size=st.st_size,
                                          stat=(st.st_size, st.st_mtime_ns, st.st_ino),
-                                         info=PackageInfo(hit[0], hit[1], arch, hit[2]))
+                                         info=PackageInfo(hit[0], hit[1], arch, hit[2]), stored=True)
         todo = [p for p in self.pending if id(p) not in done]
         with counter("staging: hashing and reading new files", len(todo)) as advance:
             results = ingest_all([p.job for p in todo], incoming, advance, objects.root)
@@ -203,6 +204,8 @@ class Stager:
                 art.update(name=info.name, version=info.version, arch=arch, meta=info.fields)
                 names[p.feed[0]][p.feed[1]] = (info.name, info.version, info.arch)
             self.arts.append(Artifact(sha256=r.sha256, md5=r.md5, size=r.size, **art))
+            if r.stored:
+                self.stored.add(id(self.arts[-1]))
         self.pending = []       # (read: only arts, tmps and stats go on to the store)
         del done, results, stats
         for (fmt, feed_dir, entries), s, n in zip(self.feeds, sums, names):
@@ -385,7 +388,7 @@ def _stage(store: Store, st: Stager, lay: Layout, path: Path, layer_data, series
         warnings = [str(p) for p in st.problems]
         created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         with store.db.begin() as conn:
-            cid = store.db.add_candidate(conn, str(path), created, st.arts, warnings, series)
+            cid = store.db.add_candidate(conn, str(path), created, st.arts, warnings, series, st.stored)
             store.db.save_filestats(conn, st.stats)
     out = summary(cid, str(path), created, st.arts, warnings)
     out["series"] = series

@@ -92,16 +92,17 @@ class MetaDB:
             for i in range(0, len(shas), 500):
                 q = select(package_meta.c.sha256, package_meta.c.name, package_meta.c.version, package_meta.c.meta
                            ).where((package_meta.c.format == fmt) & package_meta.c.sha256.in_(shas[i:i + 500]))
-                out.update({r.sha256: (r.name, r.version, r.meta) for r in c.execute(q)})
+                out.update({r.sha256: (r.name, r.version, shared(r.meta)) for r in c.execute(q)})
         return out
 
     @staticmethod
     def add_candidate(conn, source: str, created: str, arts: list[Artifact], warnings: list[str],
-                      series: str | None = None) -> int:
+                      series: str | None = None, stored: set[int] = frozenset()) -> int:
+        """`stored`: id()s of packages whose control data was read from package_meta (not compared again)."""
         cid = conn.execute(insert(candidates).values(source=source, created=created, warnings=warnings,
                                                      series=series)).inserted_primary_key[0]
         if arts:
-            own = _store_metas(conn, [a for a in arts if a.kind == "package"])
+            own = _store_metas(conn, [a for a in arts if a.kind == "package" and id(a) not in stored])
             for i in range(0, len(arts), CHUNK):
                 conn.execute(insert(artifacts), [
                     dict(candidate=cid, path=a.path, kind=a.kind, sha256=a.sha256, size=a.size, md5=a.md5,
