@@ -7,10 +7,12 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import insert, select
 
+from .. import workers
 from ..errors import BindistroError
 from ..formats.rpm import Rpm
 from ..keys import Keyring
@@ -58,8 +60,11 @@ class Signer:
                     copy.parent.mkdir()
                     shutil.copyfile(self.store.objects.path(a.sha256), copy)
                     copies.append(copy)
-                for i in range(0, len(copies), 200):
-                    self.keys.rpmsign(self.fpr, *copies[i:i + 200])
+                # rpmsign runs gpg once per package: several at once, one per core
+                n = workers.cores()
+                size = max(1, min(200, -(-len(copies) // n)))
+                with ThreadPoolExecutor(n) as ex:
+                    list(ex.map(lambda i: self.keys.rpmsign(self.fpr, *copies[i:i + size]), range(0, len(copies), size)))
                 rows = []
                 for a, copy in zip(todo, copies):
                     sha, md5, size = hash_file(copy, md5=True)
