@@ -38,6 +38,7 @@ def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
     Returns (files written, packages read, packages reused).
     """
     old = {}
+    index_ok = False
     stamps = fmt.read_stamps(feed_dir)
     files = scan_files(fmt, feed_dir)
     base = str(feed_dir)
@@ -51,10 +52,17 @@ def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
             index_ok = False
         if index_ok and stamps == now:
             return [], 0, len(files)
+    texts: dict[str, str] = {}
     if stamps and fmt.REUSES_INDEX:
         for idx in fmt.find_indexes(feed_dir):
             if fmt.index_dir(idx) == feed_dir:
-                old = {e.filename: e for e in fmt.read_index(idx)}
+                # the index as we wrote it with these options: its kept stanzas are copied, not rendered
+                got = fmt.index_texts(idx) if index_ok else None
+                if got is not None:
+                    old = {e.filename: e for e, _ in got}
+                    texts = {e.filename: t for e, t in got}
+                else:
+                    old = {e.filename: e for e in fmt.read_index(idx)}
     items: list[Indexed | None] = []
     todo: list[tuple[int, str, int]] = []
     for rel in files:
@@ -62,7 +70,8 @@ def index(fmt: Format, feed_dir: Path, all_versions: bool = False,
         e = old.get(rel)
         if e and stamps.get(rel) == stamp and all(c in e.sums for c in checksums):
             info = PackageInfo(e.name, e.version, e.arch, e.fields)
-            items.append(Indexed(rel, info, e.size, e.sums.get("md5", ""), e.sums.get("sha256", ""), stamp))
+            items.append(Indexed(rel, info, e.size, e.sums.get("md5", ""), e.sums.get("sha256", ""), stamp,
+                                 texts.get(rel)))
             continue
         todo.append((len(items), rel, stamp))
         items.append(None)

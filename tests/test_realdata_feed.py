@@ -42,6 +42,18 @@ def test_feed_index_reproduces_the_original_entries(cli, tmp_path):
     j = cli.json("feed", "index", "--checksum", "md5", feed)
     assert (j["reused"], j["read"], j["written"]) == (46, 0, [])
     assert {p.name: p.read_bytes() for p in feed.glob("Packages*")} == before
+    # a package taken away and put back: the index we wrote gives the others' stanzas as they are
+    # (copied, not rendered again), the one put back is read; the same bytes as the first run
+    pkg = next(feed.rglob("vdr_*.ipk"))
+    pkg.rename(tmp_path / pkg.name)
+    j = cli.json("feed", "index", "--checksum", "md5", feed)
+    assert (j["reused"], j["read"]) == (44, 1)      # (the unindexed older r0 is always read)
+    assert stanzas((feed / "Packages").read_text()) == [s for s in expected if f"/{pkg.name}\n" not in s + "\n"]
+    (tmp_path / pkg.name).rename(pkg)
+    j = cli.json("feed", "index", "--checksum", "md5", feed)
+    assert (j["reused"], j["read"]) == (44, 2)
+    assert {p.name: p.read_bytes() for p in feed.glob("Packages*") if p.name != "Packages.stamps"} == \
+        {k: v for k, v in before.items() if k != "Packages.stamps"}
     # the index touched by someone else: made again, from the entries whose stamp did not change
     os.chmod(feed / "Packages", 0o644)
     j = cli.json("feed", "index", "--checksum", "md5", feed)

@@ -59,6 +59,7 @@ class Indexed:
     md5: str
     sha256: str
     stamp: int = 0
+    text: str | None = None     # its stanza as the index we wrote last has it (Format.index_texts)
 
 
 class Format:
@@ -99,6 +100,12 @@ class Format:
     def find_indexes(self, feed_dir: Path) -> list[Path]:
         """Index files under `feed_dir` (each lists files relative to its own directory)."""
         raise NotImplementedError
+
+    def index_texts(self, index: Path) -> list[tuple[IndexEntry, str]] | None:
+        """The entries of an index this format wrote, each with its stanza's text, when it writes
+        an entry it keeps back as it was (feed.index then copies instead of rendering it); None:
+        it does not, or cannot read this index so."""
+        return None
 
     def read_index(self, index: Path, fields: bool = True) -> list[IndexEntry]:
         raise NotImplementedError

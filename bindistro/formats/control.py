@@ -53,6 +53,20 @@ def read_paragraphs(data: bytes, keys: tuple[str, ...] | None = None) -> list[di
                     for p in deb822.Deb822.iter_paragraphs(data.decode("utf-8").splitlines(True), use_apt_pkg=False) if p]
 
 
+def read_stanzas(data: bytes, keys: tuple[str, ...]) -> list[tuple[dict, str]] | None:
+    """(those fields, the paragraph's text as it stands) of every paragraph, by apt's parser; None
+    when apt cannot read it (read_paragraphs then, and the text is not reused)."""
+    data.decode("utf-8")
+    fd = os.memfd_create("index")
+    with os.fdopen(fd, "w+b") as f:
+        f.write(data)
+        f.seek(0)
+        try:
+            return [({k: s[k] for k in keys if k in s}, str(s)) for s in apt_pkg.TagFile(f)]
+        except (SystemError, ValueError, KeyError):
+            return None
+
+
 apt_pkg.init_system()       # selects dpkg's version scheme, which version_compare needs
 
 
