@@ -245,9 +245,10 @@ class MetaDB:
                     out[r.sha256] = convert(names) if convert else names
         return out
 
-    def published_meta(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[dict, str]]:
+    def published_meta(self, keys: list[tuple[str, str]], keep: bool = False) -> dict[tuple[str, str], tuple[dict, str]]:
         """(sha256, format) of published package files -> (control data, sha256 of the file as
-        staged): a signed rpm's data is kept beside its signature, under the signed file's hash."""
+        staged): a signed rpm's data is kept beside its signature, under the signed file's hash.
+        `keep`: what is read from package_meta stays in `decoded` (as candidate() keeps it)."""
         out: dict[tuple[str, str], tuple[dict, str]] = {}
         rpms = sorted({s for s, f in keys if f == "rpm"})
         with self.engine.connect() as c:
@@ -255,15 +256,15 @@ class MetaDB:
                 q = select(signed.c.sha256, signed.c.unsigned, signed.c.meta).where(signed.c.sha256.in_(rpms[i:i + 500]))
                 out.update({(r.sha256, "rpm"): (r.meta, r.unsigned) for r in c.execute(q)})
             rest = [k for k in keys if k not in out]
-            out.update({k: (m, k[0]) for k, m in _metas(c, rest, self.decoded, keep=False).items()})
+            out.update({k: (m, k[0]) for k, m in _metas(c, rest, self.decoded, keep=keep).items()})
         return out
 
-    def with_control(self, arts: list[Artifact]) -> list[Artifact]:
+    def with_control(self, arts: list[Artifact], keep: bool = False) -> list[Artifact]:
         """`arts` with the control data of those read without it (packages whose meta is {}), as
-        published (a signed rpm's is its signed file's); not kept in `decoded`: a release reads one
-        feed's at a time."""
+        published (a signed rpm's is its signed file's). `keep`: as published_meta (verify keeps
+        it: its history holds mostly the same files; a release does not: it reads a feed at a time)."""
         keys = [(a.sha256, a.format) for a in arts if a.kind == "package" and not a.meta]
-        metas = self.published_meta(keys) if keys else {}
+        metas = self.published_meta(keys, keep) if keys else {}
         return [dataclasses.replace(a, meta=metas[k][0]) if (k := (a.sha256, a.format)) in metas and not a.meta else a
                 for a in arts]
 

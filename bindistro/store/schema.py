@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table
 
-SCHEMA_VERSION = "0008"     # the newest migration; migrate.ensure() brings a database there
+SCHEMA_VERSION = "0009"     # the newest migration; migrate.ensure() brings a database there
 
 md = MetaData()
 
@@ -69,7 +69,7 @@ published = Table(
 signed = Table(
     "signed", md,
     Column("unsigned", String, primary_key=True),
-    Column("sha256", String, nullable=False),
+    Column("sha256", String, nullable=False, index=True),       # published files are looked up by it
     Column("size", BigInteger, nullable=False),
     Column("md5", String, nullable=False),
     Column("meta", JSON, nullable=False),

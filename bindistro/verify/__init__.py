@@ -29,7 +29,7 @@ class Context:
     spec: Spec
     store: Store
     candidate: int
-    artifacts: list[Artifact]
+    files: list[Artifact]                   # the candidate's artifacts, packages without control data
     releases: list[Release]                 # published releases of its series, oldest first, this candidate excluded
     work: Path
     cross: list[Release] = field(default_factory=list)   # the latest release of each older series devices move from
@@ -42,6 +42,15 @@ class Context:
     _image_pkgs: dict = field(default_factory=dict)
     _histories: dict = field(default_factory=dict)
     only: dict = field(default_factory=dict)    # a verify job's slice: {"format": F, "machine": M}
+    _artifacts: list | None = None
+
+    @property
+    def artifacts(self) -> list[Artifact]:
+        """The candidate's artifacts with their control data, read when a gate first asks (the
+        payload gate needs only `files`: decoding a world's control data was most of its run)."""
+        if self._artifacts is None:
+            self._artifacts = self.store.db.with_control(self.files, keep=True)
+        return self._artifacts
 
     def formats(self) -> list[str]:
         """The formats this run checks: the spec's, or the one of a verify job's slice."""
@@ -166,7 +175,7 @@ MANDATORY = ("payload",)   # run whatever --gate says: they keep hostile package
 
 
 def _context(spec: Spec, store: Store, cid: int) -> Context:
-    got = store.db.candidate(cid)
+    got = store.db.candidate(cid, control=False)
     if not got:
         raise BindistroError(f"candidate {cid}: no such candidate (see `bindistro show`)")
     row, arts = got

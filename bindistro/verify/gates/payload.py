@@ -65,7 +65,7 @@ def inspect_objects(store, todo: dict[str, str]) -> dict[str, dict]:
 
 
 def run(ctx) -> list[Finding]:
-    pkgs = [a for a in ctx.artifacts if a.kind == model.PACKAGE]
+    pkgs = [a for a in ctx.files if a.kind == model.PACKAGE]      # (no control data needed)
     shas = sorted({a.sha256 for a in pkgs})
     known = ctx.store.db.payload_checks(shas)
     todo = {a.sha256: a.format for a in pkgs if a.sha256 not in known}
