@@ -1,6 +1,7 @@
 """Debian-style control data, shared by ipk and deb."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from functools import lru_cache
@@ -36,35 +37,44 @@ def missing_fields(fields: dict, required: tuple[str, ...]) -> list[str]:
     return [f"control lacks field {f}" for f in required if not str(lower.get(f.lower(), "")).strip()]
 
 
+_APT_ERRORS = (SystemError, ValueError, KeyError)     # KeyError: apt lists a key it cannot look up (a NUL line)
+
+
+@contextlib.contextmanager
+def _sections(data: bytes):
+    """apt's parser over `data` (it reads a file: a memfd, no temp file); UnicodeDecodeError first
+    when `data` is not UTF-8."""
+    data.decode("utf-8")
+    with os.fdopen(os.memfd_create("index"), "w+b") as f:
+        f.write(data)
+        f.seek(0)
+        yield apt_pkg.TagFile(f)
+
+
 def read_paragraphs(data: bytes, keys: tuple[str, ...] | None = None) -> list[dict]:
     """Every paragraph of a Packages index or dpkg/opkg status file (UnicodeDecodeError if not UTF-8);
     `keys`: only those fields of each (a world's index has 100,000s of the others)."""
-    data.decode("utf-8")
-    fd = os.memfd_create("index")
-    with os.fdopen(fd, "w+b") as f:
-        f.write(data)
-        f.seek(0)
-        try:
-            return [d for d in ({k: s[k] for k in (s.keys() if keys is None else keys) if k in s}
-                                for s in apt_pkg.TagFile(f)) if d]
-        except (SystemError, ValueError, KeyError):     # KeyError: apt lists a key it cannot look up (a NUL line)
-            from debian import deb822
-            return [dict(p) if keys is None else {k: p[k] for k in keys if k in p}
-                    for p in deb822.Deb822.iter_paragraphs(data.decode("utf-8").splitlines(True), use_apt_pkg=False) if p]
+    try:
+        with _sections(data) as tf:
+            return [d for d in ({k: s[k] for k in (s.keys() if keys is None else keys) if k in s} for s in tf) if d]
+    except UnicodeDecodeError:
+        raise
+    except _APT_ERRORS:
+        from debian import deb822
+        return [dict(p) if keys is None else {k: p[k] for k in keys if k in p}
+                for p in deb822.Deb822.iter_paragraphs(data.decode("utf-8").splitlines(True), use_apt_pkg=False) if p]
 
 
 def read_stanzas(data: bytes, keys: tuple[str, ...]) -> list[tuple[dict, str]] | None:
     """(those fields, the paragraph's text as it stands) of every paragraph, by apt's parser; None
     when apt cannot read it (read_paragraphs then, and the text is not reused)."""
-    data.decode("utf-8")
-    fd = os.memfd_create("index")
-    with os.fdopen(fd, "w+b") as f:
-        f.write(data)
-        f.seek(0)
-        try:
-            return [({k: s[k] for k in keys if k in s}, str(s)) for s in apt_pkg.TagFile(f)]
-        except (SystemError, ValueError, KeyError):
-            return None
+    try:
+        with _sections(data) as tf:
+            return [({k: s[k] for k in keys if k in s}, str(s)) for s in tf]
+    except UnicodeDecodeError:
+        raise
+    except _APT_ERRORS:
+        return None
 
 
 apt_pkg.init_system()       # selects dpkg's version scheme, which version_compare needs
