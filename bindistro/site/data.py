@@ -22,6 +22,29 @@ DETAILS = ("summary", "description", "license", "homepage", "section", "recipe",
 MAX_MANIFEST = 1 << 30       # our own signed files; bounded all the same
 
 
+class Details:
+    """Format.details() of one published file as a record: a world's history holds 100,000s of
+    them, and a 12-key dict each was the largest thing a release's site kept."""
+    __slots__ = DETAILS
+
+    def __init__(self, *values):
+        for k, v in zip(DETAILS, values, strict=True):
+            setattr(self, k, v)
+
+    @classmethod
+    def of(cls, d: dict) -> Details:
+        return cls(*(d[k] for k in DETAILS))
+
+    def __getitem__(self, k: str):
+        return getattr(self, k)
+
+    def get(self, k: str, default=None):
+        return getattr(self, k, default)
+
+    def values(self) -> list:
+        return [getattr(self, k) for k in DETAILS]
+
+
 @dataclass
 class PackageFile:
     """One published package file and the releases that carried it."""
@@ -47,7 +70,7 @@ class SiteData:
     formats: list[str]
     releases: list[dict]                        # releases.json entries + manifest fields, in sequence order
     files: dict[str, PackageFile]               # publish path -> package file
-    details: dict[str, dict]                    # publish path -> Format.details() of its control data
+    details: dict[str, Details]                 # publish path -> Format.details() of its control data
     contents: dict[str, list[str]]              # staged sha256 -> payload file paths (file_paths)
     cves: dict[str, list[dict]]                 # release -> CVE findings
     keys: list[dict]
@@ -160,19 +183,18 @@ def collect(spec: Spec, store: Store, root: Path, memo: Memo | None = None) -> S
         n = ids[path]
         row = cached[n] if n < len(cached) else None
         if isinstance(row, list) and len(row) == len(DETAILS) + 1:
-            f.staged, details[path] = row[0], dict(zip(DETAILS, row[1:]))
+            f.staged, details[path] = row[0], Details(*row[1:])
         else:
             need.append(f)
     metas = store.db.published_meta(sorted({(f.sha256, f.format) for f in need}))
     for f in need:
         meta, f.staged = metas.get((f.sha256, f.format), ({}, f.sha256))
-        details[f.path] = get_format(f.format).details(meta)
+        details[f.path] = Details.of(get_format(f.format).details(meta))
     del metas
     if memo is not None:
         rows: list = [None] * len(memo.files)
         for path, f in files.items():
-            if details[path].keys() == set(DETAILS):
-                rows[ids[path]] = [f.staged, *(details[path][k] for k in DETAILS)]
+            rows[ids[path]] = [f.staged, *details[path].values()]
         memo.details = rows
     contents = store.db.payload_files_of(sorted({f.staged for f in files.values()}), file_paths)
     records = None
