@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,7 +92,8 @@ class SiteData:
 
 def file_paths(members: list[str]) -> list[str]:
     """Payload member names as absolute paths, directories that hold other members left out."""
-    paths = sorted({"/" + m.lstrip("./") for m in members if m.strip("./")})
+    # interned: the same paths come in every format and version of a package (a world's history: 900,000)
+    paths = sorted({sys.intern("/" + m.lstrip("./")) for m in members if m.strip("./")})
     return [p for i, p in enumerate(paths) if not (i + 1 < len(paths) and paths[i + 1].startswith(p + "/"))]
 
 
@@ -161,7 +163,8 @@ def _releases(root: Path, entries: list[dict], memo: Memo | None, shown: Path
         for n in e[3]:      # in the order first listed, as the site always had them
             if paths[n] not in files:
                 path, name, version, fmt, arch, size, sha = table[n].split(SEP)
-                files[path] = PackageFile(name, version, fmt, arch, path, int(size), sha, sha)
+                files[path] = PackageFile(sys.intern(name), sys.intern(version), sys.intern(fmt), sys.intern(arch),
+                                          path, int(size), sha, sha)
         for n in now:
             files[paths[n]].releases.append(i)
     if memo is not None:
