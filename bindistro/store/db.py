@@ -259,12 +259,18 @@ class MetaDB:
             out.update({k: (m, k[0]) for k, m in _metas(c, rest, self.decoded, keep=keep).items()})
         return out
 
-    def with_control(self, arts: list[Artifact], keep: bool = False) -> list[Artifact]:
+    def with_control(self, arts: list[Artifact], keep: bool = False, copy: bool = True) -> list[Artifact]:
         """`arts` with the control data of those read without it (packages whose meta is {}), as
         published (a signed rpm's is its signed file's). `keep`: as published_meta (verify keeps
-        it: its history holds mostly the same files; a release does not: it reads a feed at a time)."""
+        it: its history holds mostly the same files; a release does not: it reads a feed at a time).
+        `copy=False`: filled in place (rows only the caller holds; no second object per row)."""
         keys = [(a.sha256, a.format) for a in arts if a.kind == "package" and not a.meta]
         metas = self.published_meta(keys, keep) if keys else {}
+        if not copy:
+            for a in arts:
+                if not a.meta and (a.sha256, a.format) in metas:
+                    a.meta = metas[(a.sha256, a.format)][0]
+            return arts
         return [dataclasses.replace(a, meta=metas[k][0]) if (k := (a.sha256, a.format)) in metas and not a.meta else a
                 for a in arts]
 

@@ -29,7 +29,7 @@ class Context:
     spec: Spec
     store: Store
     candidate: int
-    files: list[Artifact]                   # the candidate's artifacts, packages without control data
+    files: list[Artifact]                   # the candidate's artifacts (packages' control data: see artifacts)
     releases: list[Release]                 # published releases of its series, oldest first, this candidate excluded
     work: Path
     cross: list[Release] = field(default_factory=list)   # the latest release of each older series devices move from
@@ -46,10 +46,11 @@ class Context:
 
     @property
     def artifacts(self) -> list[Artifact]:
-        """The candidate's artifacts with their control data, read when a gate first asks (the
-        payload gate needs only `files`: decoding a world's control data was most of its run)."""
+        """The candidate's artifacts with their control data, read when a gate first asks and
+        filled into `files` (the payload gate needs none: decoding a world's control data was most
+        of its run)."""
         if self._artifacts is None:
-            self._artifacts = self.store.db.with_control(self.files, keep=True)
+            self._artifacts = self.store.db.with_control(self.files, keep=True, copy=False)
         return self._artifacts
 
     def formats(self) -> list[str]:
