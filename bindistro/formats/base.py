@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 import hashlib
 import io
@@ -10,6 +11,7 @@ import os
 import posixpath
 import re
 import shutil
+import sys
 import tarfile
 import zlib
 from dataclasses import dataclass, field
@@ -28,6 +30,11 @@ class PackageError(BindistroError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("; ".join(problems))
+
+
+@functools.cache
+def _writer_key(module: str) -> str:
+    return hashlib.blake2b(Path(sys.modules[module].__file__).read_bytes(), digest_size=6).hexdigest()
 
 
 @dataclass
@@ -193,9 +200,12 @@ class Format:
         return int.from_bytes(hashlib.sha256(times.encode()).digest()[:8], "big")
 
     def index_stamp_name(self, all_versions: bool, checksums) -> str:
-        """The stamp line of the index itself. opkg-make-index reads each line as "<ctime> <file>"
-        and looks up only package files, so a name no package file has is ignored there."""
-        return f"{self.INDEX[0]};{'all' if all_versions else 'newest'};{','.join(checksums)}"
+        """The stamp line of the index itself: written with these options by this writer (its
+        module's digest: ipk copies the stanzas of an index it wrote, so a changed writer must
+        render them all once). opkg-make-index reads each line as "<ctime> <file>" and looks up
+        only package files, so a name no package file has is ignored there."""
+        return (f"{self.INDEX[0]};{'all' if all_versions else 'newest'};{','.join(checksums)};"
+                f"{_writer_key(type(self).__module__)}")
 
     def details(self, fields: dict) -> dict:
         """What a feed viewer shows of a package, from its stored control data: summary,
