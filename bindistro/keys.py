@@ -6,7 +6,10 @@ command line (they would show in `ps` and shell history).
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -15,6 +18,8 @@ from .errors import BindistroError
 
 PASS_ENV = "BINDISTRO_KEY_PASSPHRASE"
 ALGORITHMS = ("rsa3072", "ed25519")      # GnuPG's names (quick-gen-key); the first is the default
+MAX_SOCKET_PATH = 107                    # sockaddr_un's sun_path, less its terminating NUL
+LONGEST_SOCKET = "/S.gpg-agent.browser"
 
 
 class Keyring:
@@ -30,8 +35,34 @@ class Keyring:
             return self._pass_file.read_text().rstrip("\n")
         return os.environ.get(PASS_ENV, "")
 
+    @functools.cached_property
+    def gpg_home(self) -> str:
+        """The home as gpg is told it. gpg-agent's sockets go in the home unless /run/user/UID
+        exists (often it does not: containers, CI, su), and a socket's path is limited to 107
+        bytes: under a longer home the agent does not start and every secret key looks missing.
+        Such a home is named through a short symlink in a directory only this user can write."""
+        home = str(self.home.resolve())
+        if len(home) + len(LONGEST_SOCKET) <= MAX_SOCKET_PATH:
+            return home
+        tmp = tempfile.gettempdir()
+        d = Path(tmp if len(tmp) < 40 else "/tmp") / f"bindistro-{os.getuid()}"
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        st = os.lstat(d)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise BindistroError(f"{d}: not a private directory of this user (for gpg-agent's sockets of {home})")
+        link = d / f"g-{hashlib.blake2b(home.encode(), digest_size=8).hexdigest()}"
+        if not (link.is_symlink() and os.readlink(link) == home):
+            tmp = d / f".{link.name}.{os.getpid()}"
+            tmp.unlink(missing_ok=True)
+            os.symlink(home, tmp)
+            os.replace(tmp, link)
+        return str(link)
+
     def gpg(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        cmd = ["gpg", "--homedir", str(self.home), "--batch", "--no-tty", "--pinentry-mode", "loopback", *args]
+        cmd = ["gpg", "--homedir", self.gpg_home, "--batch", "--no-tty", "--pinentry-mode", "loopback", *args]
         r = subprocess.run(cmd, input=input, capture_output=True)
         if check and r.returncode != 0:
             last = (r.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
@@ -116,7 +147,7 @@ class Keyring:
             pf.flush()
             Path(home, ".rpmmacros").write_text("%_dbpath /var/lib/rpm\n")
             r = subprocess.run(["rpmsign", "--addsign", "--define", "__gpg /usr/bin/gpg",
-                                "--define", f"_gpg_path {self.home}", "--define", f"_gpg_name {fpr}",
+                                "--define", f"_gpg_path {self.gpg_home}", "--define", f"_gpg_name {fpr}",
                                 "--define", f"_gpg_sign_cmd_extra_args --batch --pinentry-mode loopback --passphrase-file {pf.name}",
                                 *map(str, paths)], capture_output=True, text=True, env=dict(os.environ, HOME=home))
             if r.returncode != 0:

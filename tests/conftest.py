@@ -481,7 +481,7 @@ def tree_copy(src: Path, dst: Path) -> Path:
 
 
 def copytree(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst, symlinks=True)
+    shutil.copytree(src, dst, symlinks=True, ignore=shutil.ignore_patterns("S.gpg-agent*"))
     for p in [dst, *dst.rglob("*")]:
         if not p.is_symlink():
             p.chmod(p.stat().st_mode | 0o200)

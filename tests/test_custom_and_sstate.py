@@ -169,3 +169,20 @@ def test_custom_rebuild_sorts_above_the_official_and_never_equals_it(cli, projec
     assert clash.name == official.name
     r = cli("-C", project, "feed", "add-custom", "acme", clash_dir, "--key", user, ok=False)
     assert r.exit_code == 1 and f"{clash}: htop {off_version} (core2-64) is an official package's name, version and arch" in r.stderr
+
+
+def test_keys_work_in_a_state_directory_too_deep_for_gpg_agents_socket(tmp_path, cli):
+    """gpg-agent's socket lives in the GnuPG home when /run/user/UID is missing (containers, CI)
+    and its path may not exceed 107 bytes: a deep project must still find and use its keys."""
+    d = tmp_path / ("deep-" * 16) / "proj"
+    cli("-C", d, "init", "--no-boot")
+    assert len(str(d / "state" / "gnupg" / "S.gpg-agent.browser")) > 107
+    fpr = cli.json("-C", d, "keys", "generate", "--algorithm", "ed25519")["fingerprint"]
+    assert fpr in cli("-C", d, "keys", "list").stdout
+    note = d / "note.txt"
+    note.write_text("signed\n")
+    from bindistro.keys import Keyring, public_gpg
+    Keyring(d / "state" / "gnupg").sign_detached(fpr, note, d / "note.txt.sig")
+    r = subprocess.run(public_gpg(d / "state" / "gnupg") + ["--verify", str(d / "note.txt.sig"), str(note)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and fpr in r.stderr.replace(" ", ""), r.stderr
