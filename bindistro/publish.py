@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -170,11 +171,12 @@ class Tree:
     def begin(self) -> "Generation":
         cur = self.current()
         n = max([cur, *self.generations()]) + 1
-        g = Generation(self, n)
         makedirs(self.snapshots)
         if cur:
-            g.clone(self.generation_dir(cur))
+            g = Generation(self, n, self.generation_dir(cur))
+            g.start_clone()
         else:
+            g = Generation(self, n)
             makedirs(g.dir)
             g.adopt_old_layout()
         return g
@@ -213,11 +215,28 @@ class Tree:
 class Generation:
     """The next state of the tree, built where no reader looks; `commit` makes it current."""
 
-    def __init__(self, tree: Tree, n: int):
+    def __init__(self, tree: Tree, n: int, base: Path | None = None):
         self.tree = tree
         self.n = n
-        self.dir = tree.snapshots / f".tmp-{n}"
+        self.base = base            # the generation this one starts as a copy of (None: the first)
+        self._dir = tree.snapshots / f".tmp-{n}"
+        self._cloning: threading.Thread | None = None
+        self._failed: BaseException | None = None
         self.adopted: set[str] = set()
+
+    @property
+    def dir(self) -> Path:
+        """The generation's directory, complete: waits for the copy of the base (start_clone)."""
+        if self._cloning is not None:
+            self._cloning.join()
+            self._cloning = None
+            if self._failed is not None:
+                raise self._failed
+        return self._dir
+
+    @property
+    def unfinished(self) -> bool:
+        return self._dir.name.startswith(".tmp-")
 
     def path(self, rel: str) -> Path:
         """Where `rel` lives in this generation (its directory made). Write only by rename."""
@@ -226,11 +245,25 @@ class Generation:
         return p
 
     def exists(self, rel: str) -> bool:
+        if self._cloning is not None:
+            return (self.base / rel).exists()     # the same until anything is written, which waits
         return (self.dir / rel).exists()
 
+    def start_clone(self) -> None:
+        """Copy the base (clone) in a thread while the command plans and signs: it is a link per
+        file of the whole tree (0.03 s at 3,000 files, about a second at 150,000), and the first
+        use of `dir` waits for it."""
+        def run() -> None:
+            try:
+                self.clone(self.base)
+            except BaseException as e:       # raised where the generation is next used
+                self._failed = e
+        self._cloning = threading.Thread(target=run, name="clone", daemon=True)
+        self._cloning.start()
+
     def clone(self, src: Path) -> None:
-        """Hard links of the whole current generation: unchanged files cost one link each (scandir
-        and plain strings: a tree of 20,000 entries in 0.06 s, not 0.16 s with os.walk and Paths)."""
+        """Hard links of the whole of `src`: unchanged files cost one link each (scandir and plain
+        strings: a tree of 20,000 entries in 0.06 s, not 0.16 s with os.walk and Paths)."""
         def copy(s: str, d: str) -> None:
             os.mkdir(d)
             os.chmod(d, DIR_MODE)
@@ -244,7 +277,7 @@ class Generation:
                     else:
                         os.link(e.path, t)
             faults.point("clone")
-        copy(str(src), str(self.dir))
+        copy(str(src), str(self._dir))
 
     def adopt_old_layout(self) -> None:
         """A tree published by bindistro before generations: its public files become generation 1."""
@@ -288,7 +321,7 @@ class Generation:
         sync_fs(self.dir)
         final = self.tree.generation_dir(self.n)
         os.replace(self.dir, final)
-        self.dir = final
+        self._dir = final
         fsync_dir(self.tree.snapshots)
         faults.point("finished")
 
@@ -302,7 +335,10 @@ class Generation:
         self.tree._switch(self.n)
 
     def abandon(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self._cloning is not None:
+            self._cloning.join()
+            self._cloning = None
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -345,7 +381,7 @@ def transaction(spec, store, what: str):
             except BaseException:
                 g.abandon()
                 raise
-            if g.dir.name.startswith(".tmp-"):
+            if g.unfinished:
                 g.abandon()          # the body decided there was nothing to publish
             elif spec.publish_target:
                 from . import s3     # the generation is committed and visible; the bucket follows it

@@ -522,6 +522,32 @@ def test_read_only_build_dir_on_restore(released, tmp_path):
     assert not any(rb.iterdir())
 
 
+def test_read_only_generations_on_release(released, tmp_path):
+    """EROFS where the next generation is copied (in a thread beside the release's planning and
+    signing): one line naming where, exit 1, the published tree as it was."""
+    w = tmp_path / "w"
+    tree_copy(released, w)
+    H.write(w / "build" / "tmp" / "deploy" / "ipk" / "core2-64" / "hello_1.1-r0_core2-64.ipk",
+            H.ipk(H.control("hello", version="1.1-r0", arch="core2-64", extra="Depends: base-files\n")))
+    cand = json.loads(run([BIN, "-C", "proj", "stage", "build", "--json"], w).stdout)["candidate"]
+    run([BIN, "-C", "proj", "verify", str(cand), "--gate", "closure"], w)
+    snaps = w / "proj" / "publish" / ".bindistro" / "snapshots"
+    before = tree_hash(w / "proj" / "publish")
+    r = _in_mount_ns(f"""set -e
+        mount --bind {snaps} {snaps}
+        mount -o remount,bind,ro {snaps}
+        set +e
+        {BIN} -C {w}/proj release {cand} 2> {w}/stderr.txt
+        echo $? > {w}/rc.txt
+    """, w)
+    assert r.returncode == 0, r.stderr
+    err = (w / "stderr.txt").read_text()
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert (w / "rc.txt").read_text().strip() == "1", err
+    assert len(lines) == 1 and "Read-only file system" in lines[0] and str(snaps) in lines[0], err
+    assert tree_hash(w / "proj" / "publish") == before
+
+
 def test_internal_error_is_one_line_and_debug_shows_the_trace(released, tmp_path):
     """An unexpected error (here: a damaged row the code cannot read) is our bug: one line asking for
     a report; --debug shows the trace."""
