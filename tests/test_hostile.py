@@ -507,19 +507,24 @@ def test_read_only_build_dir_on_restore(released, tmp_path):
     tree_copy(released, w)
     rb = w / "rb"
     rb.mkdir()
+    _fails_read_only(w, rb, f"restore {rb}")
+    assert not any(rb.iterdir())
+
+
+def _fails_read_only(w: Path, ro: Path, command: str) -> None:
+    """`bindistro -C w/proj COMMAND` with `ro` mounted read-only: exit 1, one line naming it."""
     r = _in_mount_ns(f"""set -e
-        mount --bind {rb} {rb}
-        mount -o remount,bind,ro {rb}
+        mount --bind {ro} {ro}
+        mount -o remount,bind,ro {ro}
         set +e
-        {BIN} -C {w}/proj restore {rb} 2> {w}/stderr.txt
+        {BIN} -C {w}/proj {command} 2> {w}/stderr.txt
         echo $? > {w}/rc.txt
     """, w)
     assert r.returncode == 0, r.stderr
     err = (w / "stderr.txt").read_text()
     lines = [l for l in err.splitlines() if l.strip()]
     assert (w / "rc.txt").read_text().strip() == "1", err
-    assert len(lines) == 1 and "Read-only file system" in lines[0] and str(rb) in lines[0], err
-    assert not any(rb.iterdir())
+    assert len(lines) == 1 and "Read-only file system" in lines[0] and str(ro) in lines[0], err
 
 
 def test_read_only_generations_on_release(released, tmp_path):
@@ -533,18 +538,7 @@ def test_read_only_generations_on_release(released, tmp_path):
     run([BIN, "-C", "proj", "verify", str(cand), "--gate", "closure"], w)
     snaps = w / "proj" / "publish" / ".bindistro" / "snapshots"
     before = tree_hash(w / "proj" / "publish")
-    r = _in_mount_ns(f"""set -e
-        mount --bind {snaps} {snaps}
-        mount -o remount,bind,ro {snaps}
-        set +e
-        {BIN} -C {w}/proj release {cand} 2> {w}/stderr.txt
-        echo $? > {w}/rc.txt
-    """, w)
-    assert r.returncode == 0, r.stderr
-    err = (w / "stderr.txt").read_text()
-    lines = [l for l in err.splitlines() if l.strip()]
-    assert (w / "rc.txt").read_text().strip() == "1", err
-    assert len(lines) == 1 and "Read-only file system" in lines[0] and str(snaps) in lines[0], err
+    _fails_read_only(w, snaps, f"release {cand}")
     assert tree_hash(w / "proj" / "publish") == before
 
 
