@@ -158,10 +158,16 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
             for fname, text in release_files(r["candidate"], name).items():
                 w.put(f"site/releases/{name}/{fname}", text.encode())
     letters = sorted({apimod.letter(n) for n in pages})
-    for i, l in enumerate(letters):          # all rendered (at most 37): each links every letter
-        names = sorted(shards.get(f"names/{l}.json", {}).get("entries", {}).items())
-        page("packages/index.html" if i == 0 else f"packages/index-{l}.html", "letters.html", 1,
-             letters=letters, this=l, names=[(n, row) for n, row in names if apimod.safe(n)])
+    for i, l in enumerate(letters):          # (at most 37; each links every letter)
+        names = [(n, row) for n, row in sorted(shards.get(f"names/{l}.json", {}).get("entries", {}).items())
+                 if apimod.safe(n)]
+        rel = "packages/index.html" if i == 0 else f"packages/index-{l}.html"
+        k = memokey((d.product, letters, l, names))
+        if memo.same(f"site/{rel}", k):      # a release changes the names under a few letters
+            w.same += 1
+            continue
+        render(rel, "letters.html", 1, letters=letters, this=l, names=names)
+        memo.wrote(f"site/{rel}", k)
     if not letters:
         page("packages/index.html", "letters.html", 1, letters=[], this="", names=[])
     for key, x in shards.items():
