@@ -130,7 +130,7 @@ def main() -> int:
                 r.pop("stdout")
                 row["verify"][g] = r
             r = io_step(cli("-C", proj, "release", cand, "--json"))
-            r.pop("stdout")
+            r["steps"] = json.loads(r.pop("stdout")).get("seconds", {})
             row["release"] = r
             row["index"] = {}
             for fmt in fmts:
@@ -156,9 +156,10 @@ def main() -> int:
             s = row["stage"]
             print(f"release {k:>2}: build {row['sample_build']['seconds']:6.1f} s | stage {s['seconds']:6.2f} s "
                   f"({s['hashed_mb']} MB new, floor {s['floor_seconds']} s, {s['peak_rss_mb']} MB RSS) | verify "
-                  + " ".join(f"{g} {v['seconds']:.2f} s" for g, v in row["verify"].items())
-                  + f" | release {row['release']['seconds']:6.2f} s ({row['release']['peak_rss_mb']} MB RSS)",
-                  file=sys.stderr)
+                  + " ".join(f"{g} {v['seconds']:.2f} s ({v['peak_rss_mb']} MB)" for g, v in row["verify"].items())
+                  + f" | release {row['release']['seconds']:6.2f} s ({row['release']['peak_rss_mb']} MB RSS: "
+                  + ", ".join(f"{n} {t:.1f}" for n, t in row["release"]["steps"].items()) + ")",
+                  file=sys.stderr, flush=True)
     finally:
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
