@@ -55,10 +55,10 @@ class Keyring:
             raise BindistroError(f"{d}: not a private directory of this user (for gpg-agent's sockets of {home})")
         link = d / f"g-{hashlib.blake2b(home.encode(), digest_size=8).hexdigest()}"
         if not (link.is_symlink() and os.readlink(link) == home):
-            tmp = d / f".{link.name}.{os.getpid()}"
-            tmp.unlink(missing_ok=True)
-            os.symlink(home, tmp)
-            os.replace(tmp, link)
+            new = d / f".{link.name}.{os.getpid()}"
+            new.unlink(missing_ok=True)
+            os.symlink(home, new)
+            os.replace(new, link)
         return str(link)
 
     def gpg(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
