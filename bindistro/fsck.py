@@ -142,10 +142,9 @@ def check_publish(root: Path, rep: Report, spec=None, store=None, repair: bool =
             return
         if tree.owner() is None:
             rep.add(tree.meta / "owner.json", "missing: the tree does not say which project owns it", "warning")
-        for p in tree.snapshots.glob(".tmp-*") if tree.snapshots.is_dir() else []:
-            rep.add(p, "unfinished generation of an interrupted command (the next publishing command removes it)", "info")
-        for p in tree.snapshots.glob(".old-*") if tree.snapshots.is_dir() else []:
-            rep.add(p, "old generation partly removed by an interrupted command (the next publishing command removes it)", "info")
+        for pattern, what in ((".tmp-*", "unfinished generation of"), (".old-*", "old generation partly removed by")):
+            for p in tree.snapshots.glob(pattern) if tree.snapshots.is_dir() else []:
+                rep.add(p, f"{what} an interrupted command (the next publishing command removes it)", "info")
         if store is not None:
             committed = store.db.generation()
             if committed > cur:

@@ -44,8 +44,10 @@ class Keyring:
         home = str(self.home.resolve())
         if len(home) + len(LONGEST_SOCKET) <= MAX_SOCKET_PATH:
             return home
-        tmp = tempfile.gettempdir()
-        d = Path(tmp if len(tmp) < 40 else "/tmp") / f"bindistro-{os.getuid()}"
+        name = f"bindistro-{os.getuid()}"
+        d = Path(tempfile.gettempdir(), name)
+        if len(f"{d}/g-{'0' * 16}{LONGEST_SOCKET}") > MAX_SOCKET_PATH:      # a long TMPDIR
+            d = Path("/tmp", name)
         try:
             d.mkdir(mode=0o700)
         except FileExistsError:

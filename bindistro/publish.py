@@ -226,13 +226,17 @@ class Generation:
 
     @property
     def dir(self) -> Path:
-        """The generation's directory, complete: waits for the copy of the base (start_clone)."""
+        """The generation's directory, complete: waits for the copy of the base (start_clone); a
+        copy that failed fails every use."""
+        self._wait()
+        if self._failed is not None:
+            raise self._failed
+        return self._dir
+
+    def _wait(self) -> None:
         if self._cloning is not None:
             self._cloning.join()
             self._cloning = None
-            if self._failed is not None:
-                raise self._failed
-        return self._dir
 
     @property
     def unfinished(self) -> bool:
@@ -335,9 +339,7 @@ class Generation:
         self.tree._switch(self.n)
 
     def abandon(self) -> None:
-        if self._cloning is not None:
-            self._cloning.join()
-            self._cloning = None
+        self._wait()
         shutil.rmtree(self._dir, ignore_errors=True)
 
 

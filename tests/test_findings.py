@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import hostile as H
+from conftest import copytree
 from bindistro.errors import Finding, Severity
 
 
@@ -21,7 +21,7 @@ def test_rewording_keeps_the_waiver(tiny, tmp_path, cli, monkeypatch):
     """A candidate with an uninstallable package: waive the closure error, reword the gate's message,
     verify again: still waived, and release accepts it."""
     w = tmp_path / "w"
-    shutil.copytree(tiny, w, symlinks=True, ignore=shutil.ignore_patterns("S.gpg-agent*"))     # an agent's sockets
+    copytree(tiny, w)
     feed = w / "build2" / "tmp" / "deploy" / "ipk" / "core2-64"
     H.write(feed / "hello_1.1-r0_core2-64.ipk",
             H.ipk(H.control("hello", "1.1-r0", "core2-64", extra="Depends: base-files, libmissing\n")))

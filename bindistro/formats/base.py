@@ -244,7 +244,6 @@ def relation_names(value: str) -> list[str]:
 
 MAX_EXTRACT = 4 << 30      # bytes one package may unpack to (the largest OE packages are ~1 GB)
 MAX_CONTROL_TAR = 16 << 20  # a control.tar unpacks to KBs (scripts, conffiles list); 16 MB is a wide margin
-IN_MEMORY_TAR = MAX_CONTROL_TAR    # a tar.gz bounded to this is inflated whole in memory (open_tar)
 MAX_CONTROL = 1 << 20      # the control file itself: a few hundred bytes in OE
 MAX_RATIO, RATIO_FLOOR = 1000, 256 << 20   # past 256 MB, more than 1000x the compressed size is a bomb
 MAX_INDEX = 256 << 20      # a Packages index of 20,000 packages is ~20 MB
@@ -296,7 +295,7 @@ def open_tar(name: str, data: bytes | io.IOBase, limit: int = MAX_EXTRACT,
              compressed: int | None = None) -> tarfile.TarFile:
     """Open a (possibly compressed) tar member as a stream, decompression bounded by `limit` bytes
     and by MAX_RATIO of the `compressed` size. Raises one of ARCHIVE_ERRORS on bad input."""
-    if isinstance(data, bytes) and name.endswith(".gz") and limit <= IN_MEMORY_TAR:
+    if isinstance(data, bytes) and name.endswith(".gz") and limit <= MAX_CONTROL_TAR:
         whole = _gunzip(data, limit)
         if whole is not None:
             return tarfile.open(fileobj=io.BytesIO(whole), mode="r:")
