@@ -46,12 +46,17 @@ def described(spec: Spec) -> list[dict]:
              "upgrade_from": w.in_series(x.name).upgrade_from()} for x in w.series]
 
 
+def history_releases(spec: Spec, store: Store) -> list[Release]:
+    """The releases whose packages history() holds: every release, or those of this view's series."""
+    return store.db.releases() if not spec.series else releases(spec, store, spec.current)
+
+
 def history(spec: Spec, store: Store, control: bool = True) -> list[Artifact]:
     """Every package the releases of this view's series published, once: its cumulative feeds
     (`control`: with control data)."""
     if not spec.series:
         return store.db.released_packages(control=control)
-    return store.db.released_packages([r.candidate for r in releases(spec, store, spec.current)], control)
+    return store.db.released_packages([r.candidate for r in history_releases(spec, store)], control)
 
 
 def latest(spec: Spec, store: Store, series: str | None, before: int | None = None) -> Release | None:

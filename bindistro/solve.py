@@ -32,6 +32,14 @@ class Pool:
 
     def add(self, name: str, arts: list[Artifact], installed: bool = False):
         repo = self.pool.add_repo(name)
+        self.fill(repo, arts)
+        if installed:
+            self.pool.installed = repo
+        self._index(repo)
+        return repo
+
+    def fill(self, repo, arts: list[Artifact]) -> None:
+        """Add `arts` to `repo` (libsolv reads the formats' own index text, not Python objects)."""
         with tempfile.NamedTemporaryFile("w", delete=False, suffix=".xml" if self.fmt == "rpm" else "") as f:
             f.write(self._text(arts))
             path = f.name
@@ -44,11 +52,32 @@ class Pool:
             fp.close()
         finally:
             os.unlink(path)
-        if installed:
-            self.pool.installed = repo
+
+    def add_solv(self, name: str, paths: list) -> object:
+        """A repo of the solvables in libsolv's own files `paths` (Pool.write's). OSError: one is
+        missing or not libsolv's."""
+        repo = self.pool.add_repo(name)
+        for p in paths:
+            fp = solv.xfopen(str(p))
+            ok = fp is not None and repo.add_solv(fp)
+            if fp is not None:
+                fp.close()
+            if not ok:
+                repo.free(True)
+                raise OSError(f"{p}: missing or not a libsolv file")
+        self._index(repo)
+        return repo
+
+    @staticmethod
+    def write(repo, path) -> None:
+        fp = solv.xfopen(str(path), "w")
+        if fp is None or not repo.write(fp):
+            raise OSError(f"{path}: cannot write")
+        fp.close()
+
+    def _index(self, repo) -> None:
         for s in repo.solvables:
             self.by_key.setdefault((s.name, s.evr), []).append(s)
-        return repo
 
     def _text(self, arts: list[Artifact]) -> str:
         own, noarch = _ARCH[self.fmt]

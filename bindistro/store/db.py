@@ -196,6 +196,18 @@ class MetaDB:
             rows = c.execute(q).all()
             return _with_metas(c, rows, self.decoded) if control else [_artifact(r, r.meta) for r in rows]
 
+    def first_released(self, cids: list[int], fmt: str, arch: str) -> list[Artifact]:
+        """The `fmt` packages of feed `arch` that the releases of candidates `cids` published first
+        in their line of releases, with control data, in row order: what those releases added to
+        one cumulative feed (not kept in `decoded`: a feed's history is read once)."""
+        with self.engine.connect() as c:
+            lines = {r or "" for r in c.execute(select(candidates.c.series).where(candidates.c.id.in_(cids))).scalars()}
+            rf = released_files
+            q = (select(artifacts).join(rf, rf.c.artifact == artifacts.c.id)
+                 .where(rf.c.line.in_(lines) & (rf.c.format == fmt) & (rf.c.arch == arch) & artifacts.c.candidate.in_(cids))
+                 .order_by(artifacts.c.id))
+            return _with_metas(c, c.execute(q).all(), self.decoded, keep=False)
+
     def get_setting(self, key: str) -> str | None:
         with self.engine.connect() as c:
             r = c.execute(select(settings.c.value).where(settings.c.key == key)).first()
@@ -324,8 +336,8 @@ def _metas(conn, keys: list[tuple[str, str]], decoded: dict, keep: bool = True) 
     return out
 
 
-def _with_metas(conn, rows, decoded: dict) -> list[Artifact]:
-    metas = _metas(conn, [(r.sha256, r.format) for r in rows if r.kind == "package" and r.meta == {}], decoded)
+def _with_metas(conn, rows, decoded: dict, keep: bool = True) -> list[Artifact]:
+    metas = _metas(conn, [(r.sha256, r.format) for r in rows if r.kind == "package" and r.meta == {}], decoded, keep)
     return [_artifact(r, metas.get((r.sha256, r.format), r.meta) if r.kind == "package" and r.meta == {} else r.meta)
             for r in rows]
 

@@ -22,6 +22,7 @@ from ..spec import Spec
 from ..store import Store
 from ..store.schema import reports, waivers
 from .finding import Finding, legacy_id
+from .history import History
 
 
 @dataclass
@@ -60,13 +61,22 @@ class Context:
     def machines(self) -> list:
         return [m for m in self.spec.machines if self.only.get("machine", m.name) == m.name]
 
+    def _feed_names(self, fmt: str, machine) -> set[str]:
+        return {get_format(fmt).feed_name(a) for a in machine.archs}
+
+    def packages(self, fmt: str, machine) -> list[Artifact]:
+        """The candidate's packages in `machine`'s feeds of `fmt` (their control data not read)."""
+        names = self._feed_names(fmt, machine)
+        return [a for a in self.files if a.kind == model.PACKAGE and a.format == fmt and a.arch in names]
+
     def feed_set(self, fmt: str, machine) -> tuple[list[Artifact], list[Artifact]]:
-        """(cumulative feed contents after this candidate, the candidate's own packages) for a machine."""
+        """(cumulative feed contents after this candidate, the candidate's own packages) for a machine,
+        with control data (the solver gates need none of it: feed_pool)."""
         key = (fmt, machine.name)
         if key not in self._feeds:
             if self._released is None:      # read once per run: at distro scale it is most of the DB
                 self._released = series.history(self.spec, self.store)
-            names = {get_format(fmt).feed_name(a) for a in machine.archs}
+            names = self._feed_names(fmt, machine)
             cand = [a for a in self.artifacts if a.kind == model.PACKAGE and a.format == fmt and a.arch in names]
             keys = {(a.arch, a.filename) for a in cand}
             old = [a for a in self._released
@@ -75,15 +85,39 @@ class Context:
         return self._feeds[key]
 
     def feed_pool(self, fmt: str, machine):
-        """A solver pool holding feed_set()'s cumulative feeds, loaded once per run for every gate."""
+        """A solver pool holding the cumulative feeds after this candidate, loaded once per run for
+        every gate."""
         key = (fmt, machine.name)
         if key not in self._pools:
-            from ..solve import Pool
-            pool = Pool(fmt)
-            pool.add("feeds", self.feed_set(fmt, machine)[0])
-            pool.ready()
-            self._pools[key] = pool
+            self._pools[key] = self._history_pool(fmt, machine) or self._full_pool(fmt, machine)
         return self._pools[key]
+
+    def _history_pool(self, fmt: str, machine):
+        """The pool from the kept repos of the published feeds (verify/history.py) and the
+        candidate's packages no release published yet. None, for the full build, when the
+        candidate has a published file name with other content (release refuses that; the gates
+        still check the candidate's) or another run's newer history replaced a kept repo."""
+        from ..solve import Pool
+        pool = Pool(fmt)
+        rels = series.history_releases(self.spec, self.store)
+        try:
+            held = History(self.store, rels, self.work / "solv").load(pool, fmt, sorted(self._feed_names(fmt, machine)))
+        except OSError:
+            return None
+        new = [a for a in self.packages(fmt, machine) if a.sha256 not in held.get(a.arch, {})]
+        published = {(arch, f) for arch, h in held.items() for f in h.values()}
+        if any((a.arch, a.filename) in published for a in new):
+            return None
+        pool.add("candidate", self.store.db.with_control(new))
+        pool.ready()
+        return pool
+
+    def _full_pool(self, fmt: str, machine):
+        from ..solve import Pool
+        pool = Pool(fmt)
+        pool.add("feeds", self.feed_set(fmt, machine)[0])
+        pool.ready()
+        return pool
 
     def image_set(self, rel: Release, machine) -> list[tuple[str, str]]:
         """(name, version) of every package in the image `rel` shipped for `machine` (its manifest)."""
@@ -122,9 +156,9 @@ class Context:
         return next((m for m in self.spec.in_series(rel.series).machines if m.name == machine.name), machine)
 
     def series_history(self, name: str) -> list[Artifact]:
-        """The cumulative feeds of series `name` (an older one), read once per run."""
+        """The cumulative feeds of series `name` (an older one), read once per run (no control data)."""
         if name not in self._histories:
-            self._histories[name] = series.history(self.spec.in_series(name), self.store)
+            self._histories[name] = series.history(self.spec.in_series(name), self.store, control=False)
         return self._histories[name]
 
     def release_artifacts(self, rel: Release) -> list[Artifact]:

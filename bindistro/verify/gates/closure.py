@@ -11,7 +11,7 @@ def run(ctx) -> list[Finding]:
     out = []
     for fmt in ctx.formats():
         for m in ctx.machines():
-            allpkgs, cand = ctx.feed_set(fmt, m)
+            cand = ctx.packages(fmt, m)
             if not cand:
                 continue
             pool = ctx.feed_pool(fmt, m)

@@ -42,7 +42,7 @@ def backports(ctx, fmt, m) -> list[Finding]:
     """A package whose newest version in an older series sorts above the candidate's version of it."""
     out = []
     f = get_format(fmt)
-    ours = f.newest((a.name, a.version) for a in ctx.feed_set(fmt, m)[1])
+    ours = f.newest((a.name, a.version) for a in ctx.packages(fmt, m))
     for rel in ctx.cross:
         names = {f.feed_name(a) for a in ctx.machine_of(rel, m).archs}
         theirs = f.newest((a.name, a.version) for a in ctx.series_history(rel.series)
