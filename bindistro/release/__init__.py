@@ -157,12 +157,13 @@ def _refuse_twice(store: Store, cid: int) -> None:
 def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, rep) -> dict:
     from .. import verify
     laps = Laps()
-    published = store.db.published()
     # without control data: index_feed reads it one feed at a time (here: no caller holds the
     # candidate while the site is built)
     arts = store.db.candidate(cid, control=False)[1]
     feeds = {f: {get_format(f).feed_name(a) for a in spec.feeds()} for f in spec.formats}
     arts = [signer.lookup(a) if a.kind == model.PACKAGE else a for a in arts] + generated(store, arts)
+    # what of this release is published already (all that was is 100,000s of paths at distro scale)
+    published = store.db.published(sorted({dest_path(a, name, spec.feed_root) for a in arts}))
     problems: list[Problem] = []
     plan: dict[str, Artifact] = {}
     skipped = 0
@@ -215,10 +216,13 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
 
     # 2. cumulative indexes of every feed that gains packages, then their signatures
     touched = {(a.format, a.arch) for d, a in plan.items() if a.kind == model.PACKAGE and d not in published}
-    history = [signer.lookup(a) for a in series.history(spec, store, control=False)]
+    # each feed's history read for it alone: the whole of it is 100,000s of rows at distro scale
+    line = [r.candidate for r in series.history_releases(spec, store)]
     for fmt_name, arch in progress(sorted(touched), f"indexing {name}"):
+        history = [signer.lookup(a) for a in store.db.first_released(line, fmt_name, arch, control=False)]
         index_feed(signer, g.path(f"{spec.feed_root}/{fmt_name}/{arch}/Packages").parent, fmt_name, arch,
                    history + [a for a in plan.values() if a.kind == model.PACKAGE])
+        del history
     laps("index")
 
     # 3. the manifest, signed once by the key of the day
@@ -252,7 +256,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
     laps("manifest")
     # the site reads the tree as published: the candidate's and history's records go first, so a
     # release's peak memory is the larger of the two parts, not their sum
-    del arts, history, plan, published, manifest, data
+    del arts, plan, published, manifest, data
     store.db.decoded.clear()
     site.build(spec, store, g.dir, site.release_files(spec, store))     # the feed viewer switches with the feeds
     laps("site")

@@ -10,7 +10,7 @@ import sys
 import zlib
 from collections.abc import Iterable
 
-from sqlalchemy import create_engine, event, func, insert, select, text
+from sqlalchemy import Text, cast, create_engine, event, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 
 from ..errors import BindistroError
@@ -176,9 +176,16 @@ class MetaDB:
         upsert(conn, released_files, [dict(line=line, format=f, arch=a, sha256=h, artifact=i) for f, a, h, i in conn.execute(q)],
                ["line", "format", "arch", "sha256"], replace=False)
 
-    def published(self) -> dict[str, tuple[str, int]]:
+    def published(self, paths: list[str] | None = None) -> dict[str, tuple[str, int]]:
+        """path -> (sha256, size) of every published file, or of those of `paths` that are."""
         with self.engine.connect() as c:
-            return {r.path: (r.sha256, r.size) for r in c.execute(select(published))}
+            if paths is None:
+                return {r.path: (r.sha256, r.size) for r in c.execute(select(published))}
+            out = {}
+            for i in range(0, len(paths), 500):
+                q = select(published).where(published.c.path.in_(paths[i:i + 500]))
+                out.update({r.path: (r.sha256, r.size) for r in c.execute(q)})
+            return out
 
     def released_packages(self, of_candidates: list[int] | None = None, control: bool = True) -> list[Artifact]:
         """Every package file ever released, once, in the order it was first released (`of_candidates`:
@@ -196,17 +203,18 @@ class MetaDB:
             rows = c.execute(q).all()
             return _with_metas(c, rows, self.decoded) if control else [_artifact(r, r.meta) for r in rows]
 
-    def first_released(self, cids: list[int], fmt: str, arch: str) -> list[Artifact]:
+    def first_released(self, cids: list[int], fmt: str, arch: str, control: bool = True) -> list[Artifact]:
         """The `fmt` packages of feed `arch` that the releases of candidates `cids` published first
-        in their line of releases, with control data, in row order: what those releases added to
-        one cumulative feed (not kept in `decoded`: a feed's history is read once)."""
+        in their line of releases, in row order: what those releases added to one cumulative feed
+        (`control`: with control data, not kept in `decoded`: a feed's history is read once)."""
         with self.engine.connect() as c:
-            lines = {r or "" for r in c.execute(select(candidates.c.series).where(candidates.c.id.in_(cids))).scalars()}
+            lines = sorted({r or "" for r in c.execute(select(candidates.c.series).where(candidates.c.id.in_(cids))).scalars()})
             rf = released_files
             q = (select(artifacts).join(rf, rf.c.artifact == artifacts.c.id)
                  .where(rf.c.line.in_(lines) & (rf.c.format == fmt) & (rf.c.arch == arch) & artifacts.c.candidate.in_(cids))
                  .order_by(artifacts.c.id))
-            return _with_metas(c, c.execute(q).all(), self.decoded, keep=False)
+            rows = c.execute(q).all()
+            return _with_metas(c, rows, self.decoded, keep=False) if control else [_artifact(r, r.meta) for r in rows]
 
     def get_setting(self, key: str) -> str | None:
         with self.engine.connect() as c:
@@ -233,10 +241,13 @@ class MetaDB:
     def payload_checks(self, shas: list[str]) -> dict[str, dict]:
         """sha256 -> the payload gate's result for package objects inspected before."""
         out = {}
+        t = payload_checks.c
+        # not the file lists, and the JSON as text: nearly every one is [] (a world's build is 100,000 rows)
+        q = select(t.sha256, cast(t.problems, Text), cast(t.setuid, Text), t.unpacked)
         with self.engine.connect() as c:
             for i in range(0, len(shas), 500):
-                for r in c.execute(select(payload_checks).where(payload_checks.c.sha256.in_(shas[i:i + 500]))):
-                    out[r.sha256] = {"problems": r.problems, "setuid": r.setuid, "unpacked": r.unpacked}
+                for sha, problems, setuid, unpacked in c.execute(q.where(t.sha256.in_(shas[i:i + 500]))):
+                    out[sha] = {"problems": _json_list(problems), "setuid": _json_list(setuid), "unpacked": unpacked}
         return out
 
     def payload_files(self, sha256: str) -> list[str] | None:
@@ -315,6 +326,10 @@ def upsert(conn, table, rows: list[dict], keys: list[str], replace: bool = True)
         q = q.on_conflict_do_nothing(index_elements=keys)
     for i in range(0, len(rows), CHUNK):
         conn.execute(q, rows[i:i + CHUNK])
+
+
+def _json_list(text: str) -> list:
+    return [] if text == "[]" else json.loads(text)
 
 
 def _digest(meta) -> str:
