@@ -203,6 +203,13 @@ class MetaDB:
             rows = c.execute(q).all()
             return _with_metas(c, rows, self.decoded) if control else [_artifact(r, r.meta) for r in rows]
 
+    def released_feeds(self, cids: list[int]) -> set[tuple[str, str]]:
+        """(format, feed) of every feed the releases of candidates `cids` published packages in."""
+        with self.engine.connect() as c:
+            lines = sorted({r or "" for r in c.execute(select(candidates.c.series).where(candidates.c.id.in_(cids))).scalars()})
+            q = select(released_files.c.format, released_files.c.arch).where(released_files.c.line.in_(lines)).distinct()
+            return {(f, a) for f, a in c.execute(q)}
+
     def first_released(self, cids: list[int], fmt: str, arch: str, control: bool = True) -> list[Artifact]:
         """The `fmt` packages of feed `arch` that the releases of candidates `cids` published first
         in their line of releases, in row order: what those releases added to one cumulative feed

@@ -2,9 +2,9 @@
 a new migration in migrations/versions/ (and SCHEMA_VERSION below), never an edit of an old one."""
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table
+from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, LargeBinary, MetaData, String, Table
 
-SCHEMA_VERSION = "0009"     # the newest migration; migrate.ensure() brings a database there
+SCHEMA_VERSION = "0010"     # the newest migration; migrate.ensure() brings a database there
 
 md = MetaData()
 
@@ -40,6 +40,8 @@ artifacts = Table(
     Column("arch", String),
     Column("meta", JSON, nullable=False),
 )
+# a candidate's images, a release's image packages by name (migration 0010)
+Index("ix_artifacts_candidate_kind_name", artifacts.c.candidate, artifacts.c.kind, artifacts.c.name)
 releases = Table(
     "releases", md,
     Column("name", String, primary_key=True),

@@ -69,6 +69,12 @@ class Context:
         names = self._feed_names(fmt, machine)
         return [a for a in self.files if a.kind == model.PACKAGE and a.format == fmt and a.arch in names]
 
+    def feed_archs(self, fmt: str, machine) -> set[str]:
+        """The feeds of `machine` that hold packages of `fmt` after this candidate."""
+        released = {a for f, a in self.store.db.released_feeds(
+            [r.candidate for r in series.history_releases(self.spec, self.store)]) if f == fmt}
+        return (released & self._feed_names(fmt, machine)) | {a.arch for a in self.packages(fmt, machine)}
+
     def feed_set(self, fmt: str, machine) -> tuple[list[Artifact], list[Artifact]]:
         """(cumulative feed contents after this candidate, the candidate's own packages) for a machine,
         with control data (the solver gates need none of it: feed_pool)."""

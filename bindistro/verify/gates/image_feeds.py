@@ -166,7 +166,7 @@ def check(ctx, fmt: str, machine, subj: str, s: dict) -> list[Finding]:
     def F(sev, code, msg, scope=""):
         return Finding(sev, NAME, f"{NAME}.{code}", subj, f"{machine.name}: {msg}", scope=f"{fmt}:{scope}")
     base = _norm(ctx.spec.publish_url) + f"/{ctx.spec.feed_root}/{fmt}/"    # the series' feeds
-    published = {a.arch for a in ctx.feed_set(fmt, machine)[0]}
+    published = ctx.feed_archs(fmt, machine)
     mine = [get_format(fmt).feed_name(a) for a in machine.archs]
     want = {base + n: n for n in mine if n in published}
     if fmt == "ipk":
