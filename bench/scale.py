@@ -130,7 +130,8 @@ def main() -> int:
                 r.pop("stdout")
                 row["verify"][g] = r
             r = io_step(cli("-C", proj, "release", cand, "--json"))
-            r["steps"] = json.loads(r.pop("stdout")).get("seconds", {})
+            out = json.loads(r.pop("stdout"))
+            r["steps"], r["steps_peak_rss_mb"] = out.get("seconds", {}), out.get("peak_rss_mb", {})
             row["release"] = r
             row["index"] = {}
             for fmt in fmts:
@@ -158,7 +159,8 @@ def main() -> int:
                   f"({s['hashed_mb']} MB new, floor {s['floor_seconds']} s, {s['peak_rss_mb']} MB RSS) | verify "
                   + " ".join(f"{g} {v['seconds']:.2f} s ({v['peak_rss_mb']} MB)" for g, v in row["verify"].items())
                   + f" | release {row['release']['seconds']:6.2f} s ({row['release']['peak_rss_mb']} MB RSS: "
-                  + ", ".join(f"{n} {t:.1f}" for n, t in row["release"]["steps"].items()) + ")",
+                  + ", ".join(f"{n} {t:.1f}" for n, t in row["release"]["steps"].items()) + "; peak MB after "
+                  + ", ".join(f"{n} {m}" for n, m in row["release"]["steps_peak_rss_mb"].items()) + ")",
                   file=sys.stderr, flush=True)
     finally:
         if not a.keep:

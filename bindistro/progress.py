@@ -2,6 +2,7 @@
 rich is imported only then)."""
 from __future__ import annotations
 
+import resource
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -40,13 +41,16 @@ def counter(label: str, total: int):
 
 
 class Laps:
-    """Seconds per step of a long command, for its --json report (`laps("index")` ends that step)."""
+    """Seconds per step of a long command, for its --json report (`laps("index")` ends that step),
+    and the process's peak RSS in MB when each step ended (the step where it rises set it)."""
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
+        self.peak_mb: dict[str, int] = {}
         self._t = time.perf_counter()
 
     def __call__(self, step: str) -> None:
         now = time.perf_counter()
         self.seconds[step] = round(self.seconds.get(step, 0) + now - self._t, 3)
+        self.peak_mb[step] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         self._t = now

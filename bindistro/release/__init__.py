@@ -268,7 +268,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
     g.commit(record)
     laps("commit")
     return {"release": name, "sequence": seq, "candidate": cid, "created": created,
-            "new_files": len(new_files), "artifacts": artifacts, "skipped_formats": skipped, "seconds": laps.seconds,
+            "new_files": len(new_files), "artifacts": artifacts, "skipped_formats": skipped, "seconds": laps.seconds, "peak_rss_mb": laps.peak_mb,
             "feeds_updated": [f"{spec.feed_root}/{f}/{a}" for f, a in sorted(touched)],
             **({"series": spec.current} if spec.current else {})}
 
