@@ -59,6 +59,10 @@ def test_release_site_equals_a_full_rebuild(project, cli, mini_build):
     for n in (1, 2, 3, 4):
         if n == 3:
             memo.write_bytes(kept)
+        if n == 2:      # details rows naming values out of range or not by number
+            doc = json.loads(memo.read_text())
+            doc["details"][1][2], doc["details"][2][3], doc["details"][3][4] = 10 ** 9, -1, "x"
+            memo.write_text(json.dumps(doc))
         if n == 4:      # a memo of this code naming a file id out of range, a details row cut short
             doc = json.loads(memo.read_text())
             doc["manifests"][0][3] = [10 ** 9]

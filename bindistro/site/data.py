@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,7 +65,8 @@ class PackageFile:
     size: int
     sha256: str
     staged: str              # sha256 of the file as staged (a signed rpm's differs): the payload gate's key
-    releases: list[int] = field(default_factory=list)     # indexes into SiteData.releases, ascending
+    # indexes into SiteData.releases, ascending (an array: a world's files x releases are millions)
+    releases: array = field(default_factory=lambda: array("I"))
 
     @property
     def feed(self) -> str:
@@ -188,16 +190,19 @@ def collect(spec: Spec, store: Store, root: Path, memo: Memo | None = None) -> S
     # a published file's control data never changes: its details come from the memo, once made (its
     # rows follow the ids of the memo's table: only when _releases kept that table)
     cached = memo.details if memo is not None and memo.files is table else []
+    values = memo.values if memo is not None else []
     details, need, same = {}, [], {}
     for path, f in files.items():
         n = ids[path]
         row = cached[n] if n < len(cached) else None
         if isinstance(row, list) and len(row) == len(DETAILS) + 1:
             try:
-                details[path], f.staged = Details.of(row[1:], same), row[0]
-                cached[n] = None        # (its own copies go now: memo.details is rewritten below)
+                if min(row[1:]) < 0:
+                    raise IndexError
+                details[path], f.staged = Details.of([values[i] for i in row[1:]], same), row[0]
+                cached[n] = None        # (rows go as they are taken: memo.details is rewritten below)
                 continue
-            except TypeError:       # (a damaged memo: read again)
+            except (TypeError, IndexError):       # (a damaged memo: read again)
                 pass
         need.append(f)
     metas = store.db.published_meta(sorted({(f.sha256, f.format) for f in need}))
