@@ -258,6 +258,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
     # release's peak memory is the larger of the two parts, not their sum
     del arts, plan, published, manifest, data
     store.db.decoded.clear()
+    signer.forget()
     site.build(spec, store, g.dir, site.release_files(spec, store))     # the feed viewer switches with the feeds
     laps("site")
 

@@ -47,6 +47,10 @@ class Signer:
         r = self._signed.get(a.sha256)
         return dataclasses.replace(a, sha256=r[0], size=r[1], md5=r[2], meta={}) if r else a
 
+    def forget(self) -> None:
+        """Drop what lookup() read (every signed rpm's hashes: a world's history is 100,000s)."""
+        self._signed = None
+
     def published_forms(self, arts: list[Artifact]) -> list[Artifact]:
         """Each package as it is published: new rpms get their signature, all in one rpmsign run.
         A signature is made once and kept: the signed file is what every later release publishes."""

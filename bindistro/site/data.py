@@ -205,11 +205,13 @@ def collect(spec: Spec, store: Store, root: Path, memo: Memo | None = None) -> S
             except (TypeError, IndexError):       # (a damaged memo: read again)
                 pass
         need.append(f)
-    metas = store.db.published_meta(sorted({(f.sha256, f.format) for f in need}))
-    for f in need:
-        meta, f.staged = metas.get((f.sha256, f.format), ({}, f.sha256))
-        details[f.path] = Details.of(get_format(f.format).details(meta), same)
-    del metas, same
+    for i in range(0, len(need), 5000):     # (a full build: every file's control data, decoded a part at a time)
+        part = need[i:i + 5000]
+        metas = store.db.published_meta(sorted({(f.sha256, f.format) for f in part}))
+        for f in part:
+            meta, f.staged = metas.get((f.sha256, f.format), ({}, f.sha256))
+            details[f.path] = Details.of(get_format(f.format).details(meta), same)
+    del same
     if memo is not None:
         rows: list = [None] * len(memo.files)
         for path, f in files.items():
