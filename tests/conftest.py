@@ -203,6 +203,7 @@ def _stop_gpg_agents(under: Path, orphans_only: bool) -> None:
     """gpg starts an agent per home and it outlives the test; one whose home is gone answers a
     later home made at the same path (pytest reuses pytest-0 once a run left nothing behind) with
     "key generation failed: No such file or directory"."""
+    links = {Path(d, f"bindistro-{os.getuid()}") for d in (tempfile.gettempdir(), "/tmp")}
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             args = cmdline.read_bytes().split(b"\0")
@@ -210,8 +211,12 @@ def _stop_gpg_agents(under: Path, orphans_only: bool) -> None:
             continue
         if not args[0].endswith(b"gpg-agent") or b"--homedir" not in args[:-1]:
             continue
-        home = Path(os.fsdecode(args[args.index(b"--homedir") + 1]))
-        if home.is_relative_to(under) and not (orphans_only and home.exists()):
+        # a long home is named to gpg through a link (keys.Keyring.gpg_home): it names the test's
+        # home, or is gone with it (and the same path again gets the same link name)
+        named = os.fsdecode(args[args.index(b"--homedir") + 1])
+        home = Path(os.path.realpath(named))
+        ours = home.is_relative_to(under) or (orphans_only and Path(named).parent in links)
+        if ours and not (orphans_only and home.exists()):
             with contextlib.suppress(OSError):
                 os.kill(int(cmdline.parent.name), signal.SIGTERM)
 
