@@ -217,9 +217,9 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
     # 2. cumulative indexes of every feed that gains packages, then their signatures
     touched = {(a.format, a.arch) for d, a in plan.items() if a.kind == model.PACKAGE and d not in published}
     # each feed's history read for it alone: the whole of it is 100,000s of rows at distro scale
-    line = [r.candidate for r in series.history_releases(spec, store)]
+    before = [r.candidate for r in series.history_releases(spec, store)]
     for fmt_name, arch in progress(sorted(touched), f"indexing {name}"):
-        history = [signer.lookup(a) for a in store.db.first_released(line, fmt_name, arch, control=False)]
+        history = [signer.lookup(a) for a in store.db.first_released(before, fmt_name, arch, control=False)]
         index_feed(signer, g.path(f"{spec.feed_root}/{fmt_name}/{arch}/Packages").parent, fmt_name, arch,
                    history + [a for a in plan.values() if a.kind == model.PACKAGE])
         del history
@@ -254,8 +254,8 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
     write_listing(spec, store, g.dir, extra=rel)
     artifacts = len(plan)
     laps("manifest")
-    # the site reads the tree as published: the candidate's and history's records go first, so a
-    # release's peak memory is the larger of the two parts, not their sum
+    # the site reads the tree as published: the candidate's records go first, so a release's peak
+    # memory is the larger of the two parts, not their sum
     del arts, plan, published, manifest, data
     store.db.decoded.clear()
     signer.forget()
@@ -269,7 +269,8 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
     g.commit(record)
     laps("commit")
     return {"release": name, "sequence": seq, "candidate": cid, "created": created,
-            "new_files": len(new_files), "artifacts": artifacts, "skipped_formats": skipped, "seconds": laps.seconds, "peak_rss_mb": laps.peak_mb,
+            "new_files": len(new_files), "artifacts": artifacts, "skipped_formats": skipped,
+            "seconds": laps.seconds, "peak_rss_mb": laps.peak_mb,
             "feeds_updated": [f"{spec.feed_root}/{f}/{a}" for f, a in sorted(touched)],
             **({"series": spec.current} if spec.current else {})}
 

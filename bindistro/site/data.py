@@ -38,10 +38,11 @@ class Details:
         in `same` equal to it (a relation list as a tuple): the same summaries, licenses and names
         come in every format and version of a package, and JSON or control data gives each its own
         copy (at 20,000 names x 22 releases, 190 MB of the site's peak)."""
-        if isinstance(values, dict):
-            values = [values[k] for k in DETAILS]
-        return cls(*(same.setdefault(v, v) for v in
-                     (tuple(same.setdefault(x, x) for x in v) if type(v) is list else v for v in values)))
+        def one(v):
+            if type(v) is list:
+                v = tuple(same.setdefault(x, x) for x in v)
+            return same.setdefault(v, v)
+        return cls(*map(one, [values[k] for k in DETAILS] if isinstance(values, dict) else values))
 
     def __getitem__(self, k: str):
         return getattr(self, k)

@@ -206,7 +206,7 @@ class MetaDB:
     def released_feeds(self, cids: list[int]) -> set[tuple[str, str]]:
         """(format, feed) of every feed the releases of candidates `cids` published packages in."""
         with self.engine.connect() as c:
-            lines = sorted({r or "" for r in c.execute(select(candidates.c.series).where(candidates.c.id.in_(cids))).scalars()})
+            lines = _lines(c, cids)
             q = select(released_files.c.format, released_files.c.arch).where(released_files.c.line.in_(lines)).distinct()
             return {(f, a) for f, a in c.execute(q)}
 
@@ -215,7 +215,7 @@ class MetaDB:
         in their line of releases, in row order: what those releases added to one cumulative feed
         (`control`: with control data, not kept in `decoded`: a feed's history is read once)."""
         with self.engine.connect() as c:
-            lines = sorted({r or "" for r in c.execute(select(candidates.c.series).where(candidates.c.id.in_(cids))).scalars()})
+            lines = _lines(c, cids)
             rf = released_files
             q = (select(artifacts).join(rf, rf.c.artifact == artifacts.c.id)
                  .where(rf.c.line.in_(lines) & (rf.c.format == fmt) & (rf.c.arch == arch) & artifacts.c.candidate.in_(cids))
@@ -333,6 +333,11 @@ def upsert(conn, table, rows: list[dict], keys: list[str], replace: bool = True)
         q = q.on_conflict_do_nothing(index_elements=keys)
     for i in range(0, len(rows), CHUNK):
         conn.execute(q, rows[i:i + CHUNK])
+
+
+def _lines(conn, cids: list[int]) -> list[str]:
+    """The lines of releases (released_files.line) of candidates `cids`."""
+    return sorted({r or "" for r in conn.execute(select(candidates.c.series).where(candidates.c.id.in_(cids))).scalars()})
 
 
 def _json_list(text: str) -> list:
