@@ -68,10 +68,10 @@ class PackageFile:
     staged: str              # sha256 of the file as staged (a signed rpm's differs): the payload gate's key
     # indexes into SiteData.releases, ascending (an array: a world's files x releases are millions)
     releases: array = field(default_factory=lambda: array("I"))
+    feed: str = field(init=False, default="")     # the path's directory (one object per feed)
 
-    @property
-    def feed(self) -> str:
-        return self.path.rsplit("/", 1)[0]
+    def __post_init__(self) -> None:
+        self.feed = sys.intern(self.path.rsplit("/", 1)[0])
 
 
 @dataclass
@@ -145,6 +145,9 @@ def _releases(root: Path, entries: list[dict], memo: Memo | None, shown: Path
     ids = {p: n for n, p in enumerate(paths)}
     chain: list[list] = []
     rels, files, now = [], {}, set()
+    # file id -> the release it was (re)added in, while listed: its releases are runs, added as
+    # ranges (a release at a time was an append per file per release, millions at distro scale)
+    opened: dict[int, int] = {}
     for i, entry in enumerate(entries):
         e = memo.manifest(i, entry["manifest"]) if trusted else None
         if e is None:
@@ -170,13 +173,18 @@ def _releases(root: Path, entries: list[dict], memo: Memo | None, shown: Path
         rels.append({"release": entry["release"], "sequence": entry["sequence"], "created": entry["created"],
                      "manifest": entry["manifest"], "series": entry.get("series"),
                      "signed": (root / (entry["manifest"] + ".asc")).exists(), **e[2]})
+        for n in e[4]:      # dropped: listed from its (re)adding to the release before this one
+            start = opened.pop(n, None)
+            if start is not None:
+                files[paths[n]].releases.extend(range(start, i))
         for n in e[3]:      # in the order first listed, as the site always had them
+            opened[n] = i
             if paths[n] not in files:
                 path, name, version, fmt, arch, size, sha = table[n].split(SEP)
                 files[path] = PackageFile(sys.intern(name), sys.intern(version), sys.intern(fmt), sys.intern(arch),
                                           path, int(size), sha, sha)
-        for n in now:
-            files[paths[n]].releases.append(i)
+    for n, start in opened.items():     # still listed by the last release
+        files[paths[n]].releases.extend(range(start, len(entries)))
     if memo is not None:
         memo.manifests, memo.files = chain, table
     return rels, files, ids
