@@ -53,18 +53,18 @@ class Pool:
         finally:
             os.unlink(path)
 
-    def add_solv(self, name: str, paths: list) -> object:
-        """A repo of the solvables in libsolv's own files `paths` (Pool.write's). OSError: one is
-        missing or not libsolv's."""
+    def add_solv(self, name: str, path=None) -> object:
+        """A repo of the solvables in libsolv's own file `path` (Pool.write's; None: empty).
+        OSError: it is missing or not libsolv's."""
         repo = self.pool.add_repo(name)
-        for p in paths:
-            fp = solv.xfopen(str(p))
+        if path is not None:
+            fp = solv.xfopen(str(path))
             ok = fp is not None and repo.add_solv(fp)
             if fp is not None:
                 fp.close()
             if not ok:
                 repo.free(True)
-                raise OSError(f"{p}: missing or not a libsolv file")
+                raise OSError(f"{path}: missing or not a libsolv file")
         self._index(repo)
         return repo
 

@@ -6,6 +6,7 @@ metadata DB; `release` refuses a candidate whose last report has unwaived errors
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
 import pkgutil
 import random
@@ -44,6 +45,7 @@ class Context:
     _histories: dict = field(default_factory=dict)
     only: dict = field(default_factory=dict)    # a verify job's slice: {"format": F, "machine": M}
     _artifacts: list | None = None
+    _released_feeds: set | None = None
 
     @property
     def artifacts(self) -> list[Artifact]:
@@ -61,6 +63,11 @@ class Context:
     def machines(self) -> list:
         return [m for m in self.spec.machines if self.only.get("machine", m.name) == m.name]
 
+    @functools.cached_property
+    def history_releases(self) -> list[Release]:
+        """The releases whose packages the cumulative feeds hold (series.history_releases), read once."""
+        return series.history_releases(self.spec, self.store)
+
     def _feed_names(self, fmt: str, machine) -> set[str]:
         return {get_format(fmt).feed_name(a) for a in machine.archs}
 
@@ -71,8 +78,9 @@ class Context:
 
     def feed_archs(self, fmt: str, machine) -> set[str]:
         """The feeds of `machine` that hold packages of `fmt` after this candidate."""
-        released = {a for f, a in self.store.db.released_feeds(
-            [r.candidate for r in series.history_releases(self.spec, self.store)]) if f == fmt}
+        if self._released_feeds is None:
+            self._released_feeds = self.store.db.released_feeds([r.candidate for r in self.history_releases])
+        released = {a for f, a in self._released_feeds if f == fmt}
         return (released & self._feed_names(fmt, machine)) | {a.arch for a in self.packages(fmt, machine)}
 
     def feed_set(self, fmt: str, machine) -> tuple[list[Artifact], list[Artifact]]:
@@ -105,9 +113,8 @@ class Context:
         still check the candidate's) or another run's newer history replaced a kept repo."""
         from ..solve import Pool
         pool = Pool(fmt)
-        rels = series.history_releases(self.spec, self.store)
         try:
-            held = History(self.store, rels, self.work / "solv").load(pool, fmt, sorted(self._feed_names(fmt, machine)))
+            held = History(self.store, self.history_releases, self.work / "solv").load(pool, fmt, sorted(self._feed_names(fmt, machine)))
         except OSError:
             return None
         new = [a for a in self.packages(fmt, machine) if a.sha256 not in held.get(a.arch, {})]

@@ -39,11 +39,11 @@ class History:
             if path is None:
                 continue
             try:
-                pool.add_solv(feed, [path])
+                pool.add_solv(feed, path)
             except OSError:     # damaged, or replaced by a run that saw a newer release: made again
                 path.unlink(missing_ok=True)
                 path, held[feed] = self._current(fmt, feed)
-                pool.add_solv(feed, [path])
+                pool.add_solv(feed, path)
         return held
 
     def _current(self, fmt: str, feed: str) -> tuple[Path | None, dict[str, str]]:
@@ -64,7 +64,7 @@ class History:
             return (d / f"{keys[n]}.solv" if n else None), held
         scratch = Pool(fmt)
         try:
-            repo = scratch.add_solv(feed, [d / f"{keys[i]}.solv"] if i else [])
+            repo = scratch.add_solv(feed, d / f"{keys[i]}.solv" if i else None)
         except OSError:                 # a damaged file: from the first release
             (d / f"{keys[i]}.idx").unlink(missing_ok=True)
             return self._current(fmt, feed)
