@@ -3,16 +3,19 @@ its one error type, never another exception."""
 from __future__ import annotations
 
 import gzip
+import io
+import tarfile
 from pathlib import Path
 
 import yaml
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 import hostile as H
+from conftest import need_realdata
 from bindistro import spec as specmod
 from bindistro.errors import SpecError
 from bindistro.formats import get as get_format
-from bindistro.formats.base import PackageError, index_entries
+from bindistro.formats.base import PackageError, index_entries, quick_control
 from bindistro.formats.control import parse_control
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -61,6 +64,69 @@ def test_package_reader(tmp_path_factory, junk, member):
                 get_format(fmt).read(p)
             except PackageError:
                 pass
+
+
+def _outcome(fmt, path: Path, data: bytes | None):
+    try:
+        info = fmt.read_control(path, path.name, data)
+    except PackageError as e:
+        return "error", e.problems
+    return "read", info.name, info.version, info.arch, info.fields
+
+
+TAR_FORMATS = {"gnu": tarfile.GNU_FORMAT, "ustar": tarfile.USTAR_FORMAT, "pax": tarfile.PAX_FORMAT}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(sorted(TAR_FORMATS)), st.lists(st.sampled_from(["dir", "control", "postinst", "control"]), max_size=4),
+       st.lists(st.tuples(st.integers(0, 2047), st.integers(0, 255)), max_size=3), st.integers(0, 2048),
+       st.lists(st.tuples(st.integers(0, 140), st.integers(0, 255)), max_size=2), st.booleans())
+@example("gnu", ["dir", "control"], [], 0, [(24, ord("x"))], False)        # an ar member's date is not a number
+@example("gnu", ["control"], [(156, ord("5"))], 0, [], True)               # a directory with a size
+@example("ustar", ["control"], [(345, ord("a"))], 0, [], True)             # a ustar name prefix
+@example("gnu", ["dir", "control"], [(156, ord("0"))], 0, [], True)        # "./" as a file
+def test_quick_control_reader_agrees_with_the_general_one(tmp_path_factory, form, members, tar_edits, cut, ar_edits,
+                                                          resum):
+    """Stage reads a new package's control data from its bytes by a quick path (formats/base.py
+    quick_control) that takes only the usual shape: whatever the bytes, an ipk read that way gives
+    the result or the problems of python-debian's ArFile and tarfile (the path a file takes)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=TAR_FORMATS[form]) as tf:
+        for m in members:
+            ti = tarfile.TarInfo("./" if m == "dir" else f"./{m}")
+            body = H.control(version=f"1.{len(m)}") if m == "control" else b"#!/bin/sh\n"
+            if m == "dir":
+                ti.type = tarfile.DIRTYPE
+                tf.addfile(ti)
+            else:
+                ti.size = len(body)
+                tf.addfile(ti, io.BytesIO(body))
+    raw = bytearray(buf.getvalue())
+    for at, b in tar_edits:
+        if at < len(raw):
+            raw[at] = b
+            if resum:       # the edited block's checksum made right again, so that more than it is read
+                k = at - at % 512
+                raw[k + 148:k + 156] = b" " * 8
+                raw[k + 148:k + 156] = b"%06o\0 " % sum(raw[k:k + 512])
+    pkg = bytearray(H.ipk(control_tar=gzip.compress(bytes(raw[:cut or None]), mtime=0)))
+    for at, b in ar_edits:
+        pkg[at] = b
+    p = tmp_path_factory.mktemp("q") / "p.ipk"
+    p.write_bytes(pkg)
+    ipk = get_format("ipk")
+    assert _outcome(ipk, p, bytes(pkg)) == _outcome(ipk, p, None)
+
+
+def test_quick_control_reader_reads_real_packages():
+    """Every ipk of the real feeds takes the quick path and reads as the general one reads it."""
+    files = sorted(need_realdata("feeds").rglob("*.ipk"))
+    assert files
+    ipk = get_format("ipk")
+    for f in files:
+        data = f.read_bytes()
+        assert quick_control(data) is not None, f
+        assert _outcome(ipk, f, data) == _outcome(ipk, f, None)
 
 
 json_like = st.recursive(

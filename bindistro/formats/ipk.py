@@ -13,7 +13,8 @@ from debian import arfile
 
 from ..store.objects import write_bytes_atomic
 from .base import (ARCHIVE_ERRORS, Format, IndexEntry, Indexed, Inspection, PackageError, PackageInfo, extract_tar,
-                   inspect_ar_payload, open_ar, open_tar, packages_indexes, read_control, read_packages, stamp_of)
+                   inspect_ar_payload, open_ar, open_tar, packages_indexes, quick_control, read_control, read_packages,
+                   stamp_of)
 from .control import missing_fields, parse_control, read_paragraphs, read_stanzas, version_cmp
 
 # (lower-case control field, index field name) in opkg-make-index's order; None marks the sums.
@@ -39,6 +40,19 @@ class Ipk(Format):
     STAMPS, INDEX, OPKG_STAMPS, REUSES_INDEX = "Packages.stamps", ("Packages", "Packages.gz"), True, True
 
     def read_control(self, path: Path, name: str | None = None, data: bytes | None = None) -> PackageInfo:
+        control = quick_control(data) if data is not None else None
+        problems = []
+        if control is None:
+            problems, control = self._control(path, data)
+        fields = parse_control(control, "control")
+        problems += missing_fields(fields, REQUIRED)
+        if problems:
+            raise PackageError(problems)
+        return PackageInfo(fields["Package"], fields["Version"], fields["Architecture"], fields)
+
+    @staticmethod
+    def _control(path: Path, data: bytes | None) -> tuple[list[str], bytes]:
+        """(problems, ./control) of any ar archive, or PackageError when it has no readable control."""
         try:
             ar = open_ar(path, data)
         except (arfile.ArError, OSError, ValueError) as e:
@@ -58,11 +72,7 @@ class Ipk(Format):
             problems.append("no data.tar.* member")
         if control is None:
             raise PackageError(problems + [f"{ctl} has no control file"])
-        fields = parse_control(control, "control")
-        problems += missing_fields(fields, REQUIRED)
-        if problems:
-            raise PackageError(problems)
-        return PackageInfo(fields["Package"], fields["Version"], fields["Architecture"], fields)
+        return problems, control
 
     def inspect(self, path: Path) -> Inspection:
         return inspect_ar_payload(path)
