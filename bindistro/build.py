@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from .errors import BindistroError
-from .release import check_eol
+from .spec import check_eol
 from .spec import Spec
 from .store import Store
 

@@ -29,7 +29,8 @@ from .store import Store
 
 def publish_channel(spec: Spec, store: Store, cid: int, name: str) -> dict:
     from . import verify
-    from .release import check_eol, index_feed, manifest_entry, signing_entry
+    from .release import index_feed, manifest_entry, signing_entry
+    from .spec import check_eol
     from .release.sign import Signer
     model.check_channel(name)
     spec = series.of_candidate(spec, store, cid)

@@ -74,7 +74,7 @@ def _read_new(path: str, size: int, tmp: str, objects: str | None, md5: bool) ->
     sha, m = hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest() if md5 else ""
     if have := stored(sha):
         return have, sha, m, len(data), data
-    write_new(Path(tmp), data)
+    write_new(tmp, data)
     return tmp, sha, m, len(data), data
 
 

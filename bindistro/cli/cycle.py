@@ -61,10 +61,9 @@ def schema():
 @click.pass_obj
 def stage(proj: Project, path, kas_files, layer_files, series, as_json):
     """Record a build dir, tmp/deploy dir or feed dir as a candidate (of one series)."""
-    from ..release import check_eol
     from ..stage import stage as do_stage
     sp = proj.spec.choose_series(series)
-    check_eol(sp, "candidates")
+    specmod.check_eol(sp, "candidates")
     r = do_stage(proj.store, path, sp, list(kas_files), list(layer_files))
 
     def human(r):

@@ -22,7 +22,7 @@ from ..formats.base import Indexed, PackageInfo, stamp_of
 from ..listing import write_listing
 from ..model import Artifact, Release
 from ..progress import Laps, progress
-from ..spec import Spec
+from ..spec import Spec, check_eol
 from ..store import Store
 from ..store.objects import hash_file
 
@@ -106,13 +106,6 @@ def index_feed(signer, feed_dir: Path, fmt_name: str, arch: str, arts: list[Arti
     get_format(fmt_name).write_index(feed_dir, items, all_versions=True)
     signer.sign_feed(fmt_name, feed_dir)
     faults.point("index")
-
-
-def check_eol(spec: Spec, what: str) -> None:
-    if spec.eol and dt.date.today() >= spec.eol:
-        who = f"series {spec.current}" if spec.current else "the product"
-        raise BindistroError(f"{spec.path}: eol: {who} reached end of life on {spec.eol}; "
-                             f"no more {what} (published feeds stay available)")
 
 
 def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict:

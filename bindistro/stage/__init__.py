@@ -42,6 +42,7 @@ def sqlite_snapshot(src: Path, dest: Path) -> None:
 
 
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+BAD_IN_FIELD = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")     # a control field may hold tabs and newlines
 # what a package's name, version and architecture may hold: they become index fields, file and
 # directory names in the publish tree, and solver input (Debian policy's characters, OE's `_`)
 NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._-]*")
@@ -54,9 +55,8 @@ def unsafe_fields(info, arch: str) -> list[str]:
                              ("architecture", arch, NAME_OK)):
         if not isinstance(value, str) or not ok.fullmatch(value) or ".." in value:
             out.append(f"package {label} {value!r} is not valid (letters, digits and {'+._-' if ok is NAME_OK else '.+~:_-'})")
-    for k, v in info.fields.items():
-        if isinstance(v, str) and CONTROL_CHARS.search(v.replace("\n", "").replace("\t", "")):
-            out.append(f"control field {k} holds a control character")
+    out += [f"control field {k} holds a control character" for k, v in info.fields.items()
+            if isinstance(v, str) and BAD_IN_FIELD.search(v)]
     return out
 
 
@@ -111,7 +111,7 @@ class Stager:
         self.spec = spec
         self.problems: list[Problem] = []
         self.arts: list[Artifact] = []
-        self.tmps: list[tuple[Path, str]] = []      # (copy in the incoming dir, sha256) to store
+        self.tmps: list[tuple[str, str]] = []       # (copy in the incoming dir, sha256) to store
         self.stats: list[dict] = []                 # filestat rows of files hashed now
         self.pending: list[_Pending] = []
         self.feeds: list[tuple[Format, Path, dict]] = []
@@ -175,7 +175,7 @@ class Stager:
             r = done[id(p)]
             path = p.job.path
             if r.tmp and not r.problems:
-                self.tmps.append((Path(r.tmp), r.sha256))
+                self.tmps.append((r.tmp, r.sha256))
             made_here = p.art.get("snapshot")
             if r.sha256 and made_here != "db":
                 if p.job.copy or not p.job.known:

@@ -119,13 +119,13 @@ def object_name(sha256: str) -> str:
     return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
-def write_new(dest: Path, data: bytes) -> None:
+def write_new(dest: str, data: bytes) -> None:
     """`data` into the new file `dest`, not synced (stage syncs the filesystem once)."""
     try:
         with open(dest, "xb") as f:
             f.write(data)
     except OSError as e:
-        _name(e, dest)
+        _name(e, Path(dest))
         raise
 
 
@@ -290,7 +290,7 @@ class ObjectStore:
         else:
             self.push([sha])               # added outside a batch: shared at once
 
-    def adopt(self, copies: list[tuple[Path, str]]) -> None:
+    def adopt(self, copies: list[tuple[str, str]]) -> None:
         """Rename complete copies made in the store's filesystem (ingest.py), [(copy, sha256)],
         into place as their objects. The caller has synced the filesystem first (sync_fs): one
         sync for a whole build instead of an fsync per file. The directories first, each once
@@ -298,12 +298,19 @@ class ObjectStore:
         of the list each: a fresh store makes thousands of directories, and mkdir waits on the disk
         (not on a memory filesystem: one thread there)."""
         from concurrent.futures import ThreadPoolExecutor
-        names = [(str(tmp), f"{self.root}/{object_name(sha)}", sha) for tmp, sha in copies]
+        names = [(tmp, f"{self.root}/{object_name(sha)}", sha) for tmp, sha in copies]
         dirs = sorted({os.path.dirname(d) for _, d, _ in names})
 
         def mkdirs(ds: list[str]) -> None:
-            for d in ds:
-                makedirs(Path(d))
+            for d in ds:        # (str and os calls: a fresh store's first stage makes a directory per object)
+                try:
+                    os.mkdir(d)
+                except FileExistsError:
+                    continue
+                except FileNotFoundError:
+                    makedirs(Path(d))       # its aa/ too
+                    continue
+                os.chmod(d, DIR_MODE)
 
         def place(part: list[tuple[str, str, str]]) -> None:
             for tmp, dest, sha in part:
