@@ -70,7 +70,7 @@ def _read_new(path: str, size: int, tmp: str, objects: str | None, md5: bool) ->
             return (have, *sums, None)
         return (tmp, *sums, None)
     with open(path, "rb") as f:
-        data = f.read(IN_MEMORY + 1)
+        data = f.read(size + 1)      # (not IN_MEMORY + 1: a buffer that large is an mmap and its faults per file)
     sha, m = hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest() if md5 else ""
     if have := stored(sha):
         return have, sha, m, len(data), data
