@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 import json
 import os
 import re
@@ -510,14 +511,35 @@ def validate(raw: dict, p: str, text: str | None = None) -> None:
         path, k = bad_key
         line = _line_of(text, path) if text else None
         raise SpecError(p, _key(path), f"key {_short(k)} must be text" + (f" (line {line})" if line else ""))
-    import jsonschema      # 30 ms: only where a spec is read
+    stamp = _valid_stamp(data)
+    if stamp and stamp.exists():
+        return
+    import jsonschema      # 70-100 ms (its metaschemas): only where a spec was not seen valid before
     v = jsonschema.Draft202012Validator(schema())
     err = jsonschema.exceptions.best_match(v.iter_errors(data))
     if err is None:
+        if stamp:
+            try:
+                stamp.parent.mkdir(parents=True, exist_ok=True)
+                stamp.touch()
+            except OSError:
+                pass        # (validated again next time)
         return
     path, msg = _describe(err)
     line = _line_of(text, path) if text and err.validator != "required" else None
     raise SpecError(p, _key(path), msg + (f" (line {line})" if line else ""))
+
+
+def _valid_stamp(data) -> Path | None:
+    """The cache's mark that this spec (as data) passed this schema: every command reads the spec,
+    and importing jsonschema was a third of a small command's start. None if it cannot be named."""
+    from .cache import cache_dir
+    try:
+        text = json.dumps(data, sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+    digest = hashlib.sha256(SCHEMA_FILE.read_bytes() + b"\0" + text.encode()).hexdigest()
+    return cache_dir() / "valid-specs" / digest
 
 
 def _non_text_key(v, path):
