@@ -164,3 +164,25 @@ def test_series_views_and_series_add(cli, project):
     cli("-C", project, "eol", "--series", "walnascar", "--date", "2031-05-01")
     sp = specmod.load(project / "bindistro.yml")
     assert str(sp.get_series("walnascar").eol) == "2031-05-01" and sp.eol is None and sp.version == "1"
+
+
+def test_a_spec_seen_valid_is_marked_and_others_still_checked(project, tmp_path, monkeypatch):
+    """The schema check is skipped for data that passed it before (a mark in the cache); data that
+    differs is checked, and a cache that cannot be written only means checking again."""
+    monkeypatch.setenv("BINDISTRO_CACHE", str(tmp_path / "cache"))
+    path = project / "bindistro.yml"
+    specmod.load(path)
+    marks = list((tmp_path / "cache" / "valid-specs").iterdir())
+    assert len(marks) == 1
+    specmod.load(path)
+    data = yaml.safe_load(path.read_text())
+    data["product"]["verison"] = "2"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(specmod.SpecError, match="verison"):
+        specmod.load(path)
+    assert len(list((tmp_path / "cache" / "valid-specs").iterdir())) == 1
+    monkeypatch.setenv("BINDISTRO_CACHE", str(marks[0]))      # a file: no directory can be made under it
+    del data["product"]["verison"]
+    data["product"]["name"] = "other"
+    path.write_text(yaml.safe_dump(data))
+    assert specmod.load(path).product == "other"
