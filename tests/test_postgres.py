@@ -79,6 +79,40 @@ def test_whole_cycle_gives_the_same_releases_on_both_back_ends(pg, tmp_path, mon
     assert r.returncode == 1 and "state.database: holds a password" in r.stderr and "secret" not in r.stderr
 
 
+def test_restaging_reads_back_the_same_fields_on_both_back_ends(pg, tmp_path):
+    """A file staged before is not read again: stage takes its architecture (and rpm's primary XML)
+    out of the stored control data in SQL (MetaDB.package_fields), which each back end does its own
+    way; the fields equal the stored ones, and the second stage hashes nothing and lists the same."""
+    from bindistro.formats import get as get_format
+    from bindistro.store.db import MetaDB
+    from bindistro.store.schema import package_meta
+    deploy = churn(tmp_path / "deploy", 1, 3)
+    cli = Cli()
+    for url in (pg.new_database(), None):
+        d = tmp_path / ("pg" if url else "sqlite")
+        cli("-C", d, "init", "--no-boot", *(["--database", url] if url else []))
+        spec = d / "bindistro.yml"
+        spec.write_text(spec.read_text().replace("- ipk\n", "- ipk\n- rpm\n- deb\n"))
+        first = cli.json("-C", d, "stage", deploy)
+        again = cli.json("-C", d, "stage", deploy)
+        assert again["hashed"] == 0 and again["hash_cache_hits"] == first["hashed"]
+        assert (again["feeds"], again["kinds"]) == (first["feeds"], first["kinds"])
+        db = MetaDB(url.replace("postgresql://", "postgresql+psycopg://") if url else f"sqlite:///{d / 'state' / 'bindistro.db'}")
+        with db.engine.connect() as c:
+            rows = c.execute(sa.select(package_meta.c.sha256, package_meta.c.format, package_meta.c.meta)).all()
+        assert {f for _, f, _ in rows} == {"ipk", "rpm", "deb"}
+        for fmt in ("ipk", "rpm", "deb"):
+            keys = get_format(fmt).KNOWN_FIELDS
+            full = {sha: meta for sha, f, meta in rows if f == fmt}
+            got = db.package_fields(fmt, sorted(full), keys)
+            assert set(got) == set(full)
+            for sha, (_name, _version, fields) in got.items():
+                want = {k if isinstance(k, str) else k[0]: full[sha][k] if isinstance(k, str) else full[sha][k[0]][:1]
+                        for k in keys if (k if isinstance(k, str) else k[0]) in full[sha]}
+                assert fields == want and fields
+        db.engine.dispose()
+
+
 def test_database_unreachable_is_one_line(tmp_path):
     run("-C", tmp_path / "p", "init", "--no-boot")
     r = run("-C", tmp_path / "p", "releases", env={"BINDISTRO_DATABASE": f"postgresql://nobody@/x?host={tmp_path}"},

@@ -90,6 +90,10 @@ class Format:
         copy under another name; `data`: the file's bytes, when they are in memory already."""
         raise NotImplementedError
 
+    # the control fields stage reads back for a file staged before (the rest stays in the DB): its
+    # architecture, and what fields_fit and feed_arch look at. A name, or (name, 0): a list's first item
+    KNOWN_FIELDS: tuple = ("Architecture",)
+
     def fields_fit(self, fields: dict, name: str) -> bool:
         """Whether control data stored for these bytes holds for them under file name `name` (rpm's
         repodata location is the file name; control data elsewhere is the bytes' alone)."""

@@ -33,6 +33,7 @@ class Deb(Format):
     name = "deb"
     suffix = ".deb"
     STAMPS, INDEX, REUSES_INDEX = "Packages.stamps", ("Packages", "Packages.gz", "Release"), True
+    KNOWN_FIELDS = ("Architecture", "PackageArch")
 
     def read_control(self, path: Path, name: str | None = None, data: bytes | None = None) -> PackageInfo:
         try:

@@ -56,6 +56,7 @@ class Rpm(Format):
     name = "rpm"
     suffix = ".rpm"
     STAMPS, INDEX = "repodata.stamps", ("repodata/repomd.xml",)     # it names the data files by their hash
+    KNOWN_FIELDS = ("Arch", ("xml", 0))
 
     def feed_name(self, arch: str) -> str:
         return "noarch" if arch == "all" else arch.replace("-", "_")

@@ -156,7 +156,7 @@ class Stager:
         # unchanged package files staged before: their control data is in the DB already
         done: dict[int, Result] = {}
         for fmt, group in by_fmt.items():
-            fields = self.store.db.package_fields(fmt, sorted({p.job.known[0] for p in group}))
+            fields = self.store.db.package_fields(fmt, sorted({p.job.known[0] for p in group}), get_format(fmt).KNOWN_FIELDS)
             for p in group:
                 hit = fields.get(p.job.known[0])
                 if hit and get_format(fmt).fields_fit(hit[2], os.path.basename(p.job.path)):
