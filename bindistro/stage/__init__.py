@@ -316,10 +316,9 @@ class Stager:
     def check_arches(self) -> None:
         if not self.spec:
             return
-        from ..formats import get as get_format
-        odd = sorted({(a.format, a.arch) for a in self.arts if a.kind == model.PACKAGE
-                      and a.arch not in {get_format(a.format).feed_name(x) for x in self.spec.feeds()}})
-        for _fmt, arch in odd:
+        found = {(a.format, a.arch) for a in self.arts if a.kind == model.PACKAGE}
+        feeds = {fmt: {get_format(fmt).feed_name(x) for x in self.spec.feeds()} for fmt, _ in found}
+        for _fmt, arch in sorted(x for x in found if x[1] not in feeds[x[0]]):
             self.problems.append(Problem(str(self.spec.path), f"packages of architecture {arch!r} have no feed "
                                          "in this spec (add it to a machine's archs); release will refuse them",
                                          severity="warning"))
