@@ -365,8 +365,6 @@ def dump(spec: Spec, path: Path) -> None:
     path.write_text(HEADER + yaml.safe_dump(spec.to_dict(), sort_keys=False))
 
 
-# --- the commands that change the spec (eol, keys) do it here, so the file stays valid -------------
-
 def check_eol(spec: Spec, what: str) -> None:
     """Refuse new `what` (candidates, builds, releases) once the spec's series or product is past its eol."""
     if spec.eol and dt.date.today() >= spec.eol:
@@ -374,6 +372,8 @@ def check_eol(spec: Spec, what: str) -> None:
         raise BindistroError(f"{spec.path}: eol: {who} reached end of life on {spec.eol}; "
                              f"no more {what} (published feeds stay available)")
 
+
+# --- the commands that change the spec (eol, keys) do it here, so the file stays valid -------------
 
 def set_eol(spec: Spec, when: dt.date, series: str | None = None) -> None:
     """The product's end of life, or (`series`) that series' only."""

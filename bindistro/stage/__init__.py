@@ -153,10 +153,12 @@ class Stager:
             j.copy = not (j.known and objects.has(j.known[0]))
             if j.fmt and not j.copy:
                 by_fmt.setdefault(j.fmt, []).append(p)
-        # unchanged package files staged before: their control data is in the DB already
+        # unchanged package files staged before: their control data is in the DB already (of it, only
+        # the fields looked at here are read back; the candidate's rows point at package_meta's)
         done: dict[int, Result] = {}
         for fmt, group in by_fmt.items():
-            fields = self.store.db.package_fields(fmt, sorted({p.job.known[0] for p in group}), get_format(fmt).KNOWN_FIELDS)
+            fields = self.store.db.package_fields(fmt, sorted({p.job.known[0] for p in group}),
+                                                  get_format(fmt).KNOWN_FIELDS)
             for p in group:
                 hit = fields.get(p.job.known[0])
                 if hit and get_format(fmt).fields_fit(hit[2], os.path.basename(p.job.path)):
