@@ -69,13 +69,18 @@ def _read_new(path: str, size: int, tmp: str, objects: str | None, md5: bool) ->
             os.unlink(tmp)
             return (have, *sums, None)
         return (tmp, *sums, None)
-    with open(path, "rb") as f:
-        data = f.read(size + 1)      # (not IN_MEMORY + 1: a buffer that large is an mmap and its faults per file)
-    sha, m = hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest() if md5 else ""
+    data, sha, m = _read_small(path, size, md5)
     if have := stored(sha):
         return have, sha, m, len(data), data
     write_new(tmp, data)
     return tmp, sha, m, len(data), data
+
+
+def _read_small(path: str, size: int, md5: bool) -> tuple[bytes, str, str]:
+    """(bytes, sha256, md5 or "") of a file of `size` bytes at most IN_MEMORY, read whole."""
+    with open(path, "rb") as f:
+        data = f.read(size + 1)      # (not IN_MEMORY + 1: a buffer that large is an mmap and its faults per file)
+    return data, hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest() if md5 else ""
 
 
 def ingest(job: Job, incoming: str, n: int, objects: str | None = None) -> Result:
@@ -85,6 +90,10 @@ def ingest(job: Job, incoming: str, n: int, objects: str | None = None) -> Resul
     if job.known and not job.copy:
         res.sha256, res.md5 = job.known
         res.size = st.st_size
+    elif not job.copy and st.st_size <= IN_MEMORY:
+        # (`feed index`): hashed and parsed from the same bytes, read once
+        data, res.sha256, res.md5 = _read_small(job.path, st.st_size, bool(job.fmt))
+        res.size = len(data)
     elif not job.copy:
         res.sha256, res.md5, res.size = hash_file(Path(job.path), md5=bool(job.fmt))
     else:
