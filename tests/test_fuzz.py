@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gzip
 import io
+import lzma
 import tarfile
 from pathlib import Path
 
+import pytest
 import yaml
+import zstandard
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 import hostile as H
@@ -15,7 +18,7 @@ from conftest import need_realdata
 from bindistro import spec as specmod
 from bindistro.errors import SpecError
 from bindistro.formats import get as get_format
-from bindistro.formats.base import PackageError, index_entries, quick_control
+from bindistro.formats.base import MAX_CONTROL_TAR, PackageError, index_entries, quick_control
 from bindistro.formats.control import parse_control
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -80,16 +83,19 @@ TAR_FORMATS = {"gnu": tarfile.GNU_FORMAT, "ustar": tarfile.USTAR_FORMAT, "pax": 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(sorted(TAR_FORMATS)), st.lists(st.sampled_from(["dir", "control", "postinst", "control"]), max_size=4),
        st.lists(st.tuples(st.integers(0, 2047), st.integers(0, 255)), max_size=3), st.integers(0, 2048),
-       st.lists(st.tuples(st.integers(0, 140), st.integers(0, 255)), max_size=2), st.booleans())
-@example("gnu", ["dir", "control"], [], 0, [(24, ord("x"))], False)        # an ar member's date is not a number
-@example("gnu", ["control"], [(156, ord("5"))], 0, [], True)               # a directory with a size
-@example("ustar", ["control"], [(345, ord("a"))], 0, [], True)             # a ustar name prefix
-@example("gnu", ["dir", "control"], [(156, ord("0"))], 0, [], True)        # "./" as a file
+       st.lists(st.tuples(st.integers(0, 140), st.integers(0, 255)), max_size=2), st.booleans(),
+       st.sampled_from(["ipk/gz", "deb/gz", "deb/zst", "ipk/zst+junk", "deb/zst*2", "deb/xz", "deb/xz*2"]))
+@example("gnu", ["dir", "control"], [], 0, [(24, ord("x"))], False, "ipk/gz")     # an ar member's date is not a number
+@example("gnu", ["control"], [(156, ord("5"))], 0, [], True, "ipk/gz")            # a directory with a size
+@example("ustar", ["control"], [(345, ord("a"))], 0, [], True, "deb/zst")         # a ustar name prefix
+@example("gnu", ["dir", "control"], [(156, ord("0"))], 0, [], True, "ipk/gz")     # "./" as a file
 def test_quick_control_reader_agrees_with_the_general_one(tmp_path_factory, form, members, tar_edits, cut, ar_edits,
-                                                          resum):
+                                                          resum, kind):
     """Stage reads a new package's control data from its bytes by a quick path (formats/base.py
     quick_control) that takes only the usual shape: whatever the bytes, an ipk read that way gives
-    the result or the problems of python-debian's ArFile and tarfile (the path a file takes)."""
+    the result or the problems of python-debian's ArFile and tarfile (the path a file takes).
+    `kind`: the reader and the control.tar's compression (zstd: with bytes after its frame, or two
+    frames, which the general reader stops before)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=TAR_FORMATS[form]) as tf:
         for m in members:
@@ -109,13 +115,23 @@ def test_quick_control_reader_agrees_with_the_general_one(tmp_path_factory, form
                 k = at - at % 512
                 raw[k + 148:k + 156] = b" " * 8
                 raw[k + 148:k + 156] = b"%06o\0 " % sum(raw[k:k + 512])
-    pkg = bytearray(H.ipk(control_tar=gzip.compress(bytes(raw[:cut or None]), mtime=0)))
+    reader, comp = kind.split("/")
+    body = bytes(raw[:cut or None])
+    if comp == "gz":
+        packed = gzip.compress(body, mtime=0)
+    elif comp.startswith("xz"):
+        packed = lzma.compress(body) * (2 if comp.endswith("*2") else 1)
+    else:
+        packed = zstandard.ZstdCompressor().compress(body)
+        packed += b"junk" if comp.endswith("+junk") else packed if comp.endswith("*2") else b""
+    pkg = bytearray(H.ar([("debian-binary", b"2.0\n"), (f"control.tar.{comp.split('+')[0].split('*')[0]}", packed),
+                          ("data.tar.gz", H.tar([("./usr/bin/hello", b"#!/bin/sh\n")]))]))
     for at, b in ar_edits:
         pkg[at] = b
-    p = tmp_path_factory.mktemp("q") / "p.ipk"
+    p = tmp_path_factory.mktemp("q") / f"p.{reader}"
     p.write_bytes(pkg)
-    ipk = get_format("ipk")
-    assert _outcome(ipk, p, bytes(pkg)) == _outcome(ipk, p, None)
+    fmt = get_format(reader)
+    assert _outcome(fmt, p, bytes(pkg)) == _outcome(fmt, p, None)
 
 
 def test_quick_control_reader_reads_real_packages():
@@ -182,3 +198,22 @@ def test_version_order_is_dpkgs(a, b):
             raise AssertionError(f"{fmt}: {a!r} vs {b!r} compared, dpkg refuses one")
         return
     assert get_format("ipk").version_cmp(a, b) == get_format("deb").version_cmp(a, b) == (want > 0) - (want < 0)
+
+
+@pytest.mark.parametrize("comp", ["gz", "zst", "zst-unsized", "xz"])
+def test_quick_control_reader_leaves_a_control_bomb_to_the_bounded_reader(tmp_path, comp):
+    """A control.tar that unpacks past its bound is not read by the quick path (for zstd, whether the
+    frame declares its size or not): the general reader refuses it, naming the bound."""
+    body = H.tar([("./control", H.control()), ("./big", bytes(MAX_CONTROL_TAR))], gz=False)
+    packed = {"gz": lambda: gzip.compress(body, 1, mtime=0),
+              "zst": lambda: zstandard.ZstdCompressor().compress(body),
+              "zst-unsized": lambda: zstandard.ZstdCompressor(write_content_size=False).compress(body),
+              "xz": lambda: lzma.compress(body, preset=0)}[comp]()
+    pkg = H.ar([("debian-binary", b"2.0\n"), (f"control.tar.{comp.split('-')[0]}", packed),
+                ("data.tar.gz", H.tar([("./usr/bin/hello", b"#!/bin/sh\n")]))])
+    assert quick_control(pkg) is None
+    p = tmp_path / "bomb.deb"
+    p.write_bytes(pkg)
+    for fmt in ("ipk", "deb"):
+        with pytest.raises(PackageError, match="more than"):
+            get_format(fmt).read_control(p, p.name, pkg)

@@ -323,6 +323,29 @@ def _gunzip(data: bytes, limit: int) -> bytes | None:
     return whole if d.eof and not d.unused_data else None
 
 
+def _unzstd(data: bytes, limit: int) -> bytes | None:
+    """One whole zstd frame and nothing after it (the stream reader open_tar uses stops after the
+    first frame), at most `limit` bytes; None otherwise. (max_output_size bounds only a frame that
+    does not declare its size: a declared one is checked first.)"""
+    try:
+        if zstandard.frame_content_size(data) > limit:
+            return None
+        return zstandard.ZstdDecompressor().decompress(data, max_output_size=limit, allow_extra_data=False)
+    except zstandard.ZstdError:
+        return None
+
+
+def _unxz(data: bytes, limit: int) -> bytes | None:
+    """One whole xz stream and nothing after it, at most `limit` bytes; None otherwise (LZMAFile,
+    which open_tar uses, reads concatenated streams and padding: those take that path)."""
+    d = lzma.LZMADecompressor()
+    try:
+        whole = d.decompress(data, limit + 1)
+    except lzma.LZMAError:
+        return None
+    return whole if len(whole) <= limit and d.eof and not d.unused_data else None
+
+
 def open_ar(path: Path, data: bytes | None = None) -> arfile.ArFile:
     """An ar archive (ipk, deb) from its file, or from its bytes when they are in memory already
     (stage has read them to hash them: parsing them there spares four opens of the file)."""
@@ -353,8 +376,8 @@ _TAR_NUMBERS = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (148
 
 def quick_control(data: bytes) -> bytes | None:
     """The ./control file of a package in its usual shape, read straight from its bytes: an ar
-    archive of uniquely named members, `debian-binary` first, one `control.tar.gz` that is one gzip
-    member holding a plain tar, and a `data.tar.*`. None for anything else, and for every limit
+    archive of uniquely named members, `debian-binary` first, one `control.tar.gz` (one gzip
+    member), `.zst` (one zstd frame) or `.xz` (one xz stream) holding a plain tar, and a `data.tar.*`. None for anything else, and for every limit
     passed: open_ar and read_control then read it and say what is wrong. Stage reads one per new
     package; python-debian's ArFile and tarfile took 0.16 ms of a package's 0.5 ms. Only what both
     parse the same is accepted (tarfile's checksum, numbers and types; no long names, prefixes or
@@ -378,13 +401,14 @@ def quick_control(data: bytes) -> bytes | None:
         off += 60 + size + (size & 1)
     names = list(members)
     ctl = [n for n in names if n.startswith("control.tar")]
-    if names[:1] != ["debian-binary"] or ctl != ["control.tar.gz"] or not any(n.startswith("data.tar") for n in names):
+    inflate = {"control.tar.gz": _gunzip, "control.tar.zst": _unzstd, "control.tar.xz": _unxz}.get(ctl[0] if ctl else "")
+    if names[:1] != ["debian-binary"] or len(ctl) != 1 or not inflate or not any(n.startswith("data.tar") for n in names):
         return None
-    start, size = members["control.tar.gz"]
+    start, size = members[ctl[0]]
     if size > MAX_CONTROL_TAR:
         return None
     try:
-        tar = _gunzip(data[start:start + size], MAX_CONTROL_TAR)
+        tar = inflate(data[start:start + size], MAX_CONTROL_TAR)
     except TooLarge:
         return None
     if tar is None:

@@ -17,7 +17,7 @@ from debian import arfile
 
 from ..store.objects import write_bytes_atomic
 from .base import (ARCHIVE_ERRORS, Format, IndexEntry, Indexed, Inspection, PackageError, PackageInfo,
-                   inspect_ar_payload, open_ar, packages_indexes, read_control, read_packages)
+                   inspect_ar_payload, open_ar, packages_indexes, quick_control, read_control, read_packages)
 from .control import missing_fields, parse_control, read_paragraphs, version_cmp
 
 REQUIRED = ("Package", "Version", "Architecture")
@@ -36,6 +36,22 @@ class Deb(Format):
     KNOWN_FIELDS = ("Architecture", "PackageArch")
 
     def read_control(self, path: Path, name: str | None = None, data: bytes | None = None) -> PackageInfo:
+        raw = quick_control(data) if data is not None else None      # (it has a data.tar.*)
+        names = None
+        if raw is None:
+            names, raw = self._control(path, data)
+        fields = parse_control(raw)
+        problems = missing_fields(fields, REQUIRED)
+        if names is not None and not any(n.startswith("data.tar") for n in names):
+            problems.append("no data.tar.* member")
+        if problems:
+            raise PackageError(problems)
+        return PackageInfo(fields["Package"], fields["Version"], fields["Architecture"], fields)
+
+    @staticmethod
+    def _control(path: Path, data: bytes | None) -> tuple[list[str], bytes]:
+        """(ar member names, ./control) of any ar archive, or PackageError when it is no deb or has no
+        readable control."""
         try:
             ar = open_ar(path, data)
         except (arfile.ArError, OSError, ValueError) as e:
@@ -49,13 +65,7 @@ class Deb(Format):
             raise PackageError([f"control.tar has no readable control file ({e})"]) from None
         if raw is None:
             raise PackageError(["control.tar has no control file"])
-        fields = parse_control(raw)
-        problems = missing_fields(fields, REQUIRED)
-        if not any(n.startswith("data.tar") for n in names):
-            problems.append("no data.tar.* member")
-        if problems:
-            raise PackageError(problems)
-        return PackageInfo(fields["Package"], fields["Version"], fields["Architecture"], fields)
+        return names, raw
 
     def inspect(self, path: Path) -> Inspection:
         return inspect_ar_payload(path, "data.tar")
