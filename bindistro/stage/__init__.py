@@ -150,7 +150,10 @@ class Stager:
             stats[id(p)] = os.stat(j.path)
             j.size = stats[id(p)].st_size
             j.known = self.store.known(j.path, stats[id(p)]) if not p.art.get("snapshot") else None
-            j.copy = not (j.known and objects.has(j.known[0]))
+        have = objects.present({p.job.known[0] for p in self.pending if p.job.known})
+        for p in self.pending:
+            j = p.job
+            j.copy = not (j.known and j.known[0] in have)
             if j.fmt and not j.copy:
                 by_fmt.setdefault(j.fmt, []).append(p)
         # unchanged package files staged before: their control data is in the DB already (of it, only
