@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from .. import spec as specmod
 from ..errors import BindistroError
@@ -260,6 +259,7 @@ def releases(proj: Project, as_json):
     eol = proj.spec.eol.isoformat() if proj.spec.eol else None
 
     def human(data):
+        from rich.table import Table      # (only for a human: --json never imports rich)
         t = Table("release", "series", "seq", "candidate", "created", title=f"{proj.spec.product}" + (f" (EOL {eol})" if eol else ""))
         for r in data:
             t.add_row(r["release"], r["series"] or "-", str(r["sequence"]), str(r["candidate"]), r["created"])

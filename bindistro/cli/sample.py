@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from ..keys import ALGORITHMS
 from .base import emit, json_opt, out
@@ -66,6 +65,7 @@ def demo(out_dir, count, seed, boot, packages, database, objects, target, series
             series=series, key_algorithm=key_algorithm)
 
     def human(r):
+        from rich.table import Table      # (only for a human: --json never imports rich)
         t = Table("release", "series", "candidate", "packages", "new files", "changes", title=f"SAMPLE distro in {r['out']}")
         for x in r["releases"]:
             t.add_row(x["release"], x.get("series") or "-", str(x["candidate"]), str(x["packages"]), str(x["new_files"]),

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import click
-from rich.table import Table
 
 from .. import spec as specmod
 from .base import Project, emit, from_build_opt, json_opt, machines_from_build, out
@@ -43,6 +42,7 @@ def list_cmd(proj: Project, as_json):
     data = [dict(d, releases=[r.name for r in rels if r.series == d["series"]]) for d in S.described(sp)]
 
     def human(data):
+        from rich.table import Table      # (only for a human: --json never imports rich)
         t = Table("series", "feeds", "releases", "eol", "supported", "devices move from")
         for d in data:
             t.add_row(d["series"], d["feeds"], ", ".join(d["releases"]) or "-", d["eol"] or "-",
