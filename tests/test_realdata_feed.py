@@ -70,3 +70,11 @@ def test_feed_check_on_the_real_feed(cli):
     assert not j["ok"] and j["packages"] == 46
     assert sorted(p["path"].rsplit("/", 1)[1] for p in j["problems"] if p["severity"] == "error") == [
         "cxxtools-dbg_3.0-r0_cortexa15hf-neon-vfpv4.ipk", "vdr-plugin-live-dbg_3.1.6-r0_cortexa15hf-neon-vfpv4.ipk"]
+
+
+def test_a_report_line_shows_a_name_as_it_is(cli, tmp_path):
+    """A human report line is text, not markup: a directory named with brackets or an emoji code
+    is printed as it is (rich read `[bold]` as a style and dropped it from the path)."""
+    feed = copytree(need_realdata("feeds/vdr-oe-5.0/all"), tmp_path / "feed[bold]:smile:")
+    r = cli("feed", "index", "--checksum", "md5", feed)
+    assert f"indexed {feed}:" in r.stdout
