@@ -90,12 +90,14 @@ def ingest(job: Job, incoming: str, n: int, objects: str | None = None) -> Resul
     if job.known and not job.copy:
         res.sha256, res.md5 = job.known
         res.size = st.st_size
-    elif not job.copy and st.st_size <= IN_MEMORY:
-        # (`feed index`): hashed and parsed from the same bytes, read once
-        data, res.sha256, res.md5 = _read_small(job.path, st.st_size, bool(job.fmt))
-        res.size = len(data)
     elif not job.copy:
-        res.sha256, res.md5, res.size = hash_file(Path(job.path), md5=bool(job.fmt))
+        got = _read_small(job.path, st.st_size, bool(job.fmt)) if st.st_size <= IN_MEMORY else None
+        if got and len(got[0]) <= st.st_size:
+            # (`feed index`): hashed and parsed from the same bytes, read once
+            data, res.sha256, res.md5 = got
+            res.size = len(data)
+        else:       # a large file, or one that grew meanwhile: hashed whole, in chunks
+            res.sha256, res.md5, res.size = hash_file(Path(job.path), md5=bool(job.fmt))
     else:
         tmp = os.path.join(incoming, f"{n}")
         read_from, res.sha256, res.md5, res.size, data = _read_new(job.path, st.st_size, tmp, objects, bool(job.fmt))
