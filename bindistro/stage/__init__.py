@@ -322,7 +322,7 @@ class Stager:
         if not self.spec:
             return
         found = {(a.format, a.arch) for a in self.arts if a.kind == model.PACKAGE}
-        feeds = {fmt: {get_format(fmt).feed_name(x) for x in self.spec.feeds()} for fmt, _ in found}
+        feeds = {fmt: {get_format(fmt).feed_name(x) for x in self.spec.feeds()} for fmt in {f for f, _ in found}}
         for _fmt, arch in sorted(x for x in found if x[1] not in feeds[x[0]]):
             self.problems.append(Problem(str(self.spec.path), f"packages of architecture {arch!r} have no feed "
                                          "in this spec (add it to a machine's archs); release will refuse them",

@@ -273,21 +273,22 @@ class ObjectStore:
         return p
 
     def has(self, sha256: str) -> bool:
-        return (os.path.exists(f"{self.root}/{object_name(sha256)}")
-                or (self.remote is not None and self.remote.has(sha256)))
+        return bool(self.present({sha256}))
 
     def present(self, shas: set[str]) -> set[str]:
-        """Which of `shas` the store holds (here, or in the shared bucket). On a disk the local
+        """Which of `shas` the store holds (here, or in the shared bucket). On a disk many local
         checks run in eight threads: with the cache cold each stat waits on the disk, and a world's
         next build asks about 100,000 objects (6 s one at a time, last measured)."""
-        from concurrent.futures import ThreadPoolExecutor
         names = sorted(shas)
 
         def local(part: list[str]) -> list[str]:
             return [s for s in part if os.path.exists(f"{self.root}/{object_name(s)}")]
-        n = 1 if len(names) < 1000 or in_memory(self.root) else 8
-        with ThreadPoolExecutor(n) as ex:
-            found = {s for part in ex.map(local, [names[i::n] for i in range(n)]) for s in part}
+        if len(names) < 1000 or in_memory(self.root):
+            found = set(local(names))
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(8) as ex:
+                found = {s for part in ex.map(local, [names[i::8] for i in range(8)]) for s in part}
         if self.remote is not None:
             found |= {s for s in names if s not in found and self.remote.has(s)}
         return found

@@ -45,7 +45,6 @@ class Context:
     _histories: dict = field(default_factory=dict)
     only: dict = field(default_factory=dict)    # a verify job's slice: {"format": F, "machine": M}
     _artifacts: list | None = None
-    _released_feeds: set | None = None
 
     @property
     def artifacts(self) -> list[Artifact]:
@@ -76,11 +75,14 @@ class Context:
         names = self._feed_names(fmt, machine)
         return [a for a in self.files if a.kind == model.PACKAGE and a.format == fmt and a.arch in names]
 
+    @functools.cached_property
+    def released_feeds(self) -> set[tuple[str, str]]:
+        """(format, feed) of every feed the history's releases published packages in, read once."""
+        return self.store.db.released_feeds([r.candidate for r in self.history_releases])
+
     def feed_archs(self, fmt: str, machine) -> set[str]:
         """The feeds of `machine` that hold packages of `fmt` after this candidate."""
-        if self._released_feeds is None:
-            self._released_feeds = self.store.db.released_feeds([r.candidate for r in self.history_releases])
-        released = {a for f, a in self._released_feeds if f == fmt}
+        released = {a for f, a in self.released_feeds if f == fmt}
         return (released & self._feed_names(fmt, machine)) | {a.arch for a in self.packages(fmt, machine)}
 
     def feed_set(self, fmt: str, machine) -> tuple[list[Artifact], list[Artifact]]:
