@@ -15,6 +15,7 @@ import pytest
 from bindistro.manifest import ManifestError, parse
 from bindistro.pm.upgrade import DebRoot, IpkRoot, RpmRoot, find_opkg
 from bindistro.site.api import shard
+from bindistro.site.data import file_paths
 from conftest import release_build, tree_copy
 from httpserve import free_port
 
@@ -37,6 +38,14 @@ def test_manifest_formats_told_by_content():
     for bad, line in (("busybox 1.0\nthis line has four words\n", 2), ("", 1), ("a b c\nd e\n", 2)):
         with pytest.raises(ManifestError, match=f"line {line}"):
             parse(bad)
+
+
+def test_payload_paths_leave_out_exactly_the_directories_that_hold_something():
+    # foo holds bar although foo.so and foo-2 sort between them; a member named like a dotfile keeps its dot
+    members = [".", "./usr", "./usr/lib", "./usr/lib/foo", "./usr/lib/foo-2/", "./usr/lib/foo.so", "./usr/lib/foo/bar",
+               "./.profile", "./var/empty/", "etc/a", "/etc/b"]
+    assert file_paths(members) == ["/.profile", "/etc/a", "/etc/b", "/usr/lib/foo-2", "/usr/lib/foo.so",
+                                   "/usr/lib/foo/bar", "/var/empty"]
 
 
 def test_device_check_refuses_an_unknown_manifest(project, cli, tmp_path):

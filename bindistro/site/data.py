@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from array import array
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,10 +102,15 @@ class SiteData:
 
 
 def file_paths(members: list[str]) -> list[str]:
-    """Payload member names as absolute paths, directories that hold other members left out."""
+    """Payload member names as absolute paths, sorted, directories that hold other members left out
+    ("./usr/lib/foo" holding "./usr/lib/foo/bar" is left out even with "./usr/lib/foo.so" between)."""
     # interned: the same paths come in every format and version of a package (a world's history: 900,000)
-    paths = sorted({sys.intern("/" + m.lstrip("./")) for m in members if m.strip("./")})
-    return [p for i, p in enumerate(paths) if not (i + 1 < len(paths) and paths[i + 1].startswith(p + "/"))]
+    paths = {sys.intern("/" + p) for m in members                 # ("./.profile" keeps its dot)
+             if (p := (m[2:] if m.startswith("./") else m).strip("/")) and p != "."}
+    s = sorted(paths)
+    # what a directory holds sorts right after it, but after its siblings "p-x" and "p.x" ('-' and
+    # '.' sort before '/'): found by bisection, not by looking at the next path alone
+    return [p for i, p in enumerate(s) if not ((j := bisect_left(s, p + "/", i + 1)) < len(s) and s[j].startswith(p + "/"))]
 
 
 def _read_json(path: Path, what: str, shown: Path | None = None):

@@ -273,14 +273,21 @@ class MetaDB:
 
     def payload_files_of(self, shas: list[str], convert=None) -> dict[str, list[str]]:
         """sha256 -> member names (or `convert` of them, made one by one: a world's lists are large),
-        for every inspected object of `shas`."""
+        for every inspected object of `shas`. Objects with the same list share one list object: do
+        not change them."""
         out = {}
+        # a version's files are mostly the last version's, in every arch and format: a world's
+        # history has a third as many distinct lists as objects, each decoded once
+        seen: dict[bytes, list] = {}
         with self.engine.connect() as c:
             for i in range(0, len(shas), 500):
                 q = select(payload_checks.c.sha256, payload_checks.c.files).where(payload_checks.c.sha256.in_(shas[i:i + 500]))
-                for r in c.execute(q):
-                    names = json.loads(zlib.decompress(r.files))
-                    out[r.sha256] = convert(names) if convert else names
+                for sha, blob in c.execute(q):
+                    names = seen.get(blob)
+                    if names is None:
+                        names = json.loads(zlib.decompress(blob))
+                        names = seen[blob] = convert(names) if convert else names
+                    out[sha] = names
         return out
 
     def published_meta(self, keys: list[tuple[str, str]], keep: bool = False) -> dict[tuple[str, str], tuple[dict, str]]:
