@@ -206,6 +206,7 @@ def collect(spec: Spec, store: Store, root: Path, memo: Memo | None = None) -> S
     # rows follow the ids of the memo's table: only when _releases kept that table)
     cached = memo.details if memo is not None and memo.files is table else []
     values = memo.values if memo is not None else []
+    rows: list = [None] * len(memo.files) if memo is not None else []     # the memo's next details
     details, need, same = {}, [], {}
     for path, f in files.items():
         n = ids[path]
@@ -214,23 +215,24 @@ def collect(spec: Spec, store: Store, root: Path, memo: Memo | None = None) -> S
             try:
                 if min(row[1:]) < 0:
                     raise IndexError
-                details[path], f.staged = Details.of([values[i] for i in row[1:]], same), row[0]
-                cached[n] = None        # (rows go as they are taken: memo.details is rewritten below)
+                # (the memo's values are distinct objects already: no `same` to share them through)
+                details[path], f.staged = Details(*[values[i] for i in row[1:]]), row[0]
+                rows[n] = row
                 continue
             except (TypeError, IndexError):       # (a damaged memo: read again)
                 pass
         need.append(f)
+    del cached
     for i in range(0, len(need), 5000):     # (a full build: every file's control data, decoded a part at a time)
         part = need[i:i + 5000]
         metas = store.db.published_meta(sorted({(f.sha256, f.format) for f in part}))
         for f in part:
             meta, f.staged = metas.get((f.sha256, f.format), ({}, f.sha256))
             details[f.path] = Details.of(get_format(f.format).details(meta), same)
+            if memo is not None:
+                rows[ids[f.path]] = memo.row(f.staged, details[f.path].values())
     del same
     if memo is not None:
-        rows: list = [None] * len(memo.files)
-        for path, f in files.items():
-            rows[ids[path]] = [f.staged, *details[path].values()]
         memo.details = rows
     contents = store.db.payload_files_of(sorted({f.staged for f in files.values()}), file_paths)
     records = None

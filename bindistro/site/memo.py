@@ -45,12 +45,14 @@ class Memo:
         self.old_manifests = manifests or []
         self.manifests: list[list] = []
         self.files: list[str] = files or []
-        # per file id: [staged sha256, *data.DETAILS] (None: not kept); as loaded, each of DETAILS is an
-        # index into `values`, which holds each distinct value once (relation lists as tuples): the
-        # same summaries, licenses and names recur in every format and version of a package, and
-        # decoding a copy of each was most of the memo's memory (250 of 360 MB at 20,000 x 22 releases)
+        # per file id: [staged sha256, *data.DETAILS] (None: not kept), each of DETAILS an index into
+        # `values`, which holds each distinct value once (relation lists as tuples): the same
+        # summaries, licenses and names recur in every format and version of a package, and decoding
+        # a copy of each was most of the memo's memory (250 of 360 MB at 20,000 x 22 releases). Rows
+        # stay indexes from load to save: only a new file's row is indexed (row()).
         self.details: list = details or []
         self.values: list = [tuple(v) if type(v) is list else v for v in values or []]
+        self._at: dict | None = None
 
     @classmethod
     def load(cls, state_dir: Path, root: Path, use: bool = True) -> Memo:
@@ -88,6 +90,20 @@ class Memo:
             return e
         return None
 
+    def row(self, staged: str, values: list) -> list:
+        """The details row of a file not in the memo yet: [staged, *indexes into self.values]."""
+        if self._at is None:
+            self._at = {v: n for n, v in enumerate(self.values)}
+        out = [staged]
+        for v in values:
+            k = tuple(v) if isinstance(v, list) else v
+            n = self._at.get(k)
+            if n is None:
+                n = self._at[k] = len(self.values)
+                self.values.append(k)
+            out.append(n)
+        return out
+
     def same(self, rel: str, k: str) -> bool:
         """Whether `rel` in the generation is the file written for inputs `k` (then it is kept)."""
         e = self.old.get(rel)
@@ -109,9 +125,8 @@ class Memo:
                 f.write('{"code":' + json.dumps(code_key()))
                 for name, value in (("docs", self.new), ("manifests", self.manifests)):
                     f.write(f',"{name}":' + json.dumps(value, separators=SEPS))
-                values, rows = _indexed(self.details)
-                f.write(',"values":' + json.dumps(values, separators=SEPS))
-                for name, seq in (("files", self.files), ("details", rows)):
+                f.write(',"values":' + json.dumps(self.values, separators=SEPS))
+                for name, seq in (("files", self.files), ("details", self.details)):
                     f.write(f',"{name}":[')
                     for i in range(0, len(seq), 5000):
                         f.write(("," if i else "") + json.dumps(seq[i:i + 5000], separators=SEPS)[1:-1])
@@ -121,23 +136,3 @@ class Memo:
         except OSError:
             tmp.unlink(missing_ok=True)
 
-
-def _indexed(details: list) -> tuple[list, list]:
-    """(each distinct value once, the rows with indexes into it) of rows [staged sha256, *values]."""
-    values: list = []
-    at: dict = {}
-    rows = []
-    for row in details:
-        if row is None:
-            rows.append(None)
-            continue
-        out = [row[0]]
-        for v in row[1:]:
-            k = tuple(v) if isinstance(v, list) else v
-            n = at.get(k)
-            if n is None:
-                n = at[k] = len(values)
-                values.append(k)
-            out.append(n)
-        rows.append(out)
-    return values, rows
