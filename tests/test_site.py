@@ -48,6 +48,22 @@ def test_payload_paths_leave_out_exactly_the_directories_that_hold_something():
                                    "/usr/lib/foo/bar", "/var/empty"]
 
 
+def test_templates_compiled_once_and_without_a_writable_cache(tmp_path, monkeypatch):
+    from bindistro import site
+    try:
+        monkeypatch.setenv("BINDISTRO_CACHE", str(tmp_path / "cache"))
+        site._env.cache_clear()
+        html = site._env().get_template("search.html").render(product="p", latest=None, top="", root="../", index={})
+        assert list((tmp_path / "cache" / "templates").iterdir())       # compiled once, kept for the next run
+        site._env.cache_clear()
+        assert site._env().get_template("search.html").render(product="p", latest=None, top="", root="../", index={}) == html
+        (tmp_path / "file").write_text("")
+        monkeypatch.setenv("BINDISTRO_CACHE", str(tmp_path / "file"))     # no cache can be made: compiled each time
+        site._env.cache_clear()
+        assert site._env().get_template("search.html").render(product="p", latest=None, top="", root="../", index={}) == html
+    finally:
+        site._env.cache_clear()
+
 def test_device_check_refuses_an_unknown_manifest(project, cli, tmp_path):
     f = tmp_path / "odd.txt"
     f.write_text("just some words on a line\n")

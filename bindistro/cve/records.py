@@ -3,12 +3,11 @@ mirror lays them out, or an API page with `vulnerabilities`) and CVE JSON 5 reco
 `Record` with NVD-style configurations, so matching is written once."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import jsonschema
 
 from ..errors import BindistroError, Problem
 
@@ -38,7 +37,12 @@ RECORD_SCHEMA = {"type": "object", "required": ["id", "source", "severity", "con
     "configurations": {"type": "array", "maxItems": 1000, "items": {"type": "object", "properties": {
         "operator": {"enum": ["AND", "OR"]}, "negate": {"type": "boolean"},
         "nodes": {"type": "array", "maxItems": 1000, "items": _NODE}}}}}}
-_CHECK = jsonschema.Draft202012Validator(RECORD_SCHEMA)
+
+
+@functools.cache
+def _checker():
+    import jsonschema       # 70-100 ms: a site build reads scans, it checks no record
+    return jsonschema.Draft202012Validator(RECORD_SCHEMA)
 
 
 class BadRecord(BindistroError, ValueError):
@@ -138,7 +142,8 @@ def _cpe_part(s: str) -> str:
 
 def check(rec: Record) -> None:
     """Raise BadRecord unless `rec` has the shape scans rely on."""
-    err = jsonschema.exceptions.best_match(_CHECK.iter_errors(rec.to_dict()))
+    import jsonschema
+    err = jsonschema.exceptions.best_match(_checker().iter_errors(rec.to_dict()))
     if err is not None:
         where = "/".join(str(x) for x in err.absolute_path) or "record"
         raise BadRecord(f"{where}: {_short(err.message)}")
