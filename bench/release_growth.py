@@ -12,6 +12,7 @@ distro's do. Candidates are verified with the `logs` gate only: this measures pu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -36,12 +37,14 @@ def main() -> int:
     ap.add_argument("--churn", type=int, default=17, help="packages changing per release (17 = ~5%% of the sample)")
     ap.add_argument("--smoke", action="store_true", help="4 releases of 40 small packages, 3 changed: does it run?")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--keep", type=Path, help="work in this new directory and keep it (to profile a later release)")
     a = ap.parse_args()
     if a.smoke:
         a.releases, a.churn = 4, 3
     os.environ.setdefault("BINDISTRO_KEY_PASSPHRASE", "")
-    with tempfile.TemporaryDirectory(prefix="bench-growth-") as tmp:
+    with contextlib.nullcontext(a.keep) if a.keep else tempfile.TemporaryDirectory(prefix="bench-growth-") as tmp:
         tmp = Path(tmp)
+        tmp.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
         if a.smoke:     # the code paths, not the sizes: no sample build, no rpm signing of 340 packages
             write_churn(tmp / "b1" / "tmp" / "deploy", 1, 40, prefix="base")
