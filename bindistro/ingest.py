@@ -8,9 +8,7 @@ for forking them (workers.py): hashing releases the GIL, parsing control data do
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,6 +139,8 @@ def ingest_all(jobs: list[Job], incoming: Path, progress=None, objects: Path | N
     # fork: the workers need nothing but these arguments, and start in milliseconds. They end with
     # the step: a worker kept would hold every descriptor it was forked with (the store's shared
     # lock among them, which a failed stage then waits forever to take exclusively)
+    import multiprocessing       # (~11 ms: a feed's few new files are read here, without them)
+    from concurrent.futures import ProcessPoolExecutor
     size = max(8, len(jobs) // (workers * 16))
     batches = [numbered[i:i + size] for i in range(0, len(numbered), size)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
