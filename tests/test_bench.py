@@ -27,6 +27,10 @@ def test_index_ipk():
     assert "bindistro feed index, full:" in smoke("index_ipk.py")
 
 
+def test_stage_realsize():
+    assert "stage of a real-size feed: " in smoke("stage_realsize.py")
+
+
 @pytest.mark.slow         # rpmbuild of 22 packages
 def test_publish_rpm():
     assert "ratio, the release's index step:" in smoke("publish_rpm.py")

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Stage of a real-size ipk feed against its floor. The sample's packages are small (36 KB on
+average); a real `bitbake world` feed's are not (a Kirkstone raspberrypi3-64 feed: 5,021 ipks,
+438 MB, 87 KB on average, a long tail up to tens of MB). This takes the sample's x86 ipk feeds (real
+control data, real names and dependencies), gives each package a payload of random bytes with a
+lognormal size, scaled to that total, indexes each feed as a deploy directory has it, then stages
+it into a new project (the real CLI, 3 runs). Stage never unpacks a payload, so random bytes
+stand for one; nothing else reads these packages.
+
+Floor: sha256 + md5 of the packages' bytes at this machine's rates, measured in the same run, on one
+core and over the cores stage uses. Goal (issue 17): stage <= 1.5 x floor + 0.5 s.
+
+    .venv/bin/python bench/stage_realsize.py [--packages 5000] [--mb 438] [--runs 3] [--smoke] [--json]
+
+--smoke: 300 packages, 10 MB, one run (does it run? CI runs this; figures are printed, never judged).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from debian import arfile
+
+from bindistro_sample.ipkbuild import ar_archive
+
+BIN = Path(sys.executable).parent / "bindistro"
+FEEDS = ("all", "core2-64", "qemux86_64")       # the x86 machine's ipk feeds
+
+
+def run(*args: str, cwd: Path | None = None) -> float:
+    t = time.perf_counter()
+    subprocess.run([str(BIN), *args], cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def make_feed(build: Path, out: Path, total: int, seed: int) -> list[Path]:
+    """The sample's x86 ipks with lognormal random payloads summing to about `total` bytes."""
+    src = sorted(p for f in FEEDS for p in (build / "tmp/deploy/ipk" / f).glob("*.ipk"))
+    rng = random.Random(seed)
+    sigma = 1.7                         # median ~ a quarter of the mean, as in the real feed
+    raw = [rng.lognormvariate(math.log(total / len(src)) - sigma ** 2 / 2, sigma) for _ in src]
+    scale = total / sum(raw)
+    pool = os.urandom(32 << 20)
+    files = []
+    for p, r in zip(src, raw):
+        n = max(200, min(int(r * scale), 40 << 20))
+        data = (pool * (n // len(pool) + 1))[:n] if n > len(pool) else pool[(k := rng.randrange(len(pool) - n + 1)):k + n]
+        a = arfile.ArFile(str(p))
+        members = [(m.name, data if m.name.startswith("data.tar") else a.getmember(m.name).read()) for m in a.getmembers()]
+        dst = out / p.parent.name / p.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(ar_archive(members))
+        files.append(dst)
+    for f in FEEDS:
+        if (out / f).is_dir():
+            run("feed", "index", str(out / f))
+    return files
+
+
+def rates(files: list[Path]) -> dict:
+    """sha256 and md5 over these very files (bytes/s, one core)."""
+    data = [f.read_bytes() for f in files]
+    n = sum(map(len, data))
+    out = {}
+    for name in ("sha256", "md5"):
+        t = time.perf_counter()
+        for d in data:
+            hashlib.new(name, d).digest()
+        out[name] = n / (time.perf_counter() - t)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--packages", type=int, default=5000)
+    ap.add_argument("--mb", type=float, default=438)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    if a.smoke:
+        a.packages, a.mb, a.runs = 300, 10, 1
+    with tempfile.TemporaryDirectory(prefix="bench-stage-") as tmp:
+        tmp = Path(tmp)
+        print(f"sample build of {a.packages} names ...", file=sys.stderr)
+        run("sample-build", "--release", "1", "--formats", "ipk", "--packages", str(a.packages), str(tmp / "build"))
+        feed = tmp / "feed"
+        files = make_feed(tmp / "build", feed, int(a.mb * 1e6), 17)
+        size = sum(f.stat().st_size for f in files)
+        r = rates(files)
+        cores = min(os.cpu_count() or 1, 8)
+        floor1 = size / r["sha256"] + size / r["md5"]
+        floor = floor1 / cores
+        times = []
+        for k in range(a.runs):
+            proj = tmp / f"p{k}"
+            proj.mkdir()
+            run("init", "--no-boot", cwd=proj)
+            times.append(run("stage", str(feed), cwd=proj))
+        med = statistics.median(times)
+        res = {"packages": len(files), "mb": round(size / 1e6, 1), "runs": [round(t, 2) for t in times],
+               "stage_s": round(med, 2), "sha256_gbps": round(r["sha256"] / 1e9, 2), "md5_gbps": round(r["md5"] / 1e9, 2),
+               "cores": cores, "floor_one_core_s": round(floor1, 2), "floor_s": round(floor, 2),
+               "goal_s": round(1.5 * floor + 0.5, 2)}
+        print(json.dumps(res, indent=1) if a.json else
+              f"stage of a real-size feed: {len(files)} ipks, {size / 1e6:.0f} MB: {med:.2f} s (runs: "
+              f"{', '.join(f'{t:.2f}' for t in times)}); floor {floor:.2f} s over {cores} cores ({floor1:.2f} s on "
+              f"one; sha256 {r['sha256'] / 1e9:.2f}, md5 {r['md5'] / 1e9:.2f} GB/s); goal 1.5 x floor + 0.5 = "
+              f"{1.5 * floor + 0.5:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
