@@ -8,8 +8,7 @@ import subprocess
 from pathlib import Path
 
 from .errors import BindistroError
-from .spec import check_eol
-from .spec import Spec
+from .spec import Spec, check_eol
 from .store import Store
 
 

@@ -48,6 +48,20 @@ def test_payload_paths_leave_out_exactly_the_directories_that_hold_something():
                                    "/usr/lib/foo/bar", "/var/empty"]
 
 
+@pytest.mark.parametrize("bad", [{"a": 1}, [["nested"]], 7, None])
+def test_a_memo_with_a_value_no_details_hold_is_not_used(tmp_path, bad):
+    """A memo is a cache: one whose details values are not text or lists of names (damaged) only
+    costs a full build, never a page showing them or a build that stops on them."""
+    from bindistro.site.memo import FILE, Memo, code_key
+    doc = {"code": code_key(), "docs": {}, "manifests": [], "files": ["a"], "details": [["sha", 0, 1]],
+           "values": ["text", ["a", "b"]]}
+    (tmp_path / FILE).write_text(json.dumps(doc))
+    assert Memo.load(tmp_path, tmp_path).values == ["text", ("a", "b")]
+    doc["values"].append(bad)
+    (tmp_path / FILE).write_text(json.dumps(doc))
+    m = Memo.load(tmp_path, tmp_path)
+    assert (m.values, m.details, m.files) == ([], [], [])
+
 def test_templates_compiled_once_and_without_a_writable_cache(tmp_path, monkeypatch):
     from bindistro import site
     try:

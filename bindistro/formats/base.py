@@ -380,8 +380,8 @@ def quick_control(data: bytes) -> bytes | None:
     archive of uniquely named members, `debian-binary` first, one `control.tar.gz` (one gzip
     member), `.zst` (one zstd frame) or `.xz` (one xz stream) holding a plain tar, and a
     `data.tar.*`. None for anything else, and for every limit passed: open_ar and read_control
-    then read it and say what is wrong. Stage reads one per new
-    package; python-debian's ArFile and tarfile took 0.16 ms of a package's 0.5 ms. Only what both
+    then read it and say what is wrong. Stage reads one per new package; python-debian's ArFile
+    and tarfile took 0.16 ms of a package's 0.5 ms. Only what both
     parse the same is accepted (tarfile's checksum, numbers and types; no long names, prefixes or
     pax headers), so for any input this returns what they would, or None."""
     if not data.startswith(b"!<arch>\n"):

@@ -66,7 +66,8 @@ class Memo:
                     if (doc.get("code") == code_key() and isinstance(doc.get("docs"), dict)
                             and isinstance(files, list) and all(isinstance(x, str) for x in files)
                             and isinstance(doc.get("manifests") or [], list) and isinstance(doc.get("details") or [], list)
-                            and isinstance(doc.get("values") or [], list)):
+                            and isinstance(doc.get("values") or [], list)
+                            and all(_value_ok(v) for v in doc.get("values") or [])):
                         return cls(path, root, doc["docs"], doc.get("manifests"), files, doc.get("details"), doc.get("values"))
             except (OSError, ValueError, AttributeError):
                 pass
@@ -136,3 +137,8 @@ class Memo:
         except OSError:
             tmp.unlink(missing_ok=True)
 
+
+def _value_ok(v) -> bool:
+    """A details value as Format.details() makes them: text, or a list of names. (Anything else, a
+    damaged memo: rows would show it, and row() could not index it.)"""
+    return type(v) is str or (type(v) is list and all(type(x) is str for x in v))
