@@ -336,20 +336,14 @@ def insert_rows(conn, table, rows: list[dict]) -> None:
     """INSERT rows (dicts of the same columns) through the DB driver's executemany, JSON columns
     encoded as SQLAlchemy's JSON type encodes them: its processing of each row's parameters was
     more than half of storing a world's candidate (28,000 rows), the database's own work the rest."""
-    if not rows:
-        return
-    encode = {c.name for c in table.columns if isinstance(c.type, JSON)}
-    compiled = insert(table).compile(dialect=conn.dialect, column_keys=list(rows[0]))
-    if compiled.positional:
-        params = [tuple(json.dumps(r[k]) if k in encode else r[k] for k in compiled.positiontup) for r in rows]
-    else:
-        params = [{k: json.dumps(v) if k in encode else v for k, v in r.items()} for r in rows]
-    conn.exec_driver_sql(str(compiled), params)
+    if rows:
+        _execute_rows(conn, insert(table), table, rows)
 
 
 def upsert(conn, table, rows: list[dict], keys: list[str], replace: bool = True) -> None:
     """INSERT … ON CONFLICT (keys) DO UPDATE (or DO NOTHING): one statement, so concurrent writers on
-    PostgreSQL cannot both see a key missing and both insert it."""
+    PostgreSQL cannot both see a key missing and both insert it. Through the driver as insert_rows
+    (half of storing a 5,000-package stage's control data was SQLAlchemy's per-row processing)."""
     if not rows:
         return
     if conn.dialect.name == "postgresql":
@@ -362,7 +356,17 @@ def upsert(conn, table, rows: list[dict], keys: list[str], replace: bool = True)
     else:
         q = q.on_conflict_do_nothing(index_elements=keys)
     for i in range(0, len(rows), CHUNK):
-        conn.execute(q, rows[i:i + CHUNK])
+        _execute_rows(conn, q, table, rows[i:i + CHUNK])
+
+
+def _execute_rows(conn, stmt, table, rows: list[dict]) -> None:
+    encode = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=list(rows[0]))
+    if compiled.positional:
+        params = [tuple(json.dumps(r[k]) if k in encode else r[k] for k in compiled.positiontup) for r in rows]
+    else:
+        params = [{k: json.dumps(v) if k in encode else v for k, v in r.items()} for r in rows]
+    conn.exec_driver_sql(str(compiled), params)
 
 
 def _lines(conn, cids: list[int]) -> list[str]:
