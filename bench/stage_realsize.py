@@ -7,8 +7,9 @@ lognormal size, scaled to that total, indexes each feed as a deploy directory ha
 it into a new project (the real CLI, 3 runs). Stage never unpacks a payload, so random bytes
 stand for one; nothing else reads these packages.
 
-Floor: sha256 + md5 of the packages' bytes at this machine's rates, measured in the same run, on one
-core and over the cores stage uses. Goal (issue 17): stage <= 1.5 x floor + 0.5 s.
+Floor: sha256 + md5 of the packages' bytes at this machine's rates, measured just before each stage
+(this machine's speed drifts by a quarter within minutes), on one core and over the cores stage
+uses. Goal (issue 17): stage <= 1.5 x floor + 0.5 s; both readings of the floor are reported.
 
     .venv/bin/python bench/stage_realsize.py [--packages 5000] [--mb 438] [--runs 3] [--smoke] [--json]
 
@@ -97,26 +98,32 @@ def main() -> int:
         feed = tmp / "feed"
         files = make_feed(tmp / "build", feed, int(a.mb * 1e6), 17)
         size = sum(f.stat().st_size for f in files)
-        r = rates(files)
         cores = min(os.cpu_count() or 1, 8)
-        floor1 = size / r["sha256"] + size / r["md5"]
-        floor = floor1 / cores
-        times = []
+        times, floors, rs = [], [], []
         for k in range(a.runs):
+            r = rates(files)        # beside each run: the ratio compares like with like
+            rs.append(r)
+            floors.append(size / r["sha256"] + size / r["md5"])
             proj = tmp / f"p{k}"
             proj.mkdir()
             run("init", "--no-boot", cwd=proj)
             times.append(run("stage", str(feed), cwd=proj))
-        med = statistics.median(times)
+        med, floor1 = statistics.median(times), statistics.median(floors)
+        floor = floor1 / cores
+        ratios = [t / f for t, f in zip(times, floors)]
         res = {"packages": len(files), "mb": round(size / 1e6, 1), "runs": [round(t, 2) for t in times],
-               "stage_s": round(med, 2), "sha256_gbps": round(r["sha256"] / 1e9, 2), "md5_gbps": round(r["md5"] / 1e9, 2),
+               "floors_one_core": [round(f, 2) for f in floors], "stage_s": round(med, 2),
+               "sha256_gbps": round(statistics.median(x["sha256"] for x in rs) / 1e9, 2),
+               "md5_gbps": round(statistics.median(x["md5"] for x in rs) / 1e9, 2),
                "cores": cores, "floor_one_core_s": round(floor1, 2), "floor_s": round(floor, 2),
-               "goal_s": round(1.5 * floor + 0.5, 2)}
+               "goal_s": round(1.5 * floor + 0.5, 2), "goal_one_core_floor_s": round(1.5 * floor1 + 0.5, 2),
+               "runs_over_one_core_floor": [round(x, 2) for x in ratios]}
         print(json.dumps(res, indent=1) if a.json else
               f"stage of a real-size feed: {len(files)} ipks, {size / 1e6:.0f} MB: {med:.2f} s (runs: "
               f"{', '.join(f'{t:.2f}' for t in times)}); floor {floor:.2f} s over {cores} cores ({floor1:.2f} s on "
-              f"one; sha256 {r['sha256'] / 1e9:.2f}, md5 {r['md5'] / 1e9:.2f} GB/s); goal 1.5 x floor + 0.5 = "
-              f"{1.5 * floor + 0.5:.2f} s")
+              f"one; sha256 {res['sha256_gbps']:.2f}, md5 {res['md5_gbps']:.2f} GB/s; each run / its floor on one "
+              f"core: {', '.join(f'{x:.2f}' for x in ratios)}); goal 1.5 x floor + 0.5 = {1.5 * floor + 0.5:.2f} s "
+              f"({1.5 * floor1 + 0.5:.2f} s with the one-core floor)")
     return 0
 
 
