@@ -79,6 +79,35 @@ def test_restaging_unchanged_files_costs_no_rehash(cli, project, sample_build):
     assert again["hashed"] <= 1 and again["hashed"] + again["hash_cache_hits"] == first["hashed"]
 
 
+def test_files_a_build_no_longer_holds_are_forgotten(cli, project, tmp_path):
+    """The hash cache holds what the last stage of a directory found: a build renames every file it
+    rebuilds (a new version), and the cache, read whole by every stage, would grow with each."""
+    import sqlite3
+    from bindistro_sample.ipkbuild import write_ipk
+    from bindistro_sample.packages import build_packages
+    from bindistro_sample.recipes import Recipe
+    feed = tmp_path / "deploy" / "ipk" / "core2-64"
+    feed.mkdir(parents=True)
+    for v in ("1.0", "2.0"):
+        write_ipk(build_packages(Recipe("keep", v, rdepends=[], summary="kept"), "core2-64")[0], feed, 1700000000)
+        if v == "1.0":
+            old = write_ipk(build_packages(Recipe("churn", v, rdepends=[], summary="old"), "core2-64")[0], feed, 1700000000)
+    cli("feed", "index", feed)
+    cli("-C", project, "stage", tmp_path / "deploy")
+    db = project / "state" / "bindistro.db"
+
+    def remembered() -> set[str]:
+        with sqlite3.connect(db) as c:
+            return {r[0].rsplit("/", 1)[-1] for r in c.execute("SELECT path FROM filestat")}
+    assert old.name in remembered()
+    old.unlink()        # the next build: churn 1.1 instead of 1.0
+    write_ipk(build_packages(Recipe("churn", "1.1", rdepends=[], summary="new"), "core2-64")[0], feed, 1700000000)
+    cli("feed", "index", feed)
+    again = cli.json("-C", project, "stage", tmp_path / "deploy")
+    assert again["hashed"] == 1 and again["hash_cache_hits"] == 2
+    assert remembered() == {p.name for p in feed.glob("*.ipk")}
+
+
 def test_same_version_new_content_is_refused_and_nothing_changes(cli, project, sample_build, tmp_path):
     from conftest import copytree
     b = copytree(sample_build(1), tmp_path / "b")

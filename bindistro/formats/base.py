@@ -595,18 +595,18 @@ def compare_with_index(fmt: Format, feed_dir: Path, entries: dict[str, IndexEntr
     opkg-make-index and apt-ftparchive list the newest version by default.
     """
     problems: list[Problem] = []
+    top = str(feed_dir)         # (a file's name made only for a problem: a Path per file was half of this)
     for rel, e in sorted(entries.items()):
-        p = str(feed_dir / rel)
         if rel not in sums:
-            problems.append(Problem(p, f"listed in the index ({e.name} {e.version}) but the file is missing"))
+            problems.append(Problem(posixpath.join(top, rel), f"listed in the index ({e.name} {e.version}) but the file is missing"))
             continue
         sha, md5, size = sums[rel]
         if e.size is not None and e.size != size:
-            problems.append(Problem(p, f"size {size} differs from the index's {e.size}"))
+            problems.append(Problem(posixpath.join(top, rel), f"size {size} differs from the index's {e.size}"))
         if e.sums.get("sha256") and e.sums["sha256"] != sha:
-            problems.append(Problem(p, "SHA256 differs from the index"))
+            problems.append(Problem(posixpath.join(top, rel), "SHA256 differs from the index"))
         if e.sums.get("md5") and e.sums["md5"] != md5:
-            problems.append(Problem(p, "MD5 differs from the index"))
+            problems.append(Problem(posixpath.join(top, rel), "MD5 differs from the index"))
     if not entries:
         return problems
     newest: dict[tuple[str, str], str] = {}
@@ -617,7 +617,7 @@ def compare_with_index(fmt: Format, feed_dir: Path, entries: dict[str, IndexEntr
     for rel in sorted(sums):
         if rel in entries:
             continue
-        p = str(feed_dir / rel)
+        p = posixpath.join(top, rel)
         nva = names.get(rel)
         if nva and (nva[0], nva[2]) in newest and fmt.version_cmp(nva[1], newest[(nva[0], nva[2])]) < 0:
             problems.append(Problem(p, f"not in the index; superseded by {nva[0]} {newest[(nva[0], nva[2])]}",

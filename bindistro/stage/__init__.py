@@ -50,6 +50,11 @@ VERSION_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~:_-]*")
 
 
 def unsafe_fields(info, arch: str) -> list[str]:
+    name, version = info.name, info.version
+    if type(name) is str and type(version) is str and type(arch) is str and NAME_OK.fullmatch(name) \
+            and VERSION_OK.fullmatch(version) and NAME_OK.fullmatch(arch) and ".." not in name + version + arch \
+            and not any(isinstance(v, str) and BAD_IN_FIELD.search(v) for v in info.fields.values()):
+        return []       # (the usual case, without a list of findings built per package)
     out = []
     for label, value, ok in (("name", info.name, NAME_OK), ("version", info.version, VERSION_OK),
                              ("architecture", arch, NAME_OK)):
@@ -117,6 +122,7 @@ class Stager:
         self.feeds: list[tuple[Format, Path, dict]] = []
         self.stored: set[int] = set()               # id()s of arts whose control data is package_meta's
         self.hashed = self.cached = self.hashed_bytes = 0
+        self.listed: set[str] = set()               # every file path run() looked at
         self.root = ""                              # what is staged (for messages)
 
     def _add(self, path: Path, art_kw: dict, root: Path, fmt: str | None = None, feed=None) -> None:
@@ -145,6 +151,7 @@ class Stager:
         objects = self.store.objects
         by_fmt: dict[str, list[_Pending]] = {}
         stats = {}
+        self.listed = {p.job.path for p in self.pending}
         for p in self.pending:
             j = p.job
             stats[id(p)] = os.stat(j.path)
@@ -393,7 +400,7 @@ def _stage(store: Store, st: Stager, lay: Layout, path: Path, layer_data, series
         created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         with store.db.begin() as conn:
             cid = store.db.add_candidate(conn, str(path), created, st.arts, warnings, series, st.stored)
-            store.db.save_filestats(conn, st.stats)
+            store.db.save_filestats(conn, st.stats, store.stale_filestats(str(path), st.listed))
     out = summary(cid, str(path), created, st.arts, warnings)
     out["series"] = series
     out["hashed"], out["hash_cache_hits"], out["hashed_bytes"] = st.hashed, st.cached, st.hashed_bytes

@@ -40,6 +40,13 @@ class Store:
             return cached[3], cached[4]
         return None
 
+    def stale_filestats(self, under: str, found: set[str]) -> list[str]:
+        """Remembered paths below directory `under` that are not in `found` (what a stage of `under`
+        listed): a build directory renames every file it rebuilds, and the table would otherwise grow
+        by every churned file of every build, loaded whole by each stage."""
+        prefix = under.rstrip("/") + "/"
+        return [p for p in (self._stats or {}) if p.startswith(prefix) and p not in found]
+
     def referenced_objects(self) -> set[str]:
         """Every object hash the DB relies on (artifacts, signed and published forms, and hashes that
         verify reports quote)."""
