@@ -176,6 +176,44 @@ def test_two_concurrent_releases_serialize(mini_signed, cli, tmp_path):
     assert cli("-C", proj, "release", 2, ok=False).exit_code == 1
 
 
+def test_release_renders_only_new_stanzas_and_never_trusts_a_changed_index(mini_signed, cli, tmp_path):
+    """A release copies the stanzas of files already listed from the index the last release wrote
+    (when that index is still the one whose hash it recorded) and renders only its new packages':
+    every ipk and deb index is the same bytes as a full rendering, release after release. An index changed
+    in the tree since (anyone with write access to it) is not copied from: its stanza never
+    reaches the next index."""
+    def indexes(proj: Path) -> dict[str, bytes]:
+        pub = proj / "publish"
+        return {rel: p.read_bytes() for rel, p in public_files(pub) if rel.startswith(("feeds/ipk/", "feeds/deb/"))
+                and rel.endswith("/Packages")}
+
+    def forget(proj: Path) -> None:      # as a store that never recorded an index: a full rendering
+        with sqlite3.connect(proj / "state" / "bindistro.db") as c:
+            c.execute("DELETE FROM settings WHERE key LIKE 'index.%'")
+    kept, full, tampered = (link_copy(mini_signed, tmp_path / n) for n in ("kept", "full", "tampered"))
+    feed = tampered / "publish" / "feeds" / "ipk" / "core2-64" / "Packages"     # (a feed each release adds to)
+    text = feed.read_text()
+    assert "Description: mini build tool" in text
+    fake = feed.with_name("Packages.new")      # replaced, not edited: the copies share their inodes
+    fake.write_text(text.replace("Description: mini build tool", "Description: not what was built"))
+    fake.replace(feed.resolve())
+    for cand in (2, 3):
+        forget(full)
+        made = {proj.name: cli.json("-C", proj, "release", cand)["index_stanzas"] for proj in (kept, full, tampered)}
+        assert indexes(kept) == indexes(full) == indexes(tampered)
+        assert made["full"]["kept"] == 0 and made["kept"]["kept"] > 0 and made["kept"]["rendered"] > 0, made
+        assert made["full"]["kept"] + made["full"]["rendered"] == made["kept"]["kept"] + made["kept"]["rendered"]
+        if cand == 2:       # its changed index rendered in full, the others copied from
+            assert 0 < made["tampered"]["kept"] < made["kept"]["kept"], made
+    assert "not what was built" not in (tampered / "publish" / "feeds" / "ipk" / "core2-64" / "Packages").read_text()
+    with sqlite3.connect(kept / "state" / "bindistro.db") as c:
+        recorded = dict(c.execute("SELECT key, value FROM settings WHERE key LIKE 'index.feeds/%'"))
+    assert recorded and all(json.loads(v)["sha256"] == hashlib.sha256(
+        (kept / "publish" / k.removeprefix("index.") / "Packages").read_bytes()).hexdigest() for k, v in recorded.items())
+    for proj in (kept, full, tampered):
+        drop(proj)
+
+
 def _release_status(proj, cand):
     return _release_in_child(proj, cand)
 

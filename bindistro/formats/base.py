@@ -112,10 +112,10 @@ class Format:
         """Index files under `feed_dir` (each lists files relative to its own directory)."""
         raise NotImplementedError
 
-    def index_texts(self, index: Path) -> list[tuple[IndexEntry, str]] | None:
-        """The entries of an index this format wrote, each with its stanza's text, when it writes
-        an entry it keeps back as it was (feed.index then copies instead of rendering it); None:
-        it does not, or cannot read this index so."""
+    def index_texts(self, index: Path, data: bytes | None = None) -> list[tuple[IndexEntry, str]] | None:
+        """The entries of an index this format wrote (`data`: its bytes, already read), each with its
+        stanza's text, when it writes an entry it keeps back as it was (feed.index and release then
+        copy instead of rendering it); None: it does not, or cannot read this index so."""
         return None
 
     def read_index(self, index: Path, fields: bool = True) -> list[IndexEntry]:

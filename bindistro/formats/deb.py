@@ -18,7 +18,7 @@ from debian import arfile
 from ..store.objects import write_bytes_atomic
 from .base import (ARCHIVE_ERRORS, Format, IndexEntry, Indexed, Inspection, PackageError, PackageInfo,
                    inspect_ar_payload, open_ar, packages_indexes, quick_control, read_control, read_packages)
-from .control import missing_fields, parse_control, read_paragraphs, version_cmp
+from .control import missing_fields, parse_control, read_paragraphs, read_stanzas, version_cmp
 
 REQUIRED = ("Package", "Version", "Architecture")
 # apt-ftparchive's order (apt's TFRewritePackageOrder); other fields follow in control order
@@ -27,6 +27,8 @@ ORDER = ["Package", "Source", "Architecture", "Version", "Priority", "Essential"
          "Depends", "Recommends", "Suggests", "Replaces", "Breaks", "Conflicts", "Enhances",
          "Filename", "Size", "MD5sum", "SHA256", "Homepage", "Description"]
 INDEX_OWN = {"Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512"}
+
+_INDEX_KEYS = ("Package", "Version", "Architecture", "Size", "Filename", "MD5sum", "SHA256")     # what IndexEntry keeps
 
 
 class Deb(Format):
@@ -86,19 +88,24 @@ class Deb(Format):
         return packages_indexes(feed_dir)
 
     def read_index(self, index: Path, fields: bool = True) -> list[IndexEntry]:
-        out = []
-        keys = None if fields else ("Package", "Version", "Architecture", "Size", "Filename", "MD5sum", "SHA256")
-        for par in read_paragraphs(read_packages(index), keys):
-            if "Package" not in par:
-                continue
-            fn = par.get("Filename", "")
-            fn = fn[2:] if fn.startswith("./") else fn
-            sums = {k: par[f] for k, f in (("md5", "MD5sum"), ("sha256", "SHA256")) if f in par}
-            out.append(IndexEntry(fn, par["Package"], par.get("Version", ""), par.get("Architecture", ""),
-                                  int(par["Size"]) if par.get("Size") else None, sums, par if fields else {}))
-        return out
+        return [self._entry(par, fields) for par in read_paragraphs(read_packages(index), None if fields else _INDEX_KEYS)
+                if "Package" in par]
+
+    @staticmethod
+    def _entry(par: dict, fields: bool) -> IndexEntry:
+        fn = par.get("Filename", "")
+        fn = fn[2:] if fn.startswith("./") else fn
+        sums = {k: par[f] for k, f in (("md5", "MD5sum"), ("sha256", "SHA256")) if f in par}
+        return IndexEntry(fn, par["Package"], par.get("Version", ""), par.get("Architecture", ""),
+                          int(par["Size"]) if par.get("Size") else None, sums, par if fields else {})
+
+    def index_texts(self, index: Path, data: bytes | None = None) -> list[tuple[IndexEntry, str]] | None:
+        got = read_stanzas(read_packages(index) if data is None else data, _INDEX_KEYS)
+        return None if got is None else [(self._entry(par, False), text) for par, text in got if "Package" in par]
 
     def stanza(self, it: Indexed) -> str:
+        if it.text is not None:         # written by us (feed.index, release check which index): as it was
+            return it.text.rstrip("\n") + "\n\n"
         f = {k: v for k, v in it.info.fields.items() if k not in INDEX_OWN}
         # no "./" (apt-ftparchive writes one): apt joins URI, suite and Filename as they are, and S3 or
         # a CDN in front of it does not fold "/./" as a web server does (device.config_files, Suites: /)

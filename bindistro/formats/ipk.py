@@ -100,8 +100,8 @@ class Ipk(Format):
                           sums={k: par[f] for k, f in (("md5", "MD5Sum"), ("sha256", "SHA256sum")) if f in par},
                           fields=dict(par) if fields else {})
 
-    def index_texts(self, index: Path) -> list[tuple[IndexEntry, str]] | None:
-        got = read_stanzas(read_packages(index), _INDEX_KEYS)
+    def index_texts(self, index: Path, data: bytes | None = None) -> list[tuple[IndexEntry, str]] | None:
+        got = read_stanzas(read_packages(index) if data is None else data, _INDEX_KEYS)
         return None if got is None else [(self._entry(par, False), text) for par, text in got if "Package" in par]
 
     def stanza(self, it: Indexed, checksums=("md5", "sha256")) -> str:

@@ -18,7 +18,8 @@ from .. import faults, model, publish, series, site
 from ..device import machine_feeds
 from ..errors import BadInput, BindistroError, Problem
 from ..formats import get as get_format
-from ..formats.base import Indexed, PackageInfo, stamp_of
+from ..cache import code_key
+from ..formats.base import Indexed, PackageInfo, read_packages, stamp_of
 from ..listing import write_listing
 from ..model import Artifact, Release
 from ..progress import Laps, progress
@@ -92,20 +93,52 @@ def signing_entry(spec: Spec) -> dict | None:
     return {"key": spec.signing_key, "keys": [f"keys/{k}.asc" for k in spec.release_keys]}
 
 
-def index_feed(signer, feed_dir: Path, fmt_name: str, arch: str, arts: list[Artifact]) -> None:
+def kept_stanzas(store: Store, fmt, feed_dir: Path, key: str) -> dict[str, str]:
+    """File name -> its stanza in the feed's index as a release wrote it, when the index in this
+    generation is still that one (the hash recorded under `key` when it was written, by this code);
+    else {}. A published file never changes, so neither does its stanza: a release renders only
+    its new packages' (decoding and rendering the whole history's control data again was half of
+    a world's index step). Anything else is read as bytes not to be trusted: never reused."""
+    rec = store.db.get_setting(key)
+    index = feed_dir / "Packages"
+    try:
+        rec = json.loads(rec) if rec else None
+        if not (isinstance(rec, dict) and rec.get("code") == code_key() and index.is_file()
+                and not index.is_symlink()):
+            return {}
+        data = read_packages(index)
+        if hashlib.sha256(data).hexdigest() != rec.get("sha256"):
+            return {}
+        got = fmt.index_texts(index, data)
+    except (ValueError, OSError):
+        return {}
+    return {e.filename: text for e, text in got or ()}
+
+
+def index_feed(signer, feed_dir: Path, fmt_name: str, arch: str, arts: list[Artifact],
+               kept: dict[str, str] | None = None, counts: dict | None = None) -> str:
     """The index of one feed over those of `arts` that belong to it (stored metadata, no
-    re-reading; a later artifact of the same file name wins), then its signature. Control data
-    is read here, for this feed only: a world's cumulative feeds hold it for 100,000s of files."""
+    re-reading; a later artifact of the same file name wins), then its signature; the sha256 of
+    the index written. Control data is read here, for this feed only (a world's cumulative feeds
+    hold it for 100,000s of files), and only for files without a stanza `kept` (kept_stanzas)."""
+    kept = kept or {}
     mine: dict[str, Artifact] = {}
     for a in arts:
         if (a.format, a.arch) == (fmt_name, arch):
             mine[a.filename] = a
+    read = {a.filename: a for a in signer.store.db.with_control([a for f, a in mine.items() if f not in kept])}
     items = [Indexed(a.filename, PackageInfo(a.name, a.version, a.arch, a.meta), a.size, a.md5, a.sha256,
-                     stamp_of(feed_dir / a.filename)) for a in signer.store.db.with_control(list(mine.values()))]
-    del mine
-    get_format(fmt_name).write_index(feed_dir, items, all_versions=True)
+                     stamp_of(feed_dir / a.filename), kept.get(a.filename))
+             for a in (read.get(f, x) for f, x in mine.items())]
+    if counts is not None:
+        counts["kept"] = counts.get("kept", 0) + sum(1 for it in items if it.text is not None)
+        counts["rendered"] = counts.get("rendered", 0) + sum(1 for it in items if it.text is None)
+    del mine, read
+    fmt = get_format(fmt_name)
+    fmt.write_index(feed_dir, items, all_versions=True)
     signer.sign_feed(fmt_name, feed_dir)
     faults.point("index")
+    return hash_file(feed_dir / "Packages")[0] if fmt.REUSES_INDEX else ""
 
 
 def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict:
@@ -211,11 +244,20 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
     touched = {(a.format, a.arch) for d, a in plan.items() if a.kind == model.PACKAGE and d not in published}
     # each feed's history read for it alone: the whole of it is 100,000s of rows at distro scale
     before = [r.candidate for r in series.history_releases(spec, store)]
+    indexes: dict[str, dict] = {}        # setting -> the hash of an index written (see kept_stanzas)
+    stanzas = {"kept": 0, "rendered": 0}
     for fmt_name, arch in progress(sorted(touched), f"indexing {name}"):
         history = [signer.lookup(a) for a in store.db.first_released(before, fmt_name, arch, control=False)]
-        index_feed(signer, g.path(f"{spec.feed_root}/{fmt_name}/{arch}/Packages").parent, fmt_name, arch,
-                   history + [a for a in plan.values() if a.kind == model.PACKAGE])
-        del history
+        rel = f"{spec.feed_root}/{fmt_name}/{arch}"
+        feed_dir = g.path(f"{rel}/Packages").parent
+        key = f"index.{rel}"
+        fmt = get_format(fmt_name)
+        kept = kept_stanzas(store, fmt, feed_dir, key) if fmt.REUSES_INDEX else {}
+        sha = index_feed(signer, feed_dir, fmt_name, arch, history + [a for a in plan.values() if a.kind == model.PACKAGE],
+                         kept, stanzas)
+        if sha:
+            indexes[key] = {"sha256": sha, "code": code_key()}
+        del history, kept
     laps("index")
 
     # 3. the manifest, signed once by the key of the day
@@ -259,12 +301,15 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
         with store.db.begin() as conn:
             store.db.add_release(conn, rel, new_files)
             store.db.set_generation(conn, n)
+            for k, v in indexes.items():
+                store.db.put_setting(conn, k, v)
     g.commit(record)
     laps("commit")
     return {"release": name, "sequence": seq, "candidate": cid, "created": created,
             "new_files": len(new_files), "artifacts": artifacts, "skipped_formats": skipped,
             "seconds": laps.seconds, "peak_rss_mb": laps.peak_mb,
             "feeds_updated": [f"{spec.feed_root}/{f}/{a}" for f, a in sorted(touched)],
+            "index_stanzas": stanzas,
             **({"series": spec.current} if spec.current else {})}
 
 

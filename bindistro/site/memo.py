@@ -10,24 +10,16 @@ missing or unreadable memo only costs a full build. The key of the code that mad
 part of it: a newer bindistro rebuilds everything once."""
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 from pathlib import Path
 
+from ..cache import code_key
+
 FILE = "site-memo.json"
 SEPS = (",", ":")
 MAX = 1 << 30       # our own file; bounded all the same (20,000 packages x 3 formats, 9 releases: 78 MB)
-
-
-@functools.cache
-def code_key() -> str:
-    """Digest of bindistro's own sources: a document is a function of its inputs and of this."""
-    h = hashlib.blake2b(digest_size=12)
-    for p in sorted(Path(__file__).parents[1].rglob("*.py")):
-        h.update(p.name.encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
 
 
 def key(inputs) -> str:
