@@ -128,8 +128,7 @@ class MetaDB:
             q = select(artifacts).where(artifacts.c.candidate == cid)
             if kinds:
                 q = q.where(artifacts.c.kind.in_(kinds))
-            rows = c.execute(q.order_by(artifacts.c.id)).all()
-            arts = _with_metas(c, rows, self.decoded) if control else [_artifact(r, r.meta) for r in rows]
+            arts = _artifacts(c, q.order_by(artifacts.c.id), self.decoded if control else None)
         return row, arts
 
     def packages_named(self, cid: int, nv: set[tuple[str, str]]) -> list[Artifact]:
@@ -206,8 +205,7 @@ class MetaDB:
                 first = first.join(artifacts, artifacts.c.id == released_files.c.artifact).where(
                     artifacts.c.candidate.in_(of_candidates))
             q = select(artifacts).where(artifacts.c.id.in_(first)).order_by(artifacts.c.id)
-            rows = c.execute(q).all()
-            return _with_metas(c, rows, self.decoded) if control else [_artifact(r, r.meta) for r in rows]
+            return _artifacts(c, q, self.decoded if control else None)
 
     def released_feeds(self, cids: list[int]) -> set[tuple[str, str]]:
         """(format, feed) of every feed the releases of candidates `cids` published packages in."""
@@ -226,8 +224,7 @@ class MetaDB:
             q = (select(artifacts).join(rf, rf.c.artifact == artifacts.c.id)
                  .where(rf.c.line.in_(lines) & (rf.c.format == fmt) & (rf.c.arch == arch) & artifacts.c.candidate.in_(cids))
                  .order_by(artifacts.c.id))
-            rows = c.execute(q).all()
-            return _with_metas(c, rows, self.decoded, keep=False) if control else [_artifact(r, r.meta) for r in rows]
+            return _artifacts(c, q, self.decoded if control else None, keep=False)
 
     def get_setting(self, key: str) -> str | None:
         with self.engine.connect() as c:
@@ -408,6 +405,35 @@ def _with_metas(conn, rows, decoded: dict, keep: bool = True) -> list[Artifact]:
     metas = _metas(conn, [(r.sha256, r.format) for r in rows if r.kind == "package" and r.meta == {}], decoded, keep)
     return [_artifact(r, metas.get((r.sha256, r.format), r.meta) if r.kind == "package" and r.meta == {} else r.meta)
             for r in rows]
+
+
+def _artifacts(conn, stmt, decoded: dict | None, keep: bool = True) -> list[Artifact]:
+    """The artifact rows `stmt` (a select of artifacts' columns) gives, in its order; packages whose
+    row holds no control data get package_meta's, unless `decoded` is None (else as _metas). The rows
+    come through the driver: SQLAlchemy's processing of each (its JSON decoding above all) was two
+    thirds of reading a world's candidate."""
+    comp = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = comp.construct_params()
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.execute(str(comp), tuple(params[k] for k in comp.positiontup) if comp.positional else params)
+        at = {d[0]: i for i, d in enumerate(cur.description)}
+        get = operator.itemgetter(*(at[k] for k in ("path", "kind", "sha256", "size", "md5", "format", "name",
+                                                    "version", "arch", "meta")))
+        rows = [get(r) for r in cur.fetchall()]
+    finally:
+        cur.close()
+
+    def meta(m):        # (JSON text on SQLite, decoded already by PostgreSQL's driver)
+        return {} if m == "{}" else json.loads(m) if isinstance(m, str) else m
+    arts = [Artifact(*r[:9], meta(r[9])) for r in rows]
+    need = [(a.sha256, a.format) for a in arts if a.kind == "package" and a.meta == {}] if decoded is not None else []
+    if need:
+        metas = _metas(conn, need, decoded, keep)
+        for a in arts:
+            if a.kind == "package" and a.meta == {}:
+                a.meta = metas.get((a.sha256, a.format), a.meta)
+    return arts
 
 
 def _artifact(r, meta) -> Artifact:
