@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import shutil
 
 from . import model, publish, series
@@ -29,7 +28,7 @@ from .store import Store
 
 def publish_channel(spec: Spec, store: Store, cid: int, name: str) -> dict:
     from . import verify
-    from .release import index_feed, manifest_entry, signing_entry
+    from .release import index_feed, manifest_bytes, manifest_entry, signing_entry
     from .spec import check_eol
     from .release.sign import Signer
     model.check_channel(name)
@@ -73,7 +72,7 @@ def publish_channel(spec: Spec, store: Store, cid: int, name: str) -> dict:
             "signing": signing_entry(spec),
             "artifacts": [manifest_entry(a, d) for d, a in plan.items()],
         }
-        data = json.dumps(manifest, indent=1).encode() + b"\n"
+        data = manifest_bytes(manifest)
         mpath = g.write(f"{base}/manifest.json", data)
         signer.sign_file(mpath)
         write_listing(spec, store, g.dir)

@@ -79,6 +79,22 @@ def test_restaging_unchanged_files_costs_no_rehash(cli, project, sample_build):
     assert again["hashed"] <= 1 and again["hashed"] + again["hash_cache_hits"] == first["hashed"]
 
 
+def test_a_manifest_is_its_json_with_a_line_per_artifact():
+    """manifest.json reads back as what was written, and `diff` of two releases' manifests shows a
+    line per artifact that changed."""
+    import json
+    from bindistro.release import manifest_bytes
+    arts = [{"path": f"feeds/ipk/all/p{i}_1.0_all.ipk", "sha256": "0" * 64, "size": i, "kind": "package",
+             "name": f"p{i}\u00e9\n", "version": "1.0"} for i in range(3)]
+    for m in ({"release": "1.1", "verify": {"summary": {"error": 0}}, "artifacts": arts},
+              {"release": "1.2", "artifacts": []}):
+        data = manifest_bytes(m)
+        assert json.loads(data) == m and data.endswith(b"}\n")
+        lines = data.decode().splitlines()
+        assert sum(1 for line in lines if line.lstrip().startswith('{"path"')) == len(m["artifacts"])
+        assert all(json.loads(line.strip().rstrip(",")) in arts for line in lines if line.lstrip().startswith('{"path"'))
+
+
 def test_files_a_build_no_longer_holds_are_forgotten(cli, project, tmp_path):
     """The hash cache holds what the last stage of a directory found: a build renames every file it
     rebuilds (a new version), and the cache, read whole by every stage, would grow with each."""
