@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import reference
+
 BIN = Path(sys.executable).parent / "bindistro"
 GATES = ("payload", "closure", "upgrade")      # the gates whose cost grows with the feed
 
@@ -129,7 +131,9 @@ def main() -> int:
                 r = io_step(cli("-C", proj, "verify", cand, "--gate", g, "--json"))
                 r.pop("stdout")
                 row["verify"][g] = r
+            ref = reference()       # the machine's speed beside the release (_machine.py)
             r = io_step(cli("-C", proj, "release", cand, "--json"))
+            r["reference_s"] = round(ref, 4)
             out = json.loads(r.pop("stdout"))
             r["steps"], r["steps_peak_rss_mb"] = out.get("seconds", {}), out.get("peak_rss_mb", {})
             row["release"] = r
@@ -166,9 +170,12 @@ def main() -> int:
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     rel = [r["release"]["seconds"] for r in rows]
+    norm = [r["release"]["seconds"] / r["release"]["reference_s"] for r in rows]
     summary = {"packages": a.packages, "releases": a.releases, "formats": fmts, "cores": cores,
                "sha256_gbps": round(hashing["sha256"] / 1e9, 2), "md5_gbps": round(hashing["md5"] / 1e9, 2),
                "release_last_over_second": round(rel[-1] / rel[1], 2) if len(rel) > 1 else None,
+               # each release divided by the machine's speed measured beside it (it drifts)
+               "release_last_over_second_normalized": round(norm[-1] / norm[1], 2) if len(rel) > 1 else None,
                "peak_rss_mb": max(max(r["stage"]["peak_rss_mb"], r["release"]["peak_rss_mb"],
                                       *(v["peak_rss_mb"] for v in r["verify"].values())) for r in rows),
                "rows": rows}
@@ -176,7 +183,8 @@ def main() -> int:
         print(json.dumps(summary, indent=1))
     else:
         print(f"scale: {a.packages} packages x {','.join(fmts)} x 2 machines, {a.releases} releases: "
-              f"release {a.releases} / release 2 = {summary['release_last_over_second']}x (goal <= 1.2); "
+              f"release {a.releases} / release 2 = {summary['release_last_over_second']}x (goal <= 1.2; "
+              f"{summary['release_last_over_second_normalized']}x with each divided by the machine's speed beside it); "
               f"peak RSS {summary['peak_rss_mb']} MB (goal <= 1024)")
         for fmt, x in rows[-1]["index"].items():
             print(f"  index {fmt}/{x['feed']} ({x['packages']} packages): full {x['full']} s, unchanged "

@@ -20,7 +20,7 @@ def smoke(name: str, *args: str) -> str:
 
 def test_every_bench_has_a_smoke_test():
     here = Path(__file__).read_text()
-    assert all(f'"{p.name}"' in here for p in BENCH.glob("*.py"))
+    assert all(f'"{p.name}"' in here for p in BENCH.glob("*.py") if not p.name.startswith("_"))     # (_x.py: helpers)
 
 
 def test_index_ipk():
