@@ -407,6 +407,10 @@ def _with_metas(conn, rows, decoded: dict, keep: bool = True) -> list[Artifact]:
             for r in rows]
 
 
+_ARTIFACT_FIELDS = tuple(f.name for f in dataclasses.fields(Artifact))
+assert _ARTIFACT_FIELDS[-1] == "meta"
+
+
 def _artifacts(conn, stmt, decoded: dict | None, keep: bool = True) -> list[Artifact]:
     """The artifact rows `stmt` (a select of artifacts' columns) gives, in its order; packages whose
     row holds no control data get package_meta's, unless `decoded` is None (else as _metas). The rows
@@ -418,15 +422,14 @@ def _artifacts(conn, stmt, decoded: dict | None, keep: bool = True) -> list[Arti
     try:
         cur.execute(str(comp), tuple(params[k] for k in comp.positiontup) if comp.positional else params)
         at = {d[0]: i for i, d in enumerate(cur.description)}
-        get = operator.itemgetter(*(at[k] for k in ("path", "kind", "sha256", "size", "md5", "format", "name",
-                                                    "version", "arch", "meta")))
+        get = operator.itemgetter(*(at[k] for k in _ARTIFACT_FIELDS))     # (the columns of Artifact's fields)
         rows = [get(r) for r in cur.fetchall()]
     finally:
         cur.close()
 
     def meta(m):        # (JSON text on SQLite, decoded already by PostgreSQL's driver)
         return {} if m == "{}" else json.loads(m) if isinstance(m, str) else m
-    arts = [Artifact(*r[:9], meta(r[9])) for r in rows]
+    arts = [Artifact(*r[:-1], meta(r[-1])) for r in rows]
     need = [(a.sha256, a.format) for a in arts if a.kind == "package" and a.meta == {}] if decoded is not None else []
     if need:
         metas = _metas(conn, need, decoded, keep)
