@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import apt_pkg
 
-from .base import PackageError
+from .base import IndexEntry, PackageError, read_packages
 
 
 def parse_control(data: bytes, what: str = "control") -> dict:
@@ -99,3 +99,23 @@ def version_cmp(a: str, b: str) -> int:
         return (c > 0) - (c < 0)
     from debian.debian_support import version_compare
     return version_compare(a, b)
+
+
+class PackagesIndex:
+    """What ipk's and deb's `Packages` indexes share (a mixin before Format): their paragraphs read by
+    apt's parser into entries (the format's `_entry`), only INDEX_KEYS of each when the fields are
+    not wanted, and the text of each stanza of an index bindistro wrote (feed.index and release copy
+    it instead of rendering it again)."""
+    INDEX_KEYS: tuple[str, ...] = ()
+
+    @staticmethod
+    def _entry(par: dict, fields: bool) -> IndexEntry:
+        raise NotImplementedError
+
+    def read_index(self, index, fields: bool = True) -> list[IndexEntry]:
+        return [self._entry(par, fields) for par in read_paragraphs(read_packages(index), None if fields else self.INDEX_KEYS)
+                if "Package" in par]
+
+    def index_texts(self, index, data: bytes | None = None) -> list[tuple[IndexEntry, str]] | None:
+        got = read_stanzas(read_packages(index) if data is None else data, self.INDEX_KEYS)
+        return None if got is None else [(self._entry(par, False), text) for par, text in got if "Package" in par]

@@ -17,8 +17,8 @@ from debian import arfile
 
 from ..store.objects import write_bytes_atomic
 from .base import (ARCHIVE_ERRORS, Format, IndexEntry, Indexed, Inspection, PackageError, PackageInfo,
-                   inspect_ar_payload, open_ar, packages_indexes, quick_control, read_control, read_packages)
-from .control import missing_fields, parse_control, read_paragraphs, read_stanzas, version_cmp
+                   inspect_ar_payload, open_ar, packages_indexes, quick_control, read_control)
+from .control import PackagesIndex, missing_fields, parse_control, version_cmp
 
 REQUIRED = ("Package", "Version", "Architecture")
 # apt-ftparchive's order (apt's TFRewritePackageOrder); other fields follow in control order
@@ -28,11 +28,10 @@ ORDER = ["Package", "Source", "Architecture", "Version", "Priority", "Essential"
          "Filename", "Size", "MD5sum", "SHA256", "Homepage", "Description"]
 INDEX_OWN = {"Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512"}
 
-_INDEX_KEYS = ("Package", "Version", "Architecture", "Size", "Filename", "MD5sum", "SHA256")     # what IndexEntry keeps
 
-
-class Deb(Format):
+class Deb(PackagesIndex, Format):
     name = "deb"
+    INDEX_KEYS = ("Package", "Version", "Architecture", "Size", "Filename", "MD5sum", "SHA256")     # what IndexEntry keeps
     suffix = ".deb"
     STAMPS, INDEX, REUSES_INDEX = "Packages.stamps", ("Packages", "Packages.gz", "Release"), True
     KNOWN_FIELDS = ("Architecture", "PackageArch")
@@ -87,9 +86,6 @@ class Deb(Format):
     def find_indexes(self, feed_dir: Path) -> list[Path]:
         return packages_indexes(feed_dir)
 
-    def read_index(self, index: Path, fields: bool = True) -> list[IndexEntry]:
-        return [self._entry(par, fields) for par in read_paragraphs(read_packages(index), None if fields else _INDEX_KEYS)
-                if "Package" in par]
 
     @staticmethod
     def _entry(par: dict, fields: bool) -> IndexEntry:
@@ -99,9 +95,6 @@ class Deb(Format):
         return IndexEntry(fn, par["Package"], par.get("Version", ""), par.get("Architecture", ""),
                           int(par["Size"]) if par.get("Size") else None, sums, par if fields else {})
 
-    def index_texts(self, index: Path, data: bytes | None = None) -> list[tuple[IndexEntry, str]] | None:
-        got = read_stanzas(read_packages(index) if data is None else data, _INDEX_KEYS)
-        return None if got is None else [(self._entry(par, False), text) for par, text in got if "Package" in par]
 
     def stanza(self, it: Indexed) -> str:
         if it.text is not None:         # written by us (feed.index, release check which index): as it was

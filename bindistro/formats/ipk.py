@@ -13,9 +13,8 @@ from debian import arfile
 
 from ..store.objects import write_bytes_atomic
 from .base import (ARCHIVE_ERRORS, Format, IndexEntry, Indexed, Inspection, PackageError, PackageInfo, extract_tar,
-                   inspect_ar_payload, open_ar, open_tar, packages_indexes, quick_control, read_control, read_packages,
-                   stamp_of)
-from .control import missing_fields, parse_control, read_paragraphs, read_stanzas, version_cmp
+                   inspect_ar_payload, open_ar, open_tar, packages_indexes, quick_control, read_control, stamp_of)
+from .control import PackagesIndex, missing_fields, parse_control, version_cmp
 
 # (lower-case control field, index field name) in opkg-make-index's order; None marks the sums.
 INDEX_ORDER = [
@@ -28,13 +27,11 @@ INDEX_ORDER = [
     ("homepage", "HomePage"), ("license", "License"), ("priority", "Priority"), ("tags", "Tags"),
 ]
 REQUIRED = ("Package", "Version", "Architecture")
-_INDEX_KEYS = ("Package", "Version", "Architecture", "Size", "Filename", "MD5Sum", "SHA256sum")     # what IndexEntry keeps
 
 
-
-
-class Ipk(Format):
+class Ipk(PackagesIndex, Format):
     name = "ipk"
+    INDEX_KEYS = ("Package", "Version", "Architecture", "Size", "Filename", "MD5Sum", "SHA256sum")     # what IndexEntry keeps
     suffix = ".ipk"
     # as opkg-make-index: its Packages.stamps, written with the index, and its -r
     STAMPS, INDEX, OPKG_STAMPS, REUSES_INDEX = "Packages.stamps", ("Packages", "Packages.gz"), True, True
@@ -88,9 +85,6 @@ class Ipk(Format):
     def find_indexes(self, feed_dir: Path) -> list[Path]:
         return packages_indexes(feed_dir)
 
-    def read_index(self, index: Path, fields: bool = True) -> list[IndexEntry]:
-        return [self._entry(par, fields) for par in read_paragraphs(read_packages(index), None if fields else _INDEX_KEYS)
-                if "Package" in par]
 
     @staticmethod
     def _entry(par: dict, fields: bool) -> IndexEntry:
@@ -100,9 +94,6 @@ class Ipk(Format):
                           sums={k: par[f] for k, f in (("md5", "MD5Sum"), ("sha256", "SHA256sum")) if f in par},
                           fields=dict(par) if fields else {})
 
-    def index_texts(self, index: Path, data: bytes | None = None) -> list[tuple[IndexEntry, str]] | None:
-        got = read_stanzas(read_packages(index) if data is None else data, _INDEX_KEYS)
-        return None if got is None else [(self._entry(par, False), text) for par, text in got if "Package" in par]
 
     def stanza(self, it: Indexed, checksums=("md5", "sha256")) -> str:
         if it.text is not None:         # written by us with these options (feed.index checks): as it was

@@ -49,17 +49,13 @@ NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._-]*")
 VERSION_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~:_-]*")
 
 
+_CHECKS = (("name", NAME_OK, "+._-"), ("version", VERSION_OK, ".+~:_-"), ("architecture", NAME_OK, "+._-"))
+
+
 def unsafe_fields(info, arch: str) -> list[str]:
-    name, version = info.name, info.version
-    if type(name) is str and type(version) is str and type(arch) is str and NAME_OK.fullmatch(name) \
-            and VERSION_OK.fullmatch(version) and NAME_OK.fullmatch(arch) and ".." not in name + version + arch \
-            and not any(isinstance(v, str) and BAD_IN_FIELD.search(v) for v in info.fields.values()):
-        return []       # (the usual case, without a list of findings built per package)
-    out = []
-    for label, value, ok in (("name", info.name, NAME_OK), ("version", info.version, VERSION_OK),
-                             ("architecture", arch, NAME_OK)):
-        if not isinstance(value, str) or not ok.fullmatch(value) or ".." in value:
-            out.append(f"package {label} {value!r} is not valid (letters, digits and {'+._-' if ok is NAME_OK else '.+~:_-'})")
+    out = [f"package {label} {v!r} is not valid (letters, digits and {chars})"
+           for (label, ok, chars), v in zip(_CHECKS, (info.name, info.version, arch))
+           if not isinstance(v, str) or not ok.fullmatch(v) or ".." in v]
     out += [f"control field {k} holds a control character" for k, v in info.fields.items()
             if isinstance(v, str) and BAD_IN_FIELD.search(v)]
     return out
