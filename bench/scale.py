@@ -148,6 +148,7 @@ def main() -> int:
             r["reference_s"], r["steal_s"] = round(ref, 4), round(steal() - stolen, 2)
             out = json.loads(r.pop("stdout"))
             r["steps"], r["steps_peak_rss_mb"] = out.get("seconds", {}), out.get("peak_rss_mb", {})
+            r["steps_cpu"] = out.get("cpu_seconds", {})
             row["release"] = r
             row["index"] = {}
             for fmt in fmts:
@@ -176,7 +177,8 @@ def main() -> int:
                   + " ".join(f"{g} {v['seconds']:.2f} s ({v['peak_rss_mb']} MB)" for g, v in row["verify"].items())
                   + f" | release {row['release']['seconds']:6.2f} s (CPU {row['release']['cpu_s']:.2f} s, steal "
                   + f"{row['release']['steal_s']:.2f} s, {row['release']['peak_rss_mb']} MB RSS: "
-                  + ", ".join(f"{n} {t:.1f}" for n, t in row["release"]["steps"].items()) + "; peak MB after "
+                  + ", ".join(f"{n} {t:.1f}" for n, t in row["release"]["steps"].items()) + "; CPU s: "
+                  + ", ".join(f"{n} {t:.1f}" for n, t in row["release"]["steps_cpu"].items()) + "; peak MB after "
                   + ", ".join(f"{n} {m}" for n, m in row["release"]["steps_peak_rss_mb"].items()) + ")",
                   file=sys.stderr, flush=True)
     finally:

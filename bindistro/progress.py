@@ -46,11 +46,20 @@ class Laps:
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
+        # CPU seconds of this process and of the workers it waited for: unlike wall time, not
+        # stretched when the machine's CPUs are busy elsewhere
+        self.cpu: dict[str, float] = {}
         self.peak_mb: dict[str, int] = {}
-        self._t = time.perf_counter()
+        self._t, self._cpu = time.perf_counter(), _cpu()
 
     def __call__(self, step: str) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), _cpu()
         self.seconds[step] = round(self.seconds.get(step, 0) + now - self._t, 3)
+        self.cpu[step] = round(self.cpu.get(step, 0) + cpu - self._cpu, 3)
         self.peak_mb[step] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-        self._t = now
+        self._t, self._cpu = now, cpu
+
+
+def _cpu() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime

@@ -317,7 +317,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
     laps("commit")
     return {"release": name, "sequence": seq, "candidate": cid, "created": created,
             "new_files": len(new_files), "artifacts": artifacts, "skipped_formats": skipped,
-            "seconds": laps.seconds, "peak_rss_mb": laps.peak_mb,
+            "seconds": laps.seconds, "cpu_seconds": laps.cpu, "peak_rss_mb": laps.peak_mb,
             "feeds_updated": [f"{spec.feed_root}/{f}/{a}" for f, a in sorted(touched)],
             "index_stanzas": stanzas,
             **({"series": spec.current} if spec.current else {})}

@@ -148,12 +148,13 @@ class Api:
             self._path_rows = out
         return self._path_rows
 
-    def rows_of(self, p: str) -> list[list]:
+    def rows_of(self, p: str) -> list[tuple]:
         """The files/ rows of path `p`: [name, format, feed, first version, first release, last
         version, last release], by name and feed."""
         cur = self.path_rows()[p]
-        rows = sorted(cur, key=lambda r: (r[0], r[2])) if isinstance(cur, list) else [cur]
-        return [list(r[:7]) for r in rows]
+        if not isinstance(cur, list):
+            return [cur[:7]]            # (tuples: JSON arrays as lists are, without a list per row)
+        return [r[:7] for r in sorted(cur, key=lambda r: (r[0], r[2]))]
 
     @functools.cached_property
     def _digits(self) -> dict[str, int]:
