@@ -650,6 +650,6 @@ def read_packages(index: Path) -> bytes:
     return b"".join(chunks)
 
 
-def stamp_of(path: Path) -> int:
+def stamp_of(path: str | Path) -> int:
     # opkg-make-index compares the ctime it recorded to decide whether to re-read a package
     return int(os.stat(path).st_ctime)

@@ -116,6 +116,23 @@ class PackagesIndex:
         return [self._entry(par, fields) for par in read_paragraphs(read_packages(index), None if fields else self.INDEX_KEYS)
                 if "Package" in par]
 
+    @staticmethod
+    def own_texts(data: bytes) -> dict[str, str] | None:
+        """File name -> stanza text of an index this code rendered (the caller has checked its hash
+        against the one recorded when it was written): split where the renderer ends a stanza, not
+        parsed again (apt's parse of a world's cumulative indexes was a tenth of a release's index
+        step). None when a stanza has no Filename."""
+        out = {}
+        for t in data.decode().split("\n\n"):
+            if not t:
+                continue
+            i = 0 if t.startswith("Filename: ") else t.find("\nFilename: ") + 1
+            if not i and not t.startswith("Filename: "):
+                return None
+            end = t.find("\n", i)
+            out[t[i + 10:end if end >= 0 else None]] = t + "\n\n"
+        return out
+
     def index_texts(self, index, data: bytes | None = None) -> list[tuple[IndexEntry, str]] | None:
         got = read_stanzas(read_packages(index) if data is None else data, self.INDEX_KEYS)
         return None if got is None else [(self._entry(par, False), text) for par, text in got if "Package" in par]

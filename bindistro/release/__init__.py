@@ -119,10 +119,12 @@ def kept_stanzas(store: Store, fmt, feed_dir: Path, key: str) -> dict[str, str]:
         data = read_packages(index)
         if hashlib.sha256(data).hexdigest() != rec.get("sha256"):
             return {}
-        got = fmt.index_texts(index, data)
+        got = fmt.own_texts(data)
+        if got is None:
+            got = {e.filename: text for e, text in fmt.index_texts(index, data) or ()}
     except (ValueError, OSError):
         return {}
-    return {e.filename: text for e, text in got or ()}
+    return got
 
 
 def index_feed(signer, feed_dir: Path, fmt_name: str, arch: str, arts: list[Artifact],
@@ -137,8 +139,9 @@ def index_feed(signer, feed_dir: Path, fmt_name: str, arch: str, arts: list[Arti
         if (a.format, a.arch) == (fmt_name, arch):
             mine[a.filename] = a
     read = {a.filename: a for a in signer.store.db.with_control([a for f, a in mine.items() if f not in kept])}
+    base = str(feed_dir)      # (a str per file, not a Path: the feed's whole history is listed)
     items = [Indexed(a.filename, PackageInfo(a.name, a.version, a.arch, a.meta), a.size, a.md5, a.sha256,
-                     stamp_of(feed_dir / a.filename), kept.get(a.filename))
+                     stamp_of(f"{base}/{a.filename}"), kept.get(a.filename))
              for a in (read.get(f, x) for f, x in mine.items())]
     if counts is not None:
         counts["kept"] = counts.get("kept", 0) + sum(1 for it in items if it.text is not None)
