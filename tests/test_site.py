@@ -122,6 +122,20 @@ def test_release_site_equals_a_full_rebuild(project, cli, mini_build):
     cli("-C", project, "fsck", "--publish")
 
 
+def test_release_patches_the_path_shards_a_full_build_makes(project, cli, mini_build):
+    """Each release after the first patches the last build's files/ and basenames/ shards with the
+    packages whose files came or went (site/paths.py); `site build` makes them whole and writes
+    nothing new. Mini builds: libmini<n> replaces libmini<n-1>, `tool` moves on, `extra` is dropped
+    and comes back."""
+    pub = project / "publish"
+    for n in (1, 2, 3, 4):
+        r = release_build(cli, project, mini_build(n))
+        assert r["site"]["path_shards"] == ("made" if n == 1 else "patched"), (n, r["site"])
+        assert cli.json("-C", project, "site", "build")["files_written"] == 0, n
+    files = [json.loads(p.read_text())["entries"] for p in (pub / "api/v1/files").glob("*.json")]
+    assert sum(len(e) for e in files) > 10      # (the mini builds' packages have payloads)
+
+
 def test_site_build_refuses_a_manifest_entry_with_a_control_character(project, cli, mini_build):
     """The site reads the manifests of the tree it is built on; an entry no stage could have written
     (a unit separator in its path) is one line naming the manifest, not a site of garbled rows."""

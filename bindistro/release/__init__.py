@@ -307,7 +307,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
     del arts, plan, published, manifest, data
     store.db.decoded.clear()
     signer.forget()
-    site.build(spec, store, g.dir, site.release_files(spec, store))     # the feed viewer switches with the feeds
+    site_stats = site.build(spec, store, g.dir, site.release_files(spec, store))     # the feed viewer switches with the feeds
     laps("site")
 
     def record(n: int) -> None:
@@ -322,7 +322,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
             "new_files": len(new_files), "artifacts": artifacts, "skipped_formats": skipped,
             "seconds": laps.seconds, "cpu_seconds": laps.cpu, "peak_rss_mb": laps.peak_mb,
             "feeds_updated": [f"{spec.feed_root}/{f}/{a}" for f, a in sorted(touched)],
-            "index_stanzas": stanzas,
+            "index_stanzas": stanzas, "site": site_stats,
             **({"series": spec.current} if spec.current else {})}
 
 

@@ -21,6 +21,7 @@ from ..spec import Spec
 from ..store import Store
 from ..store.objects import makedirs, write_bytes_atomic
 from . import api as apimod
+from . import paths
 from .data import collect
 from .memo import Memo
 from .memo import key as memokey
@@ -102,6 +103,8 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
     memo = Memo.load(store.dir, root, use=not force)
     d = collect(spec, store, root, memo)
     a = apimod.Api(d)
+    v = f"api/{apimod.VERSION}"
+    patched = _patch_paths(a, memo, root, v)     # (before index(): it sets the shard counts)
     w = Writer(root)
     env = _env()
     today = dt.date.today().isoformat()
@@ -145,7 +148,6 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
         return x, changed
 
     # the API
-    v = f"api/{apimod.VERSION}"
     w.json(f"{v}/index.json", index)
     for schema in sorted((HERE / "schema").glob("*.json")):
         w.put(f"{v}/schema/{schema.name}", schema.read_bytes())
@@ -156,6 +158,10 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
         shard_changed[rel] = w.json(f"{v}/{rel}", x)
         if rel.startswith(("names/", "cves/")):
             shards[rel] = x
+    for rel, x in paths.full(a) if patched is None else patched:
+        w.json(f"{v}/{rel}", x)
+        memo.wrote(f"{v}/{rel}", PATHS)
+    memo.paths = {"releases": len(d.releases), **a.path_counts()}
     pages = [n for n in sorted(a.by_name) if apimod.safe(n)]
     for name in progress(pages, "site: packages"):
         p, changed = doc(f"{v}/packages/{name}.json", memokey(a.package_key(name)), lambda: a.package(name))
@@ -197,7 +203,37 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
             page(f"{key[:-5]}.html", "cve.html", 1, shard_changed[key], c=x)
     memo.save()
     return {"releases": len(d.releases), "packages": len(pages), "files_written": w.written,
-            "files_unchanged": w.same, "bytes": w.bytes}
+            "files_unchanged": w.same, "bytes": w.bytes, "path_shards": "made" if patched is None else "patched"}
+
+
+PATHS = "paths"      # the memo's key of a files/ or basenames/ shard (its inputs: memo.paths)
+
+
+def _patch_paths(a: apimod.Api, memo: Memo, root: Path, v: str) -> list[tuple[str, dict]] | None:
+    """The files/ and basenames/ shards the newest release changed, patched into the last build's
+    (paths.py); None: make them whole. Only when that build had every release but the newest (the
+    same manifests) and each of its shards is still the very file it wrote (memo.same)."""
+    old = memo.old_paths
+    n = len(a.names)
+    if not old or old["releases"] != n - 1 or n < 2 or memo.vouched < n - 1:
+        return None
+    rels = paths.names(old)
+    if not all(memo.same(f"{v}/{rel}", PATHS) for rel in rels):
+        return None
+
+    def read(rel: str) -> dict:
+        p = root / v / rel
+        if p.stat().st_size > MAX_SHARD:
+            raise paths.Stale
+        return json.loads(p.read_bytes())
+    try:
+        return paths.patch(a, read, old)
+    except (paths.Stale, OSError, ValueError, KeyError, TypeError):
+        a.counts = None
+        return None
+
+
+MAX_SHARD = 1 << 30         # our own files (the memo vouches for them); bounded all the same
 
 
 def _size(n: int) -> str:

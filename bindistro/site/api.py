@@ -16,9 +16,6 @@ VERSION = "v1"
 _PAGE_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
-BASENAME_ROWS = 50        # rows a file-name search returns per name (README, f0 ... are everywhere)
-
-
 def fnv(data: bytes, h: int = 0x811C9DC5) -> int:
     """FNV-1a (32-bit) of `data`, continued from the state `h` (the hash of what came before it)."""
     for b in data:
@@ -94,6 +91,7 @@ class Api:
                         if target != n:
                             self.rdepends.setdefault(target, set()).add(n)
         self._path_rows: dict[str, tuple | list[tuple]] | None = None
+        self.counts: dict[str, int] | None = None
         self.cves_of: dict[str, list[dict]] = {}
         for rel, found in d.cves.items():
             for c in found:
@@ -126,27 +124,34 @@ class Api:
         it), index of the last release). The paths of one file share its row's tuple: a world's
         history is over a million paths, and a row object per path was most of a release's memory."""
         if self._path_rows is None:
-            out: dict[str, tuple | list[tuple]] = {}
-            for f in sorted(self.d.files.values(), key=lambda f: min(f.releases)):
-                new = (f.name, f.format, f.feed, f.version, self.names[min(f.releases)], f.version, self.last(f),
-                       max(f.releases))
-                moved: dict[tuple, tuple] = {}      # an older row -> the same row ending with f
-                for p in self.paths(f):
-                    cur = out.get(p)
-                    if cur is None:
-                        out[p] = new
-                        continue
-                    rows = cur if isinstance(cur, list) else [cur]
-                    for j, r in enumerate(rows):
-                        if r[0] == f.name and r[2] == f.feed:
-                            if new[7] >= r[7]:
-                                rows[j] = moved.get(r) or moved.setdefault(r, r[:5] + new[5:])
-                            break
-                    else:
-                        rows.append(new)
-                    out[p] = rows if len(rows) > 1 else rows[0]
-            self._path_rows = out
+            self._path_rows = self.rows_from(self.d.files.values())
         return self._path_rows
+
+    def rows_from(self, files) -> dict[str, tuple | list[tuple]]:
+        """path_rows() made of `files` alone: a row depends only on the files of its package and feed
+        that ship its path, so those of a few packages give exactly their rows (paths.patch)."""
+        out: dict[str, tuple | list[tuple]] = {}
+        files = sorted(files, key=lambda f: min(f.releases))
+        self.d.contents.load(f.staged for f in files)
+        for f in files:
+            new = (f.name, f.format, f.feed, f.version, self.names[min(f.releases)], f.version, self.last(f),
+                   max(f.releases))
+            moved: dict[tuple, tuple] = {}      # an older row -> the same row ending with f
+            for p in self.paths(f):
+                cur = out.get(p)
+                if cur is None:
+                    out[p] = new
+                    continue
+                rows = cur if isinstance(cur, list) else [cur]
+                for j, r in enumerate(rows):
+                    if r[0] == f.name and r[2] == f.feed:
+                        if new[7] >= r[7]:
+                            rows[j] = moved.get(r) or moved.setdefault(r, r[:5] + new[5:])
+                        break
+                else:
+                    rows.append(new)
+                out[p] = rows if len(rows) > 1 else rows[0]
+        return out
 
     def rows_of(self, p: str) -> list[tuple]:
         """The files/ rows of path `p`: [name, format, feed, first version, first release, last
@@ -156,12 +161,20 @@ class Api:
             return [cur[:7]]            # (tuples: JSON arrays as lists are, without a list per row)
         return [r[:7] for r in sorted(cur, key=lambda r: (r[0], r[2]))]
 
+    def path_counts(self) -> dict[str, int]:
+        """Rows of files/ and names of basenames/ (their shard digits follow from them). Set by a
+        patch of the last build's shards, which knows them without every path's rows."""
+        if self.counts is None:
+            rows = self.path_rows()
+            self.counts = {"rows": sum(len(r) if isinstance(r, list) else 1 for r in rows.values()),
+                           "basenames": len({p.rsplit("/", 1)[-1] for p in rows})}
+        return self.counts
+
     @functools.cached_property
     def _digits(self) -> dict[str, int]:
-        rows = self.path_rows()
         provides = {p for per in self.newest.values() for f in per.values() for p in self.d.details[f.path]["provides"]}
-        return {"files": digits_for(sum(len(r) if isinstance(r, list) else 1 for r in rows.values())),
-                "basenames": digits_for(len({p.rsplit("/", 1)[-1] for p in rows})),
+        n = self.path_counts()
+        return {"files": digits_for(n["rows"]), "basenames": digits_for(n["basenames"]),
                 "provides": digits_for(len(provides))}
 
     def shard_digits(self) -> dict[str, int]:
@@ -248,6 +261,7 @@ class Api:
     def package(self, name: str) -> dict:
         files = sorted(self.by_name[name], key=lambda f: (f.format, f.arch, min(f.releases)))
         newest = self.newest[name]
+        self.d.contents.load(f.staged for f in newest.values())
         head = self.d.details[next(iter(newest.values())).path]
         return {"api": VERSION, "name": name, "summary": head["summary"], "description": head["description"],
                 "license": head["license"], "homepage": head["homepage"], "section": head["section"],
@@ -273,8 +287,7 @@ class Api:
 
     def shards(self):
         """(path below api/v1/, document), one at a time: names/<letter>.json, provides/<xx>.json,
-        files/<xx…>.json, basenames/<xx>.json, cves/<ID>.json, cves.json. The files and basenames
-        shards hold every path ever shipped: each is made when it is written."""
+        cves/<ID>.json, cves.json (files/ and basenames/: paths.py)."""
         # every shard exists, empty or not: a search never meets a 404 (browsers log those as errors)
         dg = self.shard_digits()
         docs: dict[str, dict] = {f"names/{c}.json": {} for c in "0123456789abcdefghijklmnopqrstuvwxyz_"}
@@ -294,27 +307,6 @@ class Api:
         for k, v in docs.items():
             yield k, {"api": VERSION, "entries": dict(sorted(v.items()))}
         del docs
-        # files/<hash of the path>: path -> rows; basenames/<hash of the name>: name -> some rows
-        rows = self.path_rows()
-        files: dict[str, list[str]] = {f"{i:0{dg['files']}x}": [] for i in range(16 ** dg["files"])}
-        bases: dict[str, list] = {}       # name -> [rows with it, the paths of the first BASENAME_ROWS]
-        of = PathShards(dg["files"])
-        for p in sorted(rows):
-            files[of(p)].append(p)
-            e = bases.setdefault(p.rsplit("/", 1)[-1], [0])
-            if e[0] < BASENAME_ROWS:
-                e.append(p)
-            e[0] += len(rows[p]) if isinstance(rows[p], list) else 1
-        for k, ps in files.items():
-            yield f"files/{k}.json", {"api": VERSION, "entries": {p: self.rows_of(p) for p in ps}}
-        del files
-        by_shard: dict[str, list[str]] = {f"{i:0{dg['basenames']}x}": [] for i in range(16 ** dg["basenames"])}
-        for base in sorted(bases):
-            by_shard[shard(base, dg["basenames"])].append(base)
-        for k, names in by_shard.items():
-            yield f"basenames/{k}.json", {"api": VERSION, "entries": {
-                b: {"total": bases[b][0], "rows": [[p, *r] for p in bases[b][1:] for r in self.rows_of(p)][:BASENAME_ROWS]}
-                for b in names}}
         ids: dict[str, list] = {}
         for rel, found in self.d.cves.items():
             for c in found:

@@ -75,6 +75,32 @@ class PackageFile:
         self.feed = sys.intern(self.path.rsplit("/", 1)[0])
 
 
+class Contents:
+    """Staged sha256 -> the payload's file paths (file_paths of the payload gate's list), each read
+    from the store when first wanted: a release's site needs those of the packages it changed, and
+    decoding the whole history's was a tenth of it at distro scale. Which objects have a list at
+    all is read once, up front (a package page says whether its files are known)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.known = store.db.payload_checked()
+        self.lists: dict[str, list[str]] = {}
+
+    def __contains__(self, sha: str) -> bool:
+        return sha in self.known
+
+    def load(self, shas) -> None:
+        """Read the lists of `shas` not read yet, in one go."""
+        need = sorted({s for s in shas if s in self.known and s not in self.lists})
+        if need:
+            self.lists.update(self.store.db.payload_files_of(need, file_paths))
+
+    def get(self, sha: str, default=None):
+        if sha not in self.lists:
+            self.load([sha])
+        return self.lists.get(sha, default)
+
+
 @dataclass
 class SiteData:
     product: str
@@ -83,7 +109,7 @@ class SiteData:
     releases: list[dict]                        # releases.json entries + manifest fields, in sequence order
     files: dict[str, PackageFile]               # publish path -> package file
     details: dict[str, Details]                 # publish path -> Format.details() of its control data
-    contents: dict[str, list[str]]              # staged sha256 -> payload file paths (file_paths)
+    contents: Contents                          # staged sha256 -> payload file paths (file_paths)
     cves: dict[str, list[dict]]                 # release -> CVE findings
     keys: list[dict]
     url: str
@@ -157,6 +183,8 @@ def _releases(root: Path, entries: list[dict], memo: Memo | None, shown: Path
     for i, entry in enumerate(entries):
         e = memo.manifest(i, entry["manifest"]) if trusted else None
         if e is None:
+            if trusted and memo is not None:
+                memo.vouched = i        # (the releases before this one are the last build's)
             trusted = False
             st = memo.stat(entry["manifest"]) if memo else None     # (before reading: a later change only misses)
             m = _read_json(root / entry["manifest"], f"manifest of release {entry['release']}", shown / entry["manifest"])
@@ -189,6 +217,8 @@ def _releases(root: Path, entries: list[dict], memo: Memo | None, shown: Path
                 path, name, version, fmt, arch, size, sha = table[n].split(SEP)
                 files[path] = PackageFile(sys.intern(name), sys.intern(version), sys.intern(fmt), sys.intern(arch),
                                           path, int(size), sha, sha)
+    if trusted and memo is not None:
+        memo.vouched = len(entries)
     for n, start in opened.items():     # still listed by the last release
         files[paths[n]].releases.extend(range(start, len(entries)))
     if memo is not None:
@@ -234,7 +264,7 @@ def collect(spec: Spec, store: Store, root: Path, memo: Memo | None = None) -> S
     del same
     if memo is not None:
         memo.details = rows
-    contents = store.db.payload_files_of(sorted({f.staged for f in files.values()}), file_paths)
+    contents = Contents(store)
     records = None
 
     def scan(rel: dict) -> list[dict]:

@@ -29,7 +29,8 @@ def key(inputs) -> str:
 
 class Memo:
     def __init__(self, path: Path, root: Path, old: dict[str, list], manifests: list | None = None,
-                 files: list | None = None, details: list | None = None, values: list | None = None):
+                 files: list | None = None, details: list | None = None, values: list | None = None,
+                 paths: dict | None = None):
         self.path, self.root, self.old = path, root, old
         self.new: dict[str, list] = {}
         # what each release's manifest lists, as the package files it adds to and drops from the one
@@ -45,6 +46,12 @@ class Memo:
         self.details: list = details or []
         self.values: list = [tuple(v) if type(v) is list else v for v in values or []]
         self._at: dict | None = None
+        # how many of this build's releases are the last build's (manifests read then, unchanged)
+        self.vouched = 0
+        # what the last build's files/ and basenames/ shards hold: {"releases": n, "rows": …,
+        # "basenames": …} (paths.py patches them when one release was added since)
+        self.old_paths: dict | None = paths if _paths_ok(paths) else None
+        self.paths: dict | None = None
 
     @classmethod
     def load(cls, state_dir: Path, root: Path, use: bool = True) -> Memo:
@@ -60,7 +67,8 @@ class Memo:
                             and isinstance(doc.get("manifests") or [], list) and isinstance(doc.get("details") or [], list)
                             and isinstance(doc.get("values") or [], list)
                             and all(_value_ok(v) for v in doc.get("values") or [])):
-                        return cls(path, root, doc["docs"], doc.get("manifests"), files, doc.get("details"), doc.get("values"))
+                        return cls(path, root, doc["docs"], doc.get("manifests"), files, doc.get("details"), doc.get("values"),
+                                   doc.get("paths"))
             except (OSError, ValueError, AttributeError):
                 pass
         return cls(path, root, old)
@@ -116,6 +124,8 @@ class Memo:
         try:
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write('{"code":' + json.dumps(code_key()))
+                if self.paths:
+                    f.write(',"paths":' + json.dumps(self.paths))
                 for name, value in (("docs", self.new), ("manifests", self.manifests)):
                     f.write(f',"{name}":' + json.dumps(value, separators=SEPS))
                 f.write(',"values":' + json.dumps(self.values, separators=SEPS))
@@ -134,3 +144,7 @@ def _value_ok(v) -> bool:
     """A details value as Format.details() makes them: text, or a list of names. (Anything else, a
     damaged memo: rows would show it, and row() could not index it.)"""
     return type(v) is str or (type(v) is list and all(type(x) is str for x in v))
+
+
+def _paths_ok(v) -> bool:
+    return isinstance(v, dict) and all(type(v.get(k)) is int and v[k] >= 0 for k in ("releases", "rows", "basenames"))

@@ -266,6 +266,12 @@ class MetaDB:
             blob = c.execute(select(payload_checks.c.files).where(payload_checks.c.sha256 == sha256)).scalar()
         return json.loads(zlib.decompress(blob)) if blob is not None else None
 
+    def payload_checked(self) -> set[str]:
+        """Every object the payload gate has inspected (their file lists are kept). (Plain SQL, the
+        whole column: SQLAlchemy's rows for a world's history in chunks took ten times as long.)"""
+        with self.engine.connect() as c:
+            return {r[0] for r in c.exec_driver_sql("SELECT sha256 FROM payload_checks")}
+
     def payload_files_of(self, shas: list[str], convert=None) -> dict[str, list[str]]:
         """sha256 -> member names (or `convert` of them, made one by one: a world's lists are large),
         for every inspected object of `shas`. Objects with the same list share one list object: do
