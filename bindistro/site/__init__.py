@@ -104,7 +104,6 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
     d = collect(spec, store, root, memo)
     a = apimod.Api(d)
     v = f"api/{apimod.VERSION}"
-    patched = _patch_paths(a, memo, root, v)     # (before index(): it sets the shard counts)
     w = Writer(root)
     env = _env()
     today = dt.date.today().isoformat()
@@ -113,7 +112,6 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
                  if not (d.eol and d.eol <= today) and not (r["eol"] and r["eol"][:10] <= today)
                  and str(r.get("series")) not in ended}
     latest = d.releases[-1]["release"] if d.releases else None
-    index = a.index()
 
     def needed(rel: str, changed: bool) -> bool:
         if changed or force or not os.path.exists(f"{root}/site/{rel}"):     # (a str: 5,000 of them)
@@ -147,7 +145,16 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
         memo.wrote(rel, k)
         return x, changed
 
-    # the API
+    # the API; files/ and basenames/ first: index.json gives their counts
+    def put(rel: str, x: dict) -> None:
+        w.json(f"{v}/{rel}", x)
+        memo.wrote(f"{v}/{rel}", PATHS)
+    patched = _patch_paths(a, memo, root, v, put)
+    if not patched:
+        for rel, x in paths.full(a):
+            put(rel, x)
+    memo.paths = {"releases": len(d.releases), **a.path_counts()}
+    index = a.index()
     w.json(f"{v}/index.json", index)
     for schema in sorted((HERE / "schema").glob("*.json")):
         w.put(f"{v}/schema/{schema.name}", schema.read_bytes())
@@ -158,10 +165,6 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
         shard_changed[rel] = w.json(f"{v}/{rel}", x)
         if rel.startswith(("names/", "cves/")):
             shards[rel] = x
-    for rel, x in paths.full(a) if patched is None else patched:
-        w.json(f"{v}/{rel}", x)
-        memo.wrote(f"{v}/{rel}", PATHS)
-    memo.paths = {"releases": len(d.releases), **a.path_counts()}
     pages = [n for n in sorted(a.by_name) if apimod.safe(n)]
     for name in progress(pages, "site: packages"):
         p, changed = doc(f"{v}/packages/{name}.json", memokey(a.package_key(name)), lambda: a.package(name))
@@ -203,34 +206,34 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
             page(f"{key[:-5]}.html", "cve.html", 1, shard_changed[key], c=x)
     memo.save()
     return {"releases": len(d.releases), "packages": len(pages), "files_written": w.written,
-            "files_unchanged": w.same, "bytes": w.bytes, "path_shards": "made" if patched is None else "patched"}
+            "files_unchanged": w.same, "bytes": w.bytes, "path_shards": "patched" if patched else "made"}
 
 
 PATHS = "paths"      # the memo's key of a files/ or basenames/ shard (its inputs: memo.paths)
 
 
-def _patch_paths(a: apimod.Api, memo: Memo, root: Path, v: str) -> list[tuple[str, dict]] | None:
-    """The files/ and basenames/ shards the newest release changed, patched into the last build's
-    (paths.py); None: make them whole. Only when that build had every release but the newest (the
-    same manifests) and each of its shards is still the very file it wrote (memo.same)."""
+def _patch_paths(a: apimod.Api, memo: Memo, root: Path, v: str, put) -> bool:
+    """Patch the files/ and basenames/ shards of the last build with what the newest release changed
+    (paths.py), each written through `put` as it is done; whether it was done (if not, they are made
+    whole). Only when that build had every release but the newest (the same manifests) and each of
+    its shards is still the very file it wrote (memo.same)."""
     old = memo.old_paths
     n = len(a.names)
     if not old or old["releases"] != n - 1 or n < 2 or memo.vouched < n - 1:
-        return None
-    rels = paths.names(old)
-    if not all(memo.same(f"{v}/{rel}", PATHS) for rel in rels):
-        return None
+        return False
+    if not all(memo.same(f"{v}/{rel}", PATHS) for rel in paths.names(old)):
+        return False
 
     def read(rel: str) -> dict:
         p = root / v / rel
         if p.stat().st_size > MAX_SHARD:
-            raise paths.Stale
+            raise ValueError(f"{p}: larger than {MAX_SHARD >> 20} MB")
         return json.loads(p.read_bytes())
     try:
-        return paths.patch(a, read, old)
-    except (paths.Stale, OSError, ValueError, KeyError, TypeError):
+        return paths.patch(a, read, old, put)
+    except (OSError, ValueError, KeyError, TypeError):       # (making them whole rewrites every one)
         a.counts = None
-        return None
+        return False
 
 
 MAX_SHARD = 1 << 30         # our own files (the memo vouches for them); bounded all the same

@@ -15,10 +15,6 @@ from .api import VERSION, Api, PathShards, digits_for, shard
 BASENAME_ROWS = 50        # rows a file-name search returns per name (README, f0 ... are everywhere)
 
 
-class Stale(Exception):
-    """The last build's shards cannot be patched into this one's (their digits change)."""
-
-
 def _doc(entries: dict) -> dict:
     return {"api": VERSION, "entries": entries}
 
@@ -61,51 +57,60 @@ def _listed(f, i: int) -> bool:
     return bool(r) and (r[-1] == i or (len(r) > 1 and r[-2] == i))
 
 
-def patch(a: Api, old: Callable[[str], dict], counts: dict) -> list[tuple[str, dict]]:
-    """The shards the newest release changes, made from the last build's: it had every release but
-    this one, `counts` its path_counts(), `old(rel)` one of its documents. Sets a.counts. Raises
-    Stale when the shard digits change."""
+def patch(a: Api, old: Callable[[str], dict], counts: dict, put: Callable[[str, dict], None]) -> bool:
+    """Patch the last build's shards with what the newest release changed, each written through
+    `put` as it is done (one shard's document in memory at a time: together they are the whole
+    history's paths). That build had every release but this one; `counts` are its path_counts(),
+    `old(rel)` reads one of its documents. Sets a.counts. False, with nothing written, when the
+    shard digits might change."""
     last = len(a.names) - 1
     moved = [f for f in a.d.files.values() if _listed(f, last) != _listed(f, last - 1)]
     groups = {(f.name, f.feed) for f in moved}
     rows = a.rows_from(f for f in a.d.files.values() if (f.name, f.feed) in groups)
-    changed = sorted({p for f in moved for p in a.paths(f)})
     fd, bd = digits_for(counts["rows"]), digits_for(counts["basenames"])
     of = PathShards(fd)
-    docs: dict[str, dict] = {}
-
-    def doc(rel: str) -> dict:
-        if rel not in docs:
-            docs[rel] = old(rel)["entries"]
-        return docs[rel]
+    by_shard: dict[str, list[str]] = {}
+    for p in sorted({p for f in moved for p in a.paths(f)}):
+        by_shard.setdefault(f"files/{of(p)}.json", []).append(p)
+    named: dict[str, list[str]] = {}        # file name -> the changed paths with it
+    for ps in by_shard.values():
+        for p in ps:
+            named.setdefault(p.rsplit("/", 1)[-1], []).append(p)
+    # at most every changed row and name is new: the digits stay unless that bound crosses them
+    most = sum(len(rows[p]) if isinstance(rows[p], list) else 1 for ps in by_shard.values() for p in ps)
+    if (digits_for(counts["rows"] + most), digits_for(counts["basenames"] + len(named))) != (fd, bd):
+        return False
 
     new_keys, new_bases = 0, 0
     full_rows: dict[str, list] = {}         # each changed path's rows, all of them
-    added: dict[str, int] = {}              # name -> rows its paths gained
-    named: dict[str, list[str]] = {}        # name -> the changed paths with it
-    for p in changed:
-        entries = doc(f"files/{of(p)}.json")
-        have = {(r[0], r[2]): r for r in entries.get(p, [])}
-        mine = rows[p] if isinstance(rows[p], list) else [rows[p]]
-        gained = sum(1 for r in mine if (r[0], r[2]) not in have)
-        have.update({(r[0], r[2]): list(r[:7]) for r in mine})
-        entries[p] = full_rows[p] = [have[k] for k in sorted(have)]
-        new_keys += gained
-        base = p.rsplit("/", 1)[-1]
-        added[base] = added.get(base, 0) + gained
-        named.setdefault(base, []).append(p)
-    for base, gained in added.items():
-        entries = doc(f"basenames/{shard(base, bd)}.json")
-        e = entries.get(base)
-        new_bases += e is None
-        shown: dict[str, list] = {}
-        for r in e["rows"] if e else ():
-            shown.setdefault(r[0], []).append(r[1:])
-        for p in named[base]:
-            shown[p] = full_rows[p]
-        entries[base] = {"total": (e["total"] if e else 0) + gained,
-                         "rows": [[p, *r] for p in sorted(shown) for r in shown[p]][:BASENAME_ROWS]}
+    gained: dict[str, int] = {}             # file name -> rows its paths gained
+    for rel in sorted(by_shard):
+        entries = old(rel)["entries"]
+        for p in by_shard[rel]:
+            have = {(r[0], r[2]): r for r in entries.get(p, [])}
+            mine = rows[p] if isinstance(rows[p], list) else [rows[p]]
+            k = sum(1 for r in mine if (r[0], r[2]) not in have)
+            have.update({(r[0], r[2]): list(r[:7]) for r in mine})
+            entries[p] = full_rows[p] = [have[key] for key in sorted(have)]
+            new_keys += k
+            base = p.rsplit("/", 1)[-1]
+            gained[base] = gained.get(base, 0) + k
+        put(rel, _doc(dict(sorted(entries.items()))))
+    bases: dict[str, list[str]] = {}
+    for base in named:
+        bases.setdefault(f"basenames/{shard(base, bd)}.json", []).append(base)
+    for rel in sorted(bases):
+        entries = old(rel)["entries"]
+        for base in bases[rel]:
+            e = entries.get(base)
+            new_bases += e is None
+            shown: dict[str, list] = {}
+            for r in e["rows"] if e else ():
+                shown.setdefault(r[0], []).append(r[1:])
+            for p in named[base]:
+                shown[p] = full_rows[p]
+            entries[base] = {"total": (e["total"] if e else 0) + gained[base],
+                             "rows": [[p, *r] for p in sorted(shown) for r in shown[p]][:BASENAME_ROWS]}
+        put(rel, _doc(dict(sorted(entries.items()))))
     a.counts = {"rows": counts["rows"] + new_keys, "basenames": counts["basenames"] + new_bases}
-    if (digits_for(a.counts["rows"]), digits_for(a.counts["basenames"])) != (fd, bd):
-        raise Stale
-    return [(rel, _doc(dict(sorted(entries.items())))) for rel, entries in sorted(docs.items())]
+    return True
