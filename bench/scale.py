@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -149,6 +150,7 @@ def main() -> int:
             out = json.loads(r.pop("stdout"))
             r["steps"], r["steps_peak_rss_mb"] = out.get("seconds", {}), out.get("peak_rss_mb", {})
             r["steps_cpu"] = out.get("cpu_seconds", {})
+            r["site_path_shards"] = out.get("site", {}).get("path_shards")     # patched, or made whole
             row["release"] = r
             row["index"] = {}
             for fmt in fmts:
@@ -176,7 +178,8 @@ def main() -> int:
                   f"({s['hashed_mb']} MB new, floor {s['floor_seconds']} s, {s['peak_rss_mb']} MB RSS) | verify "
                   + " ".join(f"{g} {v['seconds']:.2f} s ({v['peak_rss_mb']} MB)" for g, v in row["verify"].items())
                   + f" | release {row['release']['seconds']:6.2f} s (CPU {row['release']['cpu_s']:.2f} s, steal "
-                  + f"{row['release']['steal_s']:.2f} s, {row['release']['peak_rss_mb']} MB RSS: "
+                  + f"{row['release']['steal_s']:.2f} s, path shards {row['release']['site_path_shards']}, "
+                  + f"{row['release']['peak_rss_mb']} MB RSS: "
                   + ", ".join(f"{n} {t:.1f}" for n, t in row["release"]["steps"].items()) + "; CPU s: "
                   + ", ".join(f"{n} {t:.1f}" for n, t in row["release"]["steps_cpu"].items()) + "; peak MB after "
                   + ", ".join(f"{n} {m}" for n, m in row["release"]["steps_peak_rss_mb"].items()) + ")",
@@ -194,6 +197,9 @@ def main() -> int:
                "release_last_over_second_normalized": round(norm[-1] / norm[1], 2) if len(rel) > 1 else None,
                # CPU seconds (the release and its children): time the hypervisor gave away is not in them
                "release_last_over_second_cpu": round(cpu[-1] / cpu[1], 2) if len(rel) > 1 else None,
+               # one release is one sample: the median of the last three over that of releases 2-4
+               "release_last3_over_2to4_cpu": round(statistics.median(cpu[-3:]) / statistics.median(cpu[1:4]), 2)
+               if len(rel) >= 6 else None,
                "peak_rss_mb": max(max(r["stage"]["peak_rss_mb"], r["release"]["peak_rss_mb"],
                                       *(v["peak_rss_mb"] for v in r["verify"].values())) for r in rows),
                "rows": rows}
@@ -203,7 +209,9 @@ def main() -> int:
         print(f"scale: {a.packages} packages x {','.join(fmts)} x 2 machines, {a.releases} releases: "
               f"release {a.releases} / release 2 = {summary['release_last_over_second']}x (goal <= 1.2; "
               f"{summary['release_last_over_second_normalized']}x with each divided by the machine's speed beside it, "
-              f"{summary['release_last_over_second_cpu']}x in CPU seconds); "
+              f"{summary['release_last_over_second_cpu']}x in CPU seconds"
+              + (f", {summary['release_last3_over_2to4_cpu']}x as the median CPU of the last three over releases 2-4"
+                 if summary["release_last3_over_2to4_cpu"] is not None else "") + "); "
               f"peak RSS {summary['peak_rss_mb']} MB (goal <= 1024)")
         for fmt, x in rows[-1]["index"].items():
             print(f"  index {fmt}/{x['feed']} ({x['packages']} packages): full {x['full']} s, unchanged "
