@@ -126,8 +126,8 @@ class PackagesIndex:
         for t in data.decode().split("\n\n"):
             if not t:
                 continue
-            i = 0 if t.startswith("Filename: ") else t.find("\nFilename: ") + 1
-            if not i and not t.startswith("Filename: "):
+            i = 0 if t.startswith("Filename: ") else t.find("\nFilename: ") + 1 or -1
+            if i < 0:
                 return None
             end = t.find("\n", i)
             out[t[i + 10:end if end >= 0 else None]] = t + "\n\n"

@@ -86,7 +86,6 @@ class Deb(PackagesIndex, Format):
     def find_indexes(self, feed_dir: Path) -> list[Path]:
         return packages_indexes(feed_dir)
 
-
     @staticmethod
     def _entry(par: dict, fields: bool) -> IndexEntry:
         fn = par.get("Filename", "")
@@ -94,7 +93,6 @@ class Deb(PackagesIndex, Format):
         sums = {k: par[f] for k, f in (("md5", "MD5sum"), ("sha256", "SHA256")) if f in par}
         return IndexEntry(fn, par["Package"], par.get("Version", ""), par.get("Architecture", ""),
                           int(par["Size"]) if par.get("Size") else None, sums, par if fields else {})
-
 
     def stanza(self, it: Indexed) -> str:
         if it.text is not None:         # written by us (feed.index, release check which index): as it was

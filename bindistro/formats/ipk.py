@@ -85,7 +85,6 @@ class Ipk(PackagesIndex, Format):
     def find_indexes(self, feed_dir: Path) -> list[Path]:
         return packages_indexes(feed_dir)
 
-
     @staticmethod
     def _entry(par: dict, fields: bool) -> IndexEntry:
         size = par.get("Size")
@@ -93,7 +92,6 @@ class Ipk(PackagesIndex, Format):
                           arch=par.get("Architecture", ""), size=int(size) if size else None,
                           sums={k: par[f] for k, f in (("md5", "MD5Sum"), ("sha256", "SHA256sum")) if f in par},
                           fields=dict(par) if fields else {})
-
 
     def stanza(self, it: Indexed, checksums=("md5", "sha256")) -> str:
         if it.text is not None:         # written by us with these options (feed.index checks): as it was

@@ -135,14 +135,16 @@ class MetaDB:
         """The candidate's packages whose (name, version) is in `nv`, with control data, in row order:
         the rows are picked in SQL (a world's build is 100,000 rows; an image lists a few hundred)."""
         names = sorted({n for n, _ in nv})
-        rows = []
+        ids = []
         with self.engine.connect() as c:
             for i in range(0, len(names), 500):
-                q = select(artifacts).where((artifacts.c.candidate == cid) & (artifacts.c.kind == "package")
-                                            & artifacts.c.name.in_(names[i:i + 500]))
-                rows += [r for r in c.execute(q) if (r.name, r.version) in nv]
-            rows.sort(key=lambda r: r.id)
-            return _with_metas(c, rows, self.decoded)
+                q = select(artifacts.c.id, artifacts.c.name, artifacts.c.version).where(
+                    (artifacts.c.candidate == cid) & (artifacts.c.kind == "package") & artifacts.c.name.in_(names[i:i + 500]))
+                ids += [r.id for r in c.execute(q) if (r.name, r.version) in nv]
+            ids.sort()      # (chunks of ascending ids, each in id order: the whole in row order)
+            return [a for i in range(0, len(ids), 500)
+                    for a in _artifacts(c, select(artifacts).where(artifacts.c.id.in_(ids[i:i + 500])).order_by(artifacts.c.id),
+                                        self.decoded)]
 
     def package_versions(self, cid: int, fmt: str) -> dict[tuple[str, str], str]:
         """(name, arch) -> version of a candidate's packages of one format (of two, the later row)."""
@@ -407,12 +409,6 @@ def _metas(conn, keys: list[tuple[str, str]], decoded: dict, keep: bool = True) 
     return out
 
 
-def _with_metas(conn, rows, decoded: dict, keep: bool = True) -> list[Artifact]:
-    metas = _metas(conn, [(r.sha256, r.format) for r in rows if r.kind == "package" and r.meta == {}], decoded, keep)
-    return [_artifact(r, metas.get((r.sha256, r.format), r.meta) if r.kind == "package" and r.meta == {} else r.meta)
-            for r in rows]
-
-
 _ARTIFACT_FIELDS = tuple(f.name for f in dataclasses.fields(Artifact))
 assert _ARTIFACT_FIELDS[-1] == "meta"
 
@@ -443,11 +439,6 @@ def _artifacts(conn, stmt, decoded: dict | None, keep: bool = True) -> list[Arti
             if a.kind == "package" and a.meta == {}:
                 a.meta = metas.get((a.sha256, a.format), a.meta)
     return arts
-
-
-def _artifact(r, meta) -> Artifact:
-    return Artifact(path=r.path, kind=r.kind, sha256=r.sha256, size=r.size, md5=r.md5, format=r.format,
-                    name=r.name, version=r.version, arch=r.arch, meta=meta)
 
 
 def _store_metas(conn, pkgs: list[Artifact]) -> set[int]:
