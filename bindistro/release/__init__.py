@@ -139,15 +139,17 @@ def index_feed(signer, feed_dir: Path, fmt_name: str, arch: str, arts: list[Arti
         if (a.format, a.arch) == (fmt_name, arch):
             mine[a.filename] = a
     read = {a.filename: a for a in signer.store.db.with_control([a for f, a in mine.items() if f not in kept])}
+    fmt = get_format(fmt_name)
     base = str(feed_dir)      # (a str per file, not a Path: the feed's whole history is listed)
+    # a stat per file of the feed's whole history: only for a writer that lists stamps (ipk's Packages.stamps)
+    stamped = fmt.OPKG_STAMPS
     items = [Indexed(a.filename, PackageInfo(a.name, a.version, a.arch, a.meta), a.size, a.md5, a.sha256,
-                     stamp_of(f"{base}/{a.filename}"), kept.get(a.filename))
+                     stamp_of(f"{base}/{a.filename}") if stamped else 0, kept.get(a.filename))
              for a in (read.get(f, x) for f, x in mine.items())]
     if counts is not None:
         counts["kept"] = counts.get("kept", 0) + sum(1 for it in items if it.text is not None)
         counts["rendered"] = counts.get("rendered", 0) + sum(1 for it in items if it.text is None)
     del mine, read
-    fmt = get_format(fmt_name)
     fmt.write_index(feed_dir, items, all_versions=True)
     signer.sign_feed(fmt_name, feed_dir)
     faults.point("index")
