@@ -223,6 +223,9 @@ class Generation:
         self._cloning: threading.Thread | None = None
         self._failed: BaseException | None = None
         self.adopted: set[str] = set()
+        # inodes of the files linked from the base: their modes are the base's, set when it was
+        # finished (finish() looks at the rest: a stat per file of the whole tree grew with history)
+        self.cloned: set[int] = set()
 
     @property
     def dir(self) -> Path:
@@ -280,6 +283,7 @@ class Generation:
                         os.symlink(os.readlink(e.path), t)
                     else:
                         os.link(e.path, t)
+                        self.cloned.add(e.inode())
             faults.point("clone")
         copy(str(src), str(self._dir))
 
@@ -317,7 +321,8 @@ class Generation:
                 for e in it:
                     if e.is_dir(follow_symlinks=False):
                         modes(e.path)
-                    elif not e.is_symlink() and (e.stat(follow_symlinks=False).st_mode & 0o777) != FILE_MODE:
+                    elif not e.is_symlink() and e.inode() not in self.cloned \
+                            and (e.stat(follow_symlinks=False).st_mode & 0o777) != FILE_MODE:
                         os.chmod(e.path, FILE_MODE)
         modes(str(self.dir))
         # new files, their names and the hard links, all on disk in one syncfs (an fsync per file
