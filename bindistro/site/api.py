@@ -105,7 +105,7 @@ class Api:
     def package_key(self, name: str) -> tuple:
         """What package(name) is made of: its files (a published path's bytes, control data and
         payload never change) with the releases that carried them, who requires it, its CVEs."""
-        return (name, sorted((f.path, f.staged in self.d.contents, self.names[min(f.releases)], self.last(f))
+        return (name, sorted((f.path, f.staged in self.d.contents, self.names[f.releases[0]], self.last(f))
                              for f in self.by_name[name]),      # (last decides which is newest)
                 sorted(self.rdepends.get(name, ())), self.cves_of.get(name, []))
 
@@ -131,11 +131,11 @@ class Api:
         """path_rows() made of `files` alone: a row depends only on the files of its package and feed
         that ship its path, so those of a few packages give exactly their rows (paths.patch)."""
         out: dict[str, tuple | list[tuple]] = {}
-        files = sorted(files, key=lambda f: min(f.releases))
+        files = sorted(files, key=lambda f: f.releases[0])
         self.d.contents.load(f.staged for f in files)
         for f in files:
-            new = (f.name, f.format, f.feed, f.version, self.names[min(f.releases)], f.version, self.last(f),
-                   max(f.releases))
+            new = (f.name, f.format, f.feed, f.version, self.names[f.releases[0]], f.version, self.last(f),
+                   f.releases[-1])
             moved: dict[tuple, tuple] = {}      # an older row -> the same row ending with f
             for p in self.paths(f):
                 cur = out.get(p)
@@ -183,7 +183,7 @@ class Api:
     def last(self, f: PackageFile) -> str | None:
         """The last release that shipped `f`; None while the latest release still does (so a page
         changes when its package does, not with every release)."""
-        i = max(f.releases)
+        i = f.releases[-1]
         return None if i == len(self.names) - 1 else self.names[i]
 
     @staticmethod
@@ -191,8 +191,8 @@ class Api:
         out: dict[str, PackageFile] = {}
         for f in files:
             old = out.get(f.format)     # the one shipped last; of those, the highest version
-            if old is None or max(f.releases) > max(old.releases) or (
-                    max(f.releases) == max(old.releases) and get_format(f.format).version_cmp(f.version, old.version) > 0):
+            if old is None or f.releases[-1] > old.releases[-1] or (
+                    f.releases[-1] == old.releases[-1] and get_format(f.format).version_cmp(f.version, old.version) > 0):
                 out[f.format] = f
         return out
 
@@ -259,7 +259,7 @@ class Api:
         return out
 
     def package(self, name: str) -> dict:
-        files = sorted(self.by_name[name], key=lambda f: (f.format, f.arch, min(f.releases)))
+        files = sorted(self.by_name[name], key=lambda f: (f.format, f.arch, f.releases[0]))
         newest = self.newest[name]
         self.d.contents.load(f.staged for f in newest.values())
         head = self.d.details[next(iter(newest.values())).path]
@@ -267,7 +267,7 @@ class Api:
                 "license": head["license"], "homepage": head["homepage"], "section": head["section"],
                 "versions": [{"version": f.version, "format": f.format, "arch": f.arch, "feed": f.feed,
                               "path": f.path, "size": f.size, "sha256": f.sha256,
-                              "first": self.names[min(f.releases)], "last": self.last(f)} for f in files],
+                              "first": self.names[f.releases[0]], "last": self.last(f)} for f in files],
                 "newest": {fmt: {"version": f.version, "arch": f.arch, "path": f.path,
                                  **{k: [x for x in self.d.details[f.path][k] if x != name] for k in
                                     ("depends", "recommends", "provides", "replaces", "conflicts")},
