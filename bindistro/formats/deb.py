@@ -108,7 +108,7 @@ class Deb(PackagesIndex, Format):
                     checksums: tuple[str, ...] = ("md5", "sha256")) -> list[Path]:
         chosen = self.pick(items, lambda it: (it.info.name, it.info.arch) + ((it.info.version,) if all_versions else ()))
         text = "".join(self.stanza(it) for it in sorted(chosen.values(), key=lambda i: (i.info.name, i.filename))).encode()
-        gz = gzip.compress(text, 9, mtime=0)
+        gz = gzip.compress(text, 6, mtime=0)      # gzip's default, as OE's DpkgIndexer (`gzip -fcn`)
         now = dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")
         rel = [f"Label: {feed_dir.resolve().name}\n", f"Date: {now}\n", "Acquire-By-Hash: yes\n"]
         for title, algo in (("MD5Sum", "md5"), ("SHA256", "sha256")):
