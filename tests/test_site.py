@@ -124,14 +124,17 @@ def test_release_site_equals_a_full_rebuild(project, cli, mini_build):
 
 def test_release_patches_the_path_shards_a_full_build_makes(project, cli, mini_build):
     """Each release after the first patches the last build's files/ and basenames/ shards with the
-    packages whose files came or went (site/paths.py); `site build` makes them whole and writes
-    nothing new. Mini builds: libmini<n> replaces libmini<n-1>, `tool` moves on, `extra` is dropped
+    packages whose files came or went (site/paths.py), `eol` after them keeps them; `site build`
+    makes them whole and writes nothing new. Mini builds: libmini<n> replaces libmini<n-1>, `tool` moves on, `extra` is dropped
     and comes back."""
     pub = project / "publish"
     for n in (1, 2, 3, 4):
         r = release_build(cli, project, mini_build(n))
         assert r["site"]["path_shards"] == ("made" if n == 1 else "patched"), (n, r["site"])
         assert cli.json("-C", project, "site", "build")["files_written"] == 0, n
+    # a new listing with no release since (eol) keeps the shards as they are: what a whole build makes
+    assert cli.json("-C", project, "eol")["site"]["path_shards"] == "kept"
+    assert cli.json("-C", project, "site", "build")["files_written"] == 0
     files = [json.loads(p.read_text())["entries"] for p in (pub / "api/v1/files").glob("*.json")]
     assert sum(len(e) for e in files) > 10      # (the mini builds' packages have payloads)
 

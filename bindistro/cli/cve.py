@@ -171,9 +171,9 @@ def report_cmd(proj: Project, rel, fmt, out_file, today, fail_on_overdue, as_jso
 def policy_cmd(proj: Project, as_json):
     """Write .well-known/security.txt and SECURITY.md into the publish directory."""
     from ..release import relist
-    relist(proj.spec, proj.store, "cve policy")
+    stats = relist(proj.spec, proj.store, "cve policy")
     files = [".well-known/security.txt", "SECURITY.md"]
-    emit(as_json, {"publish": str(proj.spec.publish_path), "files": files},
+    emit(as_json, {"publish": str(proj.spec.publish_path), "files": files, "site": stats},
          lambda d: out.print("wrote " + ", ".join(d["files"]) + f" in {d['publish']}", markup=False))
 
 

@@ -94,9 +94,9 @@ def eol(proj: Project, when, series, as_json):
     sp = proj.spec
     day = when.date() if when else dt.date.today()
     specmod.set_eol(sp, day, series)
-    relist(sp, proj.store, "eol")
+    stats = relist(sp, proj.store, "eol")
     who = f"{sp.product} series {series}" if series else sp.product
-    emit(as_json, {"product": sp.product, "series": series, "eol": day.isoformat(), "spec": str(sp.path)},
+    emit(as_json, {"product": sp.product, "series": series, "eol": day.isoformat(), "spec": str(sp.path), "site": stats},
          lambda r: out.print(f"{who}: end of life {r['eol']}; stage and release now refuse, feeds stay published"))
 
 @click.group()

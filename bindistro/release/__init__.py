@@ -344,13 +344,15 @@ def restore_info(plan: dict[str, Artifact]) -> dict:
     return info
 
 
-def relist(spec: Spec, store: Store, what: str) -> None:
-    """Publish a new listing (after `eol`, or a policy change) in a generation of its own."""
+def relist(spec: Spec, store: Store, what: str) -> dict:
+    """Publish a new listing (after `eol`, or a policy change) in a generation of its own; the
+    site build's counts."""
     with publish.transaction(spec, store, what) as g:
         write_listing(spec, store, g.dir)
-        site.build(spec, store, g.dir, site.release_files(spec, store))
+        stats = site.build(spec, store, g.dir, site.release_files(spec, store))
 
         def record(n: int) -> None:
             with store.db.begin() as conn:
                 store.db.set_generation(conn, n)
         g.commit(record)
+    return stats

@@ -149,10 +149,13 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
     def put(rel: str, x: dict) -> None:
         w.json(f"{v}/{rel}", x)
         memo.wrote(f"{v}/{rel}", PATHS)
-    patched = _patch_paths(a, memo, root, v, put)
-    if not patched:
+    shards_were = _patch_paths(a, memo, root, v, put)
+    if shards_were is None:
         for rel, x in paths.full(a):
             put(rel, x)
+        shards_were = "made"
+    elif shards_were == "kept":
+        w.same += len(paths.names(a.path_counts()))
     memo.paths = {"releases": len(d.releases), **a.path_counts()}
     index = a.index()
     w.json(f"{v}/index.json", index)
@@ -206,23 +209,27 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
             page(f"{key[:-5]}.html", "cve.html", 1, shard_changed[key], c=x)
     memo.save()
     return {"releases": len(d.releases), "packages": len(pages), "files_written": w.written,
-            "files_unchanged": w.same, "bytes": w.bytes, "path_shards": "patched" if patched else "made"}
+            "files_unchanged": w.same, "bytes": w.bytes, "path_shards": shards_were}
 
 
 PATHS = "paths"      # the memo's key of a files/ or basenames/ shard (its inputs: memo.paths)
 
 
-def _patch_paths(a: apimod.Api, memo: Memo, root: Path, v: str, put) -> bool:
-    """Patch the files/ and basenames/ shards of the last build with what the newest release changed
-    (paths.py), each written through `put` as it is done; whether it was done (if not, they are made
-    whole). Only when that build had every release but the newest (the same manifests) and each of
-    its shards is still the very file it wrote (memo.same)."""
+def _patch_paths(a: apimod.Api, memo: Memo, root: Path, v: str, put) -> str | None:
+    """The files/ and basenames/ shards of the last build, when each is still the very file it wrote
+    (memo.same): "kept" as they are when that build had every release (the same manifests: `eol`, a
+    CVE policy), "patched" with what the newest release changed (paths.py) when it had every release
+    but the newest, each written through `put` as it is done; None: they are to be made whole."""
     old = memo.old_paths
     n = len(a.names)
-    if not old or old["releases"] != n - 1 or n < 2 or memo.vouched < n - 1:
-        return False
+    kept = bool(old) and old["releases"] == n and memo.vouched >= n
+    if not kept and (not old or old["releases"] != n - 1 or n < 2 or memo.vouched < n - 1):
+        return None
     if not all(memo.same(f"{v}/{rel}", PATHS) for rel in paths.names(old)):
-        return False
+        return None
+    if kept:        # a row depends only on the files, their releases and their file lists
+        a.counts = {"rows": old["rows"], "basenames": old["basenames"]}
+        return "kept"
 
     def read(rel: str) -> dict:
         p = root / v / rel
@@ -230,10 +237,10 @@ def _patch_paths(a: apimod.Api, memo: Memo, root: Path, v: str, put) -> bool:
             raise ValueError(f"{p}: larger than {MAX_SHARD >> 20} MB")
         return json.loads(p.read_bytes())
     try:
-        return paths.patch(a, read, old, put)
+        return "patched" if paths.patch(a, read, old, put) else None
     except (OSError, ValueError, KeyError, TypeError):       # (making them whole rewrites every one)
         a.counts = None
-        return False
+        return None
 
 
 MAX_SHARD = 1 << 30         # our own files (the memo vouches for them); bounded all the same
