@@ -8,8 +8,13 @@ reference tools run on the same trees in the same run: `createrepo_c --update`, 
 packages`, and `opkg-make-index` when it is on PATH.
 
     .venv/bin/python bench/scale.py [--packages 20000] [--releases 20] [--formats ipk,rpm,deb] [--smoke] [--json]
+                                    [--keep DIR]
 
---smoke: 300 packages, ipk, 2 releases, an Ed25519 key (does it run? CI runs this; figures are printed, never judged).
+--smoke: 300 packages, ipk, 2 releases unless --releases says, an Ed25519 key (does it run? CI runs this;
+figures are printed, never judged).
+--keep DIR: work in DIR and keep it; each release's figures are appended to DIR/rows.jsonl as it is done,
+and a run on a DIR holding them goes on after its last release (at 20,000 names x 3 formats release 1
+alone took 40 minutes here, signing every rpm, and 20 releases take hours: longer than one sitting).
 """
 from __future__ import annotations
 
@@ -97,17 +102,40 @@ def tool_time(argv: list, cwd: Path | None = None) -> float:
     return round(time.perf_counter() - t, 3)
 
 
+ROWS = "rows.jsonl"      # in --keep's DIR: its settings, then one line per release done
+
+
+def resumed(tmp: Path, proj: Path, settings: dict) -> list[dict]:
+    """The rows of the releases an earlier run with --keep did in `tmp` (none: start afresh)."""
+    try:
+        lines = (tmp / ROWS).read_text().splitlines()
+    except FileNotFoundError:
+        if proj.exists():
+            raise SystemExit(f"{proj}: exists, but {tmp / ROWS} does not: use another --keep directory")
+        return []
+    if json.loads(lines[0]) != settings:
+        raise SystemExit(f"{tmp / ROWS}: made with {lines[0]}, not {json.dumps(settings)}")
+    rows = [json.loads(x) for x in lines[1:]]
+    done = len(json.loads(subprocess.run([str(BIN), "-C", str(proj), "releases", "--json"], check=True,
+                                         capture_output=True, text=True).stdout))
+    if done != len(rows):       # (killed between a release and its row: its figures are lost)
+        raise SystemExit(f"{tmp}: {done} releases published but {len(rows)} measured; start afresh")
+    print(f"resuming after release {len(rows)} ({tmp / ROWS})", file=sys.stderr)
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--packages", type=int, default=20000)
-    ap.add_argument("--releases", type=int, default=20)
+    ap.add_argument("--releases", type=int)
     ap.add_argument("--formats", default="ipk,rpm,deb")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", type=Path, help="work here and keep it (default: a temporary directory)")
     a = ap.parse_args()
     if a.smoke:
-        a.packages, a.releases, a.formats = 300, 2, "ipk"
+        a.packages, a.formats = 300, "ipk"
+    a.releases = a.releases or (2 if a.smoke else 20)
     fmts = a.formats.split(",")
     os.environ.setdefault("BINDISTRO_KEY_PASSPHRASE", "")
     hashing = rates()
@@ -117,16 +145,19 @@ def main() -> int:
     tmp = a.keep or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     tmp.mkdir(parents=True, exist_ok=True)
     proj = tmp / "proj"
-    rows = []
+    rows = resumed(tmp, proj, {"packages": a.packages, "formats": fmts}) if a.keep else []
     try:
-        step(cli("-C", proj, "init", "--no-boot"))
-        spec = proj / "bindistro.yml"
-        spec.write_text(spec.read_text().replace("- ipk\n", "".join(f"- {f}\n" for f in fmts)))
-        step(cli("-C", proj, "keys", "generate", "--uid", "bench <bench@bindistro.invalid>",
-                 *(["--algorithm", "ed25519"] if a.smoke else [])))
-        for k in range(1, a.releases + 1):
+        if not rows:
+            step(cli("-C", proj, "init", "--no-boot"))
+            spec = proj / "bindistro.yml"
+            spec.write_text(spec.read_text().replace("- ipk\n", "".join(f"- {f}\n" for f in fmts)))
+            step(cli("-C", proj, "keys", "generate", "--uid", "bench <bench@bindistro.invalid>",
+                     *(["--algorithm", "ed25519"] if a.smoke else [])))
+            if a.keep:
+                (tmp / ROWS).write_text(json.dumps({"packages": a.packages, "formats": fmts}) + "\n")
+        for k in range(len(rows) + 1, a.releases + 1):
             build = tmp / "build"
-            row: dict = {"release": k}
+            row: dict = {"number": k}       # (row["release"]: the release step's figures)
             r = step(cli("sample-build", build, "--release", k, "--packages", a.packages, "--formats", ",".join(fmts),
                          "--json"))
             made = json.loads(r["stdout"])
@@ -173,6 +204,9 @@ def main() -> int:
                     row["index"][fmt] = {"feed": d.name, "packages": len(list(feed.glob(f"*.{fmt}"))),
                                          "full": ours, "unchanged": again, "reference": ref}
             rows.append(row)
+            if a.keep:
+                with open(tmp / ROWS, "a") as f:
+                    f.write(json.dumps(row) + "\n")
             s = row["stage"]
             print(f"release {k:>2}: build {row['sample_build']['seconds']:6.1f} s | stage {s['seconds']:6.2f} s "
                   f"({s['hashed_mb']} MB new, floor {s['floor_seconds']} s, {s['peak_rss_mb']} MB RSS) | verify "

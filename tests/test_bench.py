@@ -2,6 +2,7 @@
 speed goals are ratios the benches print, not test assertions)."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -49,9 +50,13 @@ def test_upgrade_matrix(tmp_path):
 
 
 @pytest.mark.slow
-def test_scale():
-    out = smoke("scale.py")
-    assert "scale: 300 packages" in out and "peak RSS" in out, out
+def test_scale(tmp_path):
+    """Two releases, in two runs: the second goes on in the first's --keep directory."""
+    smoke("scale.py", "--releases", "1", "--keep", str(tmp_path))
+    out = smoke("scale.py", "--keep", str(tmp_path))
+    assert "scale: 300 packages x ipk x 2 machines, 2 releases" in out and "peak RSS" in out, out
+    rows = [json.loads(x) for x in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert [r.get("number") for r in rows] == [None, 1, 2], rows
 
 
 @pytest.mark.slow         # a local S3 server, two releases into it
