@@ -11,7 +11,7 @@ import sys
 import zlib
 from collections.abc import Iterable
 
-from sqlalchemy import JSON, Text, cast, create_engine, event, func, insert, select, text
+from sqlalchemy import JSON, Text, bindparam, cast, create_engine, event, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 
 from ..errors import BindistroError
@@ -188,11 +188,8 @@ class MetaDB:
         with self.engine.connect() as c:
             if paths is None:
                 return {r.path: (r.sha256, r.size) for r in c.execute(select(published))}
-            out = {}
-            for i in range(0, len(paths), 500):
-                q = select(published).where(published.c.path.in_(paths[i:i + 500]))
-                out.update({r.path: (r.sha256, r.size) for r in c.execute(q)})
-            return out
+            return {r[0]: (r[1], r[2]) for r in _rows_in(c, [published.c.path, published.c.sha256, published.c.size],
+                                                        published.c.path, paths)}
 
     def released_packages(self, of_candidates: list[int] | None = None, control: bool = True) -> list[Artifact]:
         """Every package file ever released, once, in the order it was first released (`of_candidates`:
@@ -379,6 +376,20 @@ def _execute_rows(conn, stmt, table, rows: list[dict]) -> None:
     else:
         params = [{k: json.dumps(v) if k in encode else v for k, v in r.items()} for r in rows]
     conn.exec_driver_sql(str(compiled), params)
+
+
+def _rows_in(conn, cols: list, key, values: list, chunk: int = 500):
+    """Rows (plain tuples) of `cols` whose `key` is one of `values`, `chunk` values a query, each
+    query compiled once and run through the driver: SQLAlchemy compiling every chunk and processing
+    every row was half of looking up a candidate's 110,000 paths among the published."""
+    compiled: dict[int, object] = {}
+    for i in range(0, len(values), chunk):
+        part = values[i:i + chunk]
+        q = compiled.get(len(part))
+        if q is None:
+            q = compiled[len(part)] = select(*cols).where(key.in_([bindparam(f"v{j}") for j in range(len(part))])) \
+                .compile(dialect=conn.dialect)
+        yield from conn.exec_driver_sql(str(q), tuple(part) if q.positional else {f"v{j}": v for j, v in enumerate(part)})
 
 
 def _lines(conn, cids: list[int]) -> list[str]:
