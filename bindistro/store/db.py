@@ -252,11 +252,10 @@ class MetaDB:
         out = {}
         t = payload_checks.c
         # not the file lists, and the JSON as text: nearly every one is [] (a world's build is 100,000 rows)
-        q = select(t.sha256, cast(t.problems, Text), cast(t.setuid, Text), t.unpacked)
         with self.engine.connect() as c:
-            for i in range(0, len(shas), 500):
-                for sha, problems, setuid, unpacked in c.execute(q.where(t.sha256.in_(shas[i:i + 500]))):
-                    out[sha] = {"problems": _json_list(problems), "setuid": _json_list(setuid), "unpacked": unpacked}
+            for sha, problems, setuid, unpacked in _rows_in(
+                    c, [t.sha256, cast(t.problems, Text), cast(t.setuid, Text), t.unpacked], t.sha256, shas):
+                out[sha] = {"problems": _json_list(problems), "setuid": _json_list(setuid), "unpacked": unpacked}
         return out
 
     def payload_files(self, sha256: str) -> list[str] | None:
@@ -378,18 +377,25 @@ def _execute_rows(conn, stmt, table, rows: list[dict]) -> None:
     conn.exec_driver_sql(str(compiled), params)
 
 
-def _rows_in(conn, cols: list, key, values: list, chunk: int = 500):
-    """Rows (plain tuples) of `cols` whose `key` is one of `values`, `chunk` values a query, each
-    query compiled once and run through the driver: SQLAlchemy compiling every chunk and processing
-    every row was half of looking up a candidate's 110,000 paths among the published."""
+def _rows_in(conn, cols: list, key, values: list, eq: tuple = (), chunk: int = 500):
+    """Rows (plain tuples) of `cols` whose `key` is one of `values` and each (column, value) of `eq`
+    equal, `chunk` values a query, each query compiled once and run through the driver: SQLAlchemy
+    compiling every chunk and processing every row was half of looking up a candidate's 110,000
+    paths among the published."""
     compiled: dict[int, object] = {}
+    fixed = {f"w{j}": v for j, (_col, v) in enumerate(eq)}
     for i in range(0, len(values), chunk):
         part = values[i:i + chunk]
         q = compiled.get(len(part))
         if q is None:
-            q = compiled[len(part)] = select(*cols).where(key.in_([bindparam(f"v{j}") for j in range(len(part))])) \
-                .compile(dialect=conn.dialect)
-        yield from conn.exec_driver_sql(str(q), tuple(part) if q.positional else {f"v{j}": v for j, v in enumerate(part)})
+            cond = key.in_([bindparam(f"v{j}") for j in range(len(part))])
+            for j, (col, _v) in enumerate(eq):
+                cond = (col == bindparam(f"w{j}")) & cond
+            q = compiled[len(part)] = select(*cols).where(cond).compile(dialect=conn.dialect)
+            if any(not n.startswith(("v", "w")) for n in (q.positiontup if q.positional else q.params)):
+                raise TypeError("_rows_in: the columns take parameters of their own")    # (their processors are not run)
+        args = dict(fixed, **{f"v{j}": v for j, v in enumerate(part)})
+        yield from conn.exec_driver_sql(str(q), tuple(args[n] for n in q.positiontup) if q.positional else args)
 
 
 def _lines(conn, cids: list[int]) -> list[str]:
