@@ -13,8 +13,9 @@ packages`, and `opkg-make-index` when it is on PATH.
 --smoke: 300 packages, ipk, 2 releases unless --releases says, an Ed25519 key (does it run? CI runs this;
 figures are printed, never judged).
 --keep DIR: work in DIR and keep it; each release's figures are appended to DIR/rows.jsonl as it is done,
-and a run on a DIR holding them goes on after its last release (at 20,000 names x 3 formats release 1
-alone took 40 minutes here, signing every rpm, and 20 releases take hours: longer than one sitting).
+and a run on a DIR holding them goes on after its last release (at 20,000 names x 3 formats the first
+release's round took 42 minutes here, most of it signing every rpm, and 20 releases take hours: longer
+than one sitting).
 """
 from __future__ import annotations
 

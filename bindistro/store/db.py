@@ -377,24 +377,20 @@ def _execute_rows(conn, stmt, table, rows: list[dict]) -> None:
     conn.exec_driver_sql(str(compiled), params)
 
 
-def _rows_in(conn, cols: list, key, values: list, eq: tuple = (), chunk: int = 500):
-    """Rows (plain tuples) of `cols` whose `key` is one of `values` and each (column, value) of `eq`
-    equal, `chunk` values a query, each query compiled once and run through the driver: SQLAlchemy
-    compiling every chunk and processing every row was half of looking up a candidate's 110,000
-    paths among the published."""
+def _rows_in(conn, cols: list, key, values: list, chunk: int = 500):
+    """Rows (plain tuples) of `cols` whose `key` is one of `values`, `chunk` values a query, each
+    query compiled once and run through the driver: SQLAlchemy compiling every chunk and processing
+    every row was half of looking up a candidate's 110,000 paths among the published."""
     compiled: dict[int, object] = {}
-    fixed = {f"w{j}": v for j, (_col, v) in enumerate(eq)}
     for i in range(0, len(values), chunk):
         part = values[i:i + chunk]
         q = compiled.get(len(part))
         if q is None:
-            cond = key.in_([bindparam(f"v{j}") for j in range(len(part))])
-            for j, (col, _v) in enumerate(eq):
-                cond = (col == bindparam(f"w{j}")) & cond
-            q = compiled[len(part)] = select(*cols).where(cond).compile(dialect=conn.dialect)
-            if any(not n.startswith(("v", "w")) for n in (q.positiontup if q.positional else q.params)):
-                raise TypeError("_rows_in: the columns take parameters of their own")    # (their processors are not run)
-        args = dict(fixed, **{f"v{j}": v for j, v in enumerate(part)})
+            q = select(*cols).where(key.in_([bindparam(f"v{j}") for j in range(len(part))])).compile(dialect=conn.dialect)
+            if any(not n.startswith("v") for n in (q.positiontup if q.positional else q.params)):
+                raise TypeError("_rows_in: the columns take parameters of their own")    # (their processors would not run)
+            compiled[len(part)] = q
+        args = {f"v{j}": v for j, v in enumerate(part)}
         yield from conn.exec_driver_sql(str(q), tuple(args[n] for n in q.positiontup) if q.positional else args)
 
 
