@@ -125,8 +125,8 @@ def test_release_site_equals_a_full_rebuild(project, cli, mini_build):
 def test_release_patches_the_path_shards_a_full_build_makes(project, cli, mini_build):
     """Each release after the first patches the last build's files/ and basenames/ shards with the
     packages whose files came or went (site/paths.py), `eol` after them keeps them; `site build`
-    makes them whole and writes nothing new. Mini builds: libmini<n> replaces libmini<n-1>, `tool` moves on, `extra` is dropped
-    and comes back."""
+    makes them whole and writes nothing new. Mini builds: libmini<n> replaces libmini<n-1>, `tool`
+    moves on, `extra` is dropped and comes back."""
     pub = project / "publish"
     for n in (1, 2, 3, 4):
         r = release_build(cli, project, mini_build(n))

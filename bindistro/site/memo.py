@@ -32,7 +32,7 @@ class Memo:
                  files: list | None = None, details: list | None = None, values: list | None = None,
                  paths: dict | None = None):
         self.path, self.root, self.old = path, root, old
-        self._base = str(root)      # (a str per document stat'ed, not a Path: 28,000 at 20,000 names)
+        self._base = str(root)      # (a str per document stat'ed, not a Path: ~24,000 at 20,000 names)
         self.new: dict[str, list] = {}
         # what each release's manifest lists, as the package files it adds to and drops from the one
         # before it (ids into `files`): reading every manifest again is O(releases x packages)
