@@ -84,7 +84,7 @@ def _check_store(store, rep: Report, repair: bool) -> None:
             row = c.execute(select(artifacts.c.path).where(artifacts.c.sha256 == sha)).first()
         if row:      # report texts may quote other hashes; only stored artifacts must be present
             rep.add(store.objects.local(sha), f"missing object of {row[0]}")
-    for tmp in [*store.dir.glob("tmp*"), *store.objects.root.glob(".tmp-incoming-*")]:
+    for tmp in [*store.dir.glob("tmp*"), *store.objects.root.glob(".tmp-*")]:
         if tmp.is_dir():
             rep.add(tmp, "temporary directory left by an interrupted command", "warning")
     rep.checked["objects"] = n

@@ -9,6 +9,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -141,6 +142,30 @@ class Keyring:
     def clearsign(self, fpr: str, path: Path, out: Path) -> None:
         self._with_pass("--yes", "--local-user", fpr, "--digest-algo", "SHA256", "--output", str(out),
                         "--clearsign", str(path))
+
+    @contextlib.contextmanager
+    def clones(self, n: int, under: Path):
+        """`n` keyrings holding copies of this one (secret keys too), for `n` threads to sign at
+        once: gpg-agent makes one signature at a time, so rpmsign runs sharing it wait on it
+        (measured: 300 rpms, RSA-3072, 2 rpmsign runs: one agent 6.5-7.0 s, an agent each 3.7-4.1
+        s). On the way out their agents are stopped and the copies removed."""
+        rings: list[Keyring] = []
+        try:
+            for i in range(n):
+                d = under / f"gnupg-{i}"
+                shutil.copytree(self.home, d, ignore=shutil.ignore_patterns("S.*", "*.lock", ".#lk*", "random_seed"))
+                rings.append(Keyring(d, self._pass_file))
+            yield rings
+        finally:
+            for r in rings:
+                r.stop_agent()
+                if r.gpg_home != str(r.home.resolve()):
+                    with contextlib.suppress(OSError):
+                        os.unlink(r.gpg_home)       # the short link to it (gpg_home)
+                shutil.rmtree(r.home, ignore_errors=True)
+
+    def stop_agent(self) -> None:
+        subprocess.run(["gpgconf", "--homedir", self.gpg_home, "--kill", "gpg-agent"], capture_output=True)
 
     def rpmsign(self, fpr: str, *paths: Path) -> None:
         """Add rpm signatures in place (the files are private copies, not published ones)."""

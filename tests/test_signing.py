@@ -1,7 +1,9 @@
 """Signed feeds, configured on a device only through `bindistro device-config`, checked by the real
 dnf, apt and gpg; tampering is caught; key rotation keeps old releases verifiable."""
+import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -191,3 +193,49 @@ def test_feed_check_verifies_index_signatures(demo, cli, tmp_path):
     # without a key it is said, not silently passed
     r = cli("feed", "check", sig.parent)
     assert "signed, but not checked" in r.stderr
+
+
+def agent_homes() -> dict[int, str]:
+    """pid -> --homedir of each running gpg-agent."""
+    out = {}
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args[0].endswith(b"gpg-agent") and b"--homedir" in args[:-1]:
+            out[int(cmdline.parent.name)] = os.fsdecode(args[args.index(b"--homedir") + 1])
+    return out
+
+
+def test_rpms_signed_by_several_agents(cli, tmp_path, monkeypatch):
+    """A release signs its new rpms in shares, each through an agent of its own (gpg-agent signs
+    one at a time): every rpm carries a good signature of the key, and the copies of the key and
+    their agents are gone afterwards."""
+    from bindistro_sample.churn import write_churn
+    proj = tmp_path / "p"
+    cli("-C", proj, "init", "--no-boot")
+    spec = proj / "bindistro.yml"
+    spec.write_text(spec.read_text().replace("- ipk\n", "- rpm\n"))
+    monkeypatch.setenv("BINDISTRO_KEY_PASSPHRASE", "")
+    fpr = cli("-C", proj, "keys", "generate", "--uid", "t <t@bindistro.invalid>", "--algorithm", "ed25519").stdout.split()[1]
+    monkeypatch.setenv("BINDISTRO_WORKERS", "3")       # three shares of at least 20 rpms
+    build = write_churn(tmp_path / "deploy", 1, 70, formats=("rpm",))
+    before = set(agent_homes())
+    release_build(cli, proj, build)
+    rpms = sorted((proj / "publish" / "feeds" / "rpm").rglob("*.rpm"))
+    assert len(rpms) >= 60
+    home = tmp_path / "rpmhome"
+    home.mkdir()
+    (home / ".rpmmacros").write_text(f"%_dbpath {home}/db\n")
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+    cli("-C", proj, "keys", "export", fpr, "--out", home / "k.asc")
+    subprocess.run(["rpmkeys", "--import", str(home / "k.asc")], check=True, env=env)
+    r = subprocess.run(["rpmkeys", "--define", "_pkgverify_level signature", "-K", *map(str, rpms)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and r.stdout.count("digests signatures OK") == len(rpms), r.stdout[-500:]
+    objects = proj / "state" / "objects"
+    assert not [p for p in objects.iterdir() if p.name.startswith(".")]
+    # an agent left running names a home that is gone (directly, or through the link keys.py made)
+    assert not [h for pid, h in agent_homes().items() if pid not in before and not os.path.exists(h)]
+    subprocess.run(["gpgconf", "--homedir", str(proj / "state" / "gnupg"), "--kill", "all"], capture_output=True)

@@ -20,7 +20,10 @@ from ..model import FEED_SIGNATURES, Artifact
 from ..spec import Spec
 from ..store import Store
 from ..store.schema import signed
-from ..store.objects import hash_file
+from ..store.objects import hash_file, makedirs, sync_fs
+
+MIN_SHARE = 20         # rpms per agent at least: a home's copy and its agent's start cost ~0.1 s
+SIGN_BATCH = 200       # rpms per rpmsign run (its command line)
 
 
 class Signer:
@@ -52,33 +55,53 @@ class Signer:
         self._signed = None
 
     def published_forms(self, arts: list[Artifact]) -> list[Artifact]:
-        """Each package as it is published: new rpms get their signature, all in one rpmsign run.
-        A signature is made once and kept: the signed file is what every later release publishes."""
+        """Each package as it is published: new rpms get their signature. A signature is made once
+        and kept: the signed file is what every later release publishes."""
         todo = self.store.db.with_control(
             [a for a in arts if a.format == "rpm" and self.keys and self.lookup(a) is a])
         if todo:
-            with tempfile.TemporaryDirectory(dir=self.store.dir) as tmp:
-                copies = []
-                for i, a in enumerate(todo):
-                    copy = Path(tmp) / str(i) / a.filename
-                    copy.parent.mkdir()
-                    shutil.copyfile(self.store.objects.path(a.sha256), copy)
-                    copies.append(copy)
-                # rpmsign runs gpg once per package: several at once, one per core
-                n = workers.cores()
-                size = max(1, min(200, -(-len(copies) // n)))
-                with ThreadPoolExecutor(n) as ex:
-                    list(ex.map(lambda i: self.keys.rpmsign(self.fpr, *copies[i:i + size]), range(0, len(copies), size)))
-                rows = []
-                for a, copy in zip(todo, copies):
-                    sha, md5, size = hash_file(copy, md5=True)
-                    self.store.objects.add(copy, sha)
-                    rows.append(dict(unsigned=a.sha256, sha256=sha, size=size, md5=md5, key=self.fpr,
-                                     meta=dict(a.meta, xml=Rpm._chunks(copy, a.filename))))
-            with self.store.db.begin() as c:
-                c.execute(insert(signed), rows)
+            objects = self.store.objects
+            with objects.adding(self.store.referenced_objects):
+                makedirs(objects.root)
+                # made on the objects' filesystem: the signed copies are renamed into place
+                with tempfile.TemporaryDirectory(dir=objects.root, prefix=".tmp-signing-") as tmp:
+                    rows = self._sign_rpms(todo, Path(tmp))
+                    sync_fs(Path(tmp))          # the copies' bytes, then their names (as stage does)
+                    objects.adopt([(r.pop("copy"), r["sha256"]) for r in rows])
+                    sync_fs(Path(tmp))
+                with self.store.db.begin() as c:
+                    c.execute(insert(signed), rows)
             self._signed = None
         return [self.lookup(a) for a in arts]
+
+    def _sign_rpms(self, todo: list[Artifact], tmp: Path) -> list[dict]:
+        """Signed copies of `todo` in `tmp`, and their `signed` rows (+ "copy": the file). rpmsign
+        runs gpg once per package, and gpg-agent signs one at a time: one agent per share, each
+        share signed in one thread (rpmsign runs of at most SIGN_BATCH files) and read there."""
+        copies = []
+        for i, a in enumerate(todo):
+            copy = tmp / str(i) / a.filename
+            copy.parent.mkdir()
+            shutil.copyfile(self.store.objects.path(a.sha256), copy)
+            copies.append(copy)
+        shares = max(1, min(workers.cores(), len(todo) // MIN_SHARE))
+        parts = [list(range(k, len(todo), shares)) for k in range(shares)]
+
+        def sign(ring: Keyring, part: list[int]) -> list[tuple[int, dict]]:
+            out = []
+            for i in range(0, len(part), SIGN_BATCH):
+                batch = part[i:i + SIGN_BATCH]
+                ring.rpmsign(self.fpr, *(copies[n] for n in batch))
+                for n in batch:
+                    a, copy = todo[n], copies[n]
+                    sha, md5, size = hash_file(copy, md5=True)
+                    out.append((n, dict(unsigned=a.sha256, sha256=sha, size=size, md5=md5, key=self.fpr,
+                                        meta=dict(a.meta, xml=Rpm._chunks(copy, a.filename)), copy=str(copy))))
+            return out
+
+        with self.keys.clones(shares - 1, tmp) as more, ThreadPoolExecutor(shares) as ex:
+            done = [r for rows in ex.map(sign, [self.keys, *more], parts) for r in rows]
+        return [row for _, row in sorted(done, key=lambda r: r[0])]
 
     def sign_feed(self, fmt: str, feed_dir: Path) -> list[Path]:
         if not self.keys:

@@ -366,7 +366,7 @@ class ObjectStore:
         if not self.root.is_dir():
             return
         for a in sorted(self.root.iterdir()):
-            if not a.is_dir():
+            if not a.is_dir() or a.name.startswith("."):    # (.tmp-*: a stage's or a signing's work)
                 continue
             for b in sorted(a.iterdir()):
                 if b.is_dir():
