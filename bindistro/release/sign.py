@@ -47,6 +47,9 @@ class Signer:
             with self.store.db.engine.connect() as c:
                 self._signed = {r.unsigned: (r.sha256, r.size, r.md5) for r in c.execute(
                     select(signed.c.unsigned, signed.c.sha256, signed.c.size, signed.c.md5))}
+            # a signed form is its own published form: one passed in again (a release of a candidate
+            # first published to a channel) is not signed again
+            self._signed.update({v[0]: v for v in self._signed.values()})
         r = self._signed.get(a.sha256)
         return dataclasses.replace(a, sha256=r[0], size=r[1], md5=r[2], meta={}) if r else a
 
@@ -57,8 +60,9 @@ class Signer:
     def published_forms(self, arts: list[Artifact]) -> list[Artifact]:
         """Each package as it is published: new rpms get their signature. A signature is made once
         and kept: the signed file is what every later release publishes."""
-        todo = self.store.db.with_control(
-            [a for a in arts if a.format == "rpm" and self.keys and self.lookup(a) is a])
+        # once per content: a package listed twice would get two signatures (of different times)
+        todo = self.store.db.with_control(list({a.sha256: a for a in arts if a.format == "rpm" and self.keys
+                                                and self.lookup(a) is a}.values()))
         if todo:
             objects = self.store.objects
             with objects.adding(self.store.referenced_objects):
