@@ -2,6 +2,7 @@
 crash-safe, owned by one project, checkable with `fsck`."""
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import multiprocessing
@@ -179,13 +180,23 @@ def test_two_concurrent_releases_serialize(mini_signed, cli, tmp_path):
 def test_release_renders_only_new_stanzas_and_never_trusts_a_changed_index(mini_signed, cli, tmp_path):
     """A release copies the stanzas of files already listed from the index the last release wrote
     (when that index is still the one whose hash it recorded) and renders only its new packages':
-    every ipk and deb index is the same bytes as a full rendering, release after release. An index changed
-    in the tree since (anyone with write access to it) is not copied from: its stanza never
-    reaches the next index."""
+    every ipk and deb index is the same bytes as a full rendering, release after release, and so is
+    every rpm repository's XML. An index changed in the tree since (anyone with write access to it) is
+    not copied from: its stanza never reaches the next index."""
+    import xml.etree.ElementTree as ET
+
     def indexes(proj: Path) -> dict[str, bytes]:
         pub = proj / "publish"
-        return {rel: p.read_bytes() for rel, p in public_files(pub) if rel.startswith(("feeds/ipk/", "feeds/deb/"))
-                and rel.endswith("/Packages")}
+        out = {rel: p.read_bytes() for rel, p in public_files(pub) if rel.startswith(("feeds/ipk/", "feeds/deb/"))
+               and rel.endswith("/Packages")}
+        for md in (pub / "feeds" / "rpm").glob("*/repodata/repomd.xml"):
+            for loc in ET.parse(md).getroot().iter("{http://linux.duke.edu/metadata/repo}location"):
+                out[f"{md.parent.parent.name}/{loc.get('href').split('-', 1)[1]}"] = gzip.decompress(
+                    (md.parent.parent / loc.get("href")).read_bytes())
+        return out
+
+    def packages(proj: Path) -> int:
+        return sum(1 for f in (proj / "publish" / "feeds").glob("*/*/*") if f.suffix in (".ipk", ".rpm", ".deb"))
 
     def forget(proj: Path) -> None:      # as a store that never recorded an index: a full rendering
         with sqlite3.connect(proj / "state" / "bindistro.db") as c:
@@ -197,19 +208,31 @@ def test_release_renders_only_new_stanzas_and_never_trusts_a_changed_index(mini_
     fake = feed.with_name("Packages.new")      # replaced, not edited: the copies share their inodes
     fake.write_text(text.replace("Description: mini build tool", "Description: not what was built"))
     fake.replace(feed.resolve())
+    repodata = tampered / "publish" / "feeds" / "rpm" / "core2_64" / "repodata"
+    primary = next(repodata.glob("*-primary.xml.gz"))
+    xml = gzip.decompress(primary.read_bytes()).decode()
+    assert "<summary>mini build tool</summary>" in xml
+    fake = repodata / "primary.new"
+    fake.write_bytes(gzip.compress(xml.replace("mini build tool", "not what was built").encode()))
+    fake.replace(primary.resolve())
     for cand in (2, 3):
         forget(full)
+        before = packages(kept)
         made = {proj.name: cli.json("-C", proj, "release", cand)["index_stanzas"] for proj in (kept, full, tampered)}
+        # only the new packages are rendered, in every format's feeds (rpm's chunks too)
+        assert made["kept"]["rendered"] == packages(kept) - before, made
         assert indexes(kept) == indexes(full) == indexes(tampered)
         assert made["full"]["kept"] == 0 and made["kept"]["kept"] > 0 and made["kept"]["rendered"] > 0, made
         assert made["full"]["kept"] + made["full"]["rendered"] == made["kept"]["kept"] + made["kept"]["rendered"]
         if cand == 2:       # its changed index rendered in full, the others copied from
             assert 0 < made["tampered"]["kept"] < made["kept"]["kept"], made
-    assert "not what was built" not in (tampered / "publish" / "feeds" / "ipk" / "core2-64" / "Packages").read_text()
+    assert not [k for k, v in indexes(tampered).items() if b"not what was built" in v]
     with sqlite3.connect(kept / "state" / "bindistro.db") as c:
         recorded = dict(c.execute("SELECT key, value FROM settings WHERE key LIKE 'index.feeds/%'"))
-    assert recorded and all(json.loads(v)["sha256"] == hashlib.sha256(
-        (kept / "publish" / k.removeprefix("index.") / "Packages").read_bytes()).hexdigest() for k, v in recorded.items())
+    assert {k.split("/")[1] for k in recorded} == {"ipk", "rpm", "deb"}
+    assert all(json.loads(v)["sha256"] == hashlib.sha256(
+        (kept / "publish" / k.removeprefix("index.") / ("repodata/repomd.xml" if "/rpm/" in k else "Packages")).read_bytes()
+    ).hexdigest() for k, v in recorded.items())
     for proj in (kept, full, tampered):
         drop(proj)
 

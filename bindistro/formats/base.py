@@ -66,7 +66,7 @@ class Indexed:
     md5: str
     sha256: str
     stamp: int = 0
-    text: str | None = None     # its stanza as the index we wrote last has it (Format.index_texts)
+    text: str | tuple | None = None     # its entry as the index we wrote last has it (own_entries)
 
 
 class Format:
@@ -116,6 +116,16 @@ class Format:
         """The entries of an index this format wrote (`data`: its bytes, already read), each with its
         stanza's text, when it writes an entry it keeps back as it was (feed.index and release then
         copy instead of rendering it); None: it does not, or cannot read this index so."""
+        return None
+
+    # the file of a feed's index whose hash, recorded when a release wrote the index, vouches for
+    # all of it (release.kept_entries); None: a release renders every entry each time
+    VOUCHER: str | None = None
+
+    def own_entries(self, feed_dir: Path, data: bytes) -> dict[str, str | tuple] | None:
+        """File name -> its entry in the index this code wrote at `feed_dir` (`data`: VOUCHER's
+        bytes, whose hash the caller checked against the one recorded when it was written), for
+        write_index to write as it is (Indexed.text); None when it cannot tell."""
         return None
 
     def read_index(self, index: Path, fields: bool = True) -> list[IndexEntry]:
@@ -300,7 +310,7 @@ def open_tar(name: str, data: bytes | io.IOBase, limit: int = MAX_EXTRACT,
     """Open a (possibly compressed) tar member as a stream, decompression bounded by `limit` bytes
     and by MAX_RATIO of the `compressed` size. Raises one of ARCHIVE_ERRORS on bad input."""
     if isinstance(data, bytes) and name.endswith(".gz") and limit <= MAX_CONTROL_TAR:
-        whole = _gunzip(data, limit)
+        whole = gunzip_member(data, limit)
         if whole is not None:
             return tarfile.open(fileobj=io.BytesIO(whole), mode="r:")
     raw = io.BytesIO(data) if isinstance(data, bytes) else data
@@ -308,8 +318,8 @@ def open_tar(name: str, data: bytes | io.IOBase, limit: int = MAX_EXTRACT,
     return tarfile.open(fileobj=_Bounded(decompressor(name, raw), limit, compressed), mode="r|")
 
 
-def _gunzip(data: bytes, limit: int) -> bytes | None:
-    """A small tar.gz (a package's control.tar.gz) inflated in one call, at most `limit` bytes: a
+def gunzip_member(data: bytes, limit: int) -> bytes | None:
+    """One gzip member (a package's control.tar.gz, an rpm repodata file) inflated in one call, at most `limit` bytes: a
     package's control data in about half the time of a stream through GzipFile and tarfile's
     stream mode (stage parses one per new package). None when it is not one complete gzip member
     (several members, trailing bytes, corrupt): the stream path reads it, or says what is wrong."""
@@ -371,7 +381,7 @@ def read_control(ar, names: list[str]) -> tuple[str, bytes | None]:
     return ctl, control
 
 
-_INFLATE = {"control.tar.gz": _gunzip, "control.tar.zst": _unzstd, "control.tar.xz": _unxz}
+_INFLATE = {"control.tar.gz": gunzip_member, "control.tar.zst": _unzstd, "control.tar.xz": _unxz}
 _TAR_NUMBERS = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (148, 156), (329, 337), (337, 345))
 
 

@@ -107,6 +107,7 @@ class PackagesIndex:
     not wanted, and the text of each stanza of an index bindistro wrote (feed.index and release copy
     it instead of rendering it again)."""
     INDEX_KEYS: tuple[str, ...] = ()
+    VOUCHER = "Packages"
 
     @staticmethod
     def _entry(par: dict, fields: bool) -> IndexEntry:
@@ -132,6 +133,12 @@ class PackagesIndex:
             end = t.find("\n", i)
             out[t[i + 10:end if end >= 0 else None]] = t + "\n\n"
         return out
+
+    def own_entries(self, feed_dir, data: bytes) -> dict[str, str] | None:
+        got = self.own_texts(data)
+        if got is None:
+            got = {e.filename: text for e, text in self.index_texts(feed_dir / self.VOUCHER, data) or ()}
+        return got
 
     def index_texts(self, index, data: bytes | None = None) -> list[tuple[IndexEntry, str]] | None:
         got = read_stanzas(read_packages(index) if data is None else data, self.INDEX_KEYS)

@@ -7,8 +7,10 @@ stored chunks, so already published packages are never read again.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -16,12 +18,17 @@ from pathlib import Path
 import createrepo_c as cr
 import rpm
 from xml.etree import ElementTree
+from xml.sax.saxutils import unescape
 
 from ..store.objects import write_bytes_atomic
-from .base import Format, IndexEntry, Indexed, Inspection, PackageError, PackageInfo, extract_tar, open_tar
+from .base import (MAX_INDEX, Format, IndexEntry, Indexed, Inspection, PackageError, PackageInfo, extract_tar,
+                   gunzip_member, open_tar)
 
 _TS = None
 _NS = {"c": "http://linux.duke.edu/metadata/common", "rpm": "http://linux.duke.edu/metadata/rpm"}
+_REPO = {"repo": "http://linux.duke.edu/metadata/repo"}
+_PACKAGE = re.compile(r"^<package ", re.M)           # where each package's chunk starts (own_entries)
+_LOCATION = re.compile(r'<location href="([^"]*)"')
 
 
 def _ts():
@@ -183,7 +190,7 @@ class Rpm(Format):
             for f in files.values():
                 f.set_num_of_pkgs(len(items))
             for it in items:
-                chunks = it.info.fields.get("xml")
+                chunks = it.text or it.info.fields.get("xml")
                 if not chunks or "/" in it.filename:   # stored chunks locate the file by its name alone
                     chunks = self._chunks(feed_dir / it.filename, it.filename)
                 for f, chunk in zip(files.values(), chunks):
@@ -204,6 +211,50 @@ class Rpm(Format):
             write_bytes_atomic(repodata / "repomd.xml", repomd.xml_dump().encode())
         written.append(repodata / "repomd.xml")
         return written
+
+    VOUCHER = "repodata/repomd.xml"
+
+    def own_entries(self, feed_dir: Path, data: bytes) -> dict[str, tuple] | None:
+        """File name -> its (primary, filelists, other) chunks, cut from the data files that
+        repomd.xml (`data`, vouched for) names, each checked against its checksum there: what
+        write_index wrote, so each chunk is one package's, as createrepo_c's xml_dump made it, and
+        no text inside one starts a line with `<package ` (XML escapes `<` in text). None when
+        anything differs from that."""
+        try:
+            md = ElementTree.fromstring(data)
+        except ElementTree.ParseError:
+            return None
+        parts = []
+        for kind in ("primary", "filelists", "other"):
+            rec = md.find(f"repo:data[@type='{kind}']", _REPO)
+            loc = rec.find("repo:location", _REPO) if rec is not None else None
+            sha = rec.findtext("repo:checksum[@type='sha256']", None, _REPO) if rec is not None else None
+            href = loc.get("href", "") if loc is not None else ""
+            if not sha or posixpath.dirname(href) != "repodata" or not href.endswith(".xml.gz"):
+                return None
+            path = feed_dir / href
+            if path.stat().st_size > MAX_INDEX:
+                return None
+            raw = path.read_bytes()
+            text = gunzip_member(raw, MAX_INDEX) if hashlib.sha256(raw).hexdigest() == sha else None
+            if text is None:
+                return None
+            text = text.decode()
+            starts = [m.start() for m in _PACKAGE.finditer(text)]
+            end = text.rstrip().rfind("\n") + 1         # the closing tag's line
+            if not text.startswith("</", end) or end < (starts[-1] if starts else 0) \
+                    or f' packages="{len(starts)}"' not in text[:starts[0] if starts else end]:
+                return None
+            parts.append([text[a:b] for a, b in zip(starts, starts[1:] + [end])])
+        if not len(parts[0]) == len(parts[1]) == len(parts[2]):
+            return None
+        out = {}
+        for chunks in zip(*parts):
+            m = _LOCATION.search(chunks[0])
+            if not m:
+                return None
+            out[unescape(m.group(1), {"&quot;": '"', "&apos;": "'"})] = chunks
+        return out
 
     def details(self, fields: dict) -> dict:
         """From the stored primary.xml chunk (createrepo_c wrote it; its prefixes need the

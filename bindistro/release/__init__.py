@@ -103,14 +103,14 @@ def signing_entry(spec: Spec) -> dict | None:
     return {"key": spec.signing_key, "keys": [f"keys/{k}.asc" for k in spec.release_keys]}
 
 
-def kept_stanzas(store: Store, fmt, feed_dir: Path, key: str) -> dict[str, str]:
-    """File name -> its stanza in the feed's index as a release wrote it, when the index in this
-    generation is still that one (the hash recorded under `key` when it was written, by this code);
-    else {}. A published file never changes, so neither does its stanza: a release renders only
-    its new packages' (decoding and rendering the whole history's control data again was half of
-    a world's index step). Anything else is read as bytes not to be trusted: never reused."""
+def kept_entries(store: Store, fmt, feed_dir: Path, key: str) -> dict[str, str | tuple]:
+    """File name -> its entry in the feed's index as a release wrote it, when the index in this
+    generation is still that one (the hash of fmt.VOUCHER recorded under `key` when it was written,
+    by this code); else {}. A published file never changes, so neither does its entry: a release
+    renders only its new packages' (decoding and rendering the whole history's control data again
+    was half of a world's index step). Anything else is read as bytes not to be trusted: never reused."""
     rec = store.db.get_setting(key)
-    index = feed_dir / "Packages"
+    index = feed_dir / fmt.VOUCHER
     try:
         rec = json.loads(rec) if rec else None
         if not (isinstance(rec, dict) and rec.get("code") == code_key() and index.is_file()
@@ -119,20 +119,17 @@ def kept_stanzas(store: Store, fmt, feed_dir: Path, key: str) -> dict[str, str]:
         data = read_packages(index)
         if hashlib.sha256(data).hexdigest() != rec.get("sha256"):
             return {}
-        got = fmt.own_texts(data)
-        if got is None:
-            got = {e.filename: text for e, text in fmt.index_texts(index, data) or ()}
+        return fmt.own_entries(feed_dir, data) or {}
     except (ValueError, OSError):
         return {}
-    return got
 
 
 def index_feed(signer, feed_dir: Path, fmt_name: str, arch: str, arts: list[Artifact],
-               kept: dict[str, str] | None = None, counts: dict | None = None) -> str:
+               kept: dict[str, str | tuple] | None = None, counts: dict | None = None) -> str:
     """The index of one feed over those of `arts` that belong to it (stored metadata, no
     re-reading; a later artifact of the same file name wins), then its signature; the sha256 of
     the index written. Control data is read here, for this feed only (a world's cumulative feeds
-    hold it for 100,000s of files), and only for files without a stanza `kept` (kept_stanzas)."""
+    hold it for 100,000s of files), and only for files without an entry `kept` (kept_entries)."""
     kept = kept or {}
     mine: dict[str, Artifact] = {}
     for a in arts:
@@ -153,7 +150,7 @@ def index_feed(signer, feed_dir: Path, fmt_name: str, arch: str, arts: list[Arti
     fmt.write_index(feed_dir, items, all_versions=True)
     signer.sign_feed(fmt_name, feed_dir)
     faults.point("index")
-    return hash_file(feed_dir / "Packages")[0] if fmt.REUSES_INDEX else ""
+    return hash_file(feed_dir / fmt.VOUCHER)[0] if fmt.VOUCHER else ""
 
 
 def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict:
@@ -259,7 +256,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
     touched = {(a.format, a.arch) for d, a in plan.items() if a.kind == model.PACKAGE and d not in published}
     # each feed's history read for it alone: the whole of it is 100,000s of rows at distro scale
     before = [r.candidate for r in series.history_releases(spec, store)]
-    indexes: dict[str, dict] = {}        # setting -> the hash of an index written (see kept_stanzas)
+    indexes: dict[str, dict] = {}        # setting -> the hash of an index written (see kept_entries)
     stanzas = {"kept": 0, "rendered": 0}
     for fmt_name, arch in progress(sorted(touched), f"indexing {name}"):
         history = [signer.lookup(a) for a in store.db.first_released(before, fmt_name, arch, control=False)]
@@ -267,7 +264,7 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
         feed_dir = g.path(f"{where}/Packages").parent
         key = f"index.{where}"
         fmt = get_format(fmt_name)
-        kept = kept_stanzas(store, fmt, feed_dir, key) if fmt.REUSES_INDEX else {}
+        kept = kept_entries(store, fmt, feed_dir, key) if fmt.VOUCHER else {}
         sha = index_feed(signer, feed_dir, fmt_name, arch, history + [a for a in plan.values() if a.kind == model.PACKAGE],
                          kept, stanzas)
         if sha:
