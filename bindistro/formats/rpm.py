@@ -27,7 +27,7 @@ from .base import (MAX_INDEX, Format, IndexEntry, Indexed, Inspection, PackageEr
 _TS = None
 _NS = {"c": "http://linux.duke.edu/metadata/common", "rpm": "http://linux.duke.edu/metadata/rpm"}
 _REPO = {"repo": "http://linux.duke.edu/metadata/repo"}
-_PACKAGE = re.compile(r"^<package ", re.M)           # where each package's chunk starts (own_entries)
+_PACKAGE = "\n<package "           # where each package's chunk starts (own_entries): a str.find, not a regex
 _LOCATION = re.compile(r'<location href="([^"]*)"')
 
 
@@ -240,7 +240,10 @@ class Rpm(Format):
             if text is None:
                 return None
             text = text.decode()
-            starts = [m.start() for m in _PACKAGE.finditer(text)]
+            starts, i = [], text.find(_PACKAGE)
+            while i >= 0:
+                starts.append(i + 1)
+                i = text.find(_PACKAGE, i + len(_PACKAGE))
             end = text.rstrip().rfind("\n") + 1         # the closing tag's line
             if not text.startswith("</", end) or end < (starts[-1] if starts else 0) \
                     or f' packages="{len(starts)}"' not in text[:starts[0] if starts else end]:
