@@ -4,7 +4,6 @@ package); deb Release.gpg and InRelease; a detached signature of each release ma
 Published files are never re-signed: an rpm signed once keeps that signature for ever."""
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +50,8 @@ class Signer:
             # first published to a channel) is not signed again
             self._signed.update({v[0]: v for v in self._signed.values()})
         r = self._signed.get(a.sha256)
-        return dataclasses.replace(a, sha256=r[0], size=r[1], md5=r[2], meta={}) if r else a
+        # (Artifact() itself: dataclasses.replace looks the fields up again for each of 100,000s)
+        return Artifact(a.path, a.kind, r[0], r[1], r[2], a.format, a.name, a.version, a.arch, {}) if r else a
 
     def forget(self) -> None:
         """Drop what lookup() read (every signed rpm's hashes: a world's history is 100,000s)."""
