@@ -11,10 +11,8 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
-import itertools
 import os
 import tempfile
-import contextlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -154,41 +152,18 @@ def _name(e: BaseException, dest: Path) -> None:
         e.filename = str(dest.parent)
 
 
-_SERIAL = itertools.count()
-
-
 def write_bytes_atomic(dest: Path, data: bytes, mode: int = FILE_MODE, sync: bool = True) -> None:
-    """`data` at `dest`, by a new file beside it renamed over it. The new file is opened once (a
-    release's site writes thousands: mkstemp's file, closed and opened again, was two opens each)."""
-    d = str(dest.parent)
-    tmp, fd, made = None, -1, False
+    tmp = _tmp_beside(dest)
     try:
-        while fd < 0:
-            tmp = f"{d}/.tmp-{os.getpid()}-{next(_SERIAL)}"
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            except FileExistsError:         # (left by a killed run of the same pid)
-                continue
-            except FileNotFoundError:
-                if made:
-                    raise
-                makedirs(dest.parent)
-                made = True
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fchmod(fd, mode)                 # (not at open: the umask would take bits off)
-        if sync:
-            os.fsync(fd)
-        os.close(fd)
-        fd = -1
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            if sync:
+                os.fsync(f.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, dest)
     except BaseException as e:
-        if fd >= 0:
-            os.close(fd)
-        if tmp:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         _name(e, dest)
         raise
 
