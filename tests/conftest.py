@@ -199,31 +199,44 @@ def _shared(config) -> Path:
     return config._tmp_path_factory.getbasetemp().parent
 
 
-def _stop_gpg_agents(under: Path, orphans_only: bool) -> None:
-    """gpg starts an agent per home and it outlives the test; one whose home is gone answers a
-    later home made at the same path (pytest reuses pytest-0 once a run left nothing behind) with
-    "key generation failed: No such file or directory"."""
-    links = {Path(d, f"bindistro-{os.getuid()}") for d in (tempfile.gettempdir(), "/tmp")}
+def gpg_agents() -> dict[int, str]:
+    """pid -> --homedir of each running gpg-agent."""
+    out = {}
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             args = cmdline.read_bytes().split(b"\0")
         except OSError:
             continue
-        if not args[0].endswith(b"gpg-agent") or b"--homedir" not in args[:-1]:
-            continue
+        if args[0].endswith(b"gpg-agent") and b"--homedir" in args[:-1]:
+            out[int(cmdline.parent.name)] = os.fsdecode(args[args.index(b"--homedir") + 1])
+    return out
+
+
+_AGENTS_BEFORE: set[int] = set()        # the agents running when the run started (not its own)
+
+
+def _stop_gpg_agents(under: Path, orphans_only: bool) -> None:
+    """gpg starts an agent per home and it outlives the test; one whose home is gone answers a
+    later home made at the same path (pytest reuses pytest-0 once a run left nothing behind) with
+    "key generation failed: No such file or directory". At the end of a run (not orphans_only) the
+    agents it started for homes now gone go too: dnf's librepo checks repomd.xml.asc in a
+    throw-away home of its own (/tmp/tmpdir.*) and leaves its agent running."""
+    links = {Path(d, f"bindistro-{os.getuid()}") for d in (tempfile.gettempdir(), "/tmp")}
+    for pid, named in gpg_agents().items():
         # a long home is named to gpg through a link (keys.Keyring.gpg_home): it names the test's
         # home, or is gone with it (and the same path again gets the same link name)
-        named = os.fsdecode(args[args.index(b"--homedir") + 1])
         home = Path(os.path.realpath(named))
-        ours = home.is_relative_to(under) or (orphans_only and Path(named).parent in links)
+        ours = home.is_relative_to(under) or (orphans_only and Path(named).parent in links) \
+            or (not orphans_only and pid not in _AGENTS_BEFORE and not home.exists())
         if ours and not (orphans_only and home.exists()):
             with contextlib.suppress(OSError):
-                os.kill(int(cmdline.parent.name), signal.SIGTERM)
+                os.kill(pid, signal.SIGTERM)
 
 
 def pytest_sessionstart(session):
     if not hasattr(session.config, "workerinput"):      # once per run, before any worker starts
         _stop_gpg_agents(session.config._tmp_path_factory.getbasetemp().parent, orphans_only=True)
+        _AGENTS_BEFORE.update(gpg_agents())
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter and WHERE[0].startswith("on disk"):     # said even with -q
             reporter.write_line(f"bindistro: the tests' directories are {WHERE[0]}")

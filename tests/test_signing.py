@@ -3,11 +3,10 @@ dnf, apt and gpg; tampering is caught; key rotation keeps old releases verifiabl
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from conftest import release_build, tree_copy
+from conftest import gpg_agents, release_build, tree_copy
 
 from bindistro.pm import AptRoot, DnfRoot, PMError
 
@@ -195,19 +194,6 @@ def test_feed_check_verifies_index_signatures(demo, cli, tmp_path):
     assert "signed, but not checked" in r.stderr
 
 
-def agent_homes() -> dict[int, str]:
-    """pid -> --homedir of each running gpg-agent."""
-    out = {}
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if args[0].endswith(b"gpg-agent") and b"--homedir" in args[:-1]:
-            out[int(cmdline.parent.name)] = os.fsdecode(args[args.index(b"--homedir") + 1])
-    return out
-
-
 def test_rpms_signed_by_several_agents(cli, tmp_path, monkeypatch):
     """A release signs its new rpms in shares, each through an agent of its own (gpg-agent signs
     one at a time): every rpm carries a good signature of the key, and the copies of the key and
@@ -221,7 +207,7 @@ def test_rpms_signed_by_several_agents(cli, tmp_path, monkeypatch):
     fpr = cli("-C", proj, "keys", "generate", "--uid", "t <t@bindistro.invalid>", "--algorithm", "ed25519").stdout.split()[1]
     monkeypatch.setenv("BINDISTRO_WORKERS", "3")       # three shares of at least 20 rpms
     build = write_churn(tmp_path / "deploy", 1, 70, formats=("rpm",))
-    before = set(agent_homes())
+    before = set(gpg_agents())
     release_build(cli, proj, build)
     rpms = sorted((proj / "publish" / "feeds" / "rpm").rglob("*.rpm"))
     assert len(rpms) >= 60
@@ -237,5 +223,5 @@ def test_rpms_signed_by_several_agents(cli, tmp_path, monkeypatch):
     objects = proj / "state" / "objects"
     assert not [p for p in objects.iterdir() if p.name.startswith(".")]
     # an agent left running names a home that is gone (directly, or through the link keys.py made)
-    assert not [h for pid, h in agent_homes().items() if pid not in before and not os.path.exists(h)]
+    assert not [h for pid, h in gpg_agents().items() if pid not in before and not os.path.exists(h)]
     subprocess.run(["gpgconf", "--homedir", str(proj / "state" / "gnupg"), "--kill", "all"], capture_output=True)
