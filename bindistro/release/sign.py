@@ -9,8 +9,6 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import insert, select
-
 from .. import workers
 from ..errors import BindistroError
 from ..formats.rpm import Rpm
@@ -18,7 +16,6 @@ from ..keys import Keyring
 from ..model import FEED_SIGNATURES, Artifact
 from ..spec import Spec
 from ..store import Store
-from ..store.schema import signed
 from ..store.objects import hash_file, makedirs, sync_fs
 
 MIN_SHARE = 20         # rpms per agent at least: a home's copy and its agent's start cost ~0.1 s
@@ -43,9 +40,7 @@ class Signer:
         if a.format != "rpm":
             return a
         if self._signed is None:
-            with self.store.db.engine.connect() as c:
-                self._signed = {r.unsigned: (r.sha256, r.size, r.md5) for r in c.execute(
-                    select(signed.c.unsigned, signed.c.sha256, signed.c.size, signed.c.md5))}
+            self._signed = self.store.db.signed_forms()
             # a signed form is its own published form: one passed in again (a release of a candidate
             # first published to a channel) is not signed again
             self._signed.update({v[0]: v for v in self._signed.values()})
@@ -73,8 +68,7 @@ class Signer:
                     sync_fs(Path(tmp))          # the copies' bytes, then their names (as stage does)
                     objects.adopt([(r.pop("copy"), r["sha256"]) for r in rows])
                     sync_fs(Path(tmp))
-                with self.store.db.begin() as c:
-                    c.execute(insert(signed), rows)
+                self.store.db.add_signed(rows)
             self._signed = None
         return [self.lookup(a) for a in arts]
 

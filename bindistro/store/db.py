@@ -303,6 +303,17 @@ class MetaDB:
             out.update({k: (m, k[0]) for k, m in _metas(c, rest, self.decoded, keep=keep).items()})
         return out
 
+    def add_signed(self, rows: list[dict]) -> None:
+        """rows: unsigned, sha256, size, md5, key, meta (the control data with the signed file's XML)."""
+        with self.begin() as c:
+            insert_rows(c, signed, rows)
+
+    def signed_forms(self) -> dict[str, tuple[str, int, str]]:
+        """sha256 of each rpm signed, as staged -> (sha256, size, md5) of its signed file."""
+        with self.engine.connect() as c:
+            rows = _fetch(c, select(signed.c.unsigned, signed.c.sha256, signed.c.size, signed.c.md5))[1]
+        return {r[0]: tuple(r[1:]) for r in rows}
+
     def with_control(self, arts: list[Artifact], keep: bool = False, copy: bool = True) -> list[Artifact]:
         """`arts` with the control data of those read without it (packages whose meta is {}), as
         published (a signed rpm's is its signed file's). `keep`: as published_meta (verify keeps
@@ -377,6 +388,20 @@ def _execute_rows(conn, stmt, table, rows: list[dict]) -> None:
     conn.exec_driver_sql(str(compiled), params)
 
 
+def _fetch(conn, stmt) -> tuple[list[str], list[tuple]]:
+    """(column names, rows as the driver gives them) of `stmt`, run on the driver's own cursor:
+    SQLAlchemy's processing of each row was most of reading 100,000s of them. Only for columns
+    without result processing (JSON comes back as text on SQLite, decoded on PostgreSQL)."""
+    comp = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = comp.construct_params()
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.execute(str(comp), tuple(params[k] for k in comp.positiontup) if comp.positional else params)
+        return [d[0] for d in cur.description], cur.fetchall()
+    finally:
+        cur.close()
+
+
 def _rows_in(conn, cols: list, key, values: list, chunk: int = 500):
     """Rows (plain tuples) of `cols` whose `key` is one of `values`, `chunk` values a query, each
     query compiled once and run through the driver: SQLAlchemy compiling every chunk and processing
@@ -431,16 +456,10 @@ def _artifacts(conn, stmt, decoded: dict | None, keep: bool = True) -> list[Arti
     row holds no control data get package_meta's, unless `decoded` is None (else as _metas). The rows
     come through the driver: SQLAlchemy's processing of each (its JSON decoding above all) was two
     thirds of reading a world's candidate."""
-    comp = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = comp.construct_params()
-    cur = conn.connection.driver_connection.cursor()
-    try:
-        cur.execute(str(comp), tuple(params[k] for k in comp.positiontup) if comp.positional else params)
-        at = {d[0]: i for i, d in enumerate(cur.description)}
-        get = operator.itemgetter(*(at[k] for k in _ARTIFACT_FIELDS))     # (the columns of Artifact's fields)
-        rows = [get(r) for r in cur.fetchall()]
-    finally:
-        cur.close()
+    names, rows = _fetch(conn, stmt)
+    at = {n: i for i, n in enumerate(names)}
+    get = operator.itemgetter(*(at[k] for k in _ARTIFACT_FIELDS))     # (the columns of Artifact's fields)
+    rows = [get(r) for r in rows]
 
     def meta(m):        # (JSON text on SQLite, decoded already by PostgreSQL's driver)
         return {} if m == "{}" else json.loads(m) if isinstance(m, str) else m
