@@ -151,7 +151,7 @@ class MetaDB:
         q = select(artifacts.c.name, artifacts.c.arch, artifacts.c.version).where(
             (artifacts.c.candidate == cid) & (artifacts.c.kind == "package") & (artifacts.c.format == fmt))
         with self.engine.connect() as c:
-            return {(r.name, r.arch): r.version for r in c.execute(q.order_by(artifacts.c.id))}
+            return {(r[0], r[1]): r[2] for r in _fetch(c, q.order_by(artifacts.c.id))[1]}
 
     def candidate_row(self, cid: int):
         with self.engine.connect() as c:
@@ -268,7 +268,7 @@ class MetaDB:
         """Every object the payload gate has inspected (their file lists are kept). (Plain SQL, the
         whole column: SQLAlchemy's rows for a world's history in chunks took ten times as long.)"""
         with self.engine.connect() as c:
-            return {r[0] for r in c.exec_driver_sql("SELECT sha256 FROM payload_checks")}
+            return {r[0] for r in _fetch(c, select(payload_checks.c.sha256))[1]}
 
     def payload_files_of(self, shas: list[str], convert=None) -> dict[str, list[str]]:
         """sha256 -> member names (or `convert` of them, made one by one: a world's lists are large),
