@@ -45,8 +45,7 @@ class Signer:
             # first published to a channel) is not signed again
             self._signed.update({v[0]: v for v in self._signed.values()})
         r = self._signed.get(a.sha256)
-        # (Artifact() itself: dataclasses.replace looks the fields up again for each of 100,000s)
-        return Artifact(a.path, a.kind, r[0], r[1], r[2], a.format, a.name, a.version, a.arch, {}) if r else a
+        return a.but(sha256=r[0], size=r[1], md5=r[2], meta={}) if r else a
 
     def forget(self) -> None:
         """Drop what lookup() read (every signed rpm's hashes: a world's history is 100,000s)."""

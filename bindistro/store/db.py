@@ -326,8 +326,7 @@ class MetaDB:
                 if not a.meta and (a.sha256, a.format) in metas:
                     a.meta = metas[(a.sha256, a.format)][0]
             return arts
-        return [Artifact(a.path, a.kind, a.sha256, a.size, a.md5, a.format, a.name, a.version, a.arch, metas[k][0])
-                if (k := (a.sha256, a.format)) in metas and not a.meta else a for a in arts]
+        return [a.but(meta=metas[k][0]) if (k := (a.sha256, a.format)) in metas and not a.meta else a for a in arts]
 
     def save_payload_checks(self, rows: list[dict]) -> None:
         """rows: sha256, format, problems, setuid, files (list), unpacked, checked."""
