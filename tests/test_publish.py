@@ -223,6 +223,8 @@ def test_release_renders_only_new_stanzas_and_never_trusts_a_changed_index(mini_
         assert made["kept"]["rendered"] == packages(kept) - before, made
         assert indexes(kept) == indexes(full) == indexes(tampered)
         assert made["full"]["kept"] == 0 and made["kept"]["kept"] > 0 and made["kept"]["rendered"] > 0, made
+        # the feeds' older packages are listed from their indexes alone: none is read from the store
+        assert made["kept"]["history_read"] == 0 < made["full"]["history_read"], made
         assert made["full"]["kept"] + made["full"]["rendered"] == made["kept"]["kept"] + made["kept"]["rendered"]
         if cand == 2:       # its changed index rendered in full, the others copied from
             assert 0 < made["tampered"]["kept"] < made["kept"]["kept"], made

@@ -128,6 +128,12 @@ class Format:
         write_index to write as it is (Indexed.text); None when it cannot tell."""
         return None
 
+    def entry_name(self, text: str | tuple) -> tuple[str, str] | None:
+        """(name, version) of a package read from its entry as own_entries() returned it: a release
+        lists the feed's older packages from the index alone (release.index_feed). None: unreadable
+        so (the feed's history is then read from the store)."""
+        return None
+
     def read_index(self, index: Path, fields: bool = True) -> list[IndexEntry]:
         raise NotImplementedError
 

@@ -140,6 +140,17 @@ class PackagesIndex:
             got = {e.filename: text for e, text in self.index_texts(feed_dir / self.VOUCHER, data) or ()}
         return got
 
+    @staticmethod
+    def entry_name(text) -> tuple[str, str] | None:
+        # both renderers start a stanza with Package and put Version on a line of its own; a
+        # continuation line starts with a space, so "\nVersion: " is the field
+        if type(text) is not str or not text.startswith("Package: "):
+            return None
+        i = text.find("\nVersion: ")
+        if i < 0:
+            return None
+        return text[9:text.find("\n")], text[i + 10:text.find("\n", i + 1)]
+
     def index_texts(self, index, data: bytes | None = None) -> list[tuple[IndexEntry, str]] | None:
         got = read_stanzas(read_packages(index) if data is None else data, self.INDEX_KEYS)
         return None if got is None else [(self._entry(par, False), text) for par, text in got if "Package" in par]

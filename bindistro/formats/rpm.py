@@ -29,6 +29,7 @@ _NS = {"c": "http://linux.duke.edu/metadata/common", "rpm": "http://linux.duke.e
 _REPO = {"repo": "http://linux.duke.edu/metadata/repo"}
 _PACKAGE = "\n<package "           # where each package's chunk starts (own_entries): a str.find, not a regex
 _LOCATION = re.compile(r'<location href="([^"]*)"')
+_EVR = re.compile(r'epoch="([^"]*)" ver="([^"]*)" rel="([^"]*)"/>')
 
 
 def _ts():
@@ -258,6 +259,18 @@ class Rpm(Format):
                 return None
             out[unescape(m.group(1), {"&quot;": '"', "&apos;": "'"})] = chunks
         return out
+
+    def entry_name(self, text) -> tuple[str, str] | None:
+        # createrepo_c's chunk: <name> and then <version .../> come first, one line each
+        chunk = text[0] if type(text) is tuple and text and type(text[0]) is str else ""
+        a, v = chunk.find("<name>"), chunk.find("<version ")
+        b = chunk.find("</name>", a)
+        m = _EVR.match(chunk, v + 9) if 0 <= a < b < v else None
+        if not m:
+            return None
+        def text(x: str) -> str:
+            return unescape(x, {"&quot;": '"', "&apos;": "'"}) if "&" in x else x
+        return text(chunk[a + 6:b]), evr_string(*map(text, m.groups()))
 
     def details(self, fields: dict) -> dict:
         """From the stored primary.xml chunk (createrepo_c wrote it; its prefixes need the

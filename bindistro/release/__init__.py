@@ -103,33 +103,41 @@ def signing_entry(spec: Spec) -> dict | None:
     return {"key": spec.signing_key, "keys": [f"keys/{k}.asc" for k in spec.release_keys]}
 
 
-def kept_entries(store: Store, fmt, feed_dir: Path, key: str) -> dict[str, str | tuple]:
+def kept_entries(store: Store, fmt, feed_dir: Path, key: str) -> tuple[dict[str, str | tuple], list[int] | None]:
     """File name -> its entry in the feed's index as a release wrote it, when the index in this
     generation is still that one (the hash of fmt.VOUCHER recorded under `key` when it was written,
-    by this code); else {}. A published file never changes, so neither does its entry: a release
-    renders only its new packages' (decoding and rendering the whole history's control data again
-    was half of a world's index step). Anything else is read as bytes not to be trusted: never reused."""
+    by this code), and the candidates of the releases whose packages it lists (None: not known);
+    else ({}, None). A published file never changes, so neither does its entry: a release renders
+    only its new packages' (decoding and rendering the whole history's control data again was half
+    of a world's index step). Anything else is read as bytes not to be trusted: never reused."""
     rec = store.db.get_setting(key)
     index = feed_dir / fmt.VOUCHER
     try:
         rec = json.loads(rec) if rec else None
         if not (isinstance(rec, dict) and rec.get("code") == code_key() and index.is_file()
                 and not index.is_symlink()):
-            return {}
+            return {}, None
         data = read_packages(index)
         if hashlib.sha256(data).hexdigest() != rec.get("sha256"):
-            return {}
-        return fmt.own_entries(feed_dir, data) or {}
+            return {}, None
+        covers = rec.get("covers")
+        if not (isinstance(covers, list) and all(type(c) is int for c in covers)):
+            covers = None
+        return fmt.own_entries(feed_dir, data) or {}, covers
     except (ValueError, OSError):
-        return {}
+        return {}, None
 
 
 def index_feed(signer, feed_dir: Path, fmt_name: str, arch: str, arts: list[Artifact],
-               kept: dict[str, str | tuple] | None = None, counts: dict | None = None) -> str:
+               kept: dict[str, str | tuple] | None = None, counts: dict | None = None,
+               listed: dict[str, tuple[str, str]] | None = None) -> str:
     """The index of one feed over those of `arts` that belong to it (stored metadata, no
     re-reading; a later artifact of the same file name wins), then its signature; the sha256 of
     the index written. Control data is read here, for this feed only (a world's cumulative feeds
-    hold it for 100,000s of files), and only for files without an entry `kept` (kept_entries)."""
+    hold it for 100,000s of files), and only for files without an entry `kept` (kept_entries).
+    `listed`: file name -> (name, version) of every file of `kept`, each in the feed with an
+    artifact in `arts` or not (the index they come from lists the feed's history; `arts` are what
+    was released since)."""
     kept = kept or {}
     mine: dict[str, Artifact] = {}
     for a in arts:
@@ -143,6 +151,10 @@ def index_feed(signer, feed_dir: Path, fmt_name: str, arch: str, arts: list[Arti
     items = [Indexed(a.filename, PackageInfo(a.name, a.version, a.arch, a.meta), a.size, a.md5, a.sha256,
                      stamp_of(f"{base}/{a.filename}") if stamped else 0, kept.get(a.filename))
              for a in (read.get(f, x) for f, x in mine.items())]
+    for f, (name, version) in (listed or {}).items():     # (write_index reads their text, and orders by these)
+        if f not in mine:
+            items.append(Indexed(f, PackageInfo(name, version, arch, {}), 0, "", "",
+                                 stamp_of(f"{base}/{f}") if stamped else 0, kept[f]))
     if counts is not None:
         counts["kept"] = counts.get("kept", 0) + sum(1 for it in items if it.text is not None)
         counts["rendered"] = counts.get("rendered", 0) + sum(1 for it in items if it.text is None)
@@ -257,18 +269,26 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
     # each feed's history read for it alone: the whole of it is 100,000s of rows at distro scale
     before = [r.candidate for r in series.history_releases(spec, store)]
     indexes: dict[str, dict] = {}        # setting -> the hash of an index written (see kept_entries)
-    stanzas = {"kept": 0, "rendered": 0}
+    stanzas = {"kept": 0, "rendered": 0, "history_read": 0}
     for fmt_name, arch in progress(sorted(touched), f"indexing {name}"):
-        history = [signer.lookup(a) for a in store.db.first_released(before, fmt_name, arch, control=False)]
         where = f"{spec.feed_root}/{fmt_name}/{arch}"
         feed_dir = g.path(f"{where}/Packages").parent
         key = f"index.{where}"
         fmt = get_format(fmt_name)
-        kept = kept_entries(store, fmt, feed_dir, key) if fmt.VOUCHER else {}
+        kept, covers = kept_entries(store, fmt, feed_dir, key) if fmt.VOUCHER else ({}, None)
+        # the index lists the packages of the releases it covers: only those of the releases since
+        # are read from the store (the whole feed's history is 100,000s of rows)
+        covered = set(covers) if covers is not None and set(covers) <= set(before) else None
+        listed = {f: fmt.entry_name(t) for f, t in kept.items()} if covered else {}
+        if not all(listed.values()):
+            listed = {}
+        since = [c for c in before if c not in covered] if listed else before
+        history = [signer.lookup(a) for a in store.db.first_released(since, fmt_name, arch, control=False)] if since else []
+        stanzas["history_read"] += len(history)
         sha = index_feed(signer, feed_dir, fmt_name, arch, history + [a for a in plan.values() if a.kind == model.PACKAGE],
-                         kept, stanzas)
+                         kept, stanzas, listed)
         if sha:
-            indexes[key] = {"sha256": sha, "code": code_key()}
+            indexes[key] = {"sha256": sha, "code": code_key(), "covers": sorted({*before, cid})}
         del history, kept
     laps("index")
 
