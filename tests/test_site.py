@@ -52,15 +52,19 @@ def test_payload_paths_leave_out_exactly_the_directories_that_hold_something():
 def test_a_memo_with_a_value_no_details_hold_is_not_used(tmp_path, bad):
     """A memo is a cache: one whose details values are not text or lists of names (damaged) only
     costs a full build, never a page showing them or a build that stops on them."""
+    import base64
+    from array import array
     from bindistro.site.memo import FILE, Memo, code_key
-    doc = {"code": code_key(), "docs": {}, "manifests": [], "files": ["a"], "details": [["sha", 0, 1]],
+    ids = base64.b64encode(array("I", [0, 1]).tobytes()).decode()       # (a little-endian machine)
+    doc = {"code": code_key(), "docs": {}, "manifests": [], "files": ["a"], "staged": ["sha"], "width": 2, "ids": ids,
            "values": ["text", ["a", "b"]]}
     (tmp_path / FILE).write_text(json.dumps(doc))
-    assert Memo.load(tmp_path, tmp_path).values == ["text", ("a", "b")]
-    doc["values"].append(bad)
-    (tmp_path / FILE).write_text(json.dumps(doc))
     m = Memo.load(tmp_path, tmp_path)
-    assert (m.values, m.details, m.files) == ([], [], [])
+    assert m.values == ["text", ("a", "b")] and m.detail(0) == ("sha", array("I", [0, 1]))
+    for damaged in ({"values": doc["values"] + [bad]}, {"width": 3}, {"ids": ids[:-4]}, {"staged": [1]}):
+        (tmp_path / FILE).write_text(json.dumps(doc | damaged))
+        m = Memo.load(tmp_path, tmp_path)
+        assert (m.values, m.staged, list(m.ids), m.files) == ([], [], [], []), damaged
 
 def test_templates_compiled_once_and_without_a_writable_cache(tmp_path, monkeypatch):
     from bindistro import site
@@ -93,19 +97,23 @@ def test_release_site_equals_a_full_rebuild(project, cli, mini_build):
     one again and finds nothing to write. Mini builds: libmini<n> replaces libmini<n-1> (whose
     required_by empties), `tool` moves on, `extra` is dropped and comes back. The memo of release 1
     put back before release 3 vouches only for the files it wrote that are still there."""
+    import base64
+    from array import array
     memo = project / "state" / "site-memo.json"
     kept = None
     for n in (1, 2, 3, 4):
         if n == 3:
             memo.write_bytes(kept)
-        if n == 2:      # details rows naming values out of range or not by number
+        if n == 2:      # details rows naming values out of range
             doc = json.loads(memo.read_text())
-            doc["details"][1][2], doc["details"][2][3], doc["details"][3][4] = 10 ** 9, -1, "x"
+            ids = array("I", base64.b64decode(doc["ids"]))
+            ids[doc["width"] + 2] = ids[2 * doc["width"] + 3] = ids[3 * doc["width"] + 4] = 10 ** 9
+            doc["ids"] = base64.b64encode(ids.tobytes()).decode()
             memo.write_text(json.dumps(doc))
-        if n == 4:      # a memo of this code naming a file id out of range, a details row cut short
+        if n == 4:      # a memo of this code naming a file id out of range, its details cut short
             doc = json.loads(memo.read_text())
             doc["manifests"][0][3] = [10 ** 9]
-            doc["details"][0] = doc["details"][0][:3]
+            doc["ids"] = base64.b64encode(base64.b64decode(doc["ids"])[:-4]).decode()
             memo.write_text(json.dumps(doc))
         release_build(cli, project, mini_build(n))
         if n == 1:

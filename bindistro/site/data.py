@@ -249,25 +249,22 @@ def collect(spec: Spec, store: Store, root: Path, memo: Memo | None = None) -> S
     rels, files, ids = _releases(root, listing.get("releases", []), memo, spec.publish_path)
     # a published file's control data never changes: its details come from the memo, once made (its
     # rows follow the ids of the memo's table: only when _releases kept that table)
-    cached = memo.details if memo is not None and memo.files is table else []
+    if memo is not None:
+        memo.details_of(len(DETAILS))
+        if memo.files is not table:
+            memo.forget_details()
     values = memo.values if memo is not None else []
-    rows: list = [None] * len(memo.files) if memo is not None else []     # the memo's next details
     details, need, same = {}, [], {}
     for path, f in files.items():
-        n = ids[path]
-        row = cached[n] if n < len(cached) else None
-        if isinstance(row, list) and len(row) == len(DETAILS) + 1:
+        row = memo.detail(ids[path]) if memo is not None else None
+        if row is not None:
             try:
-                if min(row[1:]) < 0:
-                    raise IndexError
                 # (the memo's values are distinct objects already: no `same` to share them through)
-                details[path], f.staged = Details(*[values[i] for i in row[1:]]), row[0]
-                rows[n] = row
+                details[path], f.staged = Details(*[values[i] for i in row[1]]), row[0]
                 continue
-            except (TypeError, IndexError):       # (a damaged memo: read again)
+            except IndexError:       # (a damaged memo: read again)
                 pass
         need.append(f)
-    del cached
     for i in range(0, len(need), 5000):     # (a full build: every file's control data, decoded a part at a time)
         part = need[i:i + 5000]
         metas = store.db.published_meta(sorted({(f.sha256, f.format) for f in part}))
@@ -275,10 +272,8 @@ def collect(spec: Spec, store: Store, root: Path, memo: Memo | None = None) -> S
             meta, f.staged = metas.get((f.sha256, f.format), ({}, f.sha256))
             details[f.path] = Details.of(get_format(f.format).details(meta), same)
             if memo is not None:
-                rows[ids[f.path]] = memo.row(f.staged, details[f.path].values())
+                memo.set_detail(ids[f.path], f.staged, details[f.path].values())
     del same
-    if memo is not None:
-        memo.details = rows
     contents = Contents(store)
     records = None
 

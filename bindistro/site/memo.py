@@ -10,9 +10,12 @@ missing or unreadable memo only costs a full build. The key of the code that mad
 part of it: a newer bindistro rebuilds everything once."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
+import sys
+from array import array
 from pathlib import Path
 
 from ..cache import code_key
@@ -29,8 +32,8 @@ def key(inputs) -> str:
 
 class Memo:
     def __init__(self, path: Path, root: Path, old: dict[str, list], manifests: list | None = None,
-                 files: list | None = None, details: list | None = None, values: list | None = None,
-                 paths: dict | None = None):
+                 files: list | None = None, staged: list | None = None, ids: array | None = None, width: int = 0,
+                 values: list | None = None, paths: dict | None = None):
         self.path, self.root, self.old = path, root, old
         self._base = str(root)      # (a str per document stat'ed, not a Path: ~24,000 at 20,000 names)
         self.new: dict[str, list] = {}
@@ -39,12 +42,15 @@ class Memo:
         self.old_manifests = manifests or []
         self.manifests: list[list] = []
         self.files: list[str] = files or []
-        # per file id: [staged sha256, *data.DETAILS] (None: not kept), each of DETAILS an index into
-        # `values`, which holds each distinct value once (relation lists as tuples): the same
-        # summaries, licenses and names recur in every format and version of a package, and decoding
-        # a copy of each was most of the memo's memory (250 of 360 MB at 20,000 x 22 releases). Rows
-        # stay indexes from load to save: only a new file's row is indexed (row()).
-        self.details: list = details or []
+        # per file id: its staged sha256 (None: no details kept) and, at ids[id * width:], `width`
+        # indexes into `values` (data.DETAILS), which holds each distinct value once (relation
+        # lists as tuples): the same summaries, licenses and names recur in every format and
+        # version of a package, and decoding a copy of each was most of the memo's memory (250 of
+        # 360 MB at 20,000 x 22 releases). The indexes are one flat array, saved as its bytes: a
+        # JSON list per file was a second of every release's site at 220,000 files.
+        self.staged: list = staged or []
+        self.ids = ids if ids is not None else array("I")
+        self.width = width
         self.values: list = [tuple(v) if type(v) is list else v for v in values or []]
         self._at: dict | None = None
         # how many of this build's releases are the last build's (manifests read then, unchanged)
@@ -63,13 +69,16 @@ class Memo:
                 if path.stat().st_size <= MAX:
                     doc = json.loads(path.read_bytes())
                     files = doc.get("files") or []
+                    staged, ids, width = doc.get("staged") or [], _ids(doc.get("ids") or ""), doc.get("width") or 0
                     if (doc.get("code") == code_key() and isinstance(doc.get("docs"), dict)
                             and isinstance(files, list) and all(isinstance(x, str) for x in files)
-                            and isinstance(doc.get("manifests") or [], list) and isinstance(doc.get("details") or [], list)
+                            and isinstance(doc.get("manifests") or [], list)
+                            and isinstance(staged, list) and all(x is None or type(x) is str for x in staged)
+                            and type(width) is int and ids is not None and len(ids) == width * len(staged)
                             and isinstance(doc.get("values") or [], list)
                             and all(_value_ok(v) for v in doc.get("values") or [])):
-                        return cls(path, root, doc["docs"], doc.get("manifests"), files, doc.get("details"), doc.get("values"),
-                                   doc.get("paths"))
+                        return cls(path, root, doc["docs"], doc.get("manifests"), files, staged, ids, width,
+                                   doc.get("values"), doc.get("paths"))
             except (OSError, ValueError, AttributeError):
                 pass
         return cls(path, root, old)
@@ -92,19 +101,39 @@ class Memo:
             return e
         return None
 
-    def row(self, staged: str, values: list) -> list:
-        """The details row of a file not in the memo yet: [staged, *indexes into self.values]."""
+    def details_of(self, width: int) -> None:
+        """Start this build's details (rows of `width` indexes): the last build's rows are kept when
+        they have that width, else none is."""
+        if width != self.width:
+            self.staged, self.ids, self.width = [], array("I"), width
+
+    def forget_details(self) -> None:
+        """The file ids changed (the table was made again): no row of the last build applies."""
+        self.staged, self.ids = [], array("I")
+
+    def detail(self, n: int) -> tuple[str, array] | None:
+        """(staged sha256, indexes into values) of file id `n`, if kept."""
+        s = self.staged[n] if n < len(self.staged) else None
+        return None if s is None else (s, self.ids[n * self.width:(n + 1) * self.width])
+
+    def set_detail(self, n: int, staged: str, values: list) -> None:
+        """The details row of file id `n`, its values indexed (each distinct value kept once)."""
         if self._at is None:
-            self._at = {v: n for n, v in enumerate(self.values)}
-        out = [staged]
+            self._at = {v: i for i, v in enumerate(self.values)}
+        out = []
         for v in values:
             k = tuple(v) if isinstance(v, list) else v
-            n = self._at.get(k)
-            if n is None:
-                n = self._at[k] = len(self.values)
+            i = self._at.get(k)
+            if i is None:
+                i = self._at[k] = len(self.values)
                 self.values.append(k)
-            out.append(n)
-        return out
+            out.append(i)
+        if n >= len(self.staged):
+            grow = n + 1 - len(self.staged)
+            self.staged.extend([None] * grow)
+            self.ids.extend(array("I", bytes(4 * self.width * grow)))
+        self.staged[n] = staged
+        self.ids[n * self.width:(n + 1) * self.width] = array("I", out)
 
     def same(self, rel: str, k: str) -> bool:
         """Whether `rel` in the generation is the file written for inputs `k` (then it is kept)."""
@@ -130,7 +159,11 @@ class Memo:
                 for name, value in (("docs", self.new), ("manifests", self.manifests)):
                     f.write(f',"{name}":' + json.dumps(value, separators=SEPS))
                 f.write(',"values":' + json.dumps(self.values, separators=SEPS))
-                for name, seq in (("files", self.files), ("details", self.details)):
+                ids = array("I", self.ids)
+                if sys.byteorder == "big":      # (little-endian on disk, as on every machine we build on)
+                    ids.byteswap()
+                f.write(f',"width":{self.width},"ids":"' + base64.b64encode(ids.tobytes()).decode() + '"')
+                for name, seq in (("files", self.files), ("staged", self.staged)):
                     f.write(f',"{name}":[')
                     for i in range(0, len(seq), 5000):
                         f.write(("," if i else "") + json.dumps(seq[i:i + 5000], separators=SEPS)[1:-1])
@@ -139,6 +172,20 @@ class Memo:
             os.replace(tmp, self.path)
         except OSError:
             tmp.unlink(missing_ok=True)
+
+
+def _ids(text) -> array | None:
+    """The flat array of details indexes as save() wrote it; None if it is not that."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (TypeError, ValueError):
+        return None
+    if len(raw) % 4:
+        return None
+    ids = array("I", raw)
+    if sys.byteorder == "big":
+        ids.byteswap()
+    return ids
 
 
 def _value_ok(v) -> bool:
