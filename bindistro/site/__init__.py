@@ -15,6 +15,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup, escape
 
+from ..bulk import no_gc
 from ..cache import cache_dir
 from ..progress import progress
 from ..spec import Spec
@@ -100,6 +101,11 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
     page exists, it is not rendered again (a release renders the pages of what changed); `force`
     renders every page (templates of a newer bindistro). A package's or release's document is not
     even made when the memo shows its inputs unchanged and the file the one made from them."""
+    with no_gc():
+        return _build(spec, store, root, release_files, force)
+
+
+def _build(spec: Spec, store: Store, root: Path, release_files, force: bool) -> dict:
     memo = Memo.load(store.dir, root, use=not force)
     d = collect(spec, store, root, memo)
     a = apimod.Api(d)
