@@ -15,7 +15,6 @@ import re
 from pathlib import Path
 
 from .. import faults, model, publish, series, site
-from ..bulk import no_gc
 from ..cache import code_key
 from ..device import machine_feeds
 from ..errors import BadInput, BindistroError, Problem
@@ -196,8 +195,7 @@ def release(spec: Spec, store: Store, cid: int, name: str | None = None) -> dict
             raise BindistroError(f"release name {name!r}: use letters, digits and . _ + - only")
         if any(r.name == name for r in rels):
             raise BindistroError(f"release {name}: exists already; pick another --name")
-        with no_gc():
-            return _publish(spec, store, signer, g, cid, row, name, seq, rep)
+        return _publish(spec, store, signer, g, cid, row, name, seq, rep)
 
 
 def _refuse_twice(store: Store, cid: int) -> None:
