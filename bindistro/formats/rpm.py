@@ -268,9 +268,10 @@ class Rpm(Format):
         m = _EVR.match(chunk, v + 9) if 0 <= a < b < v else None
         if not m:
             return None
-        def text(x: str) -> str:
+
+        def unxml(x: str) -> str:
             return unescape(x, {"&quot;": '"', "&apos;": "'"}) if "&" in x else x
-        return text(chunk[a + 6:b]), evr_string(*map(text, m.groups()))
+        return unxml(chunk[a + 6:b]), evr_string(*map(unxml, m.groups()))
 
     def details(self, fields: dict) -> dict:
         """From the stored primary.xml chunk (createrepo_c wrote it; its prefixes need the

@@ -278,8 +278,8 @@ def _publish(spec, store, signer, g: publish.Generation, cid, row, name, seq, re
         kept, covers = kept_entries(store, fmt, feed_dir, key) if fmt.VOUCHER else ({}, None)
         # the index lists the packages of the releases it covers: only those of the releases since
         # are read from the store (the whole feed's history is 100,000s of rows)
-        covered = set(covers) if covers is not None and set(covers) <= set(before) else None
-        listed = {f: fmt.entry_name(t) for f, t in kept.items()} if covered else {}
+        covered = set(covers or ())
+        listed = {f: fmt.entry_name(t) for f, t in kept.items()} if covered and covered <= set(before) else {}
         if not all(listed.values()):
             listed = {}
         since = [c for c in before if c not in covered] if listed else before

@@ -250,9 +250,7 @@ def collect(spec: Spec, store: Store, root: Path, memo: Memo | None = None) -> S
     # a published file's control data never changes: its details come from the memo, once made (its
     # rows follow the ids of the memo's table: only when _releases kept that table)
     if memo is not None:
-        memo.details_of(len(DETAILS))
-        if memo.files is not table:
-            memo.forget_details()
+        memo.details_of(len(DETAILS), keep=memo.files is table)
     values = memo.values if memo is not None else []
     details, need, same = {}, [], {}
     for path, f in files.items():

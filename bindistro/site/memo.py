@@ -101,15 +101,11 @@ class Memo:
             return e
         return None
 
-    def details_of(self, width: int) -> None:
+    def details_of(self, width: int, keep: bool) -> None:
         """Start this build's details (rows of `width` indexes): the last build's rows are kept when
-        they have that width, else none is."""
-        if width != self.width:
+        `keep` (the file ids are still theirs) and they have that width, else none is."""
+        if not keep or width != self.width:
             self.staged, self.ids, self.width = [], array("I"), width
-
-    def forget_details(self) -> None:
-        """The file ids changed (the table was made again): no row of the last build applies."""
-        self.staged, self.ids = [], array("I")
 
     def detail(self, n: int) -> tuple[str, array] | None:
         """(staged sha256, indexes into values) of file id `n`, if kept."""
@@ -159,8 +155,9 @@ class Memo:
                 for name, value in (("docs", self.new), ("manifests", self.manifests)):
                     f.write(f',"{name}":' + json.dumps(value, separators=SEPS))
                 f.write(',"values":' + json.dumps(self.values, separators=SEPS))
-                ids = array("I", self.ids)
+                ids = self.ids
                 if sys.byteorder == "big":      # (little-endian on disk, as on every machine we build on)
+                    ids = array("I", ids)
                     ids.byteswap()
                 f.write(f',"width":{self.width},"ids":"' + base64.b64encode(ids.tobytes()).decode() + '"')
                 for name, seq in (("files", self.files), ("staged", self.staged)):
@@ -190,7 +187,7 @@ def _ids(text) -> array | None:
 
 def _value_ok(v) -> bool:
     """A details value as Format.details() makes them: text, or a list of names. (Anything else, a
-    damaged memo: rows would show it, and row() could not index it.)"""
+    damaged memo: rows would show it, and set_detail() could not index it.)"""
     return type(v) is str or (type(v) is list and all(type(x) is str for x in v))
 
 
