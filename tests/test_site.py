@@ -60,11 +60,41 @@ def test_a_memo_with_a_value_no_details_hold_is_not_used(tmp_path, bad):
            "values": ["text", ["a", "b"]]}
     (tmp_path / FILE).write_text(json.dumps(doc))
     m = Memo.load(tmp_path, tmp_path)
-    assert m.values == ["text", ("a", "b")] and m.detail(0) == ("sha", array("I", [0, 1]))
+    assert m.values == ["text", ("a", "b")] and (m.staged, m.ids) == (["sha"], array("I", [0, 1]))
+    m.details_of(2, keep=True)
+    assert (m.staged, m.ids) == (["sha"], array("I", [0, 1]))
+    out_of_range = base64.b64encode(array("I", [0, 2]).tobytes()).decode()      # (values has 2)
+    (tmp_path / FILE).write_text(json.dumps(doc | {"ids": out_of_range}))
+    m = Memo.load(tmp_path, tmp_path)
+    m.details_of(2, keep=True)
+    assert (m.staged, list(m.ids)) == ([], [])
     for damaged in ({"values": doc["values"] + [bad]}, {"width": 3}, {"ids": ids[:-4]}, {"staged": [1]}):
         (tmp_path / FILE).write_text(json.dumps(doc | damaged))
         m = Memo.load(tmp_path, tmp_path)
         assert (m.values, m.staged, list(m.ids), m.files) == ([], [], [], []), damaged
+
+def test_a_temporary_left_with_this_process_name_is_not_in_the_way(tmp_path, monkeypatch):
+    """Site files are written beside and renamed, under a name of the writing process's own; a file
+    of that name left by a killed run (a reused pid) is neither overwritten nor in the way, and the
+    file written has its mode whatever the umask."""
+    import itertools
+    import os
+    import stat
+    from bindistro.site import Writer
+    from bindistro.store import objects
+    monkeypatch.setattr(objects, "_SEQ", itertools.count(7))
+    (tmp_path / "site").mkdir()
+    left = tmp_path / "site" / f".tmp-{os.getpid()}-7"
+    left.write_bytes(b"a killed run's")
+    old = os.umask(0o077)
+    try:
+        assert Writer(tmp_path).put("site/page.html", b"<p>page") is True
+    finally:
+        os.umask(old)
+    assert (tmp_path / "site/page.html").read_bytes() == b"<p>page" and left.read_bytes() == b"a killed run's"
+    assert stat.S_IMODE((tmp_path / "site/page.html").stat().st_mode) == 0o644
+    assert sorted(p.name for p in (tmp_path / "site").iterdir()) == [left.name, "page.html"]
+
 
 def test_templates_compiled_once_and_without_a_writable_cache(tmp_path, monkeypatch):
     from bindistro import site

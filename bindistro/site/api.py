@@ -105,8 +105,9 @@ class Api:
     def package_key(self, name: str) -> tuple:
         """What package(name) is made of: its files (a published path's bytes, control data and
         payload never change) with the releases that carried them, who requires it, its CVEs."""
-        return (name, sorted((f.path, f.staged in self.d.contents, self.names[f.releases[0]], self.last(f))
-                             for f in self.by_name[name]),      # (last decides which is newest)
+        # (by_name's order is that of the history, the same in every build of it: not sorted)
+        return (name, [(f.path, f.staged in self.d.contents, self.names[f.releases[0]], self.last(f))
+                       for f in self.by_name[name]],      # (last decides which is newest)
                 sorted(self.rdepends.get(name, ())), self.cves_of.get(name, []))
 
     def release_key(self, i: int) -> tuple:
@@ -192,7 +193,8 @@ class Api:
         for f in files:
             old = out.get(f.format)     # the one shipped last; of those, the highest version
             if old is None or f.releases[-1] > old.releases[-1] or (
-                    f.releases[-1] == old.releases[-1] and get_format(f.format).version_cmp(f.version, old.version) > 0):
+                    f.releases[-1] == old.releases[-1] and f.version != old.version      # (arches of one version)
+                    and get_format(f.format).version_cmp(f.version, old.version) > 0):
                 out[f.format] = f
         return out
 

@@ -142,6 +142,22 @@ class SiteData:
         return out
 
 
+class _Kept(dict):
+    """path -> Details, each made from the memo's row when first wanted: a release's site reads
+    those of the newest files and of what changed, and making every one of the history's was a
+    second of it at distro scale."""
+
+    def __init__(self, memo: Memo):
+        super().__init__()
+        self.memo, self.rows = memo, {}       # rows: path -> its file id in the memo
+
+    def __missing__(self, path: str) -> Details:
+        n, m = self.rows[path], self.memo       # (KeyError: not a file of the tree, as a dict's)
+        # (the memo's values are distinct objects already: no `same` to share them through)
+        x = self[path] = Details(*[m.values[i] for i in m.ids[n * m.width:(n + 1) * m.width]])
+        return x
+
+
 def file_paths(members: list[str]) -> list[str]:
     """Payload member names as absolute paths, sorted, directories that hold other members left out
     ("./usr/lib/foo" holding "./usr/lib/foo/bar" is left out even with "./usr/lib/foo.so" between)."""
@@ -218,7 +234,8 @@ def _releases(root: Path, entries: list[dict], memo: Memo | None, shown: Path
                     got.add(n)
             e = [entry["manifest"], st, _fields(m), sorted(got - now), sorted(now - got)]
         chain.append(e)
-        now = (now - set(e[4])) | set(e[3])
+        now.difference_update(e[4])     # (in place: a new set per release was O(releases x packages))
+        now.update(e[3])
         rels.append({"release": entry["release"], "sequence": entry["sequence"], "created": entry["created"],
                      "manifest": entry["manifest"], "series": entry.get("series"),
                      "signed": (root / (entry["manifest"] + ".asc")).exists(), **e[2]})
@@ -251,17 +268,15 @@ def collect(spec: Spec, store: Store, root: Path, memo: Memo | None = None) -> S
     # rows follow the ids of the memo's table: only when _releases kept that table)
     if memo is not None:
         memo.details_of(len(DETAILS), keep=memo.files is table)
-    values = memo.values if memo is not None else []
-    details, need, same = {}, [], {}
+    details: dict[str, Details] = _Kept(memo) if memo is not None else {}
+    staged = memo.staged if memo is not None else []
+    need, same = [], {}
     for path, f in files.items():
-        row = memo.detail(ids[path]) if memo is not None else None
-        if row is not None:
-            try:
-                # (the memo's values are distinct objects already: no `same` to share them through)
-                details[path], f.staged = Details(*[values[i] for i in row[1]]), row[0]
-                continue
-            except IndexError:       # (a damaged memo: read again)
-                pass
+        n = ids[path]
+        s = staged[n] if n < len(staged) else None
+        if s is not None:
+            f.staged, details.rows[path] = s, n
+            continue
         need.append(f)
     for i in range(0, len(need), 5000):     # (a full build: every file's control data, decoded a part at a time)
         part = need[i:i + 5000]

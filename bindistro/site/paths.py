@@ -64,7 +64,7 @@ def patch(a: Api, old: Callable[[str], dict], counts: dict, put: Callable[[str, 
     `old(rel)` reads one of its documents. Sets a.counts. False, with nothing written, when the
     shard digits might change."""
     last = len(a.names) - 1
-    moved = [f for f in a.d.files.values() if _listed(f, last) != _listed(f, last - 1)]
+    moved = [f for f in a.d.files.values() if f.releases[-1] >= last - 1 and _listed(f, last) != _listed(f, last - 1)]
     groups = {(f.name, f.feed) for f in moved}
     rows = a.rows_from(f for f in a.d.files.values() if (f.name, f.feed) in groups)
     fd, bd = digits_for(counts["rows"]), digits_for(counts["basenames"])
