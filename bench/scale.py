@@ -183,6 +183,7 @@ def main() -> int:
             r["steps"], r["steps_peak_rss_mb"] = out.get("seconds", {}), out.get("peak_rss_mb", {})
             r["steps_cpu"] = out.get("cpu_seconds", {})
             r["site_path_shards"] = out.get("site", {}).get("path_shards")     # patched, or made whole
+            r["new_files"] = out.get("new_files", 0)       # the change it carried: the sample's churn varies
             row["release"] = r
             row["index"] = {}
             for fmt in fmts:
@@ -228,6 +229,7 @@ def main() -> int:
     # the goal exempts writing the index files themselves (they list the whole history): the same
     # ratio without the release's index step
     cpu_ex = [c - r["release"]["steps_cpu"].get("index", 0) for c, r in zip(cpu, rows)]
+    new = [r["release"].get("new_files", 0) for r in rows]
     summary = {"packages": a.packages, "releases": a.releases, "formats": fmts, "cores": cores,
                "sha256_gbps": round(hashing["sha256"] / 1e9, 2), "md5_gbps": round(hashing["md5"] / 1e9, 2),
                "release_last_over_second": round(rel[-1] / rel[1], 2) if len(rel) > 1 else None,
@@ -240,6 +242,9 @@ def main() -> int:
                if len(rel) >= 6 else None,
                "release_last3_over_2to4_cpu_except_index": round(statistics.median(cpu_ex[-3:]) / statistics.median(cpu_ex[1:4]), 2)
                if len(rel) >= 6 else None,
+               # the same ratio of the files they published: growth read beside a change that was not equal
+               "new_files_last3_over_2to4": round(statistics.median(new[-3:]) / statistics.median(new[1:4]), 2)
+               if len(rel) >= 6 and statistics.median(new[1:4]) else None,
                "peak_rss_mb": max(max(r["stage"]["peak_rss_mb"], r["release"]["peak_rss_mb"],
                                       *(v["peak_rss_mb"] for v in r["verify"].values())) for r in rows),
                "rows": rows}
@@ -251,7 +256,8 @@ def main() -> int:
               f"{summary['release_last_over_second_normalized']}x with each divided by the machine's speed beside it, "
               f"{summary['release_last_over_second_cpu']}x in CPU seconds"
               + (f", {summary['release_last3_over_2to4_cpu']}x as the median CPU of the last three over releases 2-4, "
-                 f"{summary['release_last3_over_2to4_cpu_except_index']}x so without the index step"
+                 f"{summary['release_last3_over_2to4_cpu_except_index']}x so without the index step, carrying "
+                 f"{summary['new_files_last3_over_2to4']}x the new files"
                  if summary["release_last3_over_2to4_cpu"] is not None else "") + "); "
               f"peak RSS {summary['peak_rss_mb']} MB (goal <= 1024)")
         for fmt, x in rows[-1]["index"].items():

@@ -22,16 +22,3 @@ def no_gc():
         yield
     finally:
         gc.enable()
-
-
-@contextmanager
-def settled():
-    """The objects that exist now are taken out of the collector's walks until the block ends: what
-    a step read of the history stays for the rest of it, and each full collection while it writes
-    walked all of it again (a release's site at 258,000 files: making the versions documents took
-    0.9 s with those walks, 0.55 s without). Garbage made in the block is collected as before."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()

@@ -15,7 +15,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup, escape
 
-from ..bulk import no_gc, settled
+from ..bulk import no_gc
 from ..cache import cache_dir
 from ..progress import progress
 from ..spec import Spec
@@ -23,7 +23,7 @@ from ..store import Store
 from ..store.objects import makedirs, write_bytes_atomic
 from . import api as apimod
 from . import paths
-from .data import SiteData, collect
+from .data import collect
 from .memo import Memo
 from .memo import key as memokey
 
@@ -105,12 +105,6 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
         memo = Memo.load(store.dir, root, use=not force)
         d = collect(spec, store, root, memo)
         a = apimod.Api(d)
-    with settled():
-        return _write(spec, root, d, a, memo, release_files, force)
-
-
-def _write(spec: Spec, root: Path, d: SiteData, a: apimod.Api, memo: Memo, release_files, force: bool) -> dict:
-    """build()'s documents and pages, made from the history it read."""
     v = f"api/{apimod.VERSION}"
     w = Writer(root)
     env = _env()
