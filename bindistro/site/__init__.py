@@ -20,7 +20,7 @@ from ..cache import cache_dir
 from ..progress import progress
 from ..spec import Spec
 from ..store import Store
-from ..store.objects import makedirs, write_bytes_atomic
+from ..store.objects import write_bytes_atomic
 from . import api as apimod
 from . import paths
 from .data import collect
@@ -69,7 +69,7 @@ class Writer:
                 self.same += 1
                 return False
         except FileNotFoundError:
-            makedirs(p.parent)
+            pass                # (write_bytes_atomic makes its directories)
         write_bytes_atomic(p, data, sync=False)      # the generation is synced as a whole
         self.written += 1
         return True

@@ -78,9 +78,23 @@ def makedirs(d: Path, mode: int = DIR_MODE) -> None:
         os.chmod(m, mode)
 
 
-def _tmp_beside(dest: Path) -> Path:
+_SEQ = itertools.count()
+
+
+def _open_beside(dest: Path, mode: int = FILE_MODE) -> tuple[int, str]:
+    """A new temporary file in `dest`'s directory, open for writing: a name of this process's own,
+    or mkstemp's when a killed run with this pid left that one (mkstemp's random names, then a
+    second open, were most of writing a release's 5,000 small site files and placing its objects)."""
     makedirs(dest.parent)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
+    tmp = f"{dest.parent}/.tmp-{os.getpid()}-{next(_SEQ)}"
+    try:
+        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode), tmp
+    except FileExistsError:
+        return tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
+
+
+def _tmp_beside(dest: Path) -> Path:
+    fd, tmp = _open_beside(dest)
     os.close(fd)
     return Path(tmp)
 
@@ -153,20 +167,8 @@ def _name(e: BaseException, dest: Path) -> None:
         e.filename = str(dest.parent)
 
 
-_SEQ = itertools.count()
-
-
 def write_bytes_atomic(dest: Path, data: bytes, mode: int = FILE_MODE, sync: bool = True) -> None:
-    makedirs(dest.parent)
-    # a name of this process's own, opened once (mkstemp's random names, then a second open, were
-    # most of writing a site's small files: 5,000 per release); one left by a killed run with this
-    # pid is not reused
-    tmp = f"{dest.parent}/.tmp-{os.getpid()}-{next(_SEQ)}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    except FileExistsError:
-        tmp = str(_tmp_beside(dest))
-        fd = os.open(tmp, os.O_WRONLY | os.O_CLOEXEC)
+    fd, tmp = _open_beside(dest, mode)
     try:
         with open(fd, "wb", closefd=True) as f:
             f.write(data)
