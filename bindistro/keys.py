@@ -10,9 +10,11 @@ import functools
 import hashlib
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from .errors import BindistroError
@@ -165,7 +167,15 @@ class Keyring:
                 shutil.rmtree(r.home, ignore_errors=True)
 
     def stop_agent(self) -> None:
+        """Stop this home's agent, and wait until it is gone: `gpgconf --kill` returns before the
+        agent has exited, and on a loaded machine clones' agents were still there, holding the
+        key, more than 10 s after their homes were removed. Signalled if it has not gone in 5 s."""
+        r = subprocess.run(["gpg-connect-agent", "--homedir", self.gpg_home, "--no-autostart", "getinfo pid", "/bye"],
+                           capture_output=True, text=True)
+        pid = next((int(x[2:]) for x in r.stdout.splitlines() if x.startswith("D ") and x[2:].strip().isdigit()), None)
         subprocess.run(["gpgconf", "--homedir", self.gpg_home, "--kill", "gpg-agent"], capture_output=True)
+        if pid is not None:
+            _wait_gone(pid, 5.0)
 
     def rpmsign(self, fpr: str, *paths: Path) -> None:
         """Add rpm signatures in place (the files are private copies, not published ones)."""
@@ -228,3 +238,21 @@ class SignatureChecker:
             if f"[GNUPG:] {tag}" in r.stdout:
                 return why
         return "signature not verified"
+
+
+def _wait_gone(pid: int, seconds: float) -> None:
+    """Wait for gpg-agent `pid` to exit; SIGTERM it after `seconds` (checked to be a gpg-agent
+    still: a pid can be reused)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"gpg-agent" not in f.read():
+                    return
+        except OSError:
+            return
+        if time.monotonic() >= deadline:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+            return
+        time.sleep(0.02)
