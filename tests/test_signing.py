@@ -224,9 +224,19 @@ def test_rpms_signed_by_several_agents(cli, tmp_path, monkeypatch):
     objects = proj / "state" / "objects"
     assert not [p for p in objects.iterdir() if p.name.startswith(".")]
     # an agent left running names a home that is gone (directly, or through the link keys.py made);
-    # `gpgconf --kill` returns before the agent has exited: a loaded CI saw one still there
+    # `gpgconf --kill` returns before the agent has exited: a loaded CI saw one still there. Only
+    # agents started under this test count: its environment names it (the other worker's tests
+    # leave agents of throw-away homes too, e.g. dnf's librepo, and a run saw them here)
+    def started_here(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            return False
+        return any(e.startswith(b"PYTEST_CURRENT_TEST=") and b"test_rpms_signed_by_several_agents" in e for e in env)
+
     def orphans() -> list[str]:
-        return [h for pid, h in gpg_agents().items() if pid not in before and not os.path.exists(h)]
+        return [h for pid, h in gpg_agents().items() if pid not in before and not os.path.exists(h) and started_here(pid)]
     deadline = time.monotonic() + 10
     while orphans() and time.monotonic() < deadline:
         time.sleep(0.2)
