@@ -180,10 +180,7 @@ class Tree:
             # current one, it takes a link per file that changed since, where a copy takes one per
             # file of the whole tree and removing the old one an unlink per file (seconds at 250,000)
             old = [x for x in gens if x < cur - KEEP_OLD]
-            if old:
-                with contextlib.suppress(OSError):
-                    os.replace(self.generation_dir(max(old)), g._dir)
-            g.start_clone()
+            g.start_clone(self.generation_dir(max(old)) if old else None)
         else:
             g = Generation(self, n)
             makedirs(g.dir)
@@ -265,10 +262,14 @@ class Generation:
             return (self.base / rel).exists()     # the same until anything is written, which waits
         return (self.dir / rel).exists()
 
-    def start_clone(self) -> None:
+    def start_clone(self, reuse: Path | None = None) -> None:
         """Copy the base (clone) in a thread while the command plans and signs: it is a link per
         file of the whole tree (0.03 s at 3,000 files, about a second at 150,000), and the first
-        use of `dir` waits for it."""
+        use of `dir` waits for it. `reuse`: a retired generation to make this one from instead,
+        taken here (before the caller prunes the others)."""
+        if reuse is not None:
+            with contextlib.suppress(OSError):      # (then a copy, as without one)
+                os.replace(reuse, self._dir)
         def run() -> None:
             try:
                 self.clone(self.base)
