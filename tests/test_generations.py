@@ -4,9 +4,11 @@ held, and every unchanged file a link to the current one's."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from bindistro.publish import KEEP_OLD, Tree
+from bindistro.store.objects import FILE_MODE
 
 
 def listing(d: Path) -> dict[str, tuple]:
@@ -63,12 +65,11 @@ def test_a_generation_made_from_a_retired_one_is_the_current_one_plus_the_change
         g.write(f"feeds/a/new{k}.ipk", str(k).encode())
         g.write("feeds/a/Packages", str(k).encode())
         if k == 4:
-            import shutil
             shutil.rmtree(g.dir / "site/old")
         g.commit(lambda n: None)
         now = tree.generation_dir(tree.current())
-        want = dict(before, **{f"feeds/a/new{k}.ipk": ("file", str(k).encode(), "0o644"),
-                               "feeds/a/Packages": ("file", str(k).encode(), "0o644")})
+        want = dict(before, **{f"feeds/a/new{k}.ipk": ("file", str(k).encode(), oct(FILE_MODE)),
+                               "feeds/a/Packages": ("file", str(k).encode(), oct(FILE_MODE))})
         if k >= 4:
             want = {r: v for r, v in want.items() if not r.startswith("site/old")}
         assert listing(now) == want, k

@@ -73,6 +73,7 @@ def test_a_memo_with_a_value_no_details_hold_is_not_used(tmp_path, bad):
         m = Memo.load(tmp_path, tmp_path)
         assert (m.values, m.staged, list(m.ids), m.files) == ([], [], [], []), damaged
 
+
 def test_a_temporary_left_with_this_process_name_is_not_in_the_way(tmp_path, monkeypatch):
     """Site files are written beside and renamed, under a name of the writing process's own; a file
     of that name left by a killed run (a reused pid) is neither overwritten nor in the way, and the
