@@ -163,8 +163,9 @@ def build(spec: Spec, store: Store, root: Path, release_files=None, force: bool 
     w.json(f"{v}/index.json", index)
     for schema in sorted((HERE / "schema").glob("*.json")):
         w.put(f"{v}/schema/{schema.name}", schema.read_bytes())
-    for fmt in d.formats:
-        w.json(f"{v}/versions/{fmt}.json", a.versions(fmt))
+    for fmt in d.formats:       # (a list per file of the history, freed when written: no cycles)
+        with no_gc():
+            w.json(f"{v}/versions/{fmt}.json", a.versions(fmt))
     shards, shard_changed = {}, {}      # (only the names and cves shards are kept: their pages)
     for rel, x in a.shards():
         shard_changed[rel] = w.json(f"{v}/{rel}", x)
