@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Distro scale: a world-sized sample (`sample-build --packages N`) through stage, verify (by gate),
 release and feed index, for R releases with ~5 % churn each. Each step runs as the real CLI in its
-own process and is measured there: wall time, peak RSS (the step and its workers), bytes it read
-(/proc/PID/io, page cache included); stage is compared with its floor, the time to sha256 + md5 the
+own process and is measured there: wall time, CPU (the step, its workers and the gpg-agents it
+started: _counted.py), peak RSS (the step and its workers), bytes it read (/proc/PID/io, page cache
+included); stage is compared with its floor, the time to sha256 + md5 the
 bytes it hashed at this machine's rates (measured in the same run, over the cores stage uses). The
 reference tools run on the same trees in the same run: `createrepo_c --update`, `apt-ftparchive
 packages`, and `opkg-make-index` when it is on PATH.
@@ -67,19 +68,15 @@ def step(argv: list, cwd: Path | None = None) -> dict:
 
 
 def io_step(argv: list, cwd: Path | None = None) -> dict:
-    """step() plus the bytes the command and its workers read (a wrapper reads /proc/self/io of the
-    command's process tree as it exits)."""
-    wrapper = ("import os, runpy, sys, atexit\n"
-               "def report():\n"
-               "    io = dict(l.split(': ') for l in open('/proc/self/io').read().split('\\n') if l)\n"
-               "    open(os.environ['SCALE_IO'], 'w').write(io['rchar'])\n"
-               "atexit.register(report)\n"
-               "sys.argv = sys.argv[1:]\n"
-               "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    """step() plus the bytes the command and its workers read, and the CPU of the daemons it started
+    (gpg-agents: _counted.py runs the command so that their CPU is in cpu_s, daemons_cpu_s says how
+    much of it)."""
     with tempfile.NamedTemporaryFile() as f:
         os.environ["SCALE_IO"] = f.name
-        r = step([sys.executable, "-c", wrapper, *argv], cwd)
-        r["read_mb_main"] = round(int(Path(f.name).read_text() or 0) / 1e6, 1)
+        r = step([sys.executable, Path(__file__).with_name("_counted.py"), *argv], cwd)
+        got = json.loads(Path(f.name).read_text() or "{}")
+        r["read_mb_main"] = round(got.get("rchar", 0) / 1e6, 1)
+        r["daemons_cpu_s"] = got.get("daemons_cpu_s", 0.0)
     return r
 
 
@@ -152,10 +149,14 @@ def main() -> int:
             step(cli("-C", proj, "init", "--no-boot"))
             spec = proj / "bindistro.yml"
             spec.write_text(spec.read_text().replace("- ipk\n", "".join(f"- {f}\n" for f in fmts)))
-            step(cli("-C", proj, "keys", "generate", "--uid", "bench <bench@bindistro.invalid>",
-                     *(["--algorithm", "ed25519"] if a.smoke else [])))
+            io_step(cli("-C", proj, "keys", "generate", "--uid", "bench <bench@bindistro.invalid>",
+                        *(["--algorithm", "ed25519"] if a.smoke else [])))
             if a.keep:
                 (tmp / ROWS).write_text(json.dumps({"packages": a.packages, "formats": fmts}) + "\n")
+        # a project's gpg-agent runs on after the command that started it: one left by an earlier run
+        # would sign this run's releases outside them (io_step stops those the steps start)
+        from bindistro.keys import Keyring
+        Keyring(proj / "state" / "gnupg").stop_agent()
         for k in range(len(rows) + 1, a.releases + 1):
             build = tmp / "build"
             row: dict = {"number": k}       # (row["release"]: the release step's figures)
@@ -213,7 +214,8 @@ def main() -> int:
             print(f"release {k:>2}: build {row['sample_build']['seconds']:6.1f} s | stage {s['seconds']:6.2f} s "
                   f"({s['hashed_mb']} MB new, floor {s['floor_seconds']} s, {s['peak_rss_mb']} MB RSS) | verify "
                   + " ".join(f"{g} {v['seconds']:.2f} s ({v['peak_rss_mb']} MB)" for g, v in row["verify"].items())
-                  + f" | release {row['release']['seconds']:6.2f} s (CPU {row['release']['cpu_s']:.2f} s, steal "
+                  + f" | release {row['release']['seconds']:6.2f} s (CPU {row['release']['cpu_s']:.2f} s, of it gpg-agents "
+                  + f"{row['release']['daemons_cpu_s']:.2f} s, steal "
                   + f"{row['release']['steal_s']:.2f} s, path shards {row['release']['site_path_shards']}, "
                   + f"{row['release']['peak_rss_mb']} MB RSS: "
                   + ", ".join(f"{n} {t:.1f}" for n, t in row["release"]["steps"].items()) + "; CPU s: "
@@ -229,6 +231,8 @@ def main() -> int:
     # the goal exempts writing the index files themselves (they list the whole history): the same
     # ratio without the release's index step
     cpu_ex = [c - r["release"]["steps_cpu"].get("index", 0) for c, r in zip(cpu, rows)]
+    # the gpg-agents' signing is in cpu (io_step); runs before it had it in no figure
+    agents = [r["release"].get("daemons_cpu_s", 0.0) for r in rows]
     new = [r["release"].get("new_files", 0) for r in rows]
     summary = {"packages": a.packages, "releases": a.releases, "formats": fmts, "cores": cores,
                "sha256_gbps": round(hashing["sha256"] / 1e9, 2), "md5_gbps": round(hashing["md5"] / 1e9, 2),
@@ -242,6 +246,10 @@ def main() -> int:
                if len(rel) >= 6 else None,
                "release_last3_over_2to4_cpu_except_index": round(statistics.median(cpu_ex[-3:]) / statistics.median(cpu_ex[1:4]), 2)
                if len(rel) >= 6 else None,
+               "release_last3_over_2to4_cpu_except_index_and_agents": round(
+                   statistics.median([c - g for c, g in zip(cpu_ex[-3:], agents[-3:])])
+                   / statistics.median([c - g for c, g in zip(cpu_ex[1:4], agents[1:4])]), 2) if len(rel) >= 6 else None,
+               "release_agents_cpu_s": agents,
                # the same ratio of the files they published: growth read beside a change that was not equal
                "new_files_last3_over_2to4": round(statistics.median(new[-3:]) / statistics.median(new[1:4]), 2)
                if len(rel) >= 6 and statistics.median(new[1:4]) else None,
@@ -256,7 +264,9 @@ def main() -> int:
               f"{summary['release_last_over_second_normalized']}x with each divided by the machine's speed beside it, "
               f"{summary['release_last_over_second_cpu']}x in CPU seconds"
               + (f", {summary['release_last3_over_2to4_cpu']}x as the median CPU of the last three over releases 2-4, "
-                 f"{summary['release_last3_over_2to4_cpu_except_index']}x so without the index step, carrying "
+                 f"{summary['release_last3_over_2to4_cpu_except_index']}x so without the index step "
+                 f"({summary['release_last3_over_2to4_cpu_except_index_and_agents']}x without the gpg-agents' "
+                 "signing too, as runs before it measured), carrying "
                  f"{summary['new_files_last3_over_2to4']}x the new files"
                  if summary["release_last3_over_2to4_cpu"] is not None else "") + "); "
               f"peak RSS {summary['peak_rss_mb']} MB (goal <= 1024)")
