@@ -227,12 +227,17 @@ def main() -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     rel = [r["release"]["seconds"] for r in rows]
     norm = [r["release"]["seconds"] / r["release"]["reference_s"] for r in rows]
-    cpu = [r["release"]["cpu_s"] for r in rows]
+    # the gpg-agents' signing is in cpu_s (io_step); runs before it had it in no figure, and when rows
+    # of both are in one run (resumed) every CPU ratio leaves it out
+    agents = [r["release"].get("daemons_cpu_s", 0.0) for r in rows]
+    mixed = len({"daemons_cpu_s" in r["release"] for r in rows}) > 1
+    without = [r["release"]["cpu_s"] - g for r, g in zip(rows, agents)]
+    cpu = without if mixed else [r["release"]["cpu_s"] for r in rows]
     # the goal exempts writing the index files themselves (they list the whole history): the same
     # ratio without the release's index step
-    cpu_ex = [c - r["release"]["steps_cpu"].get("index", 0) for c, r in zip(cpu, rows)]
-    # the gpg-agents' signing is in cpu (io_step); runs before it had it in no figure
-    agents = [r["release"].get("daemons_cpu_s", 0.0) for r in rows]
+    index = [r["release"]["steps_cpu"].get("index", 0) for r in rows]
+    cpu_ex = [c - i for c, i in zip(cpu, index)]
+    ex_agents = [c - i for c, i in zip(without, index)]
     new = [r["release"].get("new_files", 0) for r in rows]
     summary = {"packages": a.packages, "releases": a.releases, "formats": fmts, "cores": cores,
                "sha256_gbps": round(hashing["sha256"] / 1e9, 2), "md5_gbps": round(hashing["md5"] / 1e9, 2),
@@ -247,9 +252,9 @@ def main() -> int:
                "release_last3_over_2to4_cpu_except_index": round(statistics.median(cpu_ex[-3:]) / statistics.median(cpu_ex[1:4]), 2)
                if len(rel) >= 6 else None,
                "release_last3_over_2to4_cpu_except_index_and_agents": round(
-                   statistics.median([c - g for c, g in zip(cpu_ex[-3:], agents[-3:])])
-                   / statistics.median([c - g for c, g in zip(cpu_ex[1:4], agents[1:4])]), 2) if len(rel) >= 6 else None,
+                   statistics.median(ex_agents[-3:]) / statistics.median(ex_agents[1:4]), 2) if len(rel) >= 6 else None,
                "release_agents_cpu_s": agents,
+               "cpu_ratios_with_agents": not mixed,
                # the same ratio of the files they published: growth read beside a change that was not equal
                "new_files_last3_over_2to4": round(statistics.median(new[-3:]) / statistics.median(new[1:4]), 2)
                if len(rel) >= 6 and statistics.median(new[1:4]) else None,
