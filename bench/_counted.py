@@ -34,13 +34,17 @@ def _children() -> list[int]:
     return out
 
 
-def _reap_all(seconds: float = 10.0) -> None:
-    """Stop the daemons still running (SIGTERM, SIGKILL after `seconds`) and reap every child."""
+def _signal_children(sig: int) -> None:
     for pid in _children():
         try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
+            os.kill(pid, sig)
+        except OSError:         # (gone meanwhile)
             pass
+
+
+def _reap_all(seconds: float = 10.0) -> None:
+    """Stop the daemons still running (SIGTERM, SIGKILL after `seconds`) and reap every child."""
+    _signal_children(signal.SIGTERM)
     deadline = time.monotonic() + seconds
     while True:
         try:
@@ -49,8 +53,7 @@ def _reap_all(seconds: float = 10.0) -> None:
             return
         if pid == 0:
             if time.monotonic() > deadline:
-                for p in _children():
-                    os.kill(p, signal.SIGKILL)
+                _signal_children(signal.SIGKILL)
             time.sleep(0.01)
 
 

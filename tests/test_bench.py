@@ -2,8 +2,8 @@
 speed goals are ratios the benches print, not test assertions)."""
 from __future__ import annotations
 
-import contextlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -60,14 +60,9 @@ def test_scale(tmp_path):
     assert [r.get("number") for r in rows] == [None, 1, 2], rows
     # the gpg-agents the steps started are counted in them and stopped with them (none runs on)
     assert all("daemons_cpu_s" in r["release"] for r in rows[1:]), rows
-    from bindistro.keys import Keyring
-    home = Keyring(tmp_path / "proj" / "state" / "gnupg").gpg_home.encode()
-    running = []
-    for f in Path("/proc").glob("[0-9]*/cmdline"):
-        with contextlib.suppress(OSError):
-            cmd = f.read_bytes()
-            if b"gpg-agent" in cmd and home in cmd:
-                running.append(cmd)
+    from conftest import gpg_agents
+    home = (tmp_path / "proj" / "state" / "gnupg").resolve()
+    running = [pid for pid, named in gpg_agents().items() if Path(os.path.realpath(named)) == home]
     assert not running, running
 
 
