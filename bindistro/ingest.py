@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,19 +123,23 @@ def _kept(r: Result) -> Result:
     return r
 
 
-def ingest_all(jobs: list[Job], incoming: Path, progress=None, objects: Path | None = None) -> list[Result]:
+def ingest_all(jobs: list[Job], incoming: Path, progress=None, objects: Path | None = None,
+               alongside=nullcontext) -> list[Result]:
     """Results in the order of `jobs`; `progress(k)` is called as k more are done. `objects`: the
-    store's local object directory (an object there is not copied again)."""
+    store's local object directory (an object there is not copied again). `alongside()`: a context
+    entered while the files are read, once the workers are forked (a thread it starts must not be
+    running at a fork: the child would inherit the locks it holds)."""
     objs = str(objects) if objects else None
     out: list[Result | None] = [None] * len(jobs)
     numbered = list(enumerate(jobs))
     read = sum(j.size for j in jobs if j.copy or not j.known)
     workers = workersmod.count(len(jobs) * FILE_SECONDS + read / READ_RATE)
     if workers < 2:
-        for n, j in numbered:
-            out[n] = _kept(ingest(j, str(incoming), n, objs))
-            if progress:
-                progress(1)
+        with alongside():
+            for n, j in numbered:
+                out[n] = _kept(ingest(j, str(incoming), n, objs))
+                if progress:
+                    progress(1)
         return out
     # fork: the workers need nothing but these arguments, and start in milliseconds. They end with
     # the step: a worker kept would hold every descriptor it was forked with (the store's shared
@@ -144,9 +149,12 @@ def ingest_all(jobs: list[Job], incoming: Path, progress=None, objects: Path | N
     size = max(8, len(jobs) // (workers * 16))
     batches = [numbered[i:i + size] for i in range(0, len(numbered), size)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
-        for done in ex.map(_batch, batches, [str(incoming)] * len(batches), [objs] * len(batches)):
-            for n, r in done:
-                out[n] = _kept(r)
-            if progress:
-                progress(len(done))
+        # (map submits every batch: with "fork" the first submit forks all the workers)
+        results = ex.map(_batch, batches, [str(incoming)] * len(batches), [objs] * len(batches))
+        with alongside():
+            for done in results:
+                for n, r in done:
+                    out[n] = _kept(r)
+                if progress:
+                    progress(len(done))
     return out

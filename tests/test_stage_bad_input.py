@@ -250,3 +250,34 @@ def test_bad_worker_count_is_one_line(cli, project, tmp_path, monkeypatch):
     assert r.exit_code == 1 and len(lines) == 1 and "BINDISTRO_WORKERS='lots'" in lines[0], r.stderr
     objects = project / "state" / "objects"
     assert not objects.exists() or not any(p.is_file() for p in objects.rglob("*"))
+
+
+def test_many_packages_staged_in_workers_while_the_disk_writes_them(cli, project, tmp_path, monkeypatch):
+    """Stage's workers read the files while a thread of stage has the disk write the copies made so
+    far (from WRITE_BACK_FROM bytes to copy; 0 here): that thread starts once the workers are
+    forked (a fork would copy the locks it holds into the child), and every package is stored as
+    its bytes."""
+    import hashlib
+    import os
+    import threading
+    import bindistro.stage as stage
+    import bindistro.store.objects as objects_mod
+    from bindistro_sample.recipes import Recipe
+    feed = tmp_path / "many"
+    feed.mkdir()
+    for i in range(40):
+        r = Recipe(f"many{i:03d}", "1.0", rdepends=[], summary=f"package {i}")
+        write_ipk(build_packages(r, "core2-64")[0], feed, 1700000000)
+    monkeypatch.setenv("BINDISTRO_WORKERS", "2")
+    monkeypatch.setattr(stage, "WRITE_BACK_FROM", 0)
+    syncs, real_sync = [], objects_mod.sync_fs
+    monkeypatch.setattr(objects_mod, "sync_fs", lambda p: (syncs.append(threading.current_thread().name), real_sync(p)))
+    monkeypatch.setattr(objects_mod, "WRITE_BACK_EVERY", 0.001)     # (a stage of 40 files is quick)
+    before, at_fork = threading.active_count(), []
+    os.register_at_fork(before=lambda: at_fork.append(threading.active_count()))
+    out = cli.json("-C", project, "stage", feed)
+    assert out["artifacts"] == 40
+    assert len(at_fork) == 2 and set(at_fork) == {before}, (before, at_fork)
+    assert "writeback" in syncs
+    stored = [p for p in (project / "state" / "objects").rglob("*") if p.is_file()]
+    assert len(stored) == 40 and all(hashlib.sha256(p.read_bytes()).hexdigest() == p.name for p in stored)

@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +26,10 @@ from ..model import Artifact
 from ..progress import counter
 from ..spec import Spec
 from ..store import Store
-from ..store.objects import makedirs, sync_fs
+from ..store.objects import makedirs, sync_fs, writing_back
 from ..ingest import Job, Result, ingest_all
+
+WRITE_BACK_FROM = 64 << 20      # bytes to copy from which the disk starts writing them while they are read
 
 
 def sqlite_snapshot(src: Path, dest: Path) -> None:
@@ -174,8 +177,10 @@ class Stager:
                                          stat=(st.st_size, st.st_mtime_ns, st.st_ino),
                                          info=PackageInfo(hit[0], hit[1], arch, hit[2]), stored=True)
         todo = [p for p in self.pending if id(p) not in done]
+        copying = sum(p.job.size for p in todo if p.job.copy)
         with counter("staging: hashing and reading new files", len(todo)) as advance:
-            results = ingest_all([p.job for p in todo], incoming, advance, objects.root)
+            results = ingest_all([p.job for p in todo], incoming, advance, objects.root,
+                                 (lambda: writing_back(incoming)) if copying > WRITE_BACK_FROM else nullcontext)
         done.update({id(p): r for p, r in zip(todo, results)})
         sums: list[dict] = [{} for _ in self.feeds]
         names: list[dict] = [{} for _ in self.feeds]

@@ -195,6 +195,31 @@ def sync_fs(path: Path) -> None:
         os.close(fd)
 
 
+WRITE_BACK_EVERY = 0.1       # seconds
+
+
+@contextmanager
+def writing_back(path: Path):
+    """While the body writes many new files to `path`'s filesystem (stage's workers copying a
+    build's new files), a thread of this otherwise waiting process has the kernel write them to
+    disk as they come (a syncfs every WRITE_BACK_EVERY), so that the sync before they get their
+    names (adopt) finds little left to wait for: the disk works while the CPUs hash (measured on
+    4,997 new packages, 441 MB: that sync took 0.28 s, 0.03 s with this; the stage 1.75 -> 1.58 s)."""
+    import threading
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(WRITE_BACK_EVERY):
+            sync_fs(path)
+    t = threading.Thread(target=loop, name="writeback", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
+
+
 MEMORY_FS = (0x01021994, 0x858458F6)      # statfs f_type of tmpfs and ramfs (linux/magic.h)
 
 
