@@ -11,6 +11,11 @@ Floor: sha256 + md5 of the packages' bytes at this machine's rates, measured jus
 (this machine's speed drifts by a quarter within minutes), on one core and over the cores stage
 uses. Goal (issue 17): stage <= 1.5 x floor + 0.5 s; both readings of the floor are reported.
 
+Then `feed index` of the same feeds (full on a fresh copy, then unchanged), against opkg-make-index
+(--checksum md5 --checksum sha256) on another copy when it is on PATH (issue 17: full <= 0.5 x).
+opkg-utils is not packaged for Debian 12: a build has it as opkg-utils-native, or put a checkout
+of opkg-utils (its Python 3 opkg-make-index, opkg.py, arfile.py) on PATH.
+
     .venv/bin/python bench/stage_realsize.py [--packages 5000] [--mb 438] [--runs 3] [--smoke] [--json]
 
 --smoke: 300 packages, 10 MB, one run (does it run? CI runs this; figures are printed, never judged).
@@ -29,6 +34,7 @@ import json
 import math
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -87,6 +93,32 @@ def rates(files: list[Path]) -> dict:
     return out
 
 
+def index_times(feed: Path, tmp: Path) -> dict:
+    """`feed index` of each feed dir of `feed`, full (a fresh copy: nothing known) and unchanged (again),
+    and opkg-make-index's (md5 and sha256, as the index has both) on another copy when it is on PATH."""
+    ref_tool = shutil.which("opkg-make-index")
+    ours, ref = tmp / "index-ours", tmp / "index-ref"
+    for f in FEEDS:
+        for d in (ours, ref) if ref_tool else (ours,):
+            (d / f).mkdir(parents=True)
+            for p in (feed / f).glob("*.ipk"):
+                shutil.copyfile(p, d / f / p.name)
+
+    def timed(cmds: list[list[str]]) -> float:
+        t = time.perf_counter()
+        for c in cmds:
+            subprocess.run(c, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - t
+    mine = [[str(BIN), "feed", "index", str(ours / f)] for f in FEEDS]
+    out = {"index_full_s": round(timed(mine), 2), "index_unchanged_s": round(timed(mine), 2)}
+    if ref_tool:
+        theirs = [[ref_tool, "--checksum", "md5", "--checksum", "sha256", "-p", str(ref / f / "Packages"), str(ref / f)]
+                  for f in FEEDS]
+        out["opkg_make_index_full_s"] = round(timed(theirs), 2)
+        out["opkg_make_index_unchanged_s"] = round(timed(theirs), 2)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--packages", type=int, default=5000)
@@ -114,6 +146,7 @@ def main() -> int:
             proj.mkdir()
             run("init", "--no-boot", cwd=proj)
             times.append(run("stage", str(feed), cwd=proj))
+        index = index_times(feed, tmp)
         med, floor1 = statistics.median(times), statistics.median(floors)
         floor = floor1 / cores
         ratios = [t / f for t, f in zip(times, floors)]
@@ -123,13 +156,18 @@ def main() -> int:
                "md5_gbps": round(statistics.median(x["md5"] for x in rs) / 1e9, 2),
                "cores": cores, "floor_one_core_s": round(floor1, 2), "floor_s": round(floor, 2),
                "goal_s": round(1.5 * floor + 0.5, 2), "goal_one_core_floor_s": round(1.5 * floor1 + 0.5, 2),
-               "runs_over_one_core_floor": [round(x, 2) for x in ratios]}
+               "runs_over_one_core_floor": [round(x, 2) for x in ratios], **index}
+        ref = (f"; opkg-make-index {index['opkg_make_index_full_s']:.2f} s, "
+               f"{index['opkg_make_index_unchanged_s']:.2f} s (ratio {index['index_full_s'] / index['opkg_make_index_full_s']:.2f})"
+               if "opkg_make_index_full_s" in index else "; opkg-make-index: not on PATH")
         print(json.dumps(res, indent=1) if a.json else
               f"stage of a real-size feed: {len(files)} ipks, {size / 1e6:.0f} MB: {med:.2f} s (runs: "
               f"{', '.join(f'{t:.2f}' for t in times)}); floor {floor:.2f} s over {cores} cores ({floor1:.2f} s on "
               f"one; sha256 {res['sha256_gbps']:.2f}, md5 {res['md5_gbps']:.2f} GB/s; each run / its floor on one "
               f"core: {', '.join(f'{x:.2f}' for x in ratios)}); goal 1.5 x floor + 0.5 = {1.5 * floor + 0.5:.2f} s "
-              f"({1.5 * floor1 + 0.5:.2f} s with the one-core floor)")
+              f"({1.5 * floor1 + 0.5:.2f} s with the one-core floor)\n"
+              f"feed index of the same feed: {index['index_full_s']:.2f} s full, {index['index_unchanged_s']:.2f} s "
+              f"unchanged{ref}")
     return 0
 
 
