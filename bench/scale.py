@@ -203,7 +203,13 @@ def main() -> int:
                     elif fmt == "deb":
                         ref["apt-ftparchive packages"] = tool_time(["sh", "-c", "apt-ftparchive packages . > /dev/null"], feed)
                     elif shutil.which("opkg-make-index"):
-                        ref["opkg-make-index"] = tool_time(["opkg-make-index", "-p", feed / "Packages", feed])
+                        # on a copy of its own (this one holds our Packages and Packages.stamps), with the
+                        # sums the index has (both): its default is md5 alone
+                        theirs = tmp / "index" / "ipk-opkg-make-index"
+                        shutil.rmtree(theirs, ignore_errors=True)
+                        shutil.copytree(d, theirs, ignore=shutil.ignore_patterns("Packages*"))
+                        ref["opkg-make-index"] = tool_time(["opkg-make-index", "--checksum", "md5", "--checksum", "sha256",
+                                                            "-p", theirs / "Packages", theirs])
                     row["index"][fmt] = {"feed": d.name, "packages": len(list(feed.glob(f"*.{fmt}"))),
                                          "full": ours, "unchanged": again, "reference": ref}
             rows.append(row)
