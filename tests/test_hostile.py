@@ -498,6 +498,51 @@ def test_disk_full_during_stage_leaves_no_orphans(released, tmp_path):
     assert (w / "after.txt").read_text() == (w / "before.txt").read_text()      # no orphans
     assert ".tmp-" not in (w / "after-all.txt").read_text()
     assert db_dump(w / "proj" / "state" / "bindistro.db") == db_before            # no candidate
+
+
+@pytest.mark.parametrize("new_mb", [8, 70])
+def test_disk_failing_writes_during_stage_is_reported(released, tmp_path, new_mb):
+    """The store's disk fails the copies' writes once they leave the page cache (ext4 on a loop
+    device whose backing file has no room left: EIO at writeback): one line naming the store,
+    exit 1, no candidate and no object; not a stage that reports success for objects whose bytes
+    are lost. 70 MB: past WRITE_BACK_FROM, where a thread of stage syncs while the copies are made
+    and meets the error first."""
+    if shutil.which("losetup") is None or not Path("/dev/loop-control").exists():
+        pytest.skip("no loop devices here")
+    w = tmp_path / "w"
+    tree_copy(released, w)
+    feed = w / "in" / "build" / "tmp" / "deploy" / "ipk" / "all"
+    H.write(feed / "c-big_1.0-r0_all.ipk", H.ipk(H.control("c-big"), data=[("./c", os.urandom(new_mb << 20))]))
+    objects = w / "proj" / "state" / "objects"
+    db_before = db_dump(w / "proj" / "state" / "bindistro.db")
+    r = _in_mount_ns(f"""set -e
+        mkdir {w}/back
+        mount -t tmpfs -o size=16m tmpfs {w}/back
+        truncate -s 256M {w}/back/img
+        mkfs.ext4 -q -F -O ^has_journal {w}/back/img
+        loop=$(losetup -f --show {w}/back/img)
+        trap 'umount {objects}; losetup -d $loop' EXIT
+        cp -a {objects} {w}/objects.real
+        mount $loop {objects}
+        cp -a {w}/objects.real/. {objects}/
+        sync
+        (cd {objects} && find . -type f -not -path './.tmp-*' | sort) > {w}/before.txt
+        head -c $(( $(stat -f -c '%a*%S' {w}/back) - (1 << 20) )) /dev/zero > {w}/back/filler
+        set +e
+        {BIN} -C {w}/proj stage {w}/in/build 2> {w}/stderr.txt
+        echo $? > {w}/rc.txt
+        (cd {objects} && find . -type f -not -path './.tmp-*' | sort) > {w}/after.txt
+    """, w)
+    assert r.returncode == 0, r.stderr
+    err = (w / "stderr.txt").read_text()
+    assert (w / "rc.txt").read_text().strip() == "1", err
+    lines = [l for l in err.splitlines() if l.strip()]
+    # (which the kernel reports depends on where the loop device's write failed)
+    assert len(lines) == 1 and str(objects) in lines[0], err
+    assert "Input/output error" in lines[0] or "No space left on device" in lines[0], err
+    assert "Traceback" not in err
+    assert (w / "after.txt").read_text() == (w / "before.txt").read_text()      # no object added
+    assert db_dump(w / "proj" / "state" / "bindistro.db") == db_before            # no candidate
     assert not list((w / "proj" / "state").glob("tmp*"))
 
 
