@@ -498,6 +498,44 @@ def test_disk_full_during_stage_leaves_no_orphans(released, tmp_path):
     assert (w / "after.txt").read_text() == (w / "before.txt").read_text()      # no orphans
     assert ".tmp-" not in (w / "after-all.txt").read_text()
     assert db_dump(w / "proj" / "state" / "bindistro.db") == db_before            # no candidate
+    assert not list((w / "proj" / "state").glob("tmp*"))
+
+
+def _failing_disk(w: Path, target: Path) -> str:
+    """Shell lines (for _in_mount_ns): `target`, its content kept, on an ext4 without a journal (as
+    this machine's root) over a loop device whose backing file lives in a 16 MB tmpfs. Once
+    _fill_backing has filled that tmpfs, writes to `target` still succeed in the page cache and
+    fail when the kernel writes them out (EIO, or ENOSPC)."""
+    return f"""mkdir {w}/back
+        mount -t tmpfs -o size=16m tmpfs {w}/back
+        truncate -s 256M {w}/back/img
+        mkfs.ext4 -q -F -O ^has_journal -E lazy_itable_init=0 {w}/back/img
+        loop=$(losetup -f --show {w}/back/img)
+        trap 'umount {target}; losetup -d $loop' EXIT
+        cp -a {target} {w}/real
+        mount $loop {target}
+        cp -a {w}/real/. {target}/
+        sync"""
+
+
+def _fill_backing(w: Path) -> str:
+    return f"head -c $(( $(stat -f -c '%a*%S' {w}/back) - (1 << 20) )) /dev/zero > {w}/back/filler"
+
+
+def _reported_disk_error(w: Path, r: subprocess.CompletedProcess, where: Path) -> None:
+    """The command of a _failing_disk script failed as it should: exit 1, one line naming `where`,
+    the disk's error (which one depends on where the loop device's write failed), no traceback."""
+    assert r.returncode == 0, r.stderr
+    err = (w / "stderr.txt").read_text()
+    assert (w / "rc.txt").read_text().strip() == "1", err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and str(where) in lines[0], err
+    assert "Input/output error" in lines[0] or "No space left on device" in lines[0], err
+    assert "Traceback" not in err
+
+
+def _loop_devices() -> bool:
+    return os.geteuid() == 0 and shutil.which("losetup") is not None and Path("/dev/loop-control").exists()
 
 
 @pytest.mark.parametrize("new_mb", [8, 70])
@@ -507,7 +545,7 @@ def test_disk_failing_writes_during_stage_is_reported(released, tmp_path, new_mb
     exit 1, no candidate and no object; not a stage that reports success for objects whose bytes
     are lost. 70 MB: past WRITE_BACK_FROM, where a thread of stage syncs while the copies are made
     and meets the error first."""
-    if os.geteuid() != 0 or shutil.which("losetup") is None or not Path("/dev/loop-control").exists():
+    if not _loop_devices():
         pytest.skip("needs root and loop devices")
     w = tmp_path / "w"
     tree_copy(released, w)
@@ -516,34 +554,17 @@ def test_disk_failing_writes_during_stage_is_reported(released, tmp_path, new_mb
     objects = w / "proj" / "state" / "objects"
     db_before = db_dump(w / "proj" / "state" / "bindistro.db")
     r = _in_mount_ns(f"""set -e
-        mkdir {w}/back
-        mount -t tmpfs -o size=16m tmpfs {w}/back
-        truncate -s 256M {w}/back/img
-        mkfs.ext4 -q -F -O ^has_journal {w}/back/img
-        loop=$(losetup -f --show {w}/back/img)
-        trap 'umount {objects}; losetup -d $loop' EXIT
-        cp -a {objects} {w}/objects.real
-        mount $loop {objects}
-        cp -a {w}/objects.real/. {objects}/
-        sync
+        {_failing_disk(w, objects)}
         (cd {objects} && find . -type f -not -path './.tmp-*' | sort) > {w}/before.txt
-        head -c $(( $(stat -f -c '%a*%S' {w}/back) - (1 << 20) )) /dev/zero > {w}/back/filler
+        {_fill_backing(w)}
         set +e
         {BIN} -C {w}/proj stage {w}/in/build 2> {w}/stderr.txt
         echo $? > {w}/rc.txt
         (cd {objects} && find . -type f -not -path './.tmp-*' | sort) > {w}/after.txt
     """, w)
-    assert r.returncode == 0, r.stderr
-    err = (w / "stderr.txt").read_text()
-    assert (w / "rc.txt").read_text().strip() == "1", err
-    lines = [l for l in err.splitlines() if l.strip()]
-    # (which the kernel reports depends on where the loop device's write failed)
-    assert len(lines) == 1 and str(objects) in lines[0], err
-    assert "Input/output error" in lines[0] or "No space left on device" in lines[0], err
-    assert "Traceback" not in err
+    _reported_disk_error(w, r, objects)
     assert (w / "after.txt").read_text() == (w / "before.txt").read_text()      # no object added
     assert db_dump(w / "proj" / "state" / "bindistro.db") == db_before            # no candidate
-    assert not list((w / "proj" / "state").glob("tmp*"))
 
 
 def test_read_only_build_dir_on_restore(released, tmp_path):
@@ -585,6 +606,38 @@ def test_read_only_generations_on_release(released, tmp_path):
     before = tree_hash(w / "proj" / "publish")
     _fails_read_only(w, snaps, f"release {cand}")
     assert tree_hash(w / "proj" / "publish") == before
+
+
+def test_disk_failing_writes_during_release_is_reported(released, tmp_path):
+    """The publish tree's disk fails the new generation's writes once they leave the page cache
+    (ext4 on a loop device whose backing file has no room left): one line naming the tree, exit 1,
+    no release recorded, and what the tree serves is what it served (a generation whose bytes the
+    disk lost is never switched to)."""
+    if not _loop_devices():
+        pytest.skip("needs root and loop devices")
+    w = tmp_path / "w"
+    tree_copy(released, w)
+    H.write(w / "build" / "tmp" / "deploy" / "ipk" / "core2-64" / "hello_1.1-r0_core2-64.ipk",
+            H.ipk(H.control("hello", version="1.1-r0", arch="core2-64", extra="Depends: base-files\n"),
+                  data=[("./usr/share/hello/blob", os.urandom(8 << 20))]))
+    cand = json.loads(run([BIN, "-C", "proj", "stage", "build", "--json"], w).stdout)["candidate"]
+    run([BIN, "-C", "proj", "verify", str(cand), "--gate", "closure"], w)
+    pub = w / "proj" / "publish"
+    db_before = db_dump(w / "proj" / "state" / "bindistro.db")
+    served = f"(cd {pub} && find -L . -path ./.bindistro -prune -o -type f -print | sort | xargs -d '\\n' sha256sum)"
+    r = _in_mount_ns(f"""set -e
+        {_failing_disk(w, pub)}
+        {served} > {w}/before.txt
+        {_fill_backing(w)}
+        set +e
+        {BIN} -C {w}/proj release {cand} 2> {w}/stderr.txt
+        echo $? > {w}/rc.txt
+        {served} > {w}/after.txt
+    """, w)
+    _reported_disk_error(w, r, pub)
+    before = (w / "before.txt").read_text()
+    assert "hello_1.0-r0" in before and (w / "after.txt").read_text() == before
+    assert db_dump(w / "proj" / "state" / "bindistro.db") == db_before            # no release
 
 
 def test_internal_error_is_one_line_and_debug_shows_the_trace(released, tmp_path):
