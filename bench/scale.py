@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from _machine import reference
+from _opkg import make_index, present
 
 BIN = Path(sys.executable).parent / "bindistro"
 GATES = ("payload", "closure", "upgrade")      # the gates whose cost grows with the feed
@@ -202,14 +203,12 @@ def main() -> int:
                         ref["createrepo_c --update"] = tool_time(["createrepo_c", "-q", "--update", feed])
                     elif fmt == "deb":
                         ref["apt-ftparchive packages"] = tool_time(["sh", "-c", "apt-ftparchive packages . > /dev/null"], feed)
-                    elif shutil.which("opkg-make-index"):
-                        # on a copy of its own (this one holds our Packages and Packages.stamps), with the
-                        # sums the index has (both): its default is md5 alone
+                    elif present():
+                        # on a copy of its own (this one holds our Packages and Packages.stamps)
                         theirs = tmp / "index" / "ipk-opkg-make-index"
                         shutil.rmtree(theirs, ignore_errors=True)
                         shutil.copytree(d, theirs, ignore=shutil.ignore_patterns("Packages*"))
-                        ref["opkg-make-index"] = tool_time(["opkg-make-index", "--checksum", "md5", "--checksum", "sha256",
-                                                            "-p", theirs / "Packages", theirs])
+                        ref["opkg-make-index"] = tool_time(make_index(theirs))
                     row["index"][fmt] = {"feed": d.name, "packages": len(list(feed.glob(f"*.{fmt}"))),
                                          "full": ours, "unchanged": again, "reference": ref}
             rows.append(row)

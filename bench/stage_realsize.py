@@ -44,6 +44,7 @@ from pathlib import Path
 
 from debian import arfile
 
+from _opkg import make_index, present
 from bindistro_sample.ipkbuild import ar_archive
 
 BIN = Path(sys.executable).parent / "bindistro"
@@ -96,7 +97,7 @@ def rates(files: list[Path]) -> dict:
 def index_times(feed: Path, tmp: Path) -> dict:
     """`feed index` of each feed dir of `feed`, full (a fresh copy: nothing known) and unchanged (again),
     and opkg-make-index's (md5 and sha256, as the index has both) on another copy when it is on PATH."""
-    ref_tool = shutil.which("opkg-make-index")
+    ref_tool = present()
     ours, ref = tmp / "index-ours", tmp / "index-ref"
     for f in FEEDS:
         for d in (ours, ref) if ref_tool else (ours,):
@@ -112,8 +113,7 @@ def index_times(feed: Path, tmp: Path) -> dict:
     mine = [[str(BIN), "feed", "index", str(ours / f)] for f in FEEDS]
     out = {"index_full_s": round(timed(mine), 2), "index_unchanged_s": round(timed(mine), 2)}
     if ref_tool:
-        theirs = [[ref_tool, "--checksum", "md5", "--checksum", "sha256", "-p", str(ref / f / "Packages"), str(ref / f)]
-                  for f in FEEDS]
+        theirs = [make_index(ref / f) for f in FEEDS]
         out["opkg_make_index_full_s"] = round(timed(theirs), 2)
         out["opkg_make_index_unchanged_s"] = round(timed(theirs), 2)
     return out
